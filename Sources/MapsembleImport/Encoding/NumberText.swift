@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A decimal number read strictly from a field, kept both as a value (for range checks) and as its
+/// digits (so the JSON written carries exactly the precision the file had, with no re-formatting).
+///
+/// Accepted: optional spaces around, an optional sign, digits with one decimal separator, an
+/// optional exponent. Not accepted: anything else (`abc`, `1.2.3`, `0x10`, thousands separators).
+/// `NaN` and `Inf` are recognised so they can be named as what they are.
+struct NumberText {
+    enum Failure: Error {
+        case empty
+        case invalid
+        case nonFinite
+    }
+
+    var value: Double
+    var negative: Bool
+    /// Integer digits without leading zeros (empty means 0), fraction digits, exponent digits.
+    var integer: Range<Int>
+    var fraction: Range<Int>
+    var exponentNegative: Bool
+    var exponent: Range<Int>
+
+    /// Parses `bytes`; `separator` is the decimal separator (`.` or `,`).
+    @inline(__always)
+    static func parse(_ bytes: UnsafeRawBufferPointer, separator: UInt8 = UInt8(ascii: ".")) -> Result<NumberText, Failure> {
+        var start = 0
+        var end = bytes.count
+        while start < end && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
+        while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+        if start == end { return .failure(.empty) }
+        var i = start
+        var negative = false
+        if bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+") {
+            negative = bytes[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        let intStart = i
+        while i < end && bytes[i] &- 0x30 < 10 { i += 1 }
+        var integer = intStart..<i
+        var fraction = i..<i
+        if i < end && bytes[i] == separator {
+            i += 1
+            let fracStart = i
+            while i < end && bytes[i] &- 0x30 < 10 { i += 1 }
+            fraction = fracStart..<i
+        }
+        if integer.isEmpty && fraction.isEmpty {
+            return .failure(isNonFinite(bytes, from: intStart, to: end) ? .nonFinite : .invalid)
+        }
+        var exponentNegative = false
+        var exponent = i..<i
+        if i < end && (bytes[i] | 0x20) == UInt8(ascii: "e") {
+            i += 1
+            if i < end && (bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "+")) {
+                exponentNegative = bytes[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            let expStart = i
+            while i < end && bytes[i] &- 0x30 < 10 { i += 1 }
+            exponent = expStart..<i
+            if exponent.isEmpty { return .failure(.invalid) }
+        }
+        if i != end { return .failure(.invalid) }
+        while !integer.isEmpty && bytes[integer.lowerBound] == UInt8(ascii: "0") {
+            integer = (integer.lowerBound + 1)..<integer.upperBound
+        }
+
+        // Value: exact fast path for up to 15 significant digits and small powers of ten
+        // (Clinger), strtod otherwise.
+        var mantissa: UInt64 = 0
+        var digits = 0
+        var fastPath = true
+        for k in integer {
+            mantissa = mantissa &* 10 &+ UInt64(bytes[k] &- 0x30)
+            digits += 1
+        }
+        for k in fraction {
+            mantissa = mantissa &* 10 &+ UInt64(bytes[k] &- 0x30)
+            if mantissa != 0 { digits += 1 }
+        }
+        var exp10 = -fraction.count
+        if !exponent.isEmpty {
+            if exponent.count > 4 {
+                fastPath = false
+            } else {
+                var e = 0
+                for k in exponent { e = e * 10 + Int(bytes[k] &- 0x30) }
+                exp10 += exponentNegative ? -e : e
+            }
+        }
+        var value: Double
+        if fastPath && digits <= 15 && exp10 >= -22 && exp10 <= 22 {
+            value = Double(mantissa)
+            if exp10 < 0 { value /= powersOfTen[-exp10] } else { value *= powersOfTen[exp10] }
+        } else {
+            value = slowParse(bytes, start: start, end: end, separator: separator)
+        }
+        if negative { value = -value }
+        if !value.isFinite { return .failure(.nonFinite) }
+        return .success(
+            NumberText(
+                value: value, negative: negative, integer: integer, fraction: fraction,
+                exponentNegative: exponentNegative, exponent: exponent))
+    }
+
+    private static func isNonFinite(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
+        var word: [UInt8] = []
+        for k in from..<to { word.append(bytes[k] | 0x20) }
+        return word == Array("nan".utf8) || word == Array("inf".utf8) || word == Array("infinity".utf8)
+    }
+
+    private static func slowParse(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int, separator: UInt8) -> Double {
+        var text = [CChar]()
+        text.reserveCapacity(end - start + 1)
+        for k in start..<end {
+            let byte = bytes[k]
+            text.append(CChar(bitPattern: byte == separator ? UInt8(ascii: ".") : byte))
+        }
+        text.append(0)
+        return abs(strtod(text, nil))
+    }
+
+    /// Appends the number as JSON: no leading `+` or zeros, `0.` before a bare fraction.
+    @inline(__always)
+    func appendJSON(from bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        if negative { out.append(UInt8(ascii: "-")) }
+        if integer.isEmpty {
+            out.append(UInt8(ascii: "0"))
+        } else {
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[integer]))
+        }
+        if !fraction.isEmpty {
+            out.append(UInt8(ascii: "."))
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[fraction]))
+        }
+        if !exponent.isEmpty {
+            out.append(UInt8(ascii: "e"))
+            if exponentNegative { out.append(UInt8(ascii: "-")) }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[exponent]))
+        }
+    }
+}
+
+private let powersOfTen: [Double] = (0...22).map { exponent in
+    var value = 1.0
+    for _ in 0..<exponent { value *= 10 }
+    return value
+}

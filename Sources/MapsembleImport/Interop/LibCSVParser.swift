@@ -1,0 +1,88 @@
+import CLibCSV
+
+/// libcsv in strict mode, delivering fields straight into a `RecordBlock`.
+///
+/// Confined to the reader's task: not `Sendable`. The reader feeds it one physical line at a time,
+/// which is how it knows where every record starts and how it resynchronises after a malformed
+/// record (libcsv reports no positions of its own, and its lenient mode swallows the rest of a
+/// file after a stray quote).
+final class LibCSVParser {
+    /// Where completed records go; the reader swaps it out when a block is full.
+    final class Collector {
+        var block = RecordBlock()
+        /// Line where the record being parsed started.
+        var recordLine = 1
+        /// Records completed since the reader last looked.
+        var completed = 0
+    }
+
+    private let parser: UnsafeMutablePointer<csv_parser>
+    private let delimiter: UInt8
+    private let quote: UInt8
+    let collector = Collector()
+
+    /// - Parameters:
+    ///   - delimiter: the field separator.
+    ///   - quote: the quote character, or `nil` when `"` is plain data.
+    init(delimiter: UInt8, quote: UInt8?) {
+        self.delimiter = delimiter
+        self.quote = quote ?? 0
+        parser = .allocate(capacity: 1)
+        initialise()
+    }
+
+    deinit {
+        csv_free(parser)
+        parser.deallocate()
+    }
+
+    private func initialise() {
+        _ = csv_init(parser, UInt8(CSV_STRICT | CSV_STRICT_FINI))
+        csv_set_delim(parser, delimiter)
+        csv_set_quote(parser, quote)
+        // Spaces around fields are trimmed as libcsv does by default; a tab never is, since it
+        // may be the delimiter or data.
+        csv_set_space_func(parser, isSpace)
+    }
+
+    /// True while a record has begun and not ended (e.g. inside a quoted field spanning lines).
+    var inRecord: Bool { parser.pointee.pstate != 0 }
+
+    /// Parses `bytes`; returns `nil` when all were consumed, or the offset of a syntax error.
+    @inline(__always)
+    func parse(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        let consumed = csv_parse(parser, bytes.baseAddress, bytes.count, onField, onRecord, context)
+        return consumed == bytes.count ? nil : consumed
+    }
+
+    /// Ends the input: delivers a last record without a line end. Returns false when the input
+    /// ends inside a quoted field.
+    func finish() -> Bool {
+        let context = Unmanaged.passUnretained(collector).toOpaque()
+        return withExtendedLifetime(collector) {
+            csv_fini(parser, onField, onRecord, context) == 0
+        }
+    }
+
+    /// Forgets a broken record: drops its fields and restarts the tokenizer.
+    func reset() {
+        collector.block.discardOpenRecord()
+        csv_free(parser)
+        initialise()
+    }
+}
+
+private let isSpace: @convention(c) (UInt8) -> Int32 = { $0 == 0x20 ? 1 : 0 }
+
+private let onField: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> Void = {
+    data, length, context in
+    let collector = Unmanaged<LibCSVParser.Collector>.fromOpaque(context!).takeUnretainedValue()
+    collector.block.appendField(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length))
+}
+
+private let onRecord: @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void = { _, context in
+    let collector = Unmanaged<LibCSVParser.Collector>.fromOpaque(context!).takeUnretainedValue()
+    collector.block.closeRecord(line: collector.recordLine)
+    collector.completed += 1
+}

@@ -1,0 +1,82 @@
+/// A block of raw CSV records as the reader hands it downstream.
+///
+/// Field bytes are stored back to back in one buffer (no `String` per field); a record is a run of
+/// consecutive fields. Every record keeps the physical line (1-based, header included) where it
+/// starts. Rows the reader could not parse travel beside the records as `rejections`, so a block
+/// accounts for every row it covers: `count + rejections.count`.
+public struct RecordBlock: Sendable {
+    /// Field contents, concatenated.
+    public var bytes: [UInt8] = []
+    /// End offset in `bytes` of every field.
+    public var fieldEnds: [Int] = []
+    /// Index into `fieldEnds` of the first field of each record, plus one final entry.
+    public var recordFieldStarts: [Int] = [0]
+    /// Physical line where each record starts.
+    public var lines: [Int] = []
+    /// Rows rejected so far for this block, in line order.
+    public var rejections: [Rejection] = []
+
+    public init() {
+        bytes.reserveCapacity(1 << 20)
+    }
+
+    /// Number of records (not counting rejections).
+    public var count: Int { lines.count }
+
+    /// Number of fields of record `record`.
+    @inline(__always)
+    public func fieldCount(_ record: Int) -> Int {
+        recordFieldStarts[record + 1] - recordFieldStarts[record]
+    }
+
+    /// Byte range of field `field` of record `record`.
+    @inline(__always)
+    public func fieldRange(_ record: Int, _ field: Int) -> Range<Int> {
+        let index = recordFieldStarts[record] + field
+        let start = index == 0 ? 0 : fieldEnds[index - 1]
+        return start..<fieldEnds[index]
+    }
+
+    /// Field `field` of record `record` as a string (for reports and errors, not for the hot path).
+    public func string(_ record: Int, _ field: Int) -> String {
+        String(decoding: bytes[fieldRange(record, field)], as: UTF8.self)
+    }
+
+    /// All fields of record `record` as strings.
+    public func strings(_ record: Int) -> [String] {
+        (0..<fieldCount(record)).map { string(record, $0) }
+    }
+
+    /// Appends one field's bytes.
+    @inline(__always)
+    mutating func appendField(_ field: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: field)
+        fieldEnds.append(bytes.count)
+    }
+
+    /// Closes the record made of the fields appended since the last call.
+    @inline(__always)
+    mutating func closeRecord(line: Int) {
+        recordFieldStarts.append(fieldEnds.count)
+        lines.append(line)
+    }
+
+    /// Drops the fields appended since the last closed record.
+    mutating func discardOpenRecord() {
+        let start = recordFieldStarts[recordFieldStarts.count - 1]
+        fieldEnds.removeSubrange(start...)
+        bytes.removeSubrange((fieldEnds.last ?? 0)...)
+    }
+
+    /// Fields appended since the last closed record, as strings.
+    func openRecordStrings() -> [String] {
+        let start = recordFieldStarts[recordFieldStarts.count - 1]
+        return (start..<fieldEnds.count).map { index in
+            let from = index == 0 ? 0 : fieldEnds[index - 1]
+            return String(decoding: bytes[from..<fieldEnds[index]], as: UTF8.self)
+        }
+    }
+
+    /// Number of fields appended since the last closed record.
+    var openFieldCount: Int { fieldEnds.count - recordFieldStarts[recordFieldStarts.count - 1] }
+}

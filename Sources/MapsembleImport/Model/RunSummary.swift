@@ -1,0 +1,66 @@
+/// What a run did with every row; written as `NAME.summary.json`.
+///
+/// The one place where the books are balanced: `notSent` is every row read that was neither
+/// imported nor rejected, so `rowsRead == imported + rejected + notSent` holds on every path.
+public struct RunSummary: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        case completed
+        case completedWithRejects = "completed_with_rejects"
+        case aborted
+    }
+
+    public var input: String
+    public var status: Status
+    public var rowsRead: Int
+    public var imported: Int
+    public var created = 0
+    public var updated = 0
+    public var deleted = 0
+    public var rejectedByCode: [RejectCode: Int]
+    public var requests = 0
+    public var retries = 0
+    public var durationSeconds: Double
+    /// Why the run stopped early, when it did.
+    public var abortReason: ImportError?
+    /// The run was stopped by a signal (exit 130).
+    public var interrupted = false
+
+    public var rejected: Int { rejectedByCode.values.reduce(0, +) }
+    public var notSent: Int { rowsRead - imported - rejected }
+
+    /// The exit code of spec/cli.md: 0 all imported, 1 some rejected, 3 aborted, 130 interrupted.
+    public var exitCode: Int32 {
+        if interrupted { return 130 }
+        switch status {
+        case .completed: return 0
+        case .completedWithRejects: return 1
+        case .aborted: return abortReason?.exitCode ?? 3
+        }
+    }
+
+    /// The summary as pretty-printed JSON with the keys in the documented order.
+    public var json: String {
+        let codes = rejectedByCode.keys.sorted()
+            .map { "    \"\($0.rawValue)\": \(rejectedByCode[$0]!)" }
+            .joined(separator: ",\n")
+        var inputJSON: [UInt8] = []
+        JSONBytes.appendString(input, to: &inputJSON)
+        return """
+            {
+              "input": \(String(decoding: inputJSON, as: UTF8.self)),
+              "status": "\(status.rawValue)",
+              "rows_read": \(rowsRead),
+              "imported": \(imported),
+              "created": \(created),
+              "updated": \(updated),
+              "deleted": \(deleted),
+              "rejected": \(rejected),
+              "not_sent": \(notSent),
+              "rejected_by_code": {\(codes.isEmpty ? "" : "\n\(codes)\n  ")},
+              "requests": \(requests),
+              "retries": \(retries),
+              "duration_s": \(Double((durationSeconds * 1000).rounded()) / 1000)
+            }
+            """ + "\n"
+    }
+}

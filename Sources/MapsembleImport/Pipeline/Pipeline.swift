@@ -1,0 +1,242 @@
+import AsyncAlgorithms
+import Foundation
+import Synchronization
+
+/// What a command asks of a run beyond pipeline.yml.
+public struct RunOptions: Sendable {
+    /// No network: the batches go to `output` / `outputBatches` instead of the API.
+    public var dryRun = true
+    /// `--output FILE|-`: every feature as one GeoJSON FeatureCollection.
+    public var output: String?
+    /// `--output-batches FILE|-`: every request body, one per line.
+    public var outputBatches: String?
+    public init() {}
+}
+
+/// Wires the stages and runs them: reader → validator → transformer → chunker → sink, each in a
+/// task of its own, handing blocks of rows to the next over `AsyncChannel`s. A channel holds no
+/// element (`send` returns when the next stage takes it), so a slow stage holds every stage before
+/// it back: memory is a few blocks whatever the input size. The first fatal error, or cancellation
+/// (Ctrl-C), stops every stage; the reports are written on every path and account for every row.
+public struct Pipeline: Sendable {
+    public let config: PipelineConfig
+    public let options: RunOptions
+
+    public init(config: PipelineConfig, options: RunOptions) {
+        self.config = config
+        self.options = options
+    }
+
+    /// Paths of the report files for the input.
+    public var reportPaths: (rejected: String, summary: String) {
+        let input = config.source.path ?? "-"
+        var name = input == "-" ? "stdin" : (input.split(separator: "/").last.map(String.init) ?? input)
+        if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
+        let dir = config.report.dir
+        return ("\(dir)/\(name).rejected.csv", "\(dir)/\(name).summary.json")
+    }
+
+    /// Runs the import. Throws only for problems found before any row moved (exit code 2);
+    /// everything after is in the returned summary, whose `exitCode` the command exits with.
+    public func run(progress: (@Sendable (Progress) -> Void)? = nil) async throws -> RunSummary {
+        let started = ContinuousClock.now
+        let plan = try PipelinePlan(config: config)
+        let paths = reportPaths
+        do {
+            try FileManager.default.createDirectory(atPath: config.report.dir, withIntermediateDirectories: true)
+        } catch {
+            throw ImportError(.output, "cannot create the report folder", file: config.report.dir)
+        }
+        let rejects = try RejectedRowsWriter(
+            path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter)
+        let sink = try DryRunSink(featuresPath: options.output, batchesPath: options.outputBatches)
+        let state = RunState()
+        let stages = Stages(
+            reader: plan.reader, validator: plan.validator, transformer: Transformer(mapping: plan.mapping),
+            chunker: Chunker(
+                batchSize: config.upload.batchSize, maxBodyBytes: config.upload.maxBodyBytes,
+                remoteField: plan.mapping.remoteID?.slug),
+            rejects: rejects, sink: sink, maxRejects: config.report.maxRejects, state: state, progress: progress)
+
+        var interrupted = false
+        do {
+            try await stages.run()
+        } catch is CancellationError {
+            interrupted = true
+        } catch {
+            state.fail(error as? ImportError ?? ImportError(.output, "\(error)"))
+        }
+        if Task.isCancelled && state.failure == nil { interrupted = true }
+        var failure = state.failure
+        do {
+            try sink.close()
+            try rejects.close()
+        } catch {
+            failure = failure ?? (error as? ImportError)
+        }
+        var summary = RunSummary(
+            input: plan.inputName, status: .completed, rowsRead: state.rowsRead.load(ordering: .relaxed),
+            imported: sink.featureCount, rejectedByCode: rejects.byCode,
+            durationSeconds: (ContinuousClock.now - started).seconds)
+        summary.interrupted = interrupted
+        summary.abortReason = failure
+        if interrupted || failure != nil {
+            summary.status = .aborted
+        } else if summary.rejected > 0 {
+            summary.status = .completedWithRejects
+        }
+        let writer = try ByteWriter(path: paths.summary)
+        try writer.write(summary.json)
+        try writer.close()
+        return summary
+    }
+}
+
+/// Progress of a run, for a progress line.
+public struct Progress: Sendable {
+    public var rowsRead: Int
+    public var bytesRead: Int
+}
+
+/// Counters and the first fatal error, shared by the stage tasks.
+final class RunState: Sendable {
+    let rowsRead = Atomic<Int>(0)
+    private let firstFailure = Mutex<ImportError?>(nil)
+
+    func fail(_ error: ImportError) {
+        firstFailure.withLock { if $0 == nil { $0 = error } }
+    }
+
+    var failure: ImportError? { firstFailure.withLock { $0 } }
+}
+
+/// The stage objects of one run. Each is owned by exactly one stage task at a time (the task
+/// group's completion hands them back), hence `@unchecked Sendable`.
+private final class Stages: @unchecked Sendable {
+    let reader: CSVReader
+    let validator: Validator
+    let transformer: Transformer
+    var chunker: Chunker
+    let rejects: RejectedRowsWriter
+    let sink: DryRunSink
+    let maxRejects: PipelineConfig.Threshold?
+    let state: RunState
+    let progress: (@Sendable (Progress) -> Void)?
+
+    init(
+        reader: CSVReader, validator: Validator, transformer: Transformer, chunker: Chunker,
+        rejects: RejectedRowsWriter, sink: DryRunSink, maxRejects: PipelineConfig.Threshold?, state: RunState,
+        progress: (@Sendable (Progress) -> Void)?
+    ) {
+        self.reader = reader
+        self.validator = validator
+        self.transformer = transformer
+        self.chunker = chunker
+        self.rejects = rejects
+        self.sink = sink
+        self.maxRejects = maxRejects
+        self.state = state
+        self.progress = progress
+    }
+
+    /// A percentage limit on rejects is judged once this many rows have been seen (or at the end).
+    static let percentSample = 1000
+
+    func run() async throws {
+        let records = AsyncChannel<RecordBlock>()
+        let validated = AsyncChannel<ValidatedBlock>()
+        let features = AsyncChannel<FeatureBlock>()
+        let batches = AsyncChannel<Batch>()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.read(into: records) }
+            group.addTask {
+                defer { validated.finish() }
+                for await block in records {
+                    await validated.send(self.validator.validate(block))
+                    try Task.checkCancellation()
+                }
+            }
+            group.addTask {
+                defer { features.finish() }
+                for await block in validated {
+                    await features.send(self.transformer.transform(block))
+                    try Task.checkCancellation()
+                }
+            }
+            group.addTask { try await self.chunk(features, into: batches) }
+            group.addTask {
+                for await batch in batches {
+                    try self.sink.consume(batch)
+                    try Task.checkCancellation()
+                }
+            }
+            do {
+                try await group.waitForAll()
+            } catch let error as ImportError {
+                state.fail(error)
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    private func read(into records: AsyncChannel<RecordBlock>) async throws {
+        defer { records.finish() }
+        while let block = try reader.nextBlock() {
+            state.rowsRead.store(reader.rowsRead, ordering: .relaxed)
+            progress?(Progress(rowsRead: reader.rowsRead, bytesRead: reader.bytesRead))
+            await records.send(block)
+            try Task.checkCancellation()
+        }
+        state.rowsRead.store(reader.rowsRead, ordering: .relaxed)
+    }
+
+    /// Writes each block's rejections, checks `max_rejects`, cuts batches. With a percentage
+    /// limit, batches are held back until enough rows have been seen to judge it.
+    private func chunk(_ features: AsyncChannel<FeatureBlock>, into batches: AsyncChannel<Batch>) async throws {
+        defer { batches.finish() }
+        var seen = 0
+        var held: [Batch] = []
+        var holding: Bool = {
+            if case .percent = maxRejects { return true }
+            return false
+        }()
+        func check(final: Bool) throws {
+            guard let maxRejects, maxRejects.isExceeded(by: rejects.count, of: seen) else { return }
+            if case .percent = maxRejects, !final && seen < Self.percentSample { return }
+            let limit: String
+            switch maxRejects {
+            case .count(let count): limit = "\(count) rows"
+            case .percent(let share): limit = "\(share.formatted())% of the rows"
+            }
+            throw ImportError(
+                .tooManyRejects,
+                "\(rejects.count) of \(seen) rows were rejected, more than report.max_rejects allows (\(limit)); stopped")
+        }
+        for await block in features {
+            for rejection in block.rejections { try rejects.write(rejection) }
+            seen += block.count + block.rejections.count
+            try check(final: false)
+            let full = chunker.append(block)
+            if holding {
+                held += full
+                if seen >= Self.percentSample {
+                    holding = false
+                    for batch in held { await batches.send(batch) }
+                    held = []
+                }
+            } else {
+                for batch in full { await batches.send(batch) }
+            }
+            try Task.checkCancellation()
+        }
+        try Task.checkCancellation()
+        try check(final: true)
+        for batch in held { await batches.send(batch) }
+        if let last = chunker.finish() { await batches.send(last) }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,130 @@
+/// Everything a run needs to know, from pipeline.yml and the command line (flags win), with the
+/// defaults of spec/cli.md. Checked once by `ConfigLoader`; the stages trust it.
+public struct PipelineConfig: Sendable, Equatable {
+    public struct Source: Sendable, Equatable {
+        public var path: String?
+        public var format = "auto"
+        /// `auto` or one of `,` `;` tab `|`.
+        public var delimiter = "auto"
+        public var encoding = "auto"
+        /// `auto`, `true` or `false`.
+        public var header = "auto"
+        /// The quote character, or `none`.
+        public var quote = "\""
+        /// `auto`, `point` or `comma`.
+        public var decimal = "auto"
+        public var sheet: String?
+    }
+
+    public enum Mode: String, Sendable, CaseIterable {
+        case create, upsert, replace, delete, update, sync
+    }
+
+    public struct Target: Sendable, Equatable {
+        public var apiURL = "https://app.mapsemble.com"
+        public var apiKey: String?
+        public var mapID: String?
+        /// nil: `upsert` when a remote id is configured, `create` otherwise.
+        public var mode: Mode?
+    }
+
+    public enum SwappedPolicy: String, Sendable, CaseIterable {
+        case reject, fix, off
+    }
+
+    public struct Coordinates: Sendable, Equatable {
+        /// Column names; nil means "find a conventional name in the header".
+        public var longitude: String?
+        public var latitude: String?
+        public var point: String?
+        public var swapped = SwappedPolicy.reject
+        /// `[min_lon, min_lat, max_lon, max_lat]`.
+        public var bounds: [Double]?
+    }
+
+    public struct Field: Sendable, Equatable {
+        public var slug: String
+        public var column: String
+        /// A Mapsemble field type: `text`, `multiline_text`, `number`, `date`, `image`,
+        /// `single_select`, `multi_select`.
+        public var type = "text"
+    }
+
+    public struct Properties: Sendable, Equatable {
+        /// A column name, or a template such as `{name} ({city})`.
+        public var label: String?
+        public var remoteID: String?
+        public var remoteField = "remote_id"
+        /// In the order of the file.
+        public var fields: [Field] = []
+    }
+
+    public struct Upload: Sendable, Equatable {
+        public var batchSize = 500
+        public var concurrency = 4
+        public var maxRetries = 8
+        public var timeoutSeconds = 30.0
+        /// Largest request body; a batch is cut before it would grow past this.
+        public var maxBodyBytes = 4 << 20
+    }
+
+    /// A count, or a share of the rows read.
+    public enum Threshold: Sendable, Equatable {
+        case count(Int)
+        case percent(Double)
+    }
+
+    public struct Report: Sendable, Equatable {
+        public var dir = "reports"
+        public var maxRejects: Threshold?
+    }
+
+    public struct Sync: Sendable, Equatable {
+        public var maxDelete = Threshold.percent(10)
+    }
+
+    public var version = 1
+    public var source = Source()
+    public var target = Target()
+    public var coordinates = Coordinates()
+    public var properties = Properties()
+    public var upload = Upload()
+    public var report = Report()
+    public var sync = Sync()
+
+    public init() {}
+
+    /// The mode in force once defaults apply.
+    public var mode: Mode { target.mode ?? (properties.remoteID == nil ? .create : .upsert) }
+}
+
+extension PipelineConfig.Threshold {
+    /// Parses `N` or `P%`.
+    public init?(parsing text: String) {
+        let trimmed = text.trimmingSpaces
+        if trimmed.hasSuffix("%") {
+            guard let value = Double(trimmed.dropLast()), value >= 0, value <= 100 else { return nil }
+            self = .percent(value)
+        } else {
+            guard let value = Int(trimmed), value >= 0 else { return nil }
+            self = .count(value)
+        }
+    }
+
+    /// Whether `count` out of `total` passes this threshold.
+    public func isExceeded(by count: Int, of total: Int) -> Bool {
+        switch self {
+        case .count(let limit): count > limit
+        case .percent(let share): total > 0 && Double(count) * 100 > share * Double(total)
+        }
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        var view = Substring(self)
+        while let first = view.first, first.isWhitespace { view = view.dropFirst() }
+        while let last = view.last, last.isWhitespace { view = view.dropLast() }
+        return String(view)
+    }
+}

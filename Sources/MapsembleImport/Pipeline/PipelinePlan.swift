@@ -1,0 +1,132 @@
+import Foundation
+
+/// The stages of one run, built from the config and the input's header before any row moves.
+/// Every mismatch between pipeline.yml and the file (a column that is not there, a setting this
+/// version cannot honour) is found here, as one `ImportError` naming the file, line and column.
+struct PipelinePlan {
+    var reader: CSVReader
+    var validator: Validator
+    var mapping: PropertyMapping
+    var readerOptions: ReaderOptions
+    var inputName: String
+
+    init(config: PipelineConfig) throws {
+        guard let path = config.source.path else {
+            throw ImportError(.usage, "no input: give --input FILE or source.path in pipeline.yml")
+        }
+        inputName = path == "-" ? "stdin" : path
+        try Self.checkSupported(config)
+
+        var options = ReaderOptions()
+        options.quote = config.source.quote == "none" ? nil : config.source.quote.utf8.first
+        options.hasHeader = config.source.header != "false"
+        options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
+        readerOptions = options
+        reader = try CSVReader(path: path, options: options, name: inputName)
+
+        let header = reader.header
+        let separator = config.source.decimal == "comma" ? UInt8(ascii: ",") : UInt8(ascii: ".")
+        if separator == options.delimiter {
+            throw ImportError(.config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
+        }
+        let name = path == "-" ? "stdin" : path
+        func column(_ name: String, key: String) throws -> Int {
+            guard let index = header.firstIndex(of: name) else {
+                throw ImportError(
+                    .config,
+                    "\(key) names the column \"\(name)\", which the header does not have; its columns are: \(header.joined(separator: ", "))",
+                    file: name, line: 1)
+            }
+            return index
+        }
+        func detect(_ candidates: [String], key: String, what: String) throws -> Int {
+            for candidate in candidates {
+                if let index = header.firstIndex(where: { $0.trimmingSpaces.lowercased() == candidate }) { return index }
+            }
+            throw ImportError(
+                .config,
+                "no \(what) column found; set \(key) in pipeline.yml to one of the columns: \(header.joined(separator: ", "))",
+                file: name, line: 1)
+        }
+        let longitude = try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
+            ?? detect(["lon", "lng", "long", "longitude", "x", "lon_dd", "longitud", "längengrad", "laengengrad"],
+                key: "coordinates.longitude", what: "longitude")
+        let latitude = try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
+            ?? detect(["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"],
+                key: "coordinates.latitude", what: "latitude")
+        if longitude == latitude {
+            throw ImportError(.config, "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"", file: name, line: 1)
+        }
+        validator = Validator(
+            longitudeColumn: longitude, latitudeColumn: latitude, header: header,
+            swapped: config.coordinates.swapped, bounds: config.coordinates.bounds, decimalSeparator: separator)
+
+        var label: [PropertyMapping.LabelPart]?
+        if let setting = config.properties.label {
+            switch PropertyMapping.labelParts(setting, header: header) {
+            case .success(let parts): label = parts
+            case .failure(let error): throw error.inFile(name)
+            }
+        } else if let index = header.firstIndex(where: { ["label", "name", "title"].contains($0.lowercased()) }) {
+            label = [.column(index)]
+        }
+        let remoteID = try config.properties.remoteID.map { (n) in
+            (column: try column(n, key: "properties.remote_id"), slug: config.properties.remoteField)
+        }
+        var fields: [PropertyMapping.Field] = []
+        for field in config.properties.fields {
+            if field.slug == config.properties.remoteField && remoteID != nil {
+                throw ImportError(.config, "properties.fields.\(field.slug) uses the remote field's slug; the remote id is sent under it already")
+            }
+            fields.append(
+                .init(slug: field.slug, column: try column(field.column, key: "properties.fields.\(field.slug)"),
+                    isNumber: field.type == "number"))
+        }
+        mapping = PropertyMapping(
+            label: label, remoteID: remoteID, fields: fields, header: header, decimalSeparator: separator)
+    }
+
+    private static func checkSupported(_ config: PipelineConfig) throws {
+        func unsupported(_ what: String) -> ImportError {
+            ImportError(.config, "\(what) is not supported by this version of mapsemble-import yet")
+        }
+        if !["auto", "csv"].contains(config.source.format) { throw unsupported("source.format \(config.source.format)") }
+        if !["auto", "utf-8", "utf8", "UTF-8"].contains(config.source.encoding) {
+            throw unsupported("source.encoding \(config.source.encoding) (files must be UTF-8 for now)")
+        }
+        if config.coordinates.point != nil { throw unsupported("coordinates.point (one column holding both values)") }
+        switch config.mode {
+        case .create: break
+        case .upsert:
+            if config.properties.remoteID == nil {
+                throw ImportError(.config, "mode upsert needs properties.remote_id: the column holding each row's unique id")
+            }
+        case .replace, .delete, .update, .sync: throw unsupported("mode \(config.mode.rawValue)")
+        }
+    }
+
+    /// The delimiter byte: the configured one, or for `auto` the candidate that splits the first
+    /// line into the most fields (outside quotes), `,` when in doubt.
+    static func delimiter(_ setting: String, path: String, quote: UInt8?) throws -> UInt8 {
+        if setting != "auto" { return setting.utf8.first! }
+        guard path != "-", let handle = FileHandle(forReadingAtPath: path) else { return UInt8(ascii: ",") }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 64 << 10)) ?? Data()
+        var counts: [UInt8: Int] = [:]
+        var quoted = false
+        var index = head.startIndex
+        if head.starts(with: [0xEF, 0xBB, 0xBF]) { index += 3 }
+        while index < head.endIndex {
+            let byte = head[index]
+            if let quote, byte == quote { quoted.toggle() }
+            if !quoted {
+                if byte == 0x0A { break }
+                if [0x2C, 0x3B, 0x09, 0x7C].contains(byte) { counts[byte, default: 0] += 1 }
+            }
+            index += 1
+        }
+        let best = [UInt8(ascii: ","), UInt8(ascii: ";"), 0x09, UInt8(ascii: "|")]
+            .max { counts[$0, default: 0] < counts[$1, default: 0] }!
+        return counts[best, default: 0] > 0 ? best : UInt8(ascii: ",")
+    }
+}

@@ -1,0 +1,48 @@
+/// Stage 5 for `--dry-run` and `validate`: takes the batches that would be sent and writes them
+/// where asked — every feature as one GeoJSON FeatureCollection (RFC 7946, streamed: written as it
+/// comes, never held), and/or each request body on a line of its own.
+public final class DryRunSink {
+    private let features: ByteWriter?
+    private let batches: ByteWriter?
+    private var wroteFeature = false
+    public private(set) var featureCount = 0
+
+    public init(featuresPath: String?, batchesPath: String?) throws {
+        features = try featuresPath.map { (path) in try ByteWriter(path: path) }
+        batches = try batchesPath.map { (path) in try ByteWriter(path: path) }
+        try features?.write(Self.head)
+    }
+
+    private static let head: [UInt8] = Array("{\"type\":\"FeatureCollection\",\"features\":[\n".utf8)
+    private static let separator: [UInt8] = Array(",\n".utf8)
+    private static let tail: [UInt8] = Array("\n]}\n".utf8)
+
+    /// Takes one batch; its features count as imported once written.
+    public func consume(_ batch: Batch) throws {
+        if let features {
+            try batch.body.withUnsafeBytes { (body) in
+                for range in batch.featureRanges {
+                    if wroteFeature {
+                        try Self.separator.withUnsafeBytes { (raw) in try features.write(raw) }
+                    }
+                    try features.write(UnsafeRawBufferPointer(rebasing: body[range]))
+                    wroteFeature = true
+                }
+            }
+        }
+        if let batches {
+            try batches.write(batch.body)
+            try batches.write([0x0A])
+        }
+        featureCount += batch.count
+    }
+
+    /// Ends the collection and closes both outputs.
+    public func close() throws {
+        if let features {
+            try features.write(wroteFeature ? Self.tail : Array("]}\n".utf8))
+            try features.close()
+        }
+        try batches?.close()
+    }
+}

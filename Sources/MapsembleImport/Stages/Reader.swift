@@ -1,0 +1,237 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// How the reader splits the input.
+public struct ReaderOptions: Sendable {
+    public var delimiter: UInt8 = UInt8(ascii: ",")
+    /// The quote character, or nil when quotes are plain data.
+    public var quote: UInt8? = UInt8(ascii: "\"")
+    public var hasHeader = true
+    /// A record (with every line of a quoted field) larger than this is rejected as malformed.
+    public var maxRecordBytes = 16 << 20
+    /// A block is handed on once it holds this many field bytes.
+    public var blockBytes = 512 << 10
+    public init() {}
+}
+
+/// Stage 1: CSV bytes → `RecordBlock`s, through libcsv in strict mode.
+///
+/// Streams: memory is one read buffer plus one block, whatever the file size. Every record carries
+/// the physical line it starts on. A record libcsv cannot parse (stray or unterminated quote) or
+/// with the wrong number of fields becomes a `malformed_row` rejection made of its first physical
+/// line, and parsing resumes on the line after it: a broken quote costs one row, never the rest of
+/// the file. (Heuristic: when a quote opened on an earlier line is the broken one, the lines after
+/// it are parsed again as records of their own.)
+public final class CSVReader {
+    /// Column names: the header row, or `1`, `2`, … when the file has none.
+    public private(set) var header: [String] = []
+    /// Rows produced so far: records plus malformed rows (the header is not a row).
+    public private(set) var rowsRead = 0
+    /// Bytes of input consumed so far.
+    public var bytesRead: Int { source.bytesRead }
+
+    private let source: LineSource
+    private let parser: LibCSVParser
+    private let options: ReaderOptions
+    private let name: String
+    private var nextLineNumber = 1
+    /// Raw bytes of the record in progress when it spans lines; `pendingFirstLine` is its first line.
+    private var pending: [UInt8] = []
+    private var pendingFirstLine = 0
+    private var finished = false
+    private var checkedRecords = 0
+
+    /// Opens `path` (`-` reads standard input) and reads the header row.
+    /// - Parameter name: how errors name the input.
+    public init(path: String, options: ReaderOptions, name: String? = nil) throws {
+        self.name = name ?? path
+        self.options = options
+        if path == "-" {
+            source = LineSource(fd: 0, closeOnDeinit: false)
+        } else {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw ImportError(
+                    .unreadableInput, "cannot open the input: \(String(cString: strerror(errno)))", file: path)
+            }
+            var info = stat()
+            if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+                close(fd)
+                throw ImportError(.unreadableInput, "the input is a directory, expected a CSV file", file: path)
+            }
+            source = LineSource(fd: fd, closeOnDeinit: true)
+        }
+        parser = LibCSVParser(delimiter: options.delimiter, quote: options.quote)
+        try readHeader()
+    }
+
+    private func readHeader() throws {
+        // The header is the first record; a malformed first line is fatal (no columns to map).
+        while parser.collector.block.count == 0 {
+            guard try advance() else { break }
+            if let rejection = parser.collector.block.rejections.first {
+                throw ImportError(.unreadableInput, "the header row cannot be parsed: \(rejection.message)",
+                    file: name, line: rejection.line)
+            }
+        }
+        var block = parser.collector.block
+        guard block.count > 0 else {
+            throw ImportError(.unreadableInput, "the input is empty, expected a header row", file: name)
+        }
+        if options.hasHeader {
+            header = block.strings(0)
+            var seen = Set<String>()
+            for column in header where !seen.insert(column).inserted {
+                throw ImportError(.unreadableInput, "the header names the column \"\(column)\" twice",
+                    file: name, line: block.lines[0])
+            }
+            parser.collector.block = RecordBlock()
+            checkedRecords = 0
+            rowsRead = 0
+        } else {
+            header = (1...block.fieldCount(0)).map(String.init)
+            rowsRead = 1
+            checkedRecords = 1
+        }
+    }
+
+    /// The next block of records, or nil at the end of the input.
+    public func nextBlock() throws -> RecordBlock? {
+        while parser.collector.block.bytes.count < options.blockBytes
+            && parser.collector.block.count < 65_536
+        {
+            guard try advance() else { break }
+        }
+        let block = parser.collector.block
+        guard block.count > 0 || !block.rejections.isEmpty else { return nil }
+        parser.collector.block = RecordBlock()
+        checkedRecords = 0
+        return block
+    }
+
+    /// Feeds one physical line to libcsv. Returns false at the end of the input.
+    private func advance() throws -> Bool {
+        if finished { return false }
+        guard let line = try source.nextLine() else {
+            guard parser.finish() else {
+                malformed(current: nil, message: "a quoted field is never closed before the end of the file")
+                return true
+            }
+            checkRecords()
+            finished = true
+            return false
+        }
+        let lineNumber = nextLineNumber
+        nextLineNumber += 1
+        let continuing = parser.inRecord
+        if !continuing { parser.collector.recordLine = lineNumber }
+        if let offset = parser.parse(line) {
+            malformed(current: line, message: syntaxMessage(line, offset, lineNumber))
+            return true
+        }
+        if parser.inRecord {
+            if !continuing {
+                pending.removeAll(keepingCapacity: true)
+                pendingFirstLine = line.count
+            }
+            pending.append(contentsOf: line)
+            if pending.count > options.maxRecordBytes {
+                malformed(
+                    current: nil,
+                    message: "a quoted field runs past \(options.maxRecordBytes) bytes without its closing quote")
+            }
+        } else {
+            checkRecords()
+        }
+        return true
+    }
+
+    private func syntaxMessage(_ line: UnsafeRawBufferPointer, _ offset: Int, _ lineNumber: Int) -> String {
+        let byte = offset < line.count ? line[offset] : 0
+        let at = "on line \(lineNumber)"
+        switch byte {
+        case options.quote ?? 0:
+            return "unexpected quote \(at), expected quotes only around a whole field"
+        case 0x0A, 0x0D:
+            return "line end \(at) right after a closing quote was not expected"
+        default:
+            return "unexpected character after a closing quote \(at), expected a delimiter or the end of the line"
+        }
+    }
+
+    /// Turns the record in progress into a `malformed_row` made of its first line, and queues the
+    /// lines after that one to be parsed again.
+    private func malformed(current: UnsafeRawBufferPointer?, message: String) {
+        let collector = parser.collector
+        let firstLine: [UInt8]
+        var rest: [UInt8] = []
+        if pending.isEmpty {
+            firstLine = current.map(Array.init) ?? []
+        } else {
+            firstLine = Array(pending[..<pendingFirstLine])
+            rest = Array(pending[pendingFirstLine...])
+            if let current { rest.append(contentsOf: current) }
+        }
+        parser.reset()
+        pending.removeAll(keepingCapacity: true)
+        source.unread(rest)
+        nextLineNumber = collector.recordLine + 1
+        var text = firstLine[...]
+        while let last = text.last, last == 0x0A || last == 0x0D { text = text.dropLast() }
+        collector.block.rejections.append(
+            Rejection(
+                line: collector.recordLine, code: .malformedRow, column: "", message: message,
+                fields: [String(decoding: text, as: UTF8.self)]))
+        rowsRead += 1
+    }
+
+    /// Checks the field count of the records completed since the last check.
+    private func checkRecords() {
+        let block = parser.collector.block
+        guard checkedRecords < block.count else { return }
+        let expected = header.count
+        let fresh = checkedRecords..<block.count
+        if !header.isEmpty, fresh.contains(where: { block.fieldCount($0) != expected }) {
+            var kept = block
+            kept.truncate(toRecords: checkedRecords)
+            for record in fresh {
+                let fields = block.strings(record)
+                if fields.count == expected {
+                    kept.append(fields: fields, line: block.lines[record])
+                } else {
+                    kept.rejections.append(
+                        Rejection(
+                            line: block.lines[record], code: .malformedRow, column: "",
+                            message: "expected \(expected) fields as in the header, found \(fields.count)",
+                            fields: fields))
+                }
+            }
+            parser.collector.block = kept
+        }
+        rowsRead += fresh.count
+        checkedRecords = parser.collector.block.count
+    }
+}
+
+extension RecordBlock {
+    /// Keeps only the first `records` records (rejections are left alone).
+    mutating func truncate(toRecords records: Int) {
+        let fieldCount = recordFieldStarts[records]
+        fieldEnds.removeSubrange(fieldCount...)
+        bytes.removeSubrange((fieldCount == 0 ? 0 : fieldEnds[fieldCount - 1])...)
+        recordFieldStarts.removeSubrange((records + 1)...)
+        lines.removeSubrange(records...)
+    }
+
+    /// Appends a record given as strings.
+    mutating func append(fields: [String], line: Int) {
+        for field in fields {
+            var field = field
+            field.withUTF8 { appendField(UnsafeRawBufferPointer($0)) }
+        }
+        closeRecord(line: line)
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import MapsembleImport
+
+/// Flags every pipeline command takes; each overrides pipeline.yml (spec/cli.md).
+struct PipelineOptions: ParsableArguments {
+    @Argument(help: "The pipeline file (default: pipeline.yml in the current folder, if there is one).")
+    var pipeline: String?
+
+    @Option(help: "The input file; - reads standard input.")
+    var input: String?
+
+    @Option(help: "The map id.")
+    var map: String?
+
+    @Option(name: .customLong("api-url"), help: "The Mapsemble API base URL.")
+    var apiURL: String?
+
+    @Option(help: "create, upsert, replace, delete, update or sync.")
+    var mode: String?
+
+    @Option(name: .customLong("report-dir"), help: "Where the report files go.")
+    var reportDir: String?
+
+    @Option(name: .customLong("batch-size"), help: "Features per request, 1 to 1000.")
+    var batchSize: Int?
+
+    @Option(help: "Requests in flight at once.")
+    var concurrency: Int?
+
+    @Option(name: .customLong("max-rejects"), help: "Stop when more rows than this are rejected: a count N or a share P%.")
+    var maxRejects: String?
+
+    @Flag(name: .customLong("dry-run"), help: "Do everything but upload; no network.")
+    var dryRun = false
+
+    @Option(help: "With --dry-run: write every feature as one GeoJSON FeatureCollection to FILE (- for stdout).")
+    var output: String?
+
+    @Option(name: .customLong("output-batches"), help: "With --dry-run: write each request body, one per line, to FILE (- for stdout).")
+    var outputBatches: String?
+
+    @Flag(help: "Ignore a resume journal and start from the first row.")
+    var fresh = false
+
+    @Flag(help: "Import into an embedded sandbox server on loopback.")
+    var sandbox = false
+
+    @Option(help: "auto, always or never.")
+    var progress: ProgressMode = .auto
+
+    @Option(name: .customLong("log-format"), help: "text or json.")
+    var logFormat: LogFormat = .text
+
+    @Flag(name: .shortAndLong, help: "Print only errors.")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "Print more detail.")
+    var verbose = false
+
+    mutating func validate() throws {
+        if let batchSize, !(1...1000).contains(batchSize) {
+            throw ValidationError("--batch-size must be from 1 to 1000, got \(batchSize)")
+        }
+        if let concurrency, !(1...64).contains(concurrency) {
+            throw ValidationError("--concurrency must be from 1 to 64, got \(concurrency)")
+        }
+        if let mode, PipelineConfig.Mode(rawValue: mode) == nil {
+            throw ValidationError("--mode must be one of create, upsert, replace, delete, update, sync; got \"\(mode)\"")
+        }
+        if let maxRejects, PipelineConfig.Threshold(parsing: maxRejects) == nil {
+            throw ValidationError("--max-rejects must be a count such as 100 or a share such as 5%, got \"\(maxRejects)\"")
+        }
+        if output == "-" && outputBatches == "-" {
+            throw ValidationError("--output and --output-batches cannot both write to standard output")
+        }
+    }
+
+    /// pipeline.yml (when there is one) with the environment and these flags applied.
+    func config() throws -> PipelineConfig {
+        let environment = ProcessInfo.processInfo.environment
+        var config = PipelineConfig()
+        if let pipeline {
+            config = try ConfigLoader.load(path: pipeline, environment: environment)
+        } else if FileManager.default.fileExists(atPath: "pipeline.yml") {
+            config = try ConfigLoader.load(path: "pipeline.yml", environment: environment)
+        }
+        if config.target.apiKey == nil { config.target.apiKey = environment["MAPSEMBLE_API_KEY"].flatMap { $0.isEmpty ? nil : $0 } }
+        if let url = environment["MAPSEMBLE_API_URL"], !url.isEmpty { config.target.apiURL = url }
+        if let input { config.source.path = input }
+        if let map { config.target.mapID = map }
+        if let apiURL { config.target.apiURL = apiURL }
+        if let mode { config.target.mode = PipelineConfig.Mode(rawValue: mode) }
+        if let reportDir { config.report.dir = reportDir }
+        if let batchSize { config.upload.batchSize = batchSize }
+        if let concurrency { config.upload.concurrency = concurrency }
+        if let maxRejects { config.report.maxRejects = PipelineConfig.Threshold(parsing: maxRejects) }
+        return config
+    }
+}
+
+enum ProgressMode: String, ExpressibleByArgument, CaseIterable {
+    case auto, always, never
+}
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
