@@ -38,7 +38,13 @@ public struct Pipeline: Sendable {
 
     /// Runs the import. Throws only for problems found before any row moved (exit code 2);
     /// everything after is in the returned summary, whose `exitCode` the command exits with.
-    public func run(progress: (@Sendable (Progress) -> Void)? = nil) async throws -> RunSummary {
+    /// - Parameters:
+    ///   - sink: where batches go; by default a `DryRunSink` writing `options.output` and
+    ///     `options.outputBatches`.
+    ///   - progress: called after every block read.
+    public func run(
+        sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil
+    ) async throws -> RunSummary {
         let started = ContinuousClock.now
         let plan = try PipelinePlan(config: config)
         let paths = reportPaths
@@ -49,7 +55,7 @@ public struct Pipeline: Sendable {
         }
         let rejects = try RejectedRowsWriter(
             path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter)
-        let sink = try DryRunSink(featuresPath: options.output, batchesPath: options.outputBatches)
+        let sink = try customSink ?? DryRunSink(featuresPath: options.output, batchesPath: options.outputBatches)
         let state = RunState()
         let stages = Stages(
             reader: plan.reader, validator: plan.validator, transformer: Transformer(mapping: plan.mapping),
@@ -118,14 +124,14 @@ private final class Stages: @unchecked Sendable {
     let transformer: Transformer
     var chunker: Chunker
     let rejects: RejectedRowsWriter
-    let sink: DryRunSink
+    let sink: any BatchSink
     let maxRejects: PipelineConfig.Threshold?
     let state: RunState
     let progress: (@Sendable (Progress) -> Void)?
 
     init(
         reader: CSVReader, validator: Validator, transformer: Transformer, chunker: Chunker,
-        rejects: RejectedRowsWriter, sink: DryRunSink, maxRejects: PipelineConfig.Threshold?, state: RunState,
+        rejects: RejectedRowsWriter, sink: any BatchSink, maxRejects: PipelineConfig.Threshold?, state: RunState,
         progress: (@Sendable (Progress) -> Void)?
     ) {
         self.reader = reader
@@ -166,7 +172,7 @@ private final class Stages: @unchecked Sendable {
             group.addTask { try await self.chunk(features, into: batches) }
             group.addTask {
                 for await batch in batches {
-                    try self.sink.consume(batch)
+                    try await self.sink.consume(batch)
                     try Task.checkCancellation()
                 }
             }

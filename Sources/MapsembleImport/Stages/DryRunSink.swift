@@ -1,7 +1,18 @@
+/// The last stage: where batches go. The uploader sends them to Mapsemble; `DryRunSink` writes
+/// them to files. Called from one task at a time.
+public protocol BatchSink: AnyObject {
+    /// Takes one batch, in order. A thrown error stops the run.
+    func consume(_ batch: Batch) async throws
+    /// Called once after the last batch (also after an error).
+    func close() throws
+    /// Rows taken so far (imported, or in a dry run: would be).
+    var featureCount: Int { get }
+}
+
 /// Stage 5 for `--dry-run` and `validate`: takes the batches that would be sent and writes them
 /// where asked — every feature as one GeoJSON FeatureCollection (RFC 7946, streamed: written as it
 /// comes, never held), and/or each request body on a line of its own.
-public final class DryRunSink {
+public final class DryRunSink: BatchSink {
     private let features: ByteWriter?
     private let batches: ByteWriter?
     private var wroteFeature = false
@@ -18,7 +29,7 @@ public final class DryRunSink {
     private static let tail: [UInt8] = Array("\n]}\n".utf8)
 
     /// Takes one batch; its features count as imported once written.
-    public func consume(_ batch: Batch) throws {
+    public func consume(_ batch: Batch) async throws {
         if let features {
             try batch.body.withUnsafeBytes { (body) in
                 for range in batch.featureRanges {

@@ -100,8 +100,10 @@ public final class CSVReader {
 
     /// The next block of records, or nil at the end of the input.
     public func nextBlock() throws -> RecordBlock? {
-        while parser.collector.block.bytes.count < options.blockBytes
-            && parser.collector.block.count < 65_536
+        // A block is handed on only between records: the fields of a record in progress (a quoted
+        // field spanning lines) are already in it.
+        while parser.inRecord
+            || (parser.collector.block.bytes.count < options.blockBytes && parser.collector.block.count < 65_536)
         {
             guard try advance() else { break }
         }

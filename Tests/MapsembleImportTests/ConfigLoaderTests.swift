@@ -1,0 +1,114 @@
+import Testing
+
+@testable import MapsembleImport
+
+@Suite("pipeline.yml")
+struct ConfigLoaderTests {
+    func parse(_ yaml: String, environment: [String: String] = [:]) throws -> PipelineConfig {
+        try ConfigLoader.parse(yaml: yaml, file: "pipeline.yml", environment: environment)
+    }
+
+    func failure(_ yaml: String) -> ImportError? {
+        do {
+            _ = try parse(yaml)
+            return nil
+        } catch {
+            return error as? ImportError
+        }
+    }
+
+    @Test("every documented key is read")
+    func fullFile() throws {
+        let config = try parse(
+            """
+            version: 1
+            source: { path: stores.csv, format: csv, delimiter: ";", encoding: auto, header: true, quote: "'", decimal: comma, sheet: null }
+            target: { api_url: "https://example.test", api_key: "${KEY}", map_id: m-1, mode: create }
+            coordinates: { longitude: x, latitude: y, point: null, swapped: fix, bounds: [5, 47, 15, 55] }
+            properties:
+              label: "{name}"
+              remote_id: store_id
+              remote_field: ext-id
+              fields:
+                city: City
+                revenue: { column: "Revenue (EUR)", type: number }
+            upload: { batch_size: 250, concurrency: 2, max_retries: 3, timeout_s: 12.5, max_body_bytes: 100000 }
+            report: { dir: out, max_rejects: "5%" }
+            sync: { max_delete: 20 }
+            """, environment: ["KEY": "k-123"])
+        #expect(config.source.delimiter == ";")
+        #expect(config.source.quote == "'")
+        #expect(config.source.decimal == "comma")
+        #expect(config.target.apiKey == "k-123")
+        #expect(config.target.mode == .create)
+        #expect(config.coordinates.swapped == .fix)
+        #expect(config.coordinates.bounds == [5, 47, 15, 55])
+        #expect(config.properties.remoteField == "ext-id")
+        #expect(config.properties.fields == [
+            .init(slug: "city", column: "City"), .init(slug: "revenue", column: "Revenue (EUR)", type: "number"),
+        ])
+        #expect(config.upload == .init(batchSize: 250, concurrency: 2, maxRetries: 3, timeoutSeconds: 12.5, maxBodyBytes: 100000))
+        #expect(config.report.maxRejects == .percent(5))
+        #expect(config.sync.maxDelete == .count(20))
+    }
+
+    @Test("defaults: upsert with a remote id, create without")
+    func defaults() throws {
+        #expect(try parse("properties: { remote_id: id }").mode == .upsert)
+        #expect(try parse("version: 1").mode == .create)
+        #expect(try parse("").upload.batchSize == 500)
+    }
+
+    @Test("an unknown key is an error naming the key and its line")
+    func unknownKey() throws {
+        let error = try #require(failure("version: 1\nsource:\n  path: a.csv\n  delimeter: \";\"\n"))
+        #expect(error.line == 4)
+        #expect(error.message.contains("\"source.delimeter\""))
+        #expect(error.description.hasPrefix("pipeline.yml:4: unknown key"))
+        #expect(self.failure("sources: {}")?.message.contains("\"sources\"") == true)
+    }
+
+    @Test("a wrong type or value is an error naming the key and its line", arguments: [
+        ("upload:\n  batch_size: lots\n", 2, "upload.batch_size"),
+        ("upload:\n  batch_size: 1001\n", 2, "upload.batch_size"),
+        ("\n\ntarget: { mode: merge }\n", 3, "target.mode"),
+        ("coordinates:\n  bounds: [1, 2, 3]\n", 2, "coordinates.bounds"),
+        ("source:\n  delimiter: \"::\"\n", 2, "source.delimiter"),
+        ("properties:\n  fields:\n    City Name: city\n", 3, "City Name"),
+        ("report:\n  max_rejects: many\n", 2, "report.max_rejects"),
+        ("source: stores.csv\n", 1, "source"),
+    ])
+    func wrongValues(yaml: String, line: Int, key: String) throws {
+        let error = try #require(failure(yaml))
+        #expect(error.line == line)
+        #expect(error.message.contains(key))
+        #expect(error.kind == .config)
+    }
+
+    @Test("${VAR} and ${VAR:-default} expand from the environment", arguments: [
+        ("${A}", "x"), ("${MISSING}", ""), ("${MISSING:-fallback}", "fallback"), ("${A:-fallback}", "x"),
+        ("pre-${A}-post", "pre-x-post"), ("$$A", "$A"), ("cost $5", "cost $5"),
+    ])
+    func expansion(text: String, expected: String) {
+        #expect(ConfigLoader.expand(text, environment: ["A": "x"]) == expected)
+    }
+
+    @Test("expansion also feeds typed keys")
+    func typedExpansion() throws {
+        let config = try parse("upload: { batch_size: \"${SIZE:-42}\" }")
+        #expect(config.upload.batchSize == 42)
+    }
+
+    @Test("invalid YAML is a config error")
+    func invalidYAML() {
+        #expect(failure("source: [unclosed\n")?.kind == .config)
+    }
+
+    @Test("paths are relative to the pipeline file's folder")
+    func relativePaths() throws {
+        let config = try ConfigLoader.parse(
+            yaml: "source: { path: data/a.csv }", file: "jobs/p.yml", environment: [:], baseDirectory: "jobs")
+        #expect(config.source.path == "jobs/data/a.csv")
+        #expect(config.report.dir == "jobs/reports")
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+@testable import MapsembleImport
+
+/// A fresh folder under the system temp dir, removed at deinit.
+final class TempDir {
+    let path: String
+
+    init() {
+        path = NSTemporaryDirectory() + "mapsemble-import-tests-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Writes `bytes` to `name` in this folder and returns the path.
+    @discardableResult
+    func write(_ name: String, _ bytes: [UInt8]) -> String {
+        let file = "\(path)/\(name)"
+        FileManager.default.createFile(atPath: file, contents: Data(bytes))
+        return file
+    }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) -> String { write(name, Array(text.utf8)) }
+
+    func read(_ name: String) -> String {
+        (try? String(contentsOfFile: "\(path)/\(name)", encoding: .utf8)) ?? "<missing \(name)>"
+    }
+}
+
+/// Everything the reader produced for an input: the header, records (as strings, with lines) and
+/// malformed rows.
+struct ReadResult {
+    var header: [String]
+    var records: [[String]] = []
+    var lines: [Int] = []
+    var rejections: [Rejection] = []
+    var rowsRead = 0
+}
+
+/// Reads `bytes` through the real reader (libcsv) from a temporary file.
+func readAll(_ bytes: [UInt8], options: ReaderOptions = ReaderOptions()) throws -> ReadResult {
+    let dir = TempDir()
+    let path = dir.write("input.csv", bytes)
+    let reader = try CSVReader(path: path, options: options)
+    var result = ReadResult(header: reader.header)
+    while let block = try reader.nextBlock() {
+        for record in 0..<block.count {
+            result.records.append(block.strings(record))
+            result.lines.append(block.lines[record])
+        }
+        result.rejections += block.rejections
+    }
+    result.rowsRead = reader.rowsRead
+    return result
+}
+
+func readAll(_ text: String, options: ReaderOptions = ReaderOptions()) throws -> ReadResult {
+    try readAll(Array(text.utf8), options: options)
+}
+
+/// The shared folder beside the project (corpus, bench), when present.
+let sharedDirectory: String? = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<4 { url.deleteLastPathComponent() }
+    let shared = url.appendingPathComponent("shared").path
+    return FileManager.default.fileExists(atPath: shared + "/corpus") ? shared : nil
+}()
+
+/// The project's root folder.
+let projectDirectory: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()

@@ -1,0 +1,92 @@
+import Testing
+
+@testable import MapsembleImport
+
+/// Runs the validator over one `lon,lat` pair given as text.
+private func check(
+    lon: String, lat: String, swapped: PipelineConfig.SwappedPolicy = .reject, bounds: [Double]? = nil,
+    separator: UInt8 = UInt8(ascii: ".")
+) -> (code: RejectCode?, coordinates: String?, column: String?) {
+    var block = RecordBlock()
+    block.append(fields: [lon, lat], line: 2)
+    let validator = Validator(
+        longitudeColumn: 0, latitudeColumn: 1, header: ["lon", "lat"], swapped: swapped, bounds: bounds,
+        decimalSeparator: separator)
+    let result = validator.validate(block)
+    if let rejection = result.records.rejections.first {
+        #expect(rejection.line == 2)
+        #expect(rejection.fields == [lon, lat])
+        return (rejection.code, nil, rejection.column)
+    }
+    return (nil, String(decoding: result.coordinates, as: UTF8.self), nil)
+}
+
+@Suite("Validator: coordinates")
+struct ValidatorTests {
+    @Test("every boundary of the valid range is accepted, one step past it is not", arguments: [
+        ("180", "90", nil), ("-180", "-90", nil), ("0", "0", nil), ("179.999999", "89.999999", nil),
+        ("180.000001", "0", RejectCode.longitudeOutOfRange), ("-180.0001", "0", .longitudeOutOfRange),
+        ("0", "90.000001", .coordinatesSwapped), ("0", "-90.5", .coordinatesSwapped),
+        ("100", "90.000001", .latitudeOutOfRange), ("0", "180.5", .latitudeOutOfRange),
+    ] as [(String, String, RejectCode?)])
+    func ranges(lon: String, lat: String, expected: RejectCode?) {
+        #expect(check(lon: lon, lat: lat).code == expected)
+    }
+
+    @Test("numbers are read strictly, each failure with its own code", arguments: [
+        ("", RejectCode.missingCoordinate), ("   ", .missingCoordinate), ("abc", .invalidNumber),
+        ("1.2.3", .invalidNumber), ("0x10", .invalidNumber), ("12,5", .invalidNumber), ("1e", .invalidNumber),
+        ("--1", .invalidNumber), (".", .invalidNumber), ("NaN", .nonFiniteNumber), ("inf", .nonFiniteNumber),
+        ("-Infinity", .nonFiniteNumber), ("1e999", .nonFiniteNumber),
+    ] as [(String, RejectCode)])
+    func strictNumbers(text: String, expected: RejectCode) {
+        #expect(check(lon: text, lat: "10").code == expected)
+        #expect(check(lon: "10", lat: text).code == expected)
+        #expect(check(lon: "10", lat: text).column == "lat")
+    }
+
+    @Test("coordinates are written as JSON numbers with the file's digits", arguments: [
+        ("13.404954", "52.520008", "13.404954,52.520008"), ("+7.5", "-0.5", "7.5,-0.5"),
+        (".5", "-.25", "0.5,-0.25"), ("007", "5.", "7,5"), (" 1.5 ", "\t2", "1.5,2"), ("1e1", "2.5E-1", "1e1,2.5e-1"),
+        ("-0", "0.000", "-0,0.000"),
+    ])
+    func jsonText(lon: String, lat: String, json: String) {
+        #expect(check(lon: lon, lat: lat).coordinates == json)
+    }
+
+    @Test("output is always [longitude, latitude]; swapped columns are rejected, fixed or left alone")
+    func swappedPolicy() {
+        #expect(check(lon: "52.5", lat: "120.1").code == .coordinatesSwapped)
+        #expect(check(lon: "52.5", lat: "120.1", swapped: .fix).coordinates == "120.1,52.5")
+        #expect(check(lon: "52.5", lat: "120.1", swapped: .off).code == .latitudeOutOfRange)
+    }
+
+    @Test("bounds reject points outside and catch pairs that fit only when swapped")
+    func bounds() {
+        let hamburg = [8.0, 53.0, 11.0, 54.5]
+        #expect(check(lon: "9.99", lat: "53.55", bounds: hamburg).code == nil)
+        #expect(check(lon: "2.35", lat: "48.85", bounds: hamburg).code == .outsideBounds)
+        #expect(check(lon: "53.55", lat: "9.99", bounds: hamburg).code == .coordinatesSwapped)
+        #expect(check(lon: "53.55", lat: "9.99", swapped: .fix, bounds: hamburg).coordinates == "9.99,53.55")
+    }
+
+    @Test("a decimal comma is read when the pipeline says so")
+    func decimalComma() {
+        #expect(check(lon: "6,959677", lat: "50,943029", separator: UInt8(ascii: ",")).coordinates == "6.959677,50.943029")
+        #expect(check(lon: "6.9", lat: "50,9", separator: UInt8(ascii: ",")).code == .invalidNumber)
+    }
+}
+
+@Suite("NumberText: strict decimal numbers")
+struct NumberTextTests {
+    @Test("values match strtod, including long mantissas and exponents", arguments: [
+        "0", "1", "-1", "52.520008", "-170.996128", "0.1", "123456789012345678", "1.7976931348623157e308",
+        "4.9e-324", "0.30000000000000004", "89.99999999999999999", "1e22", "1e23", "-0.000001",
+    ])
+    func values(text: String) throws {
+        let number = try text.utf8.withContiguousStorageIfAvailable { buffer in
+            try NumberText.parse(UnsafeRawBufferPointer(buffer)).get()
+        }!
+        #expect(number.value == Double(text)!)
+    }
+}
