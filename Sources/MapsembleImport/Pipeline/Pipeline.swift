@@ -10,6 +10,8 @@ public struct RunOptions: Sendable {
     public var output: String?
     /// `--output-batches FILE|-`: every request body, one per line.
     public var outputBatches: String?
+    /// Field bytes per block handed between stages (smaller blocks: finer back-pressure).
+    public var blockBytes = 512 << 10
     public init() {}
 }
 
@@ -46,7 +48,7 @@ public struct Pipeline: Sendable {
         sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil
     ) async throws -> RunSummary {
         let started = ContinuousClock.now
-        let plan = try PipelinePlan(config: config)
+        let plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
         let paths = reportPaths
         do {
             try FileManager.default.createDirectory(atPath: config.report.dir, withIntermediateDirectories: true)
@@ -176,10 +178,12 @@ private final class Stages: @unchecked Sendable {
                     try Task.checkCancellation()
                 }
             }
+            // Not `waitForAll()`: it waits for every task before throwing, and the stages before a
+            // failed one would wait forever to hand it their next block. Cancel them at once.
             do {
-                try await group.waitForAll()
-            } catch let error as ImportError {
-                state.fail(error)
+                while try await group.next() != nil {}
+            } catch {
+                if let error = error as? ImportError { state.fail(error) }
                 group.cancelAll()
                 throw error
             }

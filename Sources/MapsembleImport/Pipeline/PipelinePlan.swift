@@ -10,7 +10,7 @@ struct PipelinePlan {
     var readerOptions: ReaderOptions
     var inputName: String
 
-    init(config: PipelineConfig) throws {
+    init(config: PipelineConfig, blockBytes: Int = 512 << 10) throws {
         guard let path = config.source.path else {
             throw ImportError(.usage, "no input: give --input FILE or source.path in pipeline.yml")
         }
@@ -20,6 +20,7 @@ struct PipelinePlan {
         var options = ReaderOptions()
         options.quote = config.source.quote == "none" ? nil : config.source.quote.utf8.first
         options.hasHeader = config.source.header != "false"
+        options.blockBytes = blockBytes
         options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
         readerOptions = options
         reader = try CSVReader(path: path, options: options, name: inputName)
@@ -30,11 +31,11 @@ struct PipelinePlan {
             throw ImportError(.config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
         }
         let name = path == "-" ? "stdin" : path
-        func column(_ name: String, key: String) throws -> Int {
-            guard let index = header.firstIndex(of: name) else {
+        func column(_ column: String, key: String) throws -> Int {
+            guard let index = header.firstIndex(of: column) else {
                 throw ImportError(
                     .config,
-                    "\(key) names the column \"\(name)\", which the header does not have; its columns are: \(header.joined(separator: ", "))",
+                    "\(key) names the column \"\(column)\", which the header does not have; its columns are: \(header.joined(separator: ", "))",
                     file: name, line: 1)
             }
             return index

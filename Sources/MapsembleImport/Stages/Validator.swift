@@ -117,9 +117,10 @@ public struct Validator: Sendable {
 
     private func swappedOutcome(_ lon: NumberText, _ lat: NumberText, _ x: Double, _ y: Double, why: String) -> Outcome {
         if swapped == .fix { return .accepted(longitude: lon, latitude: lat, swap: true) }
+        let problem = why == "out of range" ? "latitude \(text(y)) is outside -90..90" : "the point is outside coordinates.bounds"
         return .rejected(
             code: .coordinatesSwapped, column: latitudeColumn,
-            message: "latitude \(text(y)) is \(why) but the pair reads as longitude \(text(y)), latitude \(text(x)): the columns look swapped (coordinates.swapped: fix swaps them)")
+            message: "\(problem) but reads well as longitude \(text(y)), latitude \(text(x)): the columns look swapped (coordinates.swapped: fix swaps them)")
     }
 
     private func contains(_ bounds: [Double], _ x: Double, _ y: Double) -> Bool {

@@ -1,0 +1,179 @@
+import Foundation
+import Testing
+
+/// Runs the built `mapsemble-import` binary and collects what it printed.
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// The binary is built beside the test bundle.
+let binary: String = {
+    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    return executable.deletingLastPathComponent().appendingPathComponent("mapsemble-import").path
+}()
+
+func runCLI(_ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "MAPSEMBLE_API_KEY")
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    let input = Pipe()
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    // Read before waiting so a large output cannot fill the pipe and stall the child.
+    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CLIResult(
+        status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+        stderr: String(decoding: stderrData, as: UTF8.self))
+}
+
+/// A summary with its timing masked, for byte comparisons.
+func maskDuration(_ summary: String) -> String {
+    summary.replacingOccurrences(of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression)
+}
+
+@Suite("Command line, end to end (the built binary)", .serialized)
+struct CLITests {
+    let samples = projectDirectory + "/samples"
+
+    @Test("the bad-rows sample: exit 1, every bad row in rejected.csv with its code and line, byte for byte")
+    func badRowsSample() throws {
+        let dir = TempDir()
+        let result = try runCLI(["validate", "\(samples)/bad-rows/pipeline.yml", "--report-dir", dir.path])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        let expected = try String(contentsOfFile: "\(samples)/bad-rows/expected/sites.rejected.csv", encoding: .utf8)
+        #expect(dir.read("sites.rejected.csv") == expected)
+        let summary = try String(contentsOfFile: "\(samples)/bad-rows/expected/sites.summary.json", encoding: .utf8)
+        #expect(maskDuration(dir.read("sites.summary.json")) == summary.replacingOccurrences(of: "samples/bad-rows/sites.csv", with: "\(samples)/bad-rows/sites.csv"))
+        #expect(result.stderr.contains("3 of 14 rows would be imported, 11 rejected"))
+    }
+
+    @Test("the stores sample: exit 0 and a valid GeoJSON FeatureCollection with [lon, lat] points")
+    func storesSample() throws {
+        let dir = TempDir()
+        let result = try runCLI(["run", "\(samples)/stores/pipeline.yml", "--dry-run", "--output", "-", "--report-dir", dir.path])
+        #expect(result.status == 0)
+        let collection = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(collection["type"] as? String == "FeatureCollection")
+        let features = collection["features"] as! [[String: Any]]
+        #expect(features.count == 15)
+        let geometry = features[0]["geometry"] as! [String: Any]
+        #expect(geometry["coordinates"] as? [Double] == [13.404954, 52.520008])
+        let properties = features[0]["properties"] as! [String: Any]
+        #expect(properties["store_id"] as? String == "ST-0001")
+        #expect(properties["revenue"] as? Double == 1250000.50)
+        #expect(dir.read("stores.rejected.csv") == "_error_line,_error_code,_error_column,_error_message,store_id,name,city,country,lat,lon,opened,revenue_eur,phone\n")
+        #expect(dir.read("stores.summary.json").contains("\"status\": \"completed\""))
+    }
+
+    @Test("--output-batches writes each request body on a line")
+    func outputBatches() throws {
+        let dir = TempDir()
+        let result = try runCLI([
+            "run", "\(samples)/stores/pipeline.yml", "--dry-run", "--batch-size", "4", "--output-batches", "-",
+            "--report-dir", dir.path,
+        ])
+        #expect(result.status == 0)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 4)
+        for line in lines {
+            let body = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            #expect(body["remoteField"] as? String == "store_id")
+        }
+        #expect(lines.map { ((try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["features"] as! [Any]).count } == [4, 4, 4, 3])
+    }
+
+    @Test("standard input and flags alone, without a pipeline file")
+    func stdinInput() throws {
+        let dir = TempDir()
+        let result = try runCLI(
+            ["run", "--dry-run", "--input", "-", "--output", "-", "--report-dir", dir.path], in: dir.path,
+            stdin: "name,latitude,longitude\nA,1.5,2.5\nB,x,3\n")
+        #expect(result.status == 1)
+        let collection = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect((collection["features"] as! [Any]).count == 1)
+        #expect(dir.read("stdin.rejected.csv").contains("3,invalid_number,latitude,"))
+    }
+
+    @Test("uploading is refused clearly until the uploader exists (exit 2)")
+    func uploadNotYet() throws {
+        let result = try runCLI(["run", "\(samples)/stores/pipeline.yml"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("not available"))
+    }
+
+    @Test("config errors: exit 2, one line naming the file and line, no stack trace")
+    func configError() throws {
+        let dir = TempDir()
+        let pipeline = dir.write("pipeline.yml", "version: 1\nsource:\n  path: x.csv\n  delimeter: \";\"\n")
+        let result = try runCLI(["validate", pipeline])
+        #expect(result.status == 2)
+        #expect(result.stderr == "mapsemble-import: error: \(pipeline):4: unknown key \"source.delimeter\"; expected one of: path, format, delimiter, encoding, header, quote, decimal, sheet\n")
+    }
+
+    @Test("unreadable input and usage errors exit 2 with one sentence", arguments: [
+        ["validate", "--input", "/nonexistent/stores.csv"], ["run", "--dry-run", "--batch-size", "5000", "--input", "x.csv"],
+        ["run", "--dry-run", "--mode", "merge", "--input", "x.csv"], ["frobnicate"],
+    ])
+    func usageErrors(arguments: [String]) throws {
+        let dir = TempDir()
+        let result = try runCLI(arguments, in: dir.path)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("error"))
+        #expect(!result.stderr.contains("Fatal error"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("--max-rejects passed: exit 3, status aborted, the books still balance")
+    func maxRejects() throws {
+        let dir = TempDir()
+        let result = try runCLI(["validate", "\(samples)/bad-rows/pipeline.yml", "--max-rejects", "2", "--report-dir", dir.path])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("more than report.max_rejects allows"))
+        let summary = try JSONSerialization.jsonObject(with: Data(dir.read("sites.summary.json").utf8)) as! [String: Any]
+        #expect(summary["status"] as? String == "aborted")
+        let read = summary["rows_read"] as! Int
+        #expect(read == (summary["imported"] as! Int) + (summary["rejected"] as! Int) + (summary["not_sent"] as! Int))
+    }
+
+    @Test("the API key never appears in output, logs or reports")
+    func secretStaysSecret() throws {
+        let dir = TempDir()
+        let secret = "msk_live_5ecret_value_42"
+        let result = try runCLI(
+            ["run", "\(samples)/stores/pipeline.yml", "--dry-run", "--output", "-", "--output-batches", dir.path + "/b.ndjson",
+             "--report-dir", dir.path, "--log-format", "json", "-v"],
+            environment: ["MAPSEMBLE_API_KEY": secret])
+        #expect(result.status == 0)
+        #expect(!result.stdout.contains(secret))
+        #expect(!result.stderr.contains(secret))
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            #expect(!dir.read(file).contains(secret), "\(file) holds the key")
+        }
+    }
+
+    @Test("--log-format json: the closing line is one JSON object")
+    func jsonLog() throws {
+        let dir = TempDir()
+        let result = try runCLI(["validate", "\(samples)/bad-rows/pipeline.yml", "--log-format", "json", "--report-dir", dir.path])
+        let line = try #require(result.stderr.split(separator: "\n").last)
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        #expect(object["rejected"] as? Int == 11)
+        #expect(object["status"] as? String == "completed_with_rejects")
+    }
+}
