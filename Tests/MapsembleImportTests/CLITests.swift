@@ -177,3 +177,38 @@ struct CLITests {
         #expect(object["status"] as? String == "completed_with_rejects")
     }
 }
+
+@Suite("Command line: Ctrl-C")
+struct InterruptTests {
+    @Test("SIGINT mid-run: exit 130, the output is still valid GeoJSON, the reports add up", .timeLimit(.minutes(1)))
+    func interrupt() throws {
+        let dir = TempDir()
+        let rows = 300_000
+        let input = writeRows(dir, rows: rows)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["run", "--dry-run", "--input", input, "--output", "-", "--report-dir", dir.path]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Nobody reads stdout for now: the run fills the pipe and waits there (back-pressure).
+        let first = out.fileHandleForReading.readData(ofLength: 64)
+        #expect(String(decoding: first, as: UTF8.self).hasPrefix("{\"type\":\"FeatureCollection\""))
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(process.processIdentifier, SIGINT)
+        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        let collection = try JSONSerialization.jsonObject(with: first + rest) as! [String: Any]
+        let written = (collection["features"] as! [Any]).count
+        let summary = try JSONSerialization.jsonObject(with: Data(dir.read("rows.summary.json").utf8)) as! [String: Any]
+        #expect(summary["status"] as? String == "aborted")
+        let read = summary["rows_read"] as! Int
+        #expect(read < rows)
+        #expect(summary["imported"] as? Int == written)
+        #expect(read == written + (summary["rejected"] as! Int) + (summary["not_sent"] as! Int))
+    }
+}

@@ -112,3 +112,24 @@ struct ConfigLoaderTests {
         #expect(config.report.dir == "jobs/reports")
     }
 }
+
+@Suite("pipeline.yml.example")
+struct ExampleConfigTests {
+    @Test("the example documents every key and loads as it is")
+    func exampleLoads() throws {
+        let path = projectDirectory + "/pipeline.yml.example"
+        let config = try ConfigLoader.load(path: path, environment: ["MAPSEMBLE_API_KEY": "k"])
+        #expect(config.target.apiKey == "k")
+        #expect(config.target.apiURL == "https://app.mapsemble.com")
+        #expect(config.properties.fields.count == 2)
+        #expect(config.report.maxRejects == .percent(5))
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for key in ["path", "format", "delimiter", "encoding", "header", "quote", "decimal", "sheet", "api_url", "api_key",
+            "map_id", "mode", "longitude", "latitude", "point", "swapped", "bounds", "label", "remote_id", "remote_field",
+            "fields", "batch_size", "concurrency", "max_retries", "timeout_s", "max_body_bytes", "dir", "max_rejects",
+            "max_delete"]
+        {
+            #expect(text.contains("\n  \(key):"), "\(key) is not documented")
+        }
+    }
+}
