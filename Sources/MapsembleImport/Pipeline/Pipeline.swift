@@ -44,11 +44,14 @@ public struct Pipeline: Sendable {
     ///   - sink: where batches go; by default a `DryRunSink` writing `options.output` and
     ///     `options.outputBatches`.
     ///   - progress: called after every block read.
+    ///   - log: told what was decided (delimiter, columns found, mapping) before rows move.
     public func run(
-        sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil
+        sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
+        log: ((String) -> Void)? = nil
     ) async throws -> RunSummary {
         let started = ContinuousClock.now
         let plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
+        plan.notes.forEach { log?($0) }
         let paths = reportPaths
         do {
             try FileManager.default.createDirectory(atPath: config.report.dir, withIntermediateDirectories: true)
@@ -104,11 +107,14 @@ public struct Pipeline: Sendable {
 public struct Progress: Sendable {
     public var rowsRead: Int
     public var bytesRead: Int
+    /// Rows rejected so far (a few blocks behind `rowsRead`).
+    public var rejected: Int
 }
 
 /// Counters and the first fatal error, shared by the stage tasks.
 final class RunState: Sendable {
     let rowsRead = Atomic<Int>(0)
+    let rejected = Atomic<Int>(0)
     private let firstFailure = Mutex<ImportError?>(nil)
 
     func fail(_ error: ImportError) {
@@ -194,7 +200,10 @@ private final class Stages: @unchecked Sendable {
         defer { records.finish() }
         while let block = try reader.nextBlock() {
             state.rowsRead.store(reader.rowsRead, ordering: .relaxed)
-            progress?(Progress(rowsRead: reader.rowsRead, bytesRead: reader.bytesRead))
+            progress?(
+                Progress(
+                    rowsRead: reader.rowsRead, bytesRead: reader.bytesRead,
+                    rejected: state.rejected.load(ordering: .relaxed)))
             await records.send(block)
             try Task.checkCancellation()
         }
@@ -225,6 +234,7 @@ private final class Stages: @unchecked Sendable {
         }
         for await block in features {
             for rejection in block.rejections { try rejects.write(rejection) }
+            state.rejected.store(rejects.count, ordering: .relaxed)
             seen += block.count + block.rejections.count
             try check(final: false)
             let full = chunker.append(block)

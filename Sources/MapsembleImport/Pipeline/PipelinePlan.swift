@@ -9,6 +9,8 @@ struct PipelinePlan {
     var mapping: PropertyMapping
     var readerOptions: ReaderOptions
     var inputName: String
+    /// What was decided and how, for `--verbose`.
+    var notes: [String] = []
 
     init(config: PipelineConfig, blockBytes: Int = 512 << 10) throws {
         guard let path = config.source.path else {
@@ -24,6 +26,10 @@ struct PipelinePlan {
         options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
         readerOptions = options
         reader = try CSVReader(path: path, options: options, name: inputName)
+        let delimiterName = [0x09: "tab", 0x2C: "\",\"", 0x3B: "\";\"", 0x7C: "\"|\""][options.delimiter] ?? "?"
+        notes.append(
+            "reading \(inputName): delimiter \(delimiterName)\(config.source.delimiter == "auto" ? " (sniffed)" : ""), "
+                + "\(reader.header.count) columns\(options.hasHeader ? "" : " (no header row)")")
 
         let header = reader.header
         let separator = config.source.decimal == "comma" ? UInt8(ascii: ",") : UInt8(ascii: ".")
@@ -55,6 +61,8 @@ struct PipelinePlan {
         let latitude = try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
             ?? detect(["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"],
                 key: "coordinates.latitude", what: "latitude")
+        let found = (config.coordinates.longitude == nil || config.coordinates.latitude == nil) ? " (found by name)" : ""
+        notes.append("coordinates: longitude from \"\(header[longitude])\", latitude from \"\(header[latitude])\"\(found)")
         if longitude == latitude {
             throw ImportError(.config, "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"", file: name, line: 1)
         }
@@ -83,6 +91,10 @@ struct PipelinePlan {
                 .init(slug: field.slug, column: try column(field.column, key: "properties.fields.\(field.slug)"),
                     isNumber: field.type == "number"))
         }
+        notes.append(
+            "mode \(config.mode.rawValue); label: \(config.properties.label ?? label.map { _ in "from a column called label, name or title" } ?? "none")"
+                + (remoteID.map { "; remote id from \"\(header[$0.column])\" as \"\($0.slug)\"" } ?? "")
+                + "; \(fields.count) mapped fields")
         mapping = PropertyMapping(
             label: label, remoteID: remoteID, fields: fields, header: header, decimalSeparator: separator)
     }

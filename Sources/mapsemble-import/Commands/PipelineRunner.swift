@@ -27,7 +27,10 @@ struct PipelineRunner {
 
         let report: (@Sendable (MapsembleImport.Progress) -> Void)? =
             if let meter { { meter.update($0) } } else { nil }
-        let task = Task { try await pipeline.run(progress: report) }
+        let verbose = options.verbose && !options.quiet
+        let task = Task {
+            try await pipeline.run(progress: report, log: verbose ? { console.info($0) } : nil)
+        }
         let interrupts = Interrupts { task.cancel() }
         defer { interrupts.stop() }
         let summary: RunSummary

@@ -23,6 +23,14 @@ struct Console {
         }
     }
 
+    /// A line of detail (`--verbose`).
+    func info(_ message: String) {
+        switch format {
+        case .text: Self.write("mapsemble-import: \(message)\n")
+        case .json: Self.write(json(["level": "info", "message": message]))
+        }
+    }
+
     /// The one closing line.
     func closing(_ summary: RunSummary, dryRun: Bool, reportDir: String) {
         guard !quiet || summary.exitCode > 1 else { return }
@@ -46,7 +54,7 @@ struct Console {
     }
 
     private func json(_ object: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 }
@@ -68,7 +76,7 @@ final class ProgressMeter: Sendable {
         }
         guard due else { return }
         let elapsed = max((now - started).seconds, 0.001)
-        var line = "\r\u{1B}[K\(progress.rowsRead) rows, \(Int(Double(progress.rowsRead) / elapsed)) rows/s"
+        var line = "\r\u{1B}[K\(progress.rowsRead) rows, \(Int(Double(progress.rowsRead) / elapsed)) rows/s, \(progress.rejected) rejected"
         if let totalBytes, totalBytes > 0 {
             let share = Double(progress.bytesRead) / Double(totalBytes)
             line += String(format: ", %.0f%%", share * 100)
