@@ -30,6 +30,8 @@ public final class CSVReader {
     public private(set) var header: [String] = []
     /// Rows produced so far: records plus malformed rows (the header is not a row).
     public private(set) var rowsRead = 0
+    /// Whether a read can wait on someone else (a pipe, a terminal): the input is not a regular file.
+    public let mayBlock: Bool
     /// Bytes of input consumed so far.
     public var bytesRead: Int { source.bytesRead }
 
@@ -51,6 +53,8 @@ public final class CSVReader {
         self.options = options
         if path == "-" {
             source = LineSource(fd: 0, closeOnDeinit: false)
+            var info = stat()
+            mayBlock = fstat(0, &info) != 0 || (info.st_mode & S_IFMT) != S_IFREG
         } else {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
@@ -63,6 +67,7 @@ public final class CSVReader {
                 throw ImportError(.unreadableInput, "the input is a directory, expected a CSV file", file: path)
             }
             source = LineSource(fd: fd, closeOnDeinit: true)
+            mayBlock = (info.st_mode & S_IFMT) != S_IFREG
         }
         parser = LibCSVParser(delimiter: options.delimiter, quote: options.quote)
         try readHeader()
