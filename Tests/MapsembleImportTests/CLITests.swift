@@ -14,7 +14,9 @@ let binary: String = {
     return executable.deletingLastPathComponent().appendingPathComponent("mapsemble-import").path
 }()
 
-func runCLI(_ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
+func runCLI(
+    _ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:]
+) throws -> CLIResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = arguments
@@ -43,7 +45,8 @@ func runCLI(_ arguments: [String], in directory: String? = nil, stdin: String? =
 
 /// A summary with its timing masked, for byte comparisons.
 func maskDuration(_ summary: String) -> String {
-    summary.replacingOccurrences(of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression)
+    summary.replacingOccurrences(
+        of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression)
 }
 
 @Suite("Command line, end to end (the built binary)", .serialized)
@@ -59,14 +62,19 @@ struct CLITests {
         let expected = try String(contentsOfFile: "\(samples)/bad-rows/expected/sites.rejected.csv", encoding: .utf8)
         #expect(dir.read("sites.rejected.csv") == expected)
         let summary = try String(contentsOfFile: "\(samples)/bad-rows/expected/sites.summary.json", encoding: .utf8)
-        #expect(maskDuration(dir.read("sites.summary.json")) == summary.replacingOccurrences(of: "samples/bad-rows/sites.csv", with: "\(samples)/bad-rows/sites.csv"))
+        #expect(
+            maskDuration(dir.read("sites.summary.json"))
+                == summary.replacingOccurrences(of: "samples/bad-rows/sites.csv", with: "\(samples)/bad-rows/sites.csv")
+        )
         #expect(result.stderr.contains("3 of 14 rows would be imported, 11 rejected"))
     }
 
     @Test("the stores sample: exit 0 and a valid GeoJSON FeatureCollection with [lon, lat] points")
     func storesSample() throws {
         let dir = TempDir()
-        let result = try runCLI(["run", "\(samples)/stores/pipeline.yml", "--dry-run", "--output", "-", "--report-dir", dir.path])
+        let result = try runCLI([
+            "run", "\(samples)/stores/pipeline.yml", "--dry-run", "--output", "-", "--report-dir", dir.path,
+        ])
         #expect(result.status == 0)
         let collection = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         #expect(collection["type"] as? String == "FeatureCollection")
@@ -77,7 +85,10 @@ struct CLITests {
         let properties = features[0]["properties"] as! [String: Any]
         #expect(properties["store_id"] as? String == "ST-0001")
         #expect(properties["revenue"] as? Double == 1250000.50)
-        #expect(dir.read("stores.rejected.csv") == "_error_line,_error_code,_error_column,_error_message,store_id,name,city,country,lat,lon,opened,revenue_eur,phone\n")
+        #expect(
+            dir.read("stores.rejected.csv")
+                == "_error_line,_error_code,_error_column,_error_message,store_id,name,city,country,lat,lon,opened,revenue_eur,phone\n"
+        )
         #expect(dir.read("stores.summary.json").contains("\"status\": \"completed\""))
     }
 
@@ -95,7 +106,10 @@ struct CLITests {
             let body = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             #expect(body["remoteField"] as? String == "store_id")
         }
-        #expect(lines.map { ((try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["features"] as! [Any]).count } == [4, 4, 4, 3])
+        #expect(
+            lines.map {
+                ((try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["features"] as! [Any]).count
+            } == [4, 4, 4, 3])
     }
 
     @Test("standard input and flags alone, without a pipeline file")
@@ -123,13 +137,19 @@ struct CLITests {
         let pipeline = dir.write("pipeline.yml", "version: 1\nsource:\n  path: x.csv\n  delimeter: \";\"\n")
         let result = try runCLI(["validate", pipeline])
         #expect(result.status == 2)
-        #expect(result.stderr == "mapsemble-import: error: \(pipeline):4: unknown key \"source.delimeter\"; expected one of: path, format, delimiter, encoding, header, quote, decimal, sheet\n")
+        #expect(
+            result.stderr
+                == "mapsemble-import: error: \(pipeline):4: unknown key \"source.delimeter\"; expected one of: path, format, delimiter, encoding, header, quote, decimal, sheet\n"
+        )
     }
 
-    @Test("unreadable input and usage errors exit 2 with one sentence", arguments: [
-        ["validate", "--input", "/nonexistent/stores.csv"], ["run", "--dry-run", "--batch-size", "5000", "--input", "x.csv"],
-        ["run", "--dry-run", "--mode", "merge", "--input", "x.csv"], ["frobnicate"],
-    ])
+    @Test(
+        "unreadable input and usage errors exit 2 with one sentence",
+        arguments: [
+            ["validate", "--input", "/nonexistent/stores.csv"],
+            ["run", "--dry-run", "--batch-size", "5000", "--input", "x.csv"],
+            ["run", "--dry-run", "--mode", "merge", "--input", "x.csv"], ["frobnicate"],
+        ])
     func usageErrors(arguments: [String]) throws {
         let dir = TempDir()
         let result = try runCLI(arguments, in: dir.path)
@@ -142,10 +162,13 @@ struct CLITests {
     @Test("--max-rejects passed: exit 3, status aborted, the books still balance")
     func maxRejects() throws {
         let dir = TempDir()
-        let result = try runCLI(["validate", "\(samples)/bad-rows/pipeline.yml", "--max-rejects", "2", "--report-dir", dir.path])
+        let result = try runCLI([
+            "validate", "\(samples)/bad-rows/pipeline.yml", "--max-rejects", "2", "--report-dir", dir.path,
+        ])
         #expect(result.status == 3)
         #expect(result.stderr.contains("more than report.max_rejects allows"))
-        let summary = try JSONSerialization.jsonObject(with: Data(dir.read("sites.summary.json").utf8)) as! [String: Any]
+        let summary =
+            try JSONSerialization.jsonObject(with: Data(dir.read("sites.summary.json").utf8)) as! [String: Any]
         #expect(summary["status"] as? String == "aborted")
         let read = summary["rows_read"] as! Int
         #expect(read == (summary["imported"] as! Int) + (summary["rejected"] as! Int) + (summary["not_sent"] as! Int))
@@ -156,8 +179,11 @@ struct CLITests {
         let dir = TempDir()
         let secret = "msk_live_5ecret_value_42"
         let result = try runCLI(
-            ["run", "\(samples)/stores/pipeline.yml", "--dry-run", "--output", "-", "--output-batches", dir.path + "/b.ndjson",
-             "--report-dir", dir.path, "--log-format", "json", "-v"],
+            [
+                "run", "\(samples)/stores/pipeline.yml", "--dry-run", "--output", "-", "--output-batches",
+                dir.path + "/b.ndjson",
+                "--report-dir", dir.path, "--log-format", "json", "-v",
+            ],
             environment: ["MAPSEMBLE_API_KEY": secret])
         #expect(result.status == 0)
         #expect(!result.stdout.contains(secret))
@@ -170,7 +196,9 @@ struct CLITests {
     @Test("--log-format json: the closing line is one JSON object")
     func jsonLog() throws {
         let dir = TempDir()
-        let result = try runCLI(["validate", "\(samples)/bad-rows/pipeline.yml", "--log-format", "json", "--report-dir", dir.path])
+        let result = try runCLI([
+            "validate", "\(samples)/bad-rows/pipeline.yml", "--log-format", "json", "--report-dir", dir.path,
+        ])
         let line = try #require(result.stderr.split(separator: "\n").last)
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
         #expect(object["rejected"] as? Int == 11)

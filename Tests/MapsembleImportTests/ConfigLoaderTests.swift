@@ -45,10 +45,13 @@ struct ConfigLoaderTests {
         #expect(config.coordinates.swapped == .fix)
         #expect(config.coordinates.bounds == [5, 47, 15, 55])
         #expect(config.properties.remoteField == "ext-id")
-        #expect(config.properties.fields == [
-            .init(slug: "city", column: "City"), .init(slug: "revenue", column: "Revenue (EUR)", type: "number"),
-        ])
-        #expect(config.upload == .init(batchSize: 250, concurrency: 2, maxRetries: 3, timeoutSeconds: 12.5, maxBodyBytes: 100000))
+        #expect(
+            config.properties.fields == [
+                .init(slug: "city", column: "City"), .init(slug: "revenue", column: "Revenue (EUR)", type: "number"),
+            ])
+        #expect(
+            config.upload
+                == .init(batchSize: 250, concurrency: 2, maxRetries: 3, timeoutSeconds: 12.5, maxBodyBytes: 100000))
         #expect(config.report.maxRejects == .percent(5))
         #expect(config.sync.maxDelete == .count(20))
     }
@@ -69,16 +72,18 @@ struct ConfigLoaderTests {
         #expect(self.failure("sources: {}")?.message.contains("\"sources\"") == true)
     }
 
-    @Test("a wrong type or value is an error naming the key and its line", arguments: [
-        ("upload:\n  batch_size: lots\n", 2, "upload.batch_size"),
-        ("upload:\n  batch_size: 1001\n", 2, "upload.batch_size"),
-        ("\n\ntarget: { mode: merge }\n", 3, "target.mode"),
-        ("coordinates:\n  bounds: [1, 2, 3]\n", 2, "coordinates.bounds"),
-        ("source:\n  delimiter: \"::\"\n", 2, "source.delimiter"),
-        ("properties:\n  fields:\n    City Name: city\n", 3, "City Name"),
-        ("report:\n  max_rejects: many\n", 2, "report.max_rejects"),
-        ("source: stores.csv\n", 1, "source"),
-    ])
+    @Test(
+        "a wrong type or value is an error naming the key and its line",
+        arguments: [
+            ("upload:\n  batch_size: lots\n", 2, "upload.batch_size"),
+            ("upload:\n  batch_size: 1001\n", 2, "upload.batch_size"),
+            ("\n\ntarget: { mode: merge }\n", 3, "target.mode"),
+            ("coordinates:\n  bounds: [1, 2, 3]\n", 2, "coordinates.bounds"),
+            ("source:\n  delimiter: \"::\"\n", 2, "source.delimiter"),
+            ("properties:\n  fields:\n    City Name: city\n", 3, "City Name"),
+            ("report:\n  max_rejects: many\n", 2, "report.max_rejects"),
+            ("source: stores.csv\n", 1, "source"),
+        ])
     func wrongValues(yaml: String, line: Int, key: String) throws {
         let error = try #require(failure(yaml))
         #expect(error.line == line)
@@ -86,10 +91,12 @@ struct ConfigLoaderTests {
         #expect(error.kind == .config)
     }
 
-    @Test("${VAR} and ${VAR:-default} expand from the environment", arguments: [
-        ("${A}", "x"), ("${MISSING}", ""), ("${MISSING:-fallback}", "fallback"), ("${A:-fallback}", "x"),
-        ("pre-${A}-post", "pre-x-post"), ("$$A", "$A"), ("cost $5", "cost $5"),
-    ])
+    @Test(
+        "${VAR} and ${VAR:-default} expand from the environment",
+        arguments: [
+            ("${A}", "x"), ("${MISSING}", ""), ("${MISSING:-fallback}", "fallback"), ("${A:-fallback}", "x"),
+            ("pre-${A}-post", "pre-x-post"), ("$$A", "$A"), ("cost $5", "cost $5"),
+        ])
     func expansion(text: String, expected: String) {
         #expect(ConfigLoader.expand(text, environment: ["A": "x"]) == expected)
     }
@@ -125,11 +132,13 @@ struct ExampleConfigTests {
         #expect(config.properties.fields.count == 2)
         #expect(config.report.maxRejects == .percent(5))
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        for key in ["path", "format", "delimiter", "encoding", "header", "quote", "decimal", "sheet", "api_url", "api_key",
-            "map_id", "mode", "longitude", "latitude", "point", "swapped", "bounds", "label", "remote_id", "remote_field",
+        for key in [
+            "path", "format", "delimiter", "encoding", "header", "quote", "decimal", "sheet", "api_url", "api_key",
+            "map_id", "mode", "longitude", "latitude", "point", "swapped", "bounds", "label", "remote_id",
+            "remote_field",
             "fields", "batch_size", "concurrency", "max_retries", "timeout_s", "max_body_bytes", "dir", "max_rejects",
-            "max_delete"]
-        {
+            "max_delete",
+        ] {
             #expect(text.contains("\n  \(key):"), "\(key) is not documented")
         }
     }

@@ -71,7 +71,9 @@ struct CorpusTests {
         #expect(summary.rowsRead == entry.records)
         #expect(summary.rejected == entry.expectedRejected, "\(summary.rejectedByCode)")
         #expect(summary.rowsRead == summary.imported + summary.rejected + summary.notSent)
-        let output = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: options.output!))) as? [String: Any]
+        let output =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: options.output!)))
+            as? [String: Any]
         #expect((output?["features"] as? [Any])?.count == summary.imported)
     }
 

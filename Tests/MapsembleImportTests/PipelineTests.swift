@@ -70,7 +70,8 @@ struct PipelineTests {
             let lead = read.load(ordering: .relaxed) - consumed
             var current = maxLead.load(ordering: .relaxed)
             while lead > current {
-                let (exchanged, original) = maxLead.compareExchange(expected: current, desired: lead, ordering: .relaxed)
+                let (exchanged, original) = maxLead.compareExchange(
+                    expected: current, desired: lead, ordering: .relaxed)
                 if exchanged { break }
                 current = original
             }
@@ -140,7 +141,9 @@ struct PipelineTests {
         let lines = rejected.map { Int($0.split(separator: ",")[0])! }
         #expect(lines == lines.sorted())
         #expect(lines.first == 8)  // row 7 is on line 8
-        let output = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: options.output!))) as! [String: Any]
+        let output =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: options.output!)))
+            as! [String: Any]
         #expect((output["features"] as! [Any]).count == summary.imported)
     }
 
@@ -188,7 +191,10 @@ struct PipelineTests {
         do {
             _ = try await Pipeline(config: cfg, options: RunOptions()).run()
         } catch let error as ImportError {
-            #expect(error.description == "\(input):1: coordinates.latitude names the column \"Latitude\", which the header does not have; its columns are: id, name, lat, lon")
+            #expect(
+                error.description
+                    == "\(input):1: coordinates.latitude names the column \"Latitude\", which the header does not have; its columns are: id, name, lat, lon"
+            )
         }
     }
 }

@@ -96,9 +96,11 @@ struct ReaderTests {
         #expect(result.rowsRead == 3)
     }
 
-    @Test("semicolon, tab and pipe delimiters", arguments: [
-        (UInt8(ascii: ";"), "a;b\n1,5;x\n"), (UInt8(0x09), "a\tb\n1,5\tx\n"), (UInt8(ascii: "|"), "a|b\n1,5|x\n"),
-    ])
+    @Test(
+        "semicolon, tab and pipe delimiters",
+        arguments: [
+            (UInt8(ascii: ";"), "a;b\n1,5;x\n"), (UInt8(0x09), "a\tb\n1,5\tx\n"), (UInt8(ascii: "|"), "a|b\n1,5|x\n"),
+        ])
     func delimiters(delimiter: UInt8, text: String) throws {
         var options = ReaderOptions()
         options.delimiter = delimiter

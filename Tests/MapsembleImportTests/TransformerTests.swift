@@ -31,13 +31,17 @@ struct TransformerTests {
         PropertyMapping(
             label: try label.map { try PropertyMapping.labelParts($0, header: header).get() },
             remoteID: remoteID ? (column: 0, slug: "ext_id") : nil,
-            fields: [.init(slug: "city", column: 2, isNumber: false), .init(slug: "revenue", column: 3, isNumber: numberRevenue)],
+            fields: [
+                .init(slug: "city", column: 2, isNumber: false),
+                .init(slug: "revenue", column: 3, isNumber: numberRevenue),
+            ],
             header: header)
     }
 
     @Test("a feature carries geometry, label, remote id and typed fields")
     func featureShape() throws {
-        let block = Transformer(mapping: try mapping()).transform(validated([["A1", "Café \"Zur Post\"", "Köln", "12.50"]]))
+        let block = Transformer(mapping: try mapping()).transform(
+            validated([["A1", "Café \"Zur Post\"", "Köln", "12.50"]]))
         let feature = try #require(try features(block).first)
         #expect(feature["type"] as? String == "Feature")
         let geometry = try #require(feature["geometry"] as? [String: Any])
@@ -51,12 +55,16 @@ struct TransformerTests {
         #expect(block.lines == [2])
     }
 
-    @Test("label templates", arguments: [
-        ("{name} ({city})", "Alpha (Berlin)"), ("Store #{id}", "Store #7"), ("{{literal}} {name}", "{literal} Alpha"),
-        ("name", "Alpha"), ("{name}{city}", "AlphaBerlin"),
-    ])
+    @Test(
+        "label templates",
+        arguments: [
+            ("{name} ({city})", "Alpha (Berlin)"), ("Store #{id}", "Store #7"),
+            ("{{literal}} {name}", "{literal} Alpha"),
+            ("name", "Alpha"), ("{name}{city}", "AlphaBerlin"),
+        ])
     func templates(template: String, expected: String) throws {
-        let block = Transformer(mapping: try mapping(label: template)).transform(validated([["7", "Alpha", "Berlin", "1"]]))
+        let block = Transformer(mapping: try mapping(label: template)).transform(
+            validated([["7", "Alpha", "Berlin", "1"]]))
         let properties = try #require(try features(block).first?["properties"] as? [String: Any])
         #expect(properties["label"] as? String == expected)
     }
@@ -76,7 +84,10 @@ struct TransformerTests {
     @Test("missing and duplicate remote ids: only the first occurrence is imported")
     func remoteIDs() throws {
         let block = Transformer(mapping: try mapping()).transform(
-            validated([["A", "a", "x", "1"], ["", "b", "x", "1"], ["A", "c", "x", "1"], ["B", "d", "x", "1"], [" ", "e", "x", "1"]]))
+            validated([
+                ["A", "a", "x", "1"], ["", "b", "x", "1"], ["A", "c", "x", "1"], ["B", "d", "x", "1"],
+                [" ", "e", "x", "1"],
+            ]))
         #expect(block.lines == [2, 5])
         #expect(block.rejections.map(\.code) == [.missingRemoteId, .duplicateRemoteId, .missingRemoteId])
         #expect(block.rejections.map(\.line) == [3, 4, 6])
@@ -105,7 +116,8 @@ struct TransformerTests {
 
     @Test("text fields keep numbers as strings, exactly as written")
     func textFields() throws {
-        let block = Transformer(mapping: try mapping(numberRevenue: false)).transform(validated([["1", "a", "007", "0012.50"]]))
+        let block = Transformer(mapping: try mapping(numberRevenue: false)).transform(
+            validated([["1", "a", "007", "0012.50"]]))
         let properties = try #require(try features(block).first?["properties"] as? [String: Any])
         #expect(properties["city"] as? String == "007")
         #expect(properties["revenue"] as? String == "0012.50")

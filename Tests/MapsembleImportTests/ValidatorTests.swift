@@ -23,33 +23,40 @@ private func check(
 
 @Suite("Validator: coordinates")
 struct ValidatorTests {
-    @Test("every boundary of the valid range is accepted, one step past it is not", arguments: [
-        ("180", "90", nil), ("-180", "-90", nil), ("0", "0", nil), ("179.999999", "89.999999", nil),
-        ("180.000001", "0", RejectCode.longitudeOutOfRange), ("-180.0001", "0", .longitudeOutOfRange),
-        ("0", "90.000001", .coordinatesSwapped), ("0", "-90.5", .coordinatesSwapped),
-        ("100", "90.000001", .latitudeOutOfRange), ("0", "180.5", .latitudeOutOfRange),
-    ] as [(String, String, RejectCode?)])
+    @Test(
+        "every boundary of the valid range is accepted, one step past it is not",
+        arguments: [
+            ("180", "90", nil), ("-180", "-90", nil), ("0", "0", nil), ("179.999999", "89.999999", nil),
+            ("180.000001", "0", RejectCode.longitudeOutOfRange), ("-180.0001", "0", .longitudeOutOfRange),
+            ("0", "90.000001", .coordinatesSwapped), ("0", "-90.5", .coordinatesSwapped),
+            ("100", "90.000001", .latitudeOutOfRange), ("0", "180.5", .latitudeOutOfRange),
+        ] as [(String, String, RejectCode?)])
     func ranges(lon: String, lat: String, expected: RejectCode?) {
         #expect(check(lon: lon, lat: lat).code == expected)
     }
 
-    @Test("numbers are read strictly, each failure with its own code", arguments: [
-        ("", RejectCode.missingCoordinate), ("   ", .missingCoordinate), ("abc", .invalidNumber),
-        ("1.2.3", .invalidNumber), ("0x10", .invalidNumber), ("12,5", .invalidNumber), ("1e", .invalidNumber),
-        ("--1", .invalidNumber), (".", .invalidNumber), ("NaN", .nonFiniteNumber), ("inf", .nonFiniteNumber),
-        ("-Infinity", .nonFiniteNumber), ("1e999", .nonFiniteNumber),
-    ] as [(String, RejectCode)])
+    @Test(
+        "numbers are read strictly, each failure with its own code",
+        arguments: [
+            ("", RejectCode.missingCoordinate), ("   ", .missingCoordinate), ("abc", .invalidNumber),
+            ("1.2.3", .invalidNumber), ("0x10", .invalidNumber), ("12,5", .invalidNumber), ("1e", .invalidNumber),
+            ("--1", .invalidNumber), (".", .invalidNumber), ("NaN", .nonFiniteNumber), ("inf", .nonFiniteNumber),
+            ("-Infinity", .nonFiniteNumber), ("1e999", .nonFiniteNumber),
+        ] as [(String, RejectCode)])
     func strictNumbers(text: String, expected: RejectCode) {
         #expect(check(lon: text, lat: "10").code == expected)
         #expect(check(lon: "10", lat: text).code == expected)
         #expect(check(lon: "10", lat: text).column == "lat")
     }
 
-    @Test("coordinates are written as JSON numbers with the file's digits", arguments: [
-        ("13.404954", "52.520008", "13.404954,52.520008"), ("+7.5", "-0.5", "7.5,-0.5"),
-        (".5", "-.25", "0.5,-0.25"), ("007", "5.", "7,5"), (" 1.5 ", "\t2", "1.5,2"), ("1e1", "2.5E-1", "1e1,2.5e-1"),
-        ("-0", "0.000", "-0,0.000"),
-    ])
+    @Test(
+        "coordinates are written as JSON numbers with the file's digits",
+        arguments: [
+            ("13.404954", "52.520008", "13.404954,52.520008"), ("+7.5", "-0.5", "7.5,-0.5"),
+            (".5", "-.25", "0.5,-0.25"), ("007", "5.", "7,5"), (" 1.5 ", "\t2", "1.5,2"),
+            ("1e1", "2.5E-1", "1e1,2.5e-1"),
+            ("-0", "0.000", "-0,0.000"),
+        ])
     func jsonText(lon: String, lat: String, json: String) {
         #expect(check(lon: lon, lat: lat).coordinates == json)
     }
@@ -72,17 +79,20 @@ struct ValidatorTests {
 
     @Test("a decimal comma is read when the pipeline says so")
     func decimalComma() {
-        #expect(check(lon: "6,959677", lat: "50,943029", separator: UInt8(ascii: ",")).coordinates == "6.959677,50.943029")
+        #expect(
+            check(lon: "6,959677", lat: "50,943029", separator: UInt8(ascii: ",")).coordinates == "6.959677,50.943029")
         #expect(check(lon: "6.9", lat: "50,9", separator: UInt8(ascii: ",")).code == .invalidNumber)
     }
 }
 
 @Suite("NumberText: strict decimal numbers")
 struct NumberTextTests {
-    @Test("values match strtod, including long mantissas and exponents", arguments: [
-        "0", "1", "-1", "52.520008", "-170.996128", "0.1", "123456789012345678", "1.7976931348623157e308",
-        "4.9e-324", "0.30000000000000004", "89.99999999999999999", "1e22", "1e23", "-0.000001",
-    ])
+    @Test(
+        "values match strtod, including long mantissas and exponents",
+        arguments: [
+            "0", "1", "-1", "52.520008", "-170.996128", "0.1", "123456789012345678", "1.7976931348623157e308",
+            "4.9e-324", "0.30000000000000004", "89.99999999999999999", "1e22", "1e23", "-0.000001",
+        ])
     func values(text: String) throws {
         let number = try text.utf8.withContiguousStorageIfAvailable { buffer in
             try NumberText.parse(UnsafeRawBufferPointer(buffer)).get()

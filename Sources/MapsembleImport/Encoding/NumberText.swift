@@ -27,7 +27,9 @@ struct NumberText {
 
     /// Parses `bytes`; `separator` is the decimal separator (`.` or `,`).
     @inline(__always)
-    static func parse(_ bytes: UnsafeRawBufferPointer, separator: UInt8 = UInt8(ascii: ".")) -> Result<NumberText, Failure> {
+    static func parse(_ bytes: UnsafeRawBufferPointer, separator: UInt8 = UInt8(ascii: ".")) -> Result<
+        NumberText, Failure
+    > {
         var start = 0
         var end = bytes.count
         while start < end && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }

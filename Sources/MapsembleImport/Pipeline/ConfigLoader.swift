@@ -135,7 +135,10 @@ private struct NodeReader {
     func int(_ node: Node, _ path: String, in range: ClosedRange<Int>) throws -> Int {
         let text = try requiredString(node, path)
         guard let value = Int(text.trimmingSpaces), range.contains(value) else {
-            throw error(node, "key \"\(path)\" must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")
+            throw error(
+                node,
+                "key \"\(path)\" must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\""
+            )
         }
         return value
     }
@@ -258,7 +261,9 @@ private struct NodeReader {
                 guard bounds[0] <= bounds[2], bounds[1] <= bounds[3], bounds[0] >= -180, bounds[2] <= 180,
                     bounds[1] >= -90, bounds[3] <= 90
                 else {
-                    throw error(value, "key \"\(path)\" must be [min_lon, min_lat, max_lon, max_lat] within -180..180 and -90..90")
+                    throw error(
+                        value,
+                        "key \"\(path)\" must be [min_lon, min_lat, max_lon, max_lat] within -180..180 and -90..90")
                 }
                 coordinates.bounds = bounds
             }
@@ -274,7 +279,10 @@ private struct NodeReader {
             case "remote_id": properties.remoteID = try string(value, path)
             case "remote_field":
                 let slug = try requiredString(value, path)
-                guard isSlug(slug) else { throw error(value, "key \"\(path)\" must be a field slug made of a-z, 0-9, _ and -, got \"\(slug)\"") }
+                guard isSlug(slug) else {
+                    throw error(
+                        value, "key \"\(path)\" must be a field slug made of a-z, 0-9, _ and -, got \"\(slug)\"")
+                }
                 properties.remoteField = slug
             default:
                 if case .scalar = value, try string(value, path) == nil { continue }
@@ -290,7 +298,10 @@ private struct NodeReader {
         var fields: [PipelineConfig.Field] = []
         for (keyNode, value) in mapping {
             guard case .scalar(let key) = keyNode, isSlug(key.string) else {
-                throw error(keyNode, "field slug \"\(keyNode.string ?? "")\" under \"properties.fields\" must be made of a-z, 0-9, _ and -")
+                throw error(
+                    keyNode,
+                    "field slug \"\(keyNode.string ?? "")\" under \"properties.fields\" must be made of a-z, 0-9, _ and -"
+                )
             }
             let slug = key.string
             let path = "properties.fields.\(slug)"
@@ -356,5 +367,6 @@ let fieldTypes = ["text", "multiline_text", "number", "date", "image", "single_s
 
 /// Whether `text` is a Mapsemble field slug: `[a-z0-9_-]+`.
 func isSlug(_ text: String) -> Bool {
-    !text.isEmpty && text.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x2D }
+    !text.isEmpty
+        && text.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x2D }
 }

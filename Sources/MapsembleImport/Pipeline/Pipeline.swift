@@ -238,7 +238,8 @@ private final class Stages: @unchecked Sendable {
             }
             throw ImportError(
                 .tooManyRejects,
-                "\(rejects.count) of \(seen) rows were rejected, more than report.max_rejects allows (\(limit)); stopped")
+                "\(rejects.count) of \(seen) rows were rejected, more than report.max_rejects allows (\(limit)); stopped"
+            )
         }
         for await block in features {
             for rejection in block.rejections { try rejects.write(rejection) }

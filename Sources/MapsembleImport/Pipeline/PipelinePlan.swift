@@ -34,7 +34,8 @@ struct PipelinePlan {
         let header = reader.header
         let separator = config.source.decimal == "comma" ? UInt8(ascii: ",") : UInt8(ascii: ".")
         if separator == options.delimiter {
-            throw ImportError(.config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
+            throw ImportError(
+                .config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
         }
         let name = path == "-" ? "stdin" : path
         func column(_ column: String, key: String) throws -> Int {
@@ -48,23 +49,33 @@ struct PipelinePlan {
         }
         func detect(_ candidates: [String], key: String, what: String) throws -> Int {
             for candidate in candidates {
-                if let index = header.firstIndex(where: { $0.trimmingSpaces.lowercased() == candidate }) { return index }
+                if let index = header.firstIndex(where: { $0.trimmingSpaces.lowercased() == candidate }) {
+                    return index
+                }
             }
             throw ImportError(
                 .config,
                 "no \(what) column found; set \(key) in pipeline.yml to one of the columns: \(header.joined(separator: ", "))",
                 file: name, line: 1)
         }
-        let longitude = try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
-            ?? detect(["lon", "lng", "long", "longitude", "x", "lon_dd", "longitud", "längengrad", "laengengrad"],
+        let longitude =
+            try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
+            ?? detect(
+                ["lon", "lng", "long", "longitude", "x", "lon_dd", "longitud", "längengrad", "laengengrad"],
                 key: "coordinates.longitude", what: "longitude")
-        let latitude = try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
-            ?? detect(["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"],
+        let latitude =
+            try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
+            ?? detect(
+                ["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"],
                 key: "coordinates.latitude", what: "latitude")
-        let found = (config.coordinates.longitude == nil || config.coordinates.latitude == nil) ? " (found by name)" : ""
-        notes.append("coordinates: longitude from \"\(header[longitude])\", latitude from \"\(header[latitude])\"\(found)")
+        let found =
+            (config.coordinates.longitude == nil || config.coordinates.latitude == nil) ? " (found by name)" : ""
+        notes.append(
+            "coordinates: longitude from \"\(header[longitude])\", latitude from \"\(header[latitude])\"\(found)")
         if longitude == latitude {
-            throw ImportError(.config, "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"", file: name, line: 1)
+            throw ImportError(
+                .config, "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"",
+                file: name, line: 1)
         }
         validator = Validator(
             longitudeColumn: longitude, latitudeColumn: latitude, header: header,
@@ -85,10 +96,14 @@ struct PipelinePlan {
         var fields: [PropertyMapping.Field] = []
         for field in config.properties.fields {
             if field.slug == config.properties.remoteField && remoteID != nil {
-                throw ImportError(.config, "properties.fields.\(field.slug) uses the remote field's slug; the remote id is sent under it already")
+                throw ImportError(
+                    .config,
+                    "properties.fields.\(field.slug) uses the remote field's slug; the remote id is sent under it already"
+                )
             }
             fields.append(
-                .init(slug: field.slug, column: try column(field.column, key: "properties.fields.\(field.slug)"),
+                .init(
+                    slug: field.slug, column: try column(field.column, key: "properties.fields.\(field.slug)"),
                     isNumber: field.type == "number"))
         }
         notes.append(
@@ -103,7 +118,9 @@ struct PipelinePlan {
         func unsupported(_ what: String) -> ImportError {
             ImportError(.config, "\(what) is not supported by this version of mapsemble-import yet")
         }
-        if !["auto", "csv"].contains(config.source.format) { throw unsupported("source.format \(config.source.format)") }
+        if !["auto", "csv"].contains(config.source.format) {
+            throw unsupported("source.format \(config.source.format)")
+        }
         if !["auto", "utf-8", "utf8", "UTF-8"].contains(config.source.encoding) {
             throw unsupported("source.encoding \(config.source.encoding) (files must be UTF-8 for now)")
         }
@@ -112,7 +129,8 @@ struct PipelinePlan {
         case .create: break
         case .upsert:
             if config.properties.remoteID == nil {
-                throw ImportError(.config, "mode upsert needs properties.remote_id: the column holding each row's unique id")
+                throw ImportError(
+                    .config, "mode upsert needs properties.remote_id: the column holding each row's unique id")
             }
         case .replace, .delete, .update, .sync: throw unsupported("mode \(config.mode.rawValue)")
         }

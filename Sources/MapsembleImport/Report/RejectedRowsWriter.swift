@@ -30,7 +30,8 @@ public final class RejectedRowsWriter {
         for (index, field) in fields.enumerated() {
             if index > 0 { line.append(delimiter) }
             let bytes = Array(field.utf8)
-            let needsQuotes = bytes.contains { $0 == delimiter || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
+            let needsQuotes =
+                bytes.contains { $0 == delimiter || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
                 || bytes.first == 0x20 || bytes.last == 0x20
             if needsQuotes {
                 line.append(0x22)

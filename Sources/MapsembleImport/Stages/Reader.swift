@@ -78,7 +78,8 @@ public final class CSVReader {
         while parser.collector.block.count == 0 {
             guard try advance() else { break }
             if let rejection = parser.collector.block.rejections.first {
-                throw ImportError(.unreadableInput, "the header row cannot be parsed: \(rejection.message)",
+                throw ImportError(
+                    .unreadableInput, "the header row cannot be parsed: \(rejection.message)",
                     file: name, line: rejection.line)
             }
         }
@@ -90,7 +91,8 @@ public final class CSVReader {
             header = block.strings(0)
             var seen = Set<String>()
             for column in header where !seen.insert(column).inserted {
-                throw ImportError(.unreadableInput, "the header names the column \"\(column)\" twice",
+                throw ImportError(
+                    .unreadableInput, "the header names the column \"\(column)\" twice",
                     file: name, line: block.lines[0])
             }
             parser.collector.block = RecordBlock()

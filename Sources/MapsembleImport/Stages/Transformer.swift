@@ -78,10 +78,12 @@ public final class Transformer {
         records.bytes.withUnsafeBytes { bytes in
             input.coordinates.withUnsafeBytes { coordinates in
                 for (position, record) in input.accepted.enumerated() {
-                    let coordinateRange = (position == 0 ? 0 : input.coordinateEnds[position - 1])..<input.coordinateEnds[position]
+                    let coordinateRange =
+                        (position == 0 ? 0 : input.coordinateEnds[position - 1])..<input.coordinateEnds[position]
                     let mark = output.bytes.count
                     if let rejection = appendFeature(
-                        record, of: records, bytes, coordinates: UnsafeRawBufferPointer(rebasing: coordinates[coordinateRange]),
+                        record, of: records, bytes,
+                        coordinates: UnsafeRawBufferPointer(rebasing: coordinates[coordinateRange]),
                         to: &output.bytes)
                     {
                         output.bytes.removeSubrange(mark...)
@@ -125,7 +127,8 @@ public final class Transformer {
             if !seenRemoteIDs.insert(hasher.finalize()).inserted {
                 return reject(
                     .duplicateRemoteId, column,
-                    "remote id \"\(String(decoding: value, as: UTF8.self))\" appeared on an earlier row; only its first row is imported")
+                    "remote id \"\(String(decoding: value, as: UTF8.self))\" appeared on an earlier row; only its first row is imported"
+                )
             }
             out.append(contentsOf: remoteKey)
             guard JSONBytes.appendString(value, to: &out) else { return invalidEncoding(column, reject) }
@@ -140,7 +143,9 @@ public final class Transformer {
                     var text = text
                     _ = text.withUTF8 { JSONBytes.appendEscaped(UnsafeRawBufferPointer($0), to: &out) }
                 case .column(let column):
-                    guard JSONBytes.appendEscaped(field(column), to: &out) else { return invalidEncoding(column, reject) }
+                    guard JSONBytes.appendEscaped(field(column), to: &out) else {
+                        return invalidEncoding(column, reject)
+                    }
                 }
             }
             out.append(UInt8(ascii: "\""))
@@ -159,7 +164,8 @@ public final class Transformer {
                 case .failure:
                     return reject(
                         .invalidFieldValue, mapped.column,
-                        "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapped.slug)\"")
+                        "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapped.slug)\""
+                    )
                 }
             } else if !JSONBytes.appendString(value, to: &out) {
                 return invalidEncoding(mapped.column, reject)
@@ -180,7 +186,11 @@ extension PropertyMapping {
     public static func labelParts(_ setting: String, header: [String]) -> Result<[LabelPart], ImportError> {
         guard setting.contains("{") else {
             guard let column = header.firstIndex(of: setting) else {
-                return .failure(ImportError(.config, "properties.label names the column \"\(setting)\", which the input does not have; its columns are: \(header.joined(separator: ", "))"))
+                return .failure(
+                    ImportError(
+                        .config,
+                        "properties.label names the column \"\(setting)\", which the input does not have; its columns are: \(header.joined(separator: ", "))"
+                    ))
             }
             return .success([.column(column)])
         }
@@ -198,7 +208,11 @@ extension PropertyMapping {
                 }
                 let name = String(rest[..<close])
                 guard let column = header.firstIndex(of: name) else {
-                    return .failure(ImportError(.config, "properties.label uses the column \"{\(name)}\", which the input does not have; its columns are: \(header.joined(separator: ", "))"))
+                    return .failure(
+                        ImportError(
+                            .config,
+                            "properties.label uses the column \"{\(name)}\", which the input does not have; its columns are: \(header.joined(separator: ", "))"
+                        ))
                 }
                 if !literal.isEmpty { parts.append(.literal(literal)) }
                 literal = ""

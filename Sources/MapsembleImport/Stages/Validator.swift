@@ -82,7 +82,8 @@ public struct Validator: Sendable {
         let lon: NumberText
         switch NumberText.parse(lonBytes, separator: decimalSeparator) {
         case .success(let value): lon = value
-        case .failure(let failure): return numberRejection(failure, column: longitudeColumn, axis: "longitude", lonBytes)
+        case .failure(let failure):
+            return numberRejection(failure, column: longitudeColumn, axis: "longitude", lonBytes)
         }
         let lat: NumberText
         switch NumberText.parse(latBytes, separator: decimalSeparator) {
@@ -95,10 +96,14 @@ public struct Validator: Sendable {
         let swappedInRange = abs(x) <= 90 && abs(y) <= 180
         if inRange {
             if let bounds, !contains(bounds, x, y) {
-                if swapped != .off && contains(bounds, y, x) { return swappedOutcome(lon, lat, x, y, why: "outside bounds") }
+                if swapped != .off && contains(bounds, y, x) {
+                    return swappedOutcome(lon, lat, x, y, why: "outside bounds")
+                }
                 return .rejected(
                     code: .outsideBounds, column: latitudeColumn,
-                    message: "point (\(text(x)), \(text(y))) is outside the bounds [\(bounds.map(text).joined(separator: ", "))]")
+                    message:
+                        "point (\(text(x)), \(text(y))) is outside the bounds [\(bounds.map(text).joined(separator: ", "))]"
+                )
             }
             return .accepted(longitude: lon, latitude: lat, swap: false)
         }
@@ -115,19 +120,25 @@ public struct Validator: Sendable {
             message: "longitude \(text(x)) is outside -180..180")
     }
 
-    private func swappedOutcome(_ lon: NumberText, _ lat: NumberText, _ x: Double, _ y: Double, why: String) -> Outcome {
+    private func swappedOutcome(_ lon: NumberText, _ lat: NumberText, _ x: Double, _ y: Double, why: String) -> Outcome
+    {
         if swapped == .fix { return .accepted(longitude: lon, latitude: lat, swap: true) }
-        let problem = why == "out of range" ? "latitude \(text(y)) is outside -90..90" : "the point is outside coordinates.bounds"
+        let problem =
+            why == "out of range" ? "latitude \(text(y)) is outside -90..90" : "the point is outside coordinates.bounds"
         return .rejected(
             code: .coordinatesSwapped, column: latitudeColumn,
-            message: "\(problem) but reads well as longitude \(text(y)), latitude \(text(x)): the columns look swapped (coordinates.swapped: fix swaps them)")
+            message:
+                "\(problem) but reads well as longitude \(text(y)), latitude \(text(x)): the columns look swapped (coordinates.swapped: fix swaps them)"
+        )
     }
 
     private func contains(_ bounds: [Double], _ x: Double, _ y: Double) -> Bool {
         x >= bounds[0] && y >= bounds[1] && x <= bounds[2] && y <= bounds[3]
     }
 
-    private func numberRejection(_ failure: NumberText.Failure, column: Int, axis: String, _ bytes: UnsafeRawBufferPointer) -> Outcome {
+    private func numberRejection(
+        _ failure: NumberText.Failure, column: Int, axis: String, _ bytes: UnsafeRawBufferPointer
+    ) -> Outcome {
         let value = String(decoding: bytes, as: UTF8.self)
         switch failure {
         case .empty:

@@ -21,7 +21,8 @@ struct PipelineRunner {
         runOptions.output = options.output
         runOptions.outputBatches = options.outputBatches
         let pipeline = Pipeline(config: config, options: runOptions)
-        let showProgress = !options.quiet
+        let showProgress =
+            !options.quiet
             && (options.progress == .always || (options.progress == .auto && isatty(2) == 1))
         let meter = showProgress ? ProgressMeter(totalBytes: inputSize(config.source.path)) : nil
 

@@ -13,7 +13,8 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         guard options.dryRun else {
             Console.error(
-                "uploading to Mapsemble is not available in this version yet; use --dry-run (with --output FILE to see the features) or the validate command")
+                "uploading to Mapsemble is not available in this version yet; use --dry-run (with --output FILE to see the features) or the validate command"
+            )
             throw ExitCode(2)
         }
         if options.sandbox {

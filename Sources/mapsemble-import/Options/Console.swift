@@ -37,10 +37,14 @@ struct Console {
         switch format {
         case .text:
             let codes = summary.rejectedByCode.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
-            var line = dryRun ? "dry run: \(summary.imported) of \(summary.rowsRead) rows would be imported" : "imported \(summary.imported) of \(summary.rowsRead) rows"
+            var line =
+                dryRun
+                ? "dry run: \(summary.imported) of \(summary.rowsRead) rows would be imported"
+                : "imported \(summary.imported) of \(summary.rowsRead) rows"
             line += ", \(summary.rejected) rejected"
             if !codes.isEmpty { line += " (\(codes.joined(separator: ", ")))" }
-            line += ", \(summary.notSent) not sent; \(summary.status.rawValue) in \(String(format: "%.2f", summary.durationSeconds)) s; reports in \(reportDir)/"
+            line +=
+                ", \(summary.notSent) not sent; \(summary.status.rawValue) in \(String(format: "%.2f", summary.durationSeconds)) s; reports in \(reportDir)/"
             Self.write(line + "\n")
         case .json:
             var fields: [String: Any] = [
@@ -48,13 +52,16 @@ struct Console {
                 "rows_read": summary.rowsRead, "imported": summary.imported, "rejected": summary.rejected,
                 "not_sent": summary.notSent, "duration_s": summary.durationSeconds, "report_dir": reportDir,
             ]
-            fields["rejected_by_code"] = Dictionary(uniqueKeysWithValues: summary.rejectedByCode.map { ($0.key.rawValue, $0.value) })
+            fields["rejected_by_code"] = Dictionary(
+                uniqueKeysWithValues: summary.rejectedByCode.map { ($0.key.rawValue, $0.value) })
             Self.write(json(fields))
         }
     }
 
     private func json(_ object: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 }
@@ -76,7 +83,8 @@ final class ProgressMeter: Sendable {
         }
         guard due else { return }
         let elapsed = max((now - started).seconds, 0.001)
-        var line = "\r\u{1B}[K\(progress.rowsRead) rows, \(Int(Double(progress.rowsRead) / elapsed)) rows/s, \(progress.rejected) rejected"
+        var line =
+            "\r\u{1B}[K\(progress.rowsRead) rows, \(Int(Double(progress.rowsRead) / elapsed)) rows/s, \(progress.rejected) rejected"
         if let totalBytes, totalBytes > 0 {
             let share = Double(progress.bytesRead) / Double(totalBytes)
             line += String(format: ", %.0f%%", share * 100)

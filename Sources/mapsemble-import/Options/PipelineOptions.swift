@@ -28,7 +28,8 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "Requests in flight at once.")
     var concurrency: Int?
 
-    @Option(name: .customLong("max-rejects"), help: "Stop when more rows than this are rejected: a count N or a share P%.")
+    @Option(
+        name: .customLong("max-rejects"), help: "Stop when more rows than this are rejected: a count N or a share P%.")
     var maxRejects: String?
 
     @Flag(name: .customLong("dry-run"), help: "Do everything but upload; no network.")
@@ -37,7 +38,9 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "With --dry-run: write every feature as one GeoJSON FeatureCollection to FILE (- for stdout).")
     var output: String?
 
-    @Option(name: .customLong("output-batches"), help: "With --dry-run: write each request body, one per line, to FILE (- for stdout).")
+    @Option(
+        name: .customLong("output-batches"),
+        help: "With --dry-run: write each request body, one per line, to FILE (- for stdout).")
     var outputBatches: String?
 
     @Flag(help: "Ignore a resume journal and start from the first row.")
@@ -66,10 +69,12 @@ struct PipelineOptions: ParsableArguments {
             throw ValidationError("--concurrency must be from 1 to 64, got \(concurrency)")
         }
         if let mode, PipelineConfig.Mode(rawValue: mode) == nil {
-            throw ValidationError("--mode must be one of create, upsert, replace, delete, update, sync; got \"\(mode)\"")
+            throw ValidationError(
+                "--mode must be one of create, upsert, replace, delete, update, sync; got \"\(mode)\"")
         }
         if let maxRejects, PipelineConfig.Threshold(parsing: maxRejects) == nil {
-            throw ValidationError("--max-rejects must be a count such as 100 or a share such as 5%, got \"\(maxRejects)\"")
+            throw ValidationError(
+                "--max-rejects must be a count such as 100 or a share such as 5%, got \"\(maxRejects)\"")
         }
         if output == "-" && outputBatches == "-" {
             throw ValidationError("--output and --output-batches cannot both write to standard output")
@@ -85,7 +90,9 @@ struct PipelineOptions: ParsableArguments {
         } else if FileManager.default.fileExists(atPath: "pipeline.yml") {
             config = try ConfigLoader.load(path: "pipeline.yml", environment: environment)
         }
-        if config.target.apiKey == nil { config.target.apiKey = environment["MAPSEMBLE_API_KEY"].flatMap { $0.isEmpty ? nil : $0 } }
+        if config.target.apiKey == nil {
+            config.target.apiKey = environment["MAPSEMBLE_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        }
         if let url = environment["MAPSEMBLE_API_URL"], !url.isEmpty { config.target.apiURL = url }
         if let input { config.source.path = input }
         if let map { config.target.mapID = map }
