@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         /// libcsv (Debian `libcsv-dev`): the CSV tokenizer under the reader.
@@ -29,20 +30,34 @@ let package = Package(
             name: "MapsembleImport",
             dependencies: [
                 "CLibCSV",
+                "CCurl",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings),
+        /// The Mapsemble-compatible local server: for tests, and for users to try a pipeline.
+        .target(
+            name: "MapsembleSandbox",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "mapsemble-import",
             dependencies: [
                 "MapsembleImport",
+                "MapsembleSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "MapsembleImportTests",
-            dependencies: ["MapsembleImport", "mapsemble-import"],
+            dependencies: [
+                "MapsembleImport", "MapsembleSandbox", "mapsemble-import",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ],
             swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]

@@ -124,11 +124,22 @@ struct CLITests {
         #expect(dir.read("stdin.rejected.csv").contains("3,invalid_number,latitude,"))
     }
 
-    @Test("uploading is refused clearly until the uploader exists (exit 2)")
-    func uploadNotYet() throws {
-        let result = try runCLI(["run", "\(samples)/stores/pipeline.yml"])
+    @Test("without an API key, run stops before sending anything: exit 2 and how to set one")
+    func noAPIKey() throws {
+        let dir = TempDir()
+        let result = try runCLI(["run", "\(samples)/stores/pipeline.yml", "--report-dir", dir.path])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("not available"))
+        #expect(result.stderr.contains("no API key: set MAPSEMBLE_API_KEY"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/stores.summary.json"))
+    }
+
+    @Test("plain http is refused for hosts other than this machine")
+    func plainHTTPRefused() throws {
+        let result = try runCLI(
+            ["run", "\(samples)/stores/pipeline.yml", "--api-url", "http://maps.example.com"],
+            environment: ["MAPSEMBLE_API_KEY": "k"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("must use https://"))
     }
 
     @Test("config errors: exit 2, one line naming the file and line, no stack trace")

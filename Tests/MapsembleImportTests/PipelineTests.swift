@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import Synchronization
 import Testing
@@ -6,6 +7,13 @@ import Testing
 
 /// A sink that takes its time, counts what it took and can signal or fail after some batches.
 final class SlowSink: BatchSink, @unchecked Sendable {
+    func drain(_ batches: AsyncChannel<Batch>) async throws {
+        for await batch in batches {
+            try await consume(batch)
+            try Task.checkCancellation()
+        }
+    }
+
     let delay: Duration
     let failAfter: Int?
     private(set) var featureCount = 0

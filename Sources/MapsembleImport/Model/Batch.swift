@@ -8,6 +8,8 @@ public struct Batch: Sendable {
     public var featureRanges: [Range<Int>] = []
     /// Input line of each feature.
     public var lines: [Int] = []
+    /// The original row of each feature, when kept (uploads).
+    public var rows: RowArchive?
 
     public var count: Int { lines.count }
 }

@@ -14,6 +14,10 @@ public struct ImportError: Error, Sendable, CustomStringConvertible, Equatable {
         case tooManyRejects
         /// An output or report file cannot be written. Exit code 2.
         case output
+        /// The API refused the pre-flight (key, map, fields) or cannot be reached: nothing was sent. Exit code 2.
+        case remote
+        /// The upload stopped part-way (auth, plan limit, retries exhausted). Exit code 3.
+        case uploadAborted
     }
 
     public var kind: Kind
@@ -41,7 +45,7 @@ public struct ImportError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The process exit code this error ends a command with.
     public var exitCode: Int32 {
         switch kind {
-        case .tooManyRejects: 3
+        case .tooManyRejects, .uploadAborted: 3
         default: 2
         }
     }

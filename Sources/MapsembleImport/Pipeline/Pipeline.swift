@@ -12,6 +12,8 @@ public struct RunOptions: Sendable {
     public var outputBatches: String?
     /// Field bytes per block handed between stages (smaller blocks: finer back-pressure).
     public var blockBytes = 512 << 10
+    /// First step of the exponential backoff between retries (when the server sets no `Retry-After`).
+    public var backoffSeconds = 0.5
     public init() {}
 }
 
@@ -41,16 +43,27 @@ public struct Pipeline: Sendable {
     /// Runs the import. Throws only for problems found before any row moved (exit code 2);
     /// everything after is in the returned summary, whose `exitCode` the command exits with.
     /// - Parameters:
-    ///   - sink: where batches go; by default a `DryRunSink` writing `options.output` and
-    ///     `options.outputBatches`.
+    ///   - sink: where batches go; by default the `Uploader`, or for a dry run a `DryRunSink`
+    ///     writing `options.output` and `options.outputBatches`.
     ///   - progress: called after every block read.
-    ///   - log: told what was decided (delimiter, columns found, mapping) before rows move.
+    ///   - log: told what was decided (delimiter, columns, mapping) before rows move, and each retry.
     public func run(
         sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
-        log: ((String) -> Void)? = nil
+        log: (@Sendable (String) -> Void)? = nil
     ) async throws -> RunSummary {
         let started = ContinuousClock.now
-        let plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
+        var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
+        var client: MapsembleClient?
+        if !options.dryRun && customSink == nil {
+            guard let mapID = config.target.mapID else {
+                throw ImportError(.usage, "no map to import into: give --map ID or target.map_id in pipeline.yml")
+            }
+            let api = try MapsembleClient(
+                baseURL: config.target.apiURL, credentials: config.credentials,
+                timeoutSeconds: config.upload.timeoutSeconds)
+            try plan.apply(try await api.map(mapID), config: config)
+            client = api
+        }
         plan.notes.forEach { log?($0) }
         let paths = reportPaths
         do {
@@ -60,12 +73,28 @@ public struct Pipeline: Sendable {
         }
         let rejects = try RejectedRowsWriter(
             path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter)
-        let sink = try customSink ?? DryRunSink(featuresPath: options.output, batchesPath: options.outputBatches)
+        let sink: any BatchSink
+        if let customSink {
+            sink = customSink
+        } else if let client, let mapID = config.target.mapID {
+            sink = Uploader(
+                client: client, mapID: mapID,
+                settings: .init(
+                    method: config.mode.method, concurrency: config.upload.concurrency,
+                    maxRetries: config.upload.maxRetries, timeoutSeconds: config.upload.timeoutSeconds,
+                    backoffSeconds: options.backoffSeconds, singleRequest: config.mode == .replace),
+                rejects: rejects, log: log)
+        } else {
+            sink = try DryRunSink(featuresPath: options.output, batchesPath: options.outputBatches)
+        }
         let state = RunState()
+        let wholeSet = config.mode == .replace
         let stages = Stages(
-            reader: plan.reader, validator: plan.validator, transformer: Transformer(mapping: plan.mapping),
+            reader: plan.reader, validator: plan.validator,
+            transformer: Transformer(mapping: plan.mapping, keepRows: !options.dryRun || customSink != nil),
             chunker: Chunker(
-                batchSize: config.upload.batchSize, maxBodyBytes: config.upload.maxBodyBytes,
+                batchSize: wholeSet ? 1000 : config.upload.batchSize,
+                maxBodyBytes: wholeSet ? Int.max : config.upload.maxBodyBytes,
                 remoteField: plan.mapping.remoteID?.slug),
             rejects: rejects, sink: sink, maxRejects: config.report.maxRejects, state: state, progress: progress)
 
@@ -85,10 +114,22 @@ public struct Pipeline: Sendable {
         } catch {
             failure = failure ?? (error as? ImportError)
         }
+        let stats = sink.stats
+        if stats.unconfirmed > 0 && failure == nil && !interrupted {
+            failure = ImportError(
+                .uploadAborted,
+                "\(stats.unconfirmed) rows were sent but the server's answers did not say whether they were stored; run again to settle them"
+            )
+        }
         var summary = RunSummary(
             input: plan.inputName, status: .completed, rowsRead: state.rowsRead.load(ordering: .relaxed),
             imported: sink.featureCount, rejectedByCode: rejects.byCode,
             durationSeconds: (ContinuousClock.now - started).seconds)
+        summary.created = stats.created
+        summary.updated = stats.updated
+        summary.deleted = stats.deleted
+        summary.requests = stats.requests
+        summary.retries = stats.retries
         summary.interrupted = interrupted
         summary.abortReason = failure
         if interrupted || failure != nil {
@@ -178,12 +219,7 @@ private final class Stages: @unchecked Sendable {
                 }
             }
             group.addTask { try await self.chunk(features, into: batches) }
-            group.addTask {
-                for await batch in batches {
-                    try await self.sink.consume(batch)
-                    try Task.checkCancellation()
-                }
-            }
+            group.addTask { try await self.sink.drain(batches) }
             // Not `waitForAll()`: it waits for every task before throwing, and the stages before a
             // failed one would wait forever to hand it their next block. Cancel them at once.
             do {

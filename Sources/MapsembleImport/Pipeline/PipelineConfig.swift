@@ -18,11 +18,25 @@ public struct PipelineConfig: Sendable, Equatable {
 
     public enum Mode: String, Sendable, CaseIterable {
         case create, upsert, replace, delete, update, sync
+
+        /// The HTTP method of a write in this mode.
+        public var method: String {
+            switch self {
+            case .create: "POST"
+            case .upsert, .update, .sync: "PATCH"
+            case .replace: "PUT"
+            case .delete: "DELETE"
+            }
+        }
     }
 
     public struct Target: Sendable, Equatable {
+        public init() {}
         public var apiURL = "https://app.mapsemble.com"
         public var apiKey: String?
+        /// OAuth client credentials, used when there is no API key.
+        public var clientID: String?
+        public var clientSecret: String?
         public var mapID: String?
         /// nil: `upsert` when a remote id is configured, `create` otherwise.
         public var mode: Mode?
@@ -54,7 +68,10 @@ public struct PipelineConfig: Sendable, Equatable {
         /// A column name, or a template such as `{name} ({city})`.
         public var label: String?
         public var remoteID: String?
-        public var remoteField = "remote_id"
+        /// The map's remote field slug, when stated; the map's own `config.remoteField` otherwise.
+        public var remoteField: String?
+        /// The slug a dry run sends remote ids under: the stated one, else `remote_id`.
+        public var remoteFieldSlug: String { remoteField ?? "remote_id" }
         /// In the order of the file.
         public var fields: [Field] = []
     }
@@ -93,6 +110,15 @@ public struct PipelineConfig: Sendable, Equatable {
     public var sync = Sync()
 
     public init() {}
+
+    /// Who requests are made as: the API key, else OAuth client credentials.
+    public var credentials: Credentials? {
+        if let key = target.apiKey, !key.isEmpty { return .apiKey(key) }
+        if let id = target.clientID, let secret = target.clientSecret, !id.isEmpty {
+            return .client(id: id, secret: secret)
+        }
+        return nil
+    }
 
     /// The mode in force once defaults apply.
     public var mode: Mode { target.mode ?? (properties.remoteID == nil ? .create : .upsert) }

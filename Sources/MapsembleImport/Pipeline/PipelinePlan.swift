@@ -58,29 +58,34 @@ struct PipelinePlan {
                 "no \(what) column found; set \(key) in pipeline.yml to one of the columns: \(header.joined(separator: ", "))",
                 file: name, line: 1)
         }
-        let longitude =
-            try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
-            ?? detect(
-                ["lon", "lng", "long", "longitude", "x", "lon_dd", "longitud", "längengrad", "laengengrad"],
-                key: "coordinates.longitude", what: "longitude")
-        let latitude =
-            try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
-            ?? detect(
-                ["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"],
-                key: "coordinates.latitude", what: "latitude")
-        let found =
-            (config.coordinates.longitude == nil || config.coordinates.latitude == nil) ? " (found by name)" : ""
-        notes.append(
-            "coordinates: longitude from \"\(header[longitude])\", latitude from \"\(header[latitude])\"\(found)")
-        if longitude == latitude {
-            throw ImportError(
-                .config, "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"",
-                file: name, line: 1)
+        // Deleting by remote id needs no coordinates.
+        if config.mode == .delete {
+            validator = Validator(longitudeColumn: 0, latitudeColumn: 0, header: header, requireCoordinates: false)
+        } else {
+            let longitude =
+                try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
+                ?? detect(
+                    ["lon", "lng", "long", "longitude", "x", "lon_dd", "longitud", "längengrad", "laengengrad"],
+                    key: "coordinates.longitude", what: "longitude")
+            let latitude =
+                try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
+                ?? detect(
+                    ["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"],
+                    key: "coordinates.latitude", what: "latitude")
+            let found =
+                (config.coordinates.longitude == nil || config.coordinates.latitude == nil) ? " (found by name)" : ""
+            notes.append(
+                "coordinates: longitude from \"\(header[longitude])\", latitude from \"\(header[latitude])\"\(found)")
+            if longitude == latitude {
+                throw ImportError(
+                    .config,
+                    "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"",
+                    file: name, line: 1)
+            }
+            validator = Validator(
+                longitudeColumn: longitude, latitudeColumn: latitude, header: header,
+                swapped: config.coordinates.swapped, bounds: config.coordinates.bounds, decimalSeparator: separator)
         }
-        validator = Validator(
-            longitudeColumn: longitude, latitudeColumn: latitude, header: header,
-            swapped: config.coordinates.swapped, bounds: config.coordinates.bounds, decimalSeparator: separator)
-
         var label: [PropertyMapping.LabelPart]?
         if let setting = config.properties.label {
             switch PropertyMapping.labelParts(setting, header: header) {
@@ -91,11 +96,11 @@ struct PipelinePlan {
             label = [.column(index)]
         }
         let remoteID = try config.properties.remoteID.map { (n) in
-            (column: try column(n, key: "properties.remote_id"), slug: config.properties.remoteField)
+            (column: try column(n, key: "properties.remote_id"), slug: config.properties.remoteFieldSlug)
         }
         var fields: [PropertyMapping.Field] = []
         for field in config.properties.fields {
-            if field.slug == config.properties.remoteField && remoteID != nil {
+            if field.slug == config.properties.remoteFieldSlug && remoteID != nil {
                 throw ImportError(
                     .config,
                     "properties.fields.\(field.slug) uses the remote field's slug; the remote id is sent under it already"
@@ -111,7 +116,45 @@ struct PipelinePlan {
                 + (remoteID.map { "; remote id from \"\(header[$0.column])\" as \"\($0.slug)\"" } ?? "")
                 + "; \(fields.count) mapped fields")
         mapping = PropertyMapping(
-            label: label, remoteID: remoteID, fields: fields, header: header, decimalSeparator: separator)
+            label: label, remoteID: remoteID, fields: fields, header: header, decimalSeparator: separator,
+            geometryless: config.mode == .delete)
+    }
+
+    /// The pre-flight's findings applied: every mapped slug must be a field of the map (the server
+    /// would drop an unknown one silently), remote ids go under the map's remote field, and number
+    /// fields of the map are sent as JSON numbers.
+    mutating func apply(_ map: MapInfo, config: PipelineConfig) throws {
+        let slugs = map.fields.map(\.slug)
+        for index in mapping.fields.indices {
+            let slug = mapping.fields[index].slug
+            guard let field = map.fields.first(where: { $0.slug == slug }) else {
+                throw ImportError(
+                    .config,
+                    "properties.fields.\(slug): map \(map.id) has no field \"\(slug)\"; its fields are: \(slugs.joined(separator: ", "))"
+                )
+            }
+            mapping.fields[index].isNumber = field.type == "number"
+        }
+        guard let remote = mapping.remoteID else { return }
+        guard let remoteField = map.remoteField else {
+            throw ImportError(
+                .config,
+                "map \(map.id) has no remote field (config.remoteField), which properties.remote_id needs: choose one in the map's settings on Mapsemble, or leave properties.remote_id out and use mode create"
+            )
+        }
+        if let stated = config.properties.remoteField, stated != remoteField {
+            throw ImportError(
+                .config,
+                "properties.remote_field is \"\(stated)\" but map \(map.id) uses \"\(remoteField)\" as its remote field"
+            )
+        }
+        if mapping.fields.contains(where: { $0.slug == remoteField }) {
+            throw ImportError(
+                .config,
+                "properties.fields.\(remoteField) is the map's remote field; the remote id is sent under it already")
+        }
+        mapping.remoteID = (remote.column, remoteField)
+        notes.append("map \(map.id) (\(map.label)): \(map.fields.count) fields, remote field \"\(remoteField)\"")
     }
 
     private static func checkSupported(_ config: PipelineConfig) throws {
@@ -127,12 +170,13 @@ struct PipelinePlan {
         if config.coordinates.point != nil { throw unsupported("coordinates.point (one column holding both values)") }
         switch config.mode {
         case .create: break
-        case .upsert:
+        case .upsert, .replace, .delete:
             if config.properties.remoteID == nil {
                 throw ImportError(
-                    .config, "mode upsert needs properties.remote_id: the column holding each row's unique id")
+                    .config,
+                    "mode \(config.mode.rawValue) needs properties.remote_id: the column holding each row's unique id")
             }
-        case .replace, .delete, .update, .sync: throw unsupported("mode \(config.mode.rawValue)")
+        case .update, .sync: throw unsupported("mode \(config.mode.rawValue)")
         }
     }
 

@@ -15,6 +15,8 @@ public final class ByteWriter {
     private var buffer: [UInt8] = []
     private let flushAt = 1 << 20
     private var closed = false
+    /// Bytes taken so far (written or buffered).
+    public private(set) var bytesWritten = 0
 
     public init(path: String) throws {
         self.path = path
@@ -44,6 +46,7 @@ public final class ByteWriter {
 
     @inline(__always)
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        bytesWritten += bytes.count
         if bytes.count >= flushAt {
             try flush()
             try writeAll(bytes)

@@ -1,3 +1,6 @@
+import Foundation
+import Synchronization
+
 /// Writes `NAME.rejected.csv`: one row per rejected input row, in input order.
 ///
 /// Columns: `_error_line`, `_error_code`, `_error_column`, `_error_message`, then the original
@@ -5,27 +8,64 @@
 /// delimiter, so the file can be fixed and fed back with the same pipeline (columns starting with
 /// `_error_` are ignored on input). A row the parser could not split carries its raw line in the
 /// first original column. Written even when no row is rejected (header only).
-public final class RejectedRowsWriter {
-    private let writer: ByteWriter
-    private let delimiter: UInt8
-    private var line: [UInt8] = []
-    public private(set) var count = 0
-    public private(set) var byCode: [RejectCode: Int] = [:]
+///
+/// Rows come in input order from the validating stages; rows the server refuses come later and out
+/// of order (`writeLate`). Those are held, and merged into place by `close()`, which copies the
+/// in-order part by byte ranges it noted while writing. Safe to call from several tasks.
+public final class RejectedRowsWriter: Sendable {
+    private struct State {
+        var writer: ByteWriter
+        var path: String
+        var delimiter: UInt8
+        var line: [UInt8] = []
+        var count = 0
+        var byCode: [RejectCode: Int] = [:]
+        /// For each row written in order: its input line and where it starts in the file.
+        var index: [(line: Int, offset: Int)] = []
+        var late: [Rejection] = []
+    }
+
+    private let state: Mutex<State>
 
     public init(path: String, header: [String], delimiter: UInt8) throws {
-        writer = try ByteWriter(path: path)
-        self.delimiter = delimiter
-        try writeRow(["_error_line", "_error_code", "_error_column", "_error_message"] + header)
+        var state = State(writer: try ByteWriter(path: path), path: path, delimiter: delimiter)
+        try Self.writeRow(["_error_line", "_error_code", "_error_column", "_error_message"] + header, &state)
+        self.state = Mutex(state)
     }
 
+    /// Rejected rows so far.
+    public var count: Int { state.withLock { $0.count } }
+    /// Rejected rows so far, by code.
+    public var byCode: [RejectCode: Int] { state.withLock { $0.byCode } }
+
+    /// Writes a rejection that comes in input order.
     public func write(_ rejection: Rejection) throws {
-        try writeRow(
-            [String(rejection.line), rejection.code.rawValue, rejection.column, rejection.message] + rejection.fields)
-        count += 1
-        byCode[rejection.code, default: 0] += 1
+        try state.withLock { state in
+            state.index.append((rejection.line, state.writer.bytesWritten))
+            try Self.writeRow(Self.fields(rejection), &state)
+            state.count += 1
+            state.byCode[rejection.code, default: 0] += 1
+        }
     }
 
-    private func writeRow(_ fields: [String]) throws {
+    /// Records a rejection that comes after later rows were written (a server's answer).
+    public func writeLate(_ rejection: Rejection) {
+        state.withLock { state in
+            state.late.append(rejection)
+            state.count += 1
+            state.byCode[rejection.code, default: 0] += 1
+        }
+    }
+
+    private static func fields(_ rejection: Rejection) -> [String] {
+        [String(rejection.line), rejection.code.rawValue, rejection.column, rejection.message] + rejection.fields
+    }
+
+    private static func writeRow(_ fields: [String], _ state: inout State) throws {
+        try state.writer.write(encode(fields, delimiter: state.delimiter, into: &state.line))
+    }
+
+    private static func encode(_ fields: [String], delimiter: UInt8, into line: inout [UInt8]) -> [UInt8] {
         line.removeAll(keepingCapacity: true)
         for (index, field) in fields.enumerated() {
             if index > 0 { line.append(delimiter) }
@@ -45,8 +85,41 @@ public final class RejectedRowsWriter {
             }
         }
         line.append(0x0A)
-        try writer.write(line)
+        return line
     }
 
-    public func close() throws { try writer.close() }
+    /// Finishes the file, with late rows merged into input order.
+    public func close() throws {
+        try state.withLock { state in
+            try state.writer.close()
+            guard !state.late.isEmpty else { return }
+            let late = state.late.enumerated().sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }
+                .map(\.element)
+            guard let input = FileHandle(forReadingAtPath: state.path) else {
+                throw ImportError(
+                    .output, "cannot read back the report to merge the server's rejections", file: state.path)
+            }
+            defer { try? input.close() }
+            let output = try ByteWriter(path: state.path)
+            let total = state.writer.bytesWritten
+            var copied = 0
+            var position = 0
+            func copy(upTo offset: Int) throws {
+                while copied < offset {
+                    let chunk = input.readData(ofLength: min(1 << 20, offset - copied))
+                    if chunk.isEmpty { break }
+                    try output.write(Array(chunk))
+                    copied += chunk.count
+                }
+            }
+            var line: [UInt8] = []
+            for rejection in late {
+                while position < state.index.count && state.index[position].line <= rejection.line { position += 1 }
+                try copy(upTo: position < state.index.count ? state.index[position].offset : total)
+                try output.write(Self.encode(Self.fields(rejection), delimiter: state.delimiter, into: &line))
+            }
+            try copy(upTo: total)
+            try output.close()
+        }
+    }
 }

@@ -40,6 +40,10 @@ public struct Chunker: Sendable {
                 current.body.append(contentsOf: feature)
                 current.featureRanges.append(start..<current.body.count)
                 current.lines.append(block.lines[index])
+                if let rows = block.rows {
+                    if current.rows == nil { current.rows = RowArchive() }
+                    current.rows!.append(index, of: rows)
+                }
                 if current.count == batchSize { full.append(take()) }
             }
         }

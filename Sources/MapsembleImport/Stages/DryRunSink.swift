@@ -1,18 +1,38 @@
-/// The last stage: where batches go. The uploader sends them to Mapsemble; `DryRunSink` writes
-/// them to files. Called from one task at a time.
-public protocol BatchSink: AnyObject {
-    /// Takes one batch, in order. A thrown error stops the run.
-    func consume(_ batch: Batch) async throws
+import AsyncAlgorithms
+
+/// The last stage: where batches go. The `Uploader` sends them to Mapsemble; `DryRunSink` writes
+/// them to files.
+public protocol BatchSink: AnyObject, Sendable {
+    /// Takes batches until the channel ends. A thrown error stops the run.
+    func drain(_ batches: AsyncChannel<Batch>) async throws
     /// Called once after the last batch (also after an error).
     func close() throws
     /// Rows taken so far (imported, or in a dry run: would be).
     var featureCount: Int { get }
+    /// Requests, retries and what the server did; zeros for a dry run.
+    var stats: UploadStats { get }
+}
+
+extension BatchSink {
+    public var stats: UploadStats { UploadStats() }
+}
+
+/// What the uploader did, as the server reported it.
+public struct UploadStats: Sendable, Equatable {
+    public var created = 0
+    public var updated = 0
+    public var deleted = 0
+    public var requests = 0
+    public var retries = 0
+    /// Rows of batches the server answered without saying which features failed.
+    public var unconfirmed = 0
+    public init() {}
 }
 
 /// Stage 5 for `--dry-run` and `validate`: takes the batches that would be sent and writes them
 /// where asked — every feature as one GeoJSON FeatureCollection (RFC 7946, streamed: written as it
 /// comes, never held), and/or each request body on a line of its own.
-public final class DryRunSink: BatchSink {
+public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one task at a time
     private let features: ByteWriter?
     private let batches: ByteWriter?
     private var wroteFeature = false
@@ -28,8 +48,15 @@ public final class DryRunSink: BatchSink {
     private static let separator: [UInt8] = Array(",\n".utf8)
     private static let tail: [UInt8] = Array("\n]}\n".utf8)
 
+    public func drain(_ batches: AsyncChannel<Batch>) async throws {
+        for await batch in batches {
+            try consume(batch)
+            try Task.checkCancellation()
+        }
+    }
+
     /// Takes one batch; its features count as imported once written.
-    public func consume(_ batch: Batch) async throws {
+    func consume(_ batch: Batch) throws {
         if let features {
             try batch.body.withUnsafeBytes { (body) in
                 for range in batch.featureRanges {

@@ -7,6 +7,8 @@ public struct FeatureBlock: Sendable {
     public var lines: [Int] = []
     /// Rows of this block that were not turned into features, in line order.
     public var rejections: [Rejection] = []
+    /// The original row of each feature, when the uploader may need it for the report.
+    public var rows: RowArchive?
 
     public var count: Int { lines.count }
 
@@ -34,11 +36,14 @@ public struct PropertyMapping: Sendable {
     public var fields: [Field]
     public var header: [String]
     public var decimalSeparator: UInt8
+    /// Deletes: `"geometry":null` and the remote id as the only property.
+    public var geometryless: Bool
 
     public init(
         label: [LabelPart]?, remoteID: (column: Int, slug: String)?, fields: [Field], header: [String],
-        decimalSeparator: UInt8 = UInt8(ascii: ".")
+        decimalSeparator: UInt8 = UInt8(ascii: "."), geometryless: Bool = false
     ) {
+        self.geometryless = geometryless
         self.label = label
         self.remoteID = remoteID
         self.fields = fields
@@ -57,13 +62,16 @@ public struct PropertyMapping: Sendable {
 /// collide with odds of about n²/2⁶⁵, one in 30 million for a million rows).
 public final class Transformer {
     private let mapping: PropertyMapping
+    /// Keep each feature's original row (the uploader reports rows the server refuses).
+    private let keepRows: Bool
     private var seenRemoteIDs = Set<Int>()
     /// Property prefixes written once: `"slug":`.
     private let fieldKeys: [[UInt8]]
     private let remoteKey: [UInt8]
 
-    public init(mapping: PropertyMapping) {
+    public init(mapping: PropertyMapping, keepRows: Bool = false) {
         self.mapping = mapping
+        self.keepRows = keepRows
         fieldKeys = mapping.fields.map { Array(",\"\($0.slug)\":".utf8) }
         remoteKey = Array("\"\(mapping.remoteID?.slug ?? "")\":".utf8)
     }
@@ -72,6 +80,7 @@ public final class Transformer {
         let records = input.records
         var output = FeatureBlock()
         output.rejections = records.rejections
+        if keepRows { output.rows = RowArchive() }
         output.bytes.reserveCapacity(records.bytes.count + input.accepted.count * 96)
         output.ends.reserveCapacity(input.accepted.count)
         output.lines.reserveCapacity(input.accepted.count)
@@ -91,6 +100,7 @@ public final class Transformer {
                     } else {
                         output.ends.append(output.bytes.count)
                         output.lines.append(records.lines[record])
+                        output.rows?.append(record, of: records)
                     }
                 }
             }
@@ -113,9 +123,13 @@ public final class Transformer {
                 line: records.lines[record], code: code, column: mapping.header[column], message: message,
                 fields: records.strings(record))
         }
-        JSONBytes.appendRaw(#"{"type":"Feature","geometry":{"type":"Point","coordinates":["#, to: &out)
-        out.append(contentsOf: coordinates)
-        JSONBytes.appendRaw(#"]},"properties":{"#, to: &out)
+        if mapping.geometryless {
+            JSONBytes.appendRaw(#"{"type":"Feature","geometry":null,"properties":{"#, to: &out)
+        } else {
+            JSONBytes.appendRaw(#"{"type":"Feature","geometry":{"type":"Point","coordinates":["#, to: &out)
+            out.append(contentsOf: coordinates)
+            JSONBytes.appendRaw(#"]},"properties":{"#, to: &out)
+        }
         var first = true
         if let (column, _) = mapping.remoteID {
             let value = field(column)
@@ -134,7 +148,7 @@ public final class Transformer {
             guard JSONBytes.appendString(value, to: &out) else { return invalidEncoding(column, reject) }
             first = false
         }
-        if let label = mapping.label {
+        if let label = mapping.label, !mapping.geometryless {
             if !first { out.append(UInt8(ascii: ",")) }
             JSONBytes.appendRaw(#""label":""#, to: &out)
             for part in label {
@@ -151,7 +165,7 @@ public final class Transformer {
             out.append(UInt8(ascii: "\""))
             first = false
         }
-        for (index, mapped) in mapping.fields.enumerated() {
+        for (index, mapped) in mapping.fields.enumerated() where !mapping.geometryless {
             fieldKeys[index].withUnsafeBytes { key in
                 out.append(contentsOf: first ? UnsafeRawBufferPointer(rebasing: key[1...]) : key)
             }

@@ -23,12 +23,15 @@ public struct Validator: Sendable {
     /// `[min_lon, min_lat, max_lon, max_lat]`.
     public var bounds: [Double]?
     public var decimalSeparator: UInt8
+    /// False for deletes by remote id: every record passes, with no coordinates.
+    public var requireCoordinates: Bool
 
     public init(
         longitudeColumn: Int, latitudeColumn: Int, header: [String],
         swapped: PipelineConfig.SwappedPolicy = .reject, bounds: [Double]? = nil,
-        decimalSeparator: UInt8 = UInt8(ascii: ".")
+        decimalSeparator: UInt8 = UInt8(ascii: "."), requireCoordinates: Bool = true
     ) {
+        self.requireCoordinates = requireCoordinates
         self.longitudeColumn = longitudeColumn
         self.latitudeColumn = latitudeColumn
         self.header = header
@@ -45,6 +48,11 @@ public struct Validator: Sendable {
 
     public func validate(_ block: RecordBlock) -> ValidatedBlock {
         var result = ValidatedBlock(records: block)
+        guard requireCoordinates else {
+            result.accepted = Array(0..<block.count)
+            result.coordinateEnds = Array(repeating: 0, count: block.count)
+            return result
+        }
         result.accepted.reserveCapacity(block.count)
         result.coordinateEnds.reserveCapacity(block.count)
         result.coordinates.reserveCapacity(block.count * 24)

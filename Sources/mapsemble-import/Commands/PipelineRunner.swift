@@ -1,37 +1,56 @@
 import ArgumentParser
 import Foundation
 import MapsembleImport
+import MapsembleSandbox
 import Synchronization
 
-/// Runs a pipeline for a command: Ctrl-C handling, progress, the closing line, the exit code.
+/// Runs a pipeline for a command: the embedded sandbox, Ctrl-C, progress, the closing line and
+/// the exit code.
 struct PipelineRunner {
     let options: PipelineOptions
-    let command: String
+    /// A dry run: no network.
+    let dryRun: Bool
 
     func run() async throws {
         let console = Console(format: options.logFormat, quiet: options.quiet)
-        let config: PipelineConfig
+        var config: PipelineConfig
         do {
             config = try options.config()
         } catch let error as ImportError {
             console.fail(error)
             throw ExitCode(error.exitCode)
         }
+        var sandbox: SandboxServer?
+        if options.sandbox && !dryRun {
+            do {
+                sandbox = try await EmbeddedSandbox.start(for: &config)
+            } catch {
+                console.fail(ImportError(.remote, "cannot start the embedded sandbox: \(error)"))
+                throw ExitCode(2)
+            }
+            console.info("sandbox listening at \(sandbox!.url); importing into map \(config.target.mapID!)")
+        }
         var runOptions = RunOptions()
+        runOptions.dryRun = dryRun
         runOptions.output = options.output
         runOptions.outputBatches = options.outputBatches
         let pipeline = Pipeline(config: config, options: runOptions)
         let showProgress =
-            !options.quiet
-            && (options.progress == .always || (options.progress == .auto && isatty(2) == 1))
+            !options.quiet && (options.progress == .always || (options.progress == .auto && isatty(2) == 1))
         let meter = showProgress ? ProgressMeter(totalBytes: inputSize(config.source.path)) : nil
-
         let report: (@Sendable (MapsembleImport.Progress) -> Void)? =
             if let meter { { meter.update($0) } } else { nil }
         let verbose = options.verbose && !options.quiet
-        let task = Task {
-            try await pipeline.run(progress: report, log: verbose ? { console.info($0) } : nil)
+        let quiet = options.quiet
+        let log: @Sendable (String) -> Void = { message in
+            // Retries are always worth a line; the plan's notes only with --verbose.
+            if verbose || (!quiet && message.hasPrefix("retry")) || (!quiet && message.contains("halves")) {
+                meter?.clear()
+                console.info(message)
+            }
         }
+
+        let task = Task { () async throws -> RunSummary in try await pipeline.run(progress: report, log: log) }
         let interrupts = Interrupts { task.cancel() }
         defer { interrupts.stop() }
         let summary: RunSummary
@@ -39,12 +58,17 @@ struct PipelineRunner {
             summary = try await task.value
         } catch let error as ImportError {
             meter?.clear()
+            await sandbox?.stop()
             console.fail(error)
             throw ExitCode(error.exitCode)
         }
         meter?.clear()
         if let reason = summary.abortReason { console.fail(reason) }
-        console.closing(summary, dryRun: true, reportDir: config.report.dir)
+        console.closing(summary, dryRun: dryRun, reportDir: config.report.dir)
+        if let sandbox {
+            EmbeddedSandbox.show(sandbox, map: config.target.mapID!, console: console)
+            await sandbox.stop()
+        }
         throw ExitCode(summary.exitCode)
     }
 
@@ -54,8 +78,42 @@ struct PipelineRunner {
     }
 }
 
-/// Turns the first SIGINT/SIGTERM into cancellation of the run (reports still get written, exit
-/// 130); a second one ends the process at once.
+/// `--sandbox`: a sandbox in this process, on a free loopback port, with a map made for the pipeline.
+enum EmbeddedSandbox {
+    static func start(for config: inout PipelineConfig) async throws -> SandboxServer {
+        let mapID = config.target.mapID ?? "5a9db0c0-0000-4000-8000-000000000001"
+        var fields = config.properties.fields.map { SandboxConfig.Field(slug: $0.slug, type: $0.type) }
+        var remoteField: String?
+        if config.properties.remoteID != nil {
+            remoteField = config.properties.remoteFieldSlug
+            fields.append(SandboxConfig.Field(slug: config.properties.remoteFieldSlug))
+        }
+        var sandboxConfig = SandboxConfig(maps: [
+            .init(id: mapID, label: "Sandbox map", plan: .pro, fields: fields, remoteField: remoteField)
+        ])
+        let key = "sandbox-\(UInt64.random(in: 1...UInt64.max))"
+        sandboxConfig.apiKeys = [key: "sandbox"]
+        let server = try await SandboxServer(config: sandboxConfig)
+        config.target.apiURL = server.url
+        config.target.apiKey = key
+        config.target.mapID = mapID
+        return server
+    }
+
+    /// What landed: the count and the first few features.
+    static func show(_ server: SandboxServer, map: String, console: Console) {
+        guard !console.quiet else { return }
+        let features = server.store.features(map: map)
+        console.info("sandbox map \(map) now holds \(features.count) features\(features.isEmpty ? "" : ", the first:")")
+        for feature in features.prefix(3) {
+            let label = feature["label"]?.string ?? "(no label)"
+            console.info("  \(label)  [\(feature.longitude), \(feature.latitude)]")
+        }
+    }
+}
+
+/// Turns the first SIGINT/SIGTERM into cancellation of the run (in-flight requests settle, the
+/// reports get written, exit 130); a second one ends the process at once.
 final class Interrupts: @unchecked Sendable {  // sources are only touched in init and stop()
     private let sources: [any DispatchSourceSignal]
     private final class Counter: Sendable { let value = Atomic<Int>(0) }

@@ -11,17 +11,11 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: PipelineOptions
 
     func run() async throws {
-        guard options.dryRun else {
-            Console.error(
-                "uploading to Mapsemble is not available in this version yet; use --dry-run (with --output FILE to see the features) or the validate command"
-            )
+        if !options.dryRun && (options.output != nil || options.outputBatches != nil) {
+            Console.error("--output and --output-batches go with --dry-run")
             throw ExitCode(2)
         }
-        if options.sandbox {
-            Console.error("--sandbox is not available in this version yet")
-            throw ExitCode(2)
-        }
-        try await PipelineRunner(options: options, command: "run").run()
+        try await PipelineRunner(options: options, dryRun: options.dryRun).run()
     }
 }
 
@@ -34,6 +28,6 @@ struct ValidateCommand: AsyncParsableCommand {
     @OptionGroup var options: PipelineOptions
 
     func run() async throws {
-        try await PipelineRunner(options: options, command: "validate").run()
+        try await PipelineRunner(options: options, dryRun: true).run()
     }
 }

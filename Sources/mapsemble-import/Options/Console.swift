@@ -3,7 +3,7 @@ import MapsembleImport
 import Synchronization
 
 /// Everything the command prints goes to stderr through here; stdout carries only data asked for.
-struct Console {
+struct Console: Sendable {
     var format: LogFormat
     var quiet: Bool
 
@@ -40,7 +40,9 @@ struct Console {
             var line =
                 dryRun
                 ? "dry run: \(summary.imported) of \(summary.rowsRead) rows would be imported"
-                : "imported \(summary.imported) of \(summary.rowsRead) rows"
+                : "imported \(summary.imported) of \(summary.rowsRead) rows (\(summary.created) created, \(summary.updated) updated"
+                    + (summary.deleted > 0 ? ", \(summary.deleted) deleted" : "")
+                    + "; \(summary.requests) requests, \(summary.retries) retries)"
             line += ", \(summary.rejected) rejected"
             if !codes.isEmpty { line += " (\(codes.joined(separator: ", ")))" }
             line +=
@@ -49,6 +51,8 @@ struct Console {
         case .json:
             var fields: [String: Any] = [
                 "level": "info", "event": "summary", "status": summary.status.rawValue, "dry_run": dryRun,
+                "created": summary.created, "updated": summary.updated, "deleted": summary.deleted,
+                "requests": summary.requests, "retries": summary.retries,
                 "rows_read": summary.rowsRead, "imported": summary.imported, "rejected": summary.rejected,
                 "not_sent": summary.notSent, "duration_s": summary.durationSeconds, "report_dir": reportDir,
             ]

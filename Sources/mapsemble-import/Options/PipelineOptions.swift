@@ -93,7 +93,13 @@ struct PipelineOptions: ParsableArguments {
         if config.target.apiKey == nil {
             config.target.apiKey = environment["MAPSEMBLE_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         }
-        if let url = environment["MAPSEMBLE_API_URL"], !url.isEmpty { config.target.apiURL = url }
+        if let url = environment["MAPSEMBLE_API_URL"], !url.isEmpty,
+            config.target.apiURL == PipelineConfig.Target().apiURL
+        {
+            config.target.apiURL = url
+        }
+        if config.target.clientID == nil { config.target.clientID = environment["MAPSEMBLE_CLIENT_ID"] }
+        if config.target.clientSecret == nil { config.target.clientSecret = environment["MAPSEMBLE_CLIENT_SECRET"] }
         if let input { config.source.path = input }
         if let map { config.target.mapID = map }
         if let apiURL { config.target.apiURL = apiURL }

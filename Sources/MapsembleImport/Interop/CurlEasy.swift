@@ -1,0 +1,155 @@
+import CCurl
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One HTTP request for `CurlEasy`.
+struct HTTPRequest: Sendable {
+    var method: String
+    var url: String
+    var headers: [String] = []
+    var body: [UInt8]? = nil
+    var timeoutSeconds: Double = 30
+}
+
+/// What came back.
+struct HTTPResponse: Sendable {
+    var status: Int
+    var body: [UInt8]
+    /// The `Retry-After` header, when sent.
+    var retryAfter: String?
+}
+
+/// A request that got no HTTP answer.
+struct TransportError: Error, Sendable, CustomStringConvertible {
+    enum Kind: Sendable {
+        case connect, timeout, dropped, aborted, other
+    }
+
+    var kind: Kind
+    var message: String
+    var description: String { message }
+}
+
+/// A libcurl easy handle: one connection kept alive across requests. Not thread-safe: owned by
+/// one `CurlWorker`, used only on its thread. The only place that turns `CURLcode`s into Swift
+/// errors.
+final class CurlEasy {
+    private let handle: UnsafeMutableRawPointer
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
+
+    /// Set from any thread to abort the transfer in progress (checked about once a second).
+    let abort: AbortFlag
+
+    /// Must run once per process before any handle is made.
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    init(abort: AbortFlag) {
+        _ = Self.globalInit
+        handle = curl_easy_init()
+        self.abort = abort
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
+
+    /// Sends `request` and waits for the answer (blocking: call it off the cooperative pool).
+    func perform(_ request: HTTPRequest) -> Result<HTTPResponse, TransportError> {
+        curl_easy_reset(handle)
+        let sink = ResponseSink()
+        errorBuffer[0] = 0
+        var headers: UnsafeMutablePointer<curl_slist>? = nil
+        for header in request.headers + ["Expect:"] { headers = curl_slist_append(headers, header) }
+        defer { curl_slist_free_all(headers) }
+
+        setLong(CURLOPT_NOSIGNAL, 1)
+        setLong(CURLOPT_TCP_KEEPALIVE, 1)
+        setLong(CURLOPT_TCP_NODELAY, 1)
+        setLong(CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
+        setLong(CURLOPT_CONNECTTIMEOUT_MS, Int(min(request.timeoutSeconds, 10) * 1000))
+        _ = ccurl_easy_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        _ = request.url.withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_URL, $0) }
+        _ = "http,https".withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_PROTOCOLS_STR, $0) }
+        _ = ccurl_easy_setopt_ptr(handle, CURLOPT_HTTPHEADER, headers)
+        let context = Unmanaged.passUnretained(sink).toOpaque()
+        _ = ccurl_easy_setopt_data_cb(handle, CURLOPT_WRITEFUNCTION, onBody)
+        _ = ccurl_easy_setopt_ptr(handle, CURLOPT_WRITEDATA, context)
+        _ = ccurl_easy_setopt_data_cb(handle, CURLOPT_HEADERFUNCTION, onHeader)
+        _ = ccurl_easy_setopt_ptr(handle, CURLOPT_HEADERDATA, context)
+        setLong(CURLOPT_NOPROGRESS, 0)
+        _ = ccurl_easy_setopt_xferinfo_cb(handle, onProgress)
+        _ = ccurl_easy_setopt_ptr(handle, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(abort).toOpaque())
+
+        let code: CURLcode = withExtendedLifetime((sink, abort)) {
+            if let body = request.body {
+                return body.withUnsafeBytes { bytes in
+                    // The size first: without it curl measures the body with strlen.
+                    _ = ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count))
+                    _ = ccurl_easy_setopt_ptr(handle, CURLOPT_POSTFIELDS, bytes.baseAddress)
+                    if request.method != "POST" {
+                        _ = request.method.withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_CUSTOMREQUEST, $0) }
+                    }
+                    return curl_easy_perform(handle)
+                }
+            }
+            if request.method != "GET" {
+                _ = request.method.withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_CUSTOMREQUEST, $0) }
+            }
+            return curl_easy_perform(handle)
+        }
+        guard code == CURLE_OK else { return .failure(error(code)) }
+        var status = 0
+        _ = ccurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return .success(HTTPResponse(status: status, body: sink.body, retryAfter: sink.retryAfter))
+    }
+
+    private func setLong(_ option: CURLoption, _ value: Int) {
+        _ = ccurl_easy_setopt_long(handle, option, value)
+    }
+
+    private func error(_ code: CURLcode) -> TransportError {
+        let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+        let kind: TransportError.Kind
+        switch code {
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .connect
+        case CURLE_OPERATION_TIMEDOUT: kind = .timeout
+        case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE: kind = .dropped
+        case CURLE_ABORTED_BY_CALLBACK: kind = .aborted
+        default: kind = .other
+        }
+        return TransportError(kind: kind, message: detail)
+    }
+}
+
+/// Collects a response's body and the headers the client needs.
+private final class ResponseSink {
+    var body: [UInt8] = []
+    var retryAfter: String?
+}
+
+private let onBody: ccurl_data_cb = { data, size, count, context in
+    let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    if let data { sink.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
+    return length
+}
+
+private let onHeader: ccurl_data_cb = { data, size, count, context in
+    let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    guard let data else { return length }
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+    if line.lowercased().hasPrefix("retry-after:") {
+        sink.retryAfter = line.dropFirst("retry-after:".count).trimmingSpaces
+    } else if line.hasPrefix("HTTP/") {
+        sink.retryAfter = nil  // a new response (after a redirect or 100-continue) starts
+    }
+    return length
+}
+
+private let onProgress: ccurl_xferinfo_cb = { context, _, _, _, _ in
+    Unmanaged<AbortFlag>.fromOpaque(context!).takeUnretainedValue().isSet ? 1 : 0
+}

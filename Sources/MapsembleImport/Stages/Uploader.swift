@@ -1,0 +1,348 @@
+import AsyncAlgorithms
+import Foundation
+import Synchronization
+
+/// Stage 5: sends batches to Mapsemble. `Batch` → requests, with `concurrency` workers, each a
+/// libcurl handle with its own keep-alive connection on a thread of its own.
+///
+/// Per batch: 429 waits as `Retry-After` says (else exponential backoff with full jitter); 5xx,
+/// dropped connections and time-outs are retried up to `maxRetries`; 400 "maximum number of
+/// features" and 413 halve the batch; a 422 rejects the features it names (`server_rejected`) and
+/// sends the rest again, or bisects when it names none; `failed[]` entries reject exactly their
+/// rows; `location_limit_reached` stops the import (`plan_limit`, the rest `not_sent`, exit 3).
+/// A row counts as imported only when the server's answer confirms it.
+public final class Uploader: BatchSink, Sendable {
+    /// How requests are made for a mode.
+    public struct Settings: Sendable {
+        public var method: String
+        public var concurrency: Int
+        public var maxRetries: Int
+        public var timeoutSeconds: Double
+        /// First backoff step; doubled each retry, capped at `maxBackoffSeconds`.
+        public var backoffSeconds = 0.5
+        public var maxBackoffSeconds = 30.0
+        /// `replace`: the whole data set must fit one request.
+        public var singleRequest = false
+    }
+
+    let client: MapsembleClient
+    let path: String
+    let settings: Settings
+    let rejects: RejectedRowsWriter
+    let log: (@Sendable (String) -> Void)?
+    private let counters = Mutex(Counters())
+    private let stopping = AbortFlag()
+
+    struct Counters {
+        var imported = 0
+        var stats = UploadStats()
+    }
+
+    init(
+        client: MapsembleClient, mapID: String, settings: Settings, rejects: RejectedRowsWriter,
+        log: (@Sendable (String) -> Void)?
+    ) {
+        self.client = client
+        path = "/api/v1/maps/\(mapID)/features"
+        self.settings = settings
+        self.rejects = rejects
+        self.log = log
+    }
+
+    public var featureCount: Int { counters.withLock { $0.imported } }
+    public var stats: UploadStats { counters.withLock { $0.stats } }
+
+    public func close() throws {}
+
+    public func drain(_ batches: AsyncChannel<Batch>) async throws {
+        if settings.singleRequest { return try await drainSingle(batches) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for number in 0..<settings.concurrency {
+                group.addTask {
+                    let worker = CurlWorker(name: "upload-\(number)")
+                    for await batch in batches {
+                        if self.stopping.isSet || Task.isCancelled { break }
+                        try await self.upload(batch, with: worker)
+                    }
+                }
+            }
+            do {
+                while try await group.next() != nil {}
+            } catch {
+                stopping.set()
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    /// `replace` sends the whole data set in one PUT: a second batch means the file is too large,
+    /// found before anything is sent.
+    private func drainSingle(_ batches: AsyncChannel<Batch>) async throws {
+        var first: Batch?
+        for await batch in batches {
+            guard first == nil else {
+                throw ImportError(
+                    .config,
+                    "mode replace sends the whole data set in one request of at most 1000 rows (batch_size), and this file has more; use mode upsert or sync"
+                )
+            }
+            first = batch
+        }
+        if let first { try await upload(first, with: CurlWorker(name: "upload-0")) }
+    }
+
+    /// One part of a batch on its way: the positions of its features in the batch.
+    typealias Part = [Int]
+
+    private func upload(_ batch: Batch, with worker: CurlWorker) async throws {
+        var parts: [Part] = [Array(0..<batch.count)]
+        while let part = parts.popLast() {
+            if stopping.isSet { return }
+            let body = part.count == batch.count ? batch.body : Self.body(of: part, in: batch)
+            let (response, uncertain) = try await send(body, rows: part.count, with: worker)
+            switch response.status {
+            case 200..<300:
+                try settle(part, of: batch, response: response, uncertain: uncertain)
+            case 400 where Self.isTooManyFeatures(response), 413:
+                if part.count > 1 {
+                    log?(
+                        "the server took \(part.count) features as too many (HTTP \(response.status)); sending them in halves"
+                    )
+                    parts.append(contentsOf: Self.halves(part).reversed())
+                } else {
+                    reject(
+                        part, of: batch, code: .serverRejected,
+                        message: "the server refuses this feature as too large (HTTP \(response.status))")
+                }
+            case 422:
+                let errors = Self.indexedErrors(response.body)
+                if !errors.isEmpty {
+                    var rest: Part = []
+                    for (position, row) in part.enumerated() {
+                        if let messages = errors[position] {
+                            reject(
+                                [row], of: batch, code: .serverRejected,
+                                message: "the server refused this row: \(messages)")
+                        } else {
+                            rest.append(row)
+                        }
+                    }
+                    if !rest.isEmpty { parts.append(rest) }
+                } else if part.count > 1 {
+                    parts.append(contentsOf: Self.halves(part).reversed())
+                } else {
+                    reject(
+                        part, of: batch, code: .serverRejected,
+                        message: "the server refused this row: \(MapsembleClient.serverMessage(response.body))")
+                }
+            default:
+                if Self.code(of: response.body) == "location_limit_reached" {
+                    reject(
+                        part, of: batch, code: .planLimit,
+                        message: "the map's plan limit was reached; this row was not stored")
+                    throw planLimit(response.body)
+                }
+                stopping.set()
+                throw ImportError(
+                    .uploadAborted,
+                    "\(client.baseURL) answered HTTP \(response.status) to a \(settings.method) of \(part.count) features: \(MapsembleClient.serverMessage(response.body)); stopped"
+                )
+            }
+        }
+    }
+
+    /// Books a 2xx answer: `failed[]` rows are rejected, the rest imported.
+    private func settle(_ part: Part, of batch: Batch, response: HTTPResponse, uncertain: Bool) throws {
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        let failed = object["failed"] as? [[String: Any]] ?? []
+        var refused = Set<Int>()
+        var planLimited = false
+        var unindexed = 0
+        var duplicatesOfOurs = 0
+        for entry in failed {
+            let code = entry["code"] as? String ?? "failed"
+            let message = entry["message"] as? String ?? code
+            guard let index = (entry["index"] as? NSNumber)?.intValue, index >= 0, index < part.count else {
+                unindexed += 1
+                continue
+            }
+            if code == "duplicate_remote_id" && uncertain && settings.method == "POST" {
+                // An earlier attempt of this very request was applied before its answer was lost.
+                duplicatesOfOurs += 1
+                continue
+            }
+            refused.insert(index)
+            if code == "location_limit_reached" {
+                planLimited = true
+                reject(
+                    [part[index]], of: batch, code: .planLimit, message: "the map's plan limit was reached: \(message)")
+            } else {
+                reject(
+                    [part[index]], of: batch, code: .serverRejected,
+                    message: "the server refused this row (\(code)): \(message)")
+            }
+        }
+        counters.withLock { counters in
+            if unindexed > 0 {
+                counters.stats.unconfirmed += part.count - refused.count
+            } else {
+                counters.imported += part.count - refused.count
+            }
+            let created = (object["created"] as? NSNumber)?.intValue
+            counters.stats.created +=
+                (created ?? (settings.method == "POST" ? part.count - refused.count : 0)) + duplicatesOfOurs
+            counters.stats.updated += (object["updated"] as? NSNumber)?.intValue ?? 0
+            counters.stats.deleted +=
+                (object["deleted"] as? NSNumber)?.intValue
+                ?? (settings.method == "DELETE" ? part.count - refused.count : 0)
+        }
+        if unindexed > 0 {
+            log?(
+                "the server reported \(unindexed) failures without saying which features; \(part.count - refused.count) rows of that request stay unconfirmed (not_sent)"
+            )
+        }
+        if planLimited { throw planLimit(response.body) }
+    }
+
+    private func planLimit(_ body: [UInt8]) -> ImportError {
+        stopping.set()
+        var limit = ""
+        if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] {
+            let entries = [object] + (object["failed"] as? [[String: Any]] ?? [])
+            if let value = entries.lazy.compactMap({ ($0["limit"] as? NSNumber)?.intValue }).first {
+                limit = " of \(value) features"
+            }
+        }
+        return ImportError(
+            .uploadAborted,
+            "the map's plan limit\(limit) was reached: the rows it refused are plan_limit rejections and the rest were not sent"
+        )
+    }
+
+    private func reject(_ part: Part, of batch: Batch, code: RejectCode, message: String) {
+        for row in part {
+            rejects.writeLate(
+                Rejection(
+                    line: batch.lines[row], code: code, column: "", message: message,
+                    fields: batch.rows?.strings(row) ?? []))
+        }
+    }
+
+    /// Sends one body until it gets an answer worth reading. Returns the answer and whether an
+    /// earlier attempt may have been applied (it got no answer).
+    private func send(_ body: [UInt8], rows: Int, with worker: CurlWorker) async throws -> (HTTPResponse, Bool) {
+        var attempt = 0
+        var uncertain = false
+        var refreshed = false
+        while true {
+            let request = HTTPRequest(
+                method: settings.method, url: client.baseURL + path,
+                headers: [
+                    "Authorization: \(try await client.authorization())", "Content-Type: application/json",
+                    "Accept: application/json",
+                ], body: body, timeoutSeconds: settings.timeoutSeconds)
+            counters.withLock { $0.stats.requests += 1 }
+            let result = await worker.send(request)
+            let reason: String
+            var wait: Double?
+            switch result {
+            case .success(let response):
+                switch response.status {
+                case 429:
+                    reason = "rate limited (HTTP 429)"
+                    wait = response.retryAfter.flatMap(Self.retryAfterSeconds)
+                case 500, 502, 503, 504:
+                    reason = "HTTP \(response.status)"
+                case 401 where !refreshed && client.refreshAfterUnauthorized():
+                    refreshed = true
+                    continue
+                case 401, 403:
+                    stopping.set()
+                    throw ImportError(
+                        .uploadAborted,
+                        "\(client.baseURL) refused the credentials part-way (HTTP \(response.status)); stopped, the rest was not sent"
+                    )
+                default:
+                    return (response, uncertain)
+                }
+            case .failure(let error):
+                if error.kind == .aborted { throw CancellationError() }
+                if error.kind != .connect { uncertain = true }
+                reason =
+                    error.kind == .timeout ? "no answer within \(settings.timeoutSeconds.formatted()) s" : error.message
+            }
+            guard attempt < settings.maxRetries else {
+                stopping.set()
+                throw ImportError(
+                    .uploadAborted,
+                    "a request of \(rows) features failed \(attempt + 1) times (last: \(reason)); stopped after max_retries, the rest was not sent"
+                )
+            }
+            if Task.isCancelled { throw CancellationError() }
+            attempt += 1
+            let delay =
+                wait
+                ?? Double.random(
+                    in: 0...min(settings.maxBackoffSeconds, settings.backoffSeconds * pow(2, Double(attempt - 1))))
+            counters.withLock { $0.stats.retries += 1 }
+            log?("retry \(attempt) of \(settings.maxRetries) in \(String(format: "%.1f", delay)) s: \(reason)")
+            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+        }
+    }
+
+    /// `Retry-After` as seconds: a number, or an HTTP date.
+    static func retryAfterSeconds(_ value: String) -> Double? {
+        if let seconds = Double(value.trimmingSpaces), seconds >= 0 { return min(seconds, 3600) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value.trimmingSpaces) else { return nil }
+        return min(max(0, date.timeIntervalSinceNow), 3600)
+    }
+
+    static func isTooManyFeatures(_ response: HTTPResponse) -> Bool {
+        MapsembleClient.serverMessage(response.body).lowercased().contains("maximum number of features")
+    }
+
+    static func code(of body: [UInt8]) -> String? {
+        ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["code"] as? String
+    }
+
+    /// `errors` keys naming a feature (`features[3].geometry`) → messages, by index in the request.
+    static func indexedErrors(_ body: [UInt8]) -> [Int: String] {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
+            let errors = object["errors"] as? [String: Any]
+        else { return [:] }
+        var result: [Int: String] = [:]
+        for (key, value) in errors.sorted(by: { $0.key < $1.key }) {
+            guard key.hasPrefix("features["), let close = key.firstIndex(of: "]"),
+                let index = Int(key[key.index(key.startIndex, offsetBy: 9)..<close])
+            else { continue }
+            let messages = (value as? [String])?.joined(separator: " ") ?? "\(value)"
+            let field = key[key.index(after: close)...].drop { $0 == "." }
+            let text = field.isEmpty ? messages : "\(field): \(messages)"
+            result[index] = result[index].map { "\($0); \(text)" } ?? text
+        }
+        return result
+    }
+
+    static func halves(_ part: Part) -> [Part] {
+        let middle = part.count / 2
+        return [Array(part[..<middle]), Array(part[middle...])]
+    }
+
+    /// A request body holding only the features at `part` of `batch`.
+    static func body(of part: Part, in batch: Batch) -> [UInt8] {
+        let prefixEnd = batch.featureRanges[0].lowerBound
+        var body = Array(batch.body[..<prefixEnd])
+        body.reserveCapacity(batch.body.count)
+        for (position, index) in part.enumerated() {
+            if position > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: batch.body[batch.featureRanges[index]])
+        }
+        body.append(contentsOf: Array("]}".utf8))
+        return body
+    }
+}

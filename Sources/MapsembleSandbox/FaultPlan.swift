@@ -1,0 +1,50 @@
+/// Faults the sandbox injects on write requests, deterministic for a given seed and request order.
+///
+/// Each write request draws one fate, in this order: refused by the rate limit (429 with
+/// `Retry-After`), answered 500/502/503 before anything is applied, applied and then the connection
+/// dropped without a response, or stalled past the client's time-out (then dropped, not applied).
+/// `latencyMilliseconds` is added to every response.
+public struct FaultPlan: Sendable, Equatable {
+    public var seed: UInt64 = 1
+    /// Share (0…1) of write requests refused with 429.
+    public var rateLimited = 0.0
+    /// `Retry-After` seconds sent with a 429; nil sends none.
+    public var retryAfterSeconds: Int? = 1
+    /// Share answered 500, 502 or 503 before applying.
+    public var serverErrors = 0.0
+    /// Share applied and then dropped without a response.
+    public var droppedAfterApply = 0.0
+    /// Share stalled for `stallSeconds` and then dropped, not applied.
+    public var stalls = 0.0
+    public var stallSeconds = 5.0
+    public var latencyMilliseconds = 0
+
+    public init() {}
+
+    /// What happens to one write request.
+    public enum Fate: Sendable, Equatable {
+        case normal
+        case rateLimited
+        case serverError(Int)
+        case dropAfterApply
+        case stall
+    }
+
+    var isActive: Bool { rateLimited + serverErrors + droppedAfterApply + stalls > 0 }
+}
+
+/// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
+struct SeededGenerator: RandomNumberGenerator, Sendable {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform draw in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

@@ -1,0 +1,120 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The sandbox over real HTTP/1.1 (SwiftNIO), with keep-alive, on loopback by default.
+public final class SandboxServer: Sendable {
+    public let store: SandboxStore
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+
+    /// The port it listens on (useful after binding port 0).
+    public let port: Int
+    public let host: String
+
+    /// Starts listening; `port` 0 picks a free port.
+    public init(config: SandboxConfig, host: String = "127.0.0.1", port: Int = 0) async throws {
+        let store = SandboxStore(config: config)
+        self.store = store
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(SandboxHTTPHandler(store: store))
+                }
+            }
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        self.host = host
+        self.port = channel.localAddress?.port ?? port
+    }
+
+    /// The base URL clients use.
+    public var url: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+
+    /// Stops listening and closes every connection.
+    public func stop() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+
+    /// Runs until the listening channel closes.
+    public func wait() async throws {
+        try await channel.closeFuture.get()
+    }
+}
+
+/// Collects one request at a time and answers it from the store; applies delays and drops.
+final class SandboxHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let store: SandboxStore
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+
+    init(store: SandboxStore) {
+        self.store = store
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = context.channel.allocator.buffer(capacity: 0)
+        case .body(var chunk):
+            body?.writeBuffer(&chunk)
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            var headers: [String: String] = [:]
+            for (name, value) in head.headers { headers[name.lowercased()] = value }
+            let bytes = body.map { Array($0.readableBytesView) } ?? []
+            body = nil
+            let request = SandboxRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: bytes)
+            let reply = store.handle(request)
+            let keepAlive = head.isKeepAlive
+            let version = head.version
+            if reply.delaySeconds > 0 {
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: .milliseconds(Int64(reply.delaySeconds * 1000))) {
+                    let (handler, context) = bound.value
+                    handler.send(reply, keepAlive: keepAlive, version: version, context: context)
+                }
+            } else {
+                send(reply, keepAlive: keepAlive, version: version, context: context)
+            }
+        }
+    }
+
+    private func send(_ reply: SandboxReply, keepAlive: Bool, version: HTTPVersion, context: ChannelHandlerContext) {
+        if reply.drop {
+            context.close(promise: nil)
+            return
+        }
+        var headers = HTTPHeaders()
+        for (name, value) in reply.headers { headers.add(name: name, value: value) }
+        headers.add(name: "Content-Length", value: String(reply.body.count))
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(
+            version: version, status: HTTPResponseStatus(statusCode: reply.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !reply.body.isEmpty {
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: reply.body)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            done.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+extension SandboxStore {
+    /// POST, PATCH, PUT and DELETE on a map's features, with the faults of the plan.
+    func write(_ request: SandboxRequest, _ mapID: String, _ state: inout State) -> SandboxReply {
+        state.writeRequests += 1
+        let limits = state.config
+        if request.body.count > limits.maxBodyBytes { return .error(413, "The request body is too large.") }
+
+        let fate = drawFate(&state)
+        switch fate {
+        case .rateLimited:
+            var reply = SandboxReply.error(429, "Too Many Attempts.")
+            if let seconds = limits.faults.retryAfterSeconds { reply.headers.append(("Retry-After", String(seconds))) }
+            return reply
+        case .serverError(let status):
+            return .error(status, "Server Error")
+        case .stall:
+            var reply = SandboxReply(status: 504)
+            reply.drop = true
+            reply.delaySeconds = limits.faults.stallSeconds
+            return reply
+        case .normal, .dropAfterApply:
+            break
+        }
+
+        guard let body = JSONValue.parse(request.body), body.members != nil else {
+            return .error(400, "The request body is not valid JSON.")
+        }
+        guard let features = body["features"]?.array else {
+            return SandboxReply(
+                status: 422,
+                json: [
+                    "message": "The given data was invalid.",
+                    "errors": ["features": ["The features field is required."]],
+                ])
+        }
+        if features.count > limits.maxFeaturesPerRequest {
+            return SandboxReply(
+                status: 400,
+                json: [
+                    "error": .string(
+                        "Too many features: the maximum number of features per request is \(limits.maxFeaturesPerRequest)."
+                    )
+                ])
+        }
+        var map = state.maps[mapID]!
+        let remoteField = body["remoteField"]?.string
+        if let remoteField, !map.config.fields.contains(where: { $0.slug == remoteField }) {
+            return invalid([
+                ("remoteField", .array([.string("The remote field \"\(remoteField)\" is not a field of this map.")]))
+            ])
+        }
+        if request.method != "POST" && remoteField == nil
+            && !(request.method == "DELETE" && features.allSatisfy { $0["id"]?.string != nil })
+        {
+            return invalid([("remoteField", ["The remoteField field is required."])])
+        }
+
+        var reply: SandboxReply
+        if request.method == "DELETE" {
+            reply = delete(features, remoteField, &map)
+        } else {
+            let errors = validate(features, remoteField: remoteField, map: map.config)
+            if !errors.isEmpty { return invalid(errors) }
+            reply = upsert(features, method: request.method, remoteField: remoteField, map: &map, state: &state)
+        }
+        state.maps[mapID] = map
+        if fate == .dropAfterApply {
+            reply.drop = true
+        }
+        return reply
+    }
+
+    private func drawFate(_ state: inout State) -> FaultPlan.Fate {
+        let faults = state.config.faults
+        guard faults.isActive else { return .normal }
+        var draw = state.random.unit()
+        if draw < faults.rateLimited { return .rateLimited }
+        draw -= faults.rateLimited
+        if draw < faults.serverErrors { return .serverError([500, 502, 503][Int(state.random.next() % 3)]) }
+        draw -= faults.serverErrors
+        if draw < faults.droppedAfterApply { return .dropAfterApply }
+        draw -= faults.droppedAfterApply
+        if draw < faults.stalls { return .stall }
+        return .normal
+    }
+
+    private func invalid(_ errors: [(String, JSONValue)]) -> SandboxReply {
+        SandboxReply(status: 422, json: ["message": "The given data was invalid.", "errors": .object(errors)])
+    }
+
+    /// Checks every feature; nothing is stored when one is invalid.
+    private func validate(_ features: [JSONValue], remoteField: String?, map: SandboxConfig.Map) -> [(
+        String, JSONValue
+    )] {
+        var errors: [(String, JSONValue)] = []
+        for (index, feature) in features.enumerated() {
+            let key = "features[\(index)]"
+            guard let geometry = feature["geometry"], geometry["type"]?.string == "Point",
+                let coordinates = geometry["coordinates"]?.array, coordinates.count == 2,
+                let lon = coordinates[0].number, let lat = coordinates[1].number,
+                abs(lon) <= 180, abs(lat) <= 90
+            else {
+                errors.append(
+                    ("\(key).geometry", ["The geometry must be a Point with [longitude, latitude] in range."]))
+                continue
+            }
+            guard let properties = feature["properties"]?.members else {
+                errors.append(("\(key).properties", ["The properties must be an object."]))
+                continue
+            }
+            if let remoteField, feature["properties"]?[remoteField].flatMap(remoteKey) == nil {
+                errors.append(("\(key).properties.\(remoteField)", ["The remote id is required."]))
+            }
+            for (slug, value) in properties {
+                guard let field = map.fields.first(where: { $0.slug == slug }) else { continue }
+                if field.type == "number", value != .null, value.number == nil {
+                    errors.append(("\(key).properties.\(slug)", [.string("The \(slug) field must be a number.")]))
+                }
+                if field.type == "single_select", !field.options.isEmpty, let text = value.string,
+                    !field.options.contains(text)
+                {
+                    errors.append(("\(key).properties.\(slug)", [.string("The selected \(slug) is invalid.")]))
+                }
+            }
+        }
+        return errors
+    }
+
+    private func upsert(
+        _ features: [JSONValue], method: String, remoteField: String?, map: inout MapState, state: inout State
+    ) -> SandboxReply {
+        var created = 0
+        var updated = 0
+        var deleted = 0
+        var failed: [JSONValue] = []
+        var seen = Set<String>()
+        let limit = map.config.plan == .free ? state.config.freePlanLimit : Int.max
+        for (index, feature) in features.enumerated() {
+            let coordinates = feature["geometry"]!["coordinates"]!.array!
+            let remote = remoteField.flatMap { feature["properties"]?[$0].flatMap(remoteKey) }
+            let properties = (feature["properties"]?.members ?? []).filter { slug, _ in
+                slug == "label" || map.config.fields.contains { $0.slug == slug }
+            }
+            if let remote { seen.insert(remote) }
+            if let remote, let existing = map.byRemoteID[remote] {
+                if method == "POST" {
+                    failed.append([
+                        "code": "duplicate_remote_id",
+                        "message": .string("A feature with remote id \"\(remote)\" exists already."),
+                        "index": .number(Double(index)),
+                    ])
+                    continue
+                }
+                var stored = map.features[existing]!
+                stored.longitude = coordinates[0].number!
+                stored.latitude = coordinates[1].number!
+                for (slug, value) in properties {
+                    if let position = stored.properties.firstIndex(where: { $0.0 == slug }) {
+                        stored.properties[position].1 = value
+                    } else {
+                        stored.properties.append((slug, value))
+                    }
+                }
+                map.features[existing] = stored
+                updated += 1
+                continue
+            }
+            if map.features.count >= limit {
+                failed.append([
+                    "code": "location_limit_reached", "message": "The location limit of your plan has been reached.",
+                    "limit": .number(Double(limit)), "current": .number(Double(map.features.count)),
+                    "index": .number(Double(index)),
+                ])
+                continue
+            }
+            let id = uuid(&state)
+            map.insert(
+                StoredFeature(
+                    id: id, longitude: coordinates[0].number!, latitude: coordinates[1].number!, properties: properties),
+                remoteID: remote)
+            created += 1
+        }
+        if method == "PUT", let remoteField {
+            for feature in map.listed {
+                let remote = feature[remoteField].flatMap(remoteKey)
+                if remote == nil || !seen.contains(remote!) {
+                    map.remove(id: feature.id)
+                    deleted += 1
+                }
+            }
+        }
+        return SandboxReply(
+            status: 200,
+            json: [
+                "created": .number(Double(created)), "updated": .number(Double(updated)),
+                "deleted": .number(Double(deleted)),
+                "failed": .array(failed),
+            ])
+    }
+
+    private func delete(_ features: [JSONValue], _ remoteField: String?, _ map: inout MapState) -> SandboxReply {
+        var deleted = 0
+        var failed: [JSONValue] = []
+        for (index, feature) in features.enumerated() {
+            let id =
+                feature["id"]?.string
+                ?? remoteField.flatMap { feature["properties"]?[$0].flatMap(remoteKey) }.flatMap { map.byRemoteID[$0] }
+            guard let id, map.features[id] != nil else {
+                failed.append(["code": "not_found", "message": "No such feature.", "index": .number(Double(index))])
+                continue
+            }
+            map.remove(id: id)
+            deleted += 1
+        }
+        if failed.isEmpty { return SandboxReply(status: 204) }
+        return SandboxReply(
+            status: 200,
+            json: ["created": 0, "updated": 0, "deleted": .number(Double(deleted)), "failed": .array(failed)])
+    }
+
+    private func uuid(_ state: inout State) -> String {
+        let a = state.random.next()
+        let b = state.nextID
+        state.nextID += 1
+        func hex(_ value: UInt64, _ digits: Int) -> String {
+            let text = String(value, radix: 16)
+            return String(repeating: "0", count: max(0, digits - text.count)) + text.suffix(digits)
+        }
+        return
+            "\(hex(a >> 32, 8))-\(hex((a >> 16) & 0xFFFF, 4))-4\(hex(a & 0xFFF, 3))-a\(hex(b >> 48, 3))-\(hex(b, 12))"
+    }
+}

@@ -1,0 +1,236 @@
+import Synchronization
+
+/// A feature as the sandbox stores it.
+public struct StoredFeature: Sendable, Equatable {
+    public var id: String
+    public var longitude: Double
+    public var latitude: Double
+    public var properties: [(String, JSONValue)]
+
+    public static func == (lhs: StoredFeature, rhs: StoredFeature) -> Bool {
+        lhs.id == rhs.id && lhs.longitude == rhs.longitude && lhs.latitude == rhs.latitude
+            && JSONValue.object(lhs.properties) == JSONValue.object(rhs.properties)
+    }
+
+    public subscript(property: String) -> JSONValue? { properties.first { $0.0 == property }?.1 }
+
+    var json: JSONValue {
+        [
+            "type": "Feature", "id": .string(id),
+            "geometry": ["type": "Point", "coordinates": [.number(longitude), .number(latitude)]],
+            "properties": .object(properties),
+        ]
+    }
+}
+
+/// The sandbox's state and the API's rules (spec/mapsemble-api.md): every route as a function from
+/// request to reply, behind one lock. The HTTP server in front of it only moves bytes.
+public final class SandboxStore: Sendable {
+    struct MapState {
+        var config: SandboxConfig.Map
+        var features: [String: StoredFeature] = [:]
+        /// Ids in creation order (deleted ids are skipped when listing).
+        var order: [String] = []
+        var byRemoteID: [String: String] = [:]
+
+        mutating func insert(_ feature: StoredFeature, remoteID: String?) {
+            features[feature.id] = feature
+            order.append(feature.id)
+            if let remoteID { byRemoteID[remoteID] = feature.id }
+        }
+
+        mutating func remove(id: String) {
+            guard let feature = features.removeValue(forKey: id) else { return }
+            if let slug = config.remoteField, let remote = feature[slug].flatMap(remoteKey) {
+                byRemoteID.removeValue(forKey: remote)
+            }
+            if order.count > 64 && order.count > features.count * 2 { order.removeAll { features[$0] == nil } }
+        }
+
+        var listed: [StoredFeature] { order.compactMap { features[$0] } }
+    }
+
+    struct State {
+        var config: SandboxConfig
+        var maps: [String: MapState] = [:]
+        var tokens: [String: String] = [:]
+        var random: SeededGenerator
+        var nextID: UInt64 = 1
+        var requests = 0
+        var writeRequests = 0
+    }
+
+    private let state: Mutex<State>
+
+    public init(config: SandboxConfig) {
+        var state = State(config: config, random: SeededGenerator(state: config.faults.seed))
+        for map in config.maps { state.maps[map.id] = MapState(config: map) }
+        self.state = Mutex(state)
+    }
+
+    /// The features stored on a map, in creation order.
+    public func features(map: String) -> [StoredFeature] {
+        state.withLock { $0.maps[map]?.listed ?? [] }
+    }
+
+    /// Requests answered so far, and how many of them were writes.
+    public var requestCounts: (all: Int, writes: Int) { state.withLock { ($0.requests, $0.writeRequests) } }
+
+    /// Adds or replaces a map (and its features are kept when it existed).
+    public func upsertMap(_ map: SandboxConfig.Map) {
+        state.withLock { state in
+            if state.maps[map.id] == nil {
+                state.maps[map.id] = MapState(config: map)
+            } else {
+                state.maps[map.id]!.config = map
+            }
+        }
+    }
+
+    /// Changes the fault plan from now on.
+    public func setFaults(_ faults: FaultPlan) {
+        state.withLock {
+            $0.config.faults = faults
+            $0.random = SeededGenerator(state: faults.seed)
+        }
+    }
+
+    public func handle(_ request: SandboxRequest) -> SandboxReply {
+        state.withLock { state in
+            state.requests += 1
+            var reply = route(request, &state)
+            if state.config.faults.latencyMilliseconds > 0 {
+                reply.delaySeconds += Double(state.config.faults.latencyMilliseconds) / 1000
+            }
+            return reply
+        }
+    }
+
+    private func route(_ request: SandboxRequest, _ state: inout State) -> SandboxReply {
+        let parts = request.path.split(separator: "/").map(String.init)
+        if request.method == "GET" && parts == ["api", "v1", "schema"] { return schema() }
+        if request.method == "POST" && parts == ["token"] { return token(request, &state) }
+        guard parts.count >= 3, parts[0] == "api", parts[1] == "v1", parts[2] == "maps" else {
+            return .error(404, "Not found")
+        }
+        guard let account = authenticate(request, state) else { return .error(401, "Unauthenticated.") }
+        if parts.count == 3 {
+            guard request.method == "GET" else { return .error(405, "Method not allowed") }
+            let maps = state.maps.values.filter { $0.config.account == account }.sorted { $0.config.id < $1.config.id }
+            return SandboxReply(status: 200, json: .array(maps.map { summary($0.config) }))
+        }
+        let mapID = parts[3]
+        guard let map = state.maps[mapID] else { return .error(404, "Map not found") }
+        guard map.config.account == account else { return .error(403, "This action is unauthorized.") }
+        if parts.count == 4 {
+            guard request.method == "GET" else { return .error(405, "Method not allowed") }
+            return SandboxReply(status: 200, json: detail(map.config))
+        }
+        guard parts.count == 5, parts[4] == "features" else { return .error(404, "Not found") }
+        switch request.method {
+        case "GET": return list(request, map)
+        case "POST", "PATCH", "PUT", "DELETE": return write(request, mapID, &state)
+        default: return .error(405, "Method not allowed")
+        }
+    }
+
+    private func authenticate(_ request: SandboxRequest, _ state: State) -> String? {
+        guard let header = request.headers["authorization"], header.hasPrefix("Bearer ") else { return nil }
+        let token = String(header.dropFirst(7))
+        return state.config.apiKeys[token] ?? state.tokens[token]
+    }
+
+    private func token(_ request: SandboxRequest, _ state: inout State) -> SandboxReply {
+        let form = SandboxRequest(
+            method: "POST", target: "/?" + String(decoding: request.body, as: UTF8.self), headers: [:], body: []
+        ).query
+        guard form["grant_type"] == "client_credentials_with_user",
+            let client = state.config.clients.first(where: {
+                $0.id == form["client_id"] && $0.secret == form["client_secret"]
+            })
+        else {
+            return SandboxReply(
+                status: 401, json: ["error": "invalid_client", "message": "Client authentication failed"])
+        }
+        let token = "sandbox-token-\(state.random.next())"
+        state.tokens[token] = client.account
+        return SandboxReply(
+            status: 200, json: ["token_type": "Bearer", "expires_in": 3600, "access_token": .string(token)])
+    }
+
+    private func schema() -> SandboxReply {
+        let types: [JSONValue] = ["text", "multiline_text", "number", "date", "image", "single_select", "multi_select"]
+        return SandboxReply(
+            status: 200,
+            json: [
+                "fieldTypes": .array(types), "filterTypes": [], "orderByTypes": [],
+                "mapConfig": ["remoteField": "string|null"],
+                "fieldConfig": ["options": "array", "allowMultiple": "boolean"], "filterConfig": [:],
+                "orderByConfig": [:],
+                "styleRuleConfig": [:],
+            ])
+    }
+
+    private func summary(_ map: SandboxConfig.Map) -> JSONValue {
+        [
+            "id": .string(map.id), "label": .string(map.label), "slug": .string(slug(map.label)), "published": false,
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+        ]
+    }
+
+    private func detail(_ map: SandboxConfig.Map) -> JSONValue {
+        let fields: [JSONValue] = map.fields.enumerated().map { index, field in
+            var config: [(String, JSONValue)] = []
+            if !field.options.isEmpty {
+                config.append(
+                    (
+                        "options",
+                        .array(
+                            field.options.enumerated().map {
+                                ["key": .string($1), "label": .string($1), "weight": .number(Double($0))]
+                            })
+                    ))
+            }
+            return [
+                "slug": .string(field.slug), "type": .string(field.type), "label": .string(field.label),
+                "weight": .number(Double(index)), "required": .bool(field.required), "config": .object(config),
+            ]
+        }
+        return [
+            "id": .string(map.id), "label": .string(map.label), "slug": .string(slug(map.label)), "published": false,
+            "config": [
+                "remoteField": map.remoteField.map(JSONValue.string) ?? .null, "plan": .string(map.plan.rawValue),
+            ],
+            "fields": .array(fields), "filters": [], "orderBy": [],
+        ]
+    }
+
+    private func slug(_ text: String) -> String {
+        String(text.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
+    }
+
+    private func list(_ request: SandboxRequest, _ map: MapState) -> SandboxReply {
+        let page = max(1, Int(request.query["page"] ?? "") ?? 1)
+        let perPage = min(500, max(1, Int(request.query["per_page"] ?? "") ?? 200))
+        let all = map.listed
+        let start = min(all.count, (page - 1) * perPage)
+        let slice = all[start..<min(all.count, start + perPage)]
+        return SandboxReply(
+            status: 200,
+            json: [
+                "featureCollection": [
+                    "type": "FeatureCollection", "features": .array(slice.map(\.json)),
+                    "properties": ["total": .number(Double(all.count))],
+                ]
+            ])
+    }
+}
+
+/// A remote id as a lookup key: strings as they are, numbers in their JSON form.
+func remoteKey(_ value: JSONValue) -> String? {
+    switch value {
+    case .string(let text): text.isEmpty ? nil : text
+    case .number: value.text
+    default: nil
+    }
+}
