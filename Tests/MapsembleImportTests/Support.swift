@@ -4,7 +4,7 @@ import Testing
 @testable import MapsembleImport
 
 /// A fresh folder under the system temp dir, removed at deinit.
-final class TempDir {
+final class TempDir: Sendable {
     let path: String
 
     init() {

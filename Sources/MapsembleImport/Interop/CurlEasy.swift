@@ -19,6 +19,10 @@ struct HTTPResponse: Sendable {
     var body: [UInt8]
     /// The `Retry-After` header, when sent.
     var retryAfter: String?
+    /// The answer came over a new connection although this handle had one open: the old one was
+    /// closed, possibly after curl had sent the request on it (curl then sends it again by itself),
+    /// so the request may have been applied twice.
+    var reconnected = false
 }
 
 /// A request that got no HTTP answer.
@@ -41,6 +45,8 @@ final class CurlEasy {
 
     /// Set from any thread to abort the transfer in progress (checked about once a second).
     let abort: AbortFlag
+    /// Whether an earlier transfer left a connection open.
+    private var connected = false
 
     /// Must run once per process before any handle is made.
     static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
@@ -100,10 +106,18 @@ final class CurlEasy {
             }
             return curl_easy_perform(handle)
         }
-        guard code == CURLE_OK else { return .failure(error(code)) }
+        guard code == CURLE_OK else {
+            connected = false
+            return .failure(error(code))
+        }
         var status = 0
         _ = ccurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return .success(HTTPResponse(status: status, body: sink.body, retryAfter: sink.retryAfter))
+        var connects = 0
+        _ = ccurl_easy_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
+        let reconnected = connected && connects > 0
+        connected = true
+        return .success(
+            HTTPResponse(status: status, body: sink.body, retryAfter: sink.retryAfter, reconnected: reconnected))
     }
 
     private func setLong(_ option: CURLoption, _ value: Int) {

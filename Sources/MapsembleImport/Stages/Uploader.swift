@@ -167,7 +167,10 @@ public final class Uploader: BatchSink, Sendable {
                 unindexed += 1
                 continue
             }
-            if code == "duplicate_remote_id" && uncertain && settings.method == "POST" {
+            if uncertain
+                && ((code == "duplicate_remote_id" && settings.method == "POST")
+                    || (code == "not_found" && settings.method == "DELETE"))
+            {
                 // An earlier attempt of this very request was applied before its answer was lost.
                 duplicatesOfOurs += 1
                 continue
@@ -248,6 +251,7 @@ public final class Uploader: BatchSink, Sendable {
             var wait: Double?
             switch result {
             case .success(let response):
+                if response.reconnected { uncertain = true }
                 switch response.status {
                 case 429:
                     reason = "rate limited (HTTP 429)"
