@@ -14,6 +14,9 @@ public struct StoredFeature: Sendable, Equatable {
 
     public subscript(property: String) -> JSONValue? { properties.first { $0.0 == property }?.1 }
 
+    /// The feature as one line of GeoJSON.
+    public var geoJSON: String { json.text }
+
     var json: JSONValue {
         [
             "type": "Feature", "id": .string(id),

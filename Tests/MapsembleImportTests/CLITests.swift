@@ -251,3 +251,70 @@ struct InterruptTests {
         #expect(read == written + (summary["rejected"] as! Int) + (summary["not_sent"] as! Int))
     }
 }
+
+@Suite("Command line: sandbox, maps, fields and run against it", .serialized)
+struct SandboxCLITests {
+    /// Starts `mapsemble-import sandbox` and returns the process and its URL.
+    func startSandbox(_ arguments: [String]) throws -> (Process, Pipe, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["sandbox", "--port", "0"] + arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        var text = ""
+        while !text.contains("\ntry:") {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let url = try #require(text.split(separator: " ").first { $0.hasPrefix("http://127.0.0.1:") }).split(
+            separator: "\n")[0]
+        return (process, out, String(url))
+    }
+
+    @Test(
+        "a user tries a pipeline: sandbox, maps, fields, run, and the stored features on exit", .timeLimit(.minutes(1)))
+    func tryAPipeline() throws {
+        let dir = TempDir()
+        let samples = projectDirectory + "/samples"
+        let (process, out, url) = try startSandbox(["--pipeline", "\(samples)/stores/pipeline.yml", "--print-features"])
+        defer { if process.isRunning { process.terminate() } }
+        let env = ["MAPSEMBLE_API_KEY": "sandbox-key"]
+        let maps = try runCLI(["maps", "--api-url", url], environment: env)
+        #expect(maps.status == 0)
+        #expect(maps.stdout.contains("00000000-0000-0000-0000-000000000000  Sandbox map"))
+        let fields = try runCLI(
+            ["fields", "00000000-0000-0000-0000-000000000000", "--api-url", url, "--json"], environment: env)
+        let object = try JSONSerialization.jsonObject(with: Data(fields.stdout.utf8)) as! [String: Any]
+        #expect(object["remoteField"] as? String == "store_id")
+        let run = try runCLI(
+            ["run", "\(samples)/stores/pipeline.yml", "--api-url", url, "--report-dir", dir.path], environment: env)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("imported 15 of 15 rows (15 created, 0 updated; 1 request, 0 retries)"))
+        let wrongKey = try runCLI(["maps", "--api-url", url], environment: ["MAPSEMBLE_API_KEY": "nope"])
+        #expect(wrongKey.status == 2)
+        #expect(wrongKey.stderr.contains("API key was refused"))
+        kill(process.processIdentifier, SIGINT)
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = printed.split(separator: "\n")
+        #expect(lines.count == 15)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        #expect((first["properties"] as! [String: Any])["store_id"] as? String == "ST-0001")
+    }
+
+    @Test("run --sandbox imports a sample into an embedded sandbox and shows what landed")
+    func embeddedSandbox() throws {
+        let dir = TempDir()
+        let result = try runCLI([
+            "run", "\(projectDirectory)/samples/stores/pipeline.yml", "--sandbox", "--report-dir", dir.path,
+        ])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("now holds 15 features"))
+        #expect(result.stderr.contains("Kaffeehaus Mitte  [13.404954, 52.520008]"))
+        #expect(dir.read("stores.summary.json").contains("\"created\": 15"))
+    }
+}

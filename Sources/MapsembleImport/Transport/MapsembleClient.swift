@@ -178,3 +178,22 @@ final class MapsembleClient: Sendable {
         return String(String(decoding: body.prefix(200), as: UTF8.self))
     }
 }
+
+/// The read side of the API for commands (`maps`, `fields`).
+public enum MapsembleAPI {
+    /// The account's maps.
+    public static func maps(_ config: PipelineConfig) async throws -> [MapInfo] {
+        try await client(config).maps()
+    }
+
+    /// One map with its fields and remote field.
+    public static func map(_ id: String, _ config: PipelineConfig) async throws -> MapInfo {
+        try await client(config).map(id)
+    }
+
+    private static func client(_ config: PipelineConfig) throws -> MapsembleClient {
+        try MapsembleClient(
+            baseURL: config.target.apiURL, credentials: config.credentials, timeoutSeconds: config.upload.timeoutSeconds
+        )
+    }
+}

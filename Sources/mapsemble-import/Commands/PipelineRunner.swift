@@ -80,24 +80,29 @@ struct PipelineRunner {
 
 /// `--sandbox`: a sandbox in this process, on a free loopback port, with a map made for the pipeline.
 enum EmbeddedSandbox {
+    static let defaultMapID = "5a9db0c0-0000-4000-8000-000000000001"
+
     static func start(for config: inout PipelineConfig) async throws -> SandboxServer {
-        let mapID = config.target.mapID ?? "5a9db0c0-0000-4000-8000-000000000001"
-        var fields = config.properties.fields.map { SandboxConfig.Field(slug: $0.slug, type: $0.type) }
-        var remoteField: String?
-        if config.properties.remoteID != nil {
-            remoteField = config.properties.remoteFieldSlug
-            fields.append(SandboxConfig.Field(slug: config.properties.remoteFieldSlug))
-        }
-        var sandboxConfig = SandboxConfig(maps: [
-            .init(id: mapID, label: "Sandbox map", plan: .pro, fields: fields, remoteField: remoteField)
-        ])
+        var sandboxConfig = SandboxConfig(maps: [map(for: &config)])
         let key = "sandbox-\(UInt64.random(in: 1...UInt64.max))"
         sandboxConfig.apiKeys = [key: "sandbox"]
         let server = try await SandboxServer(config: sandboxConfig)
         config.target.apiURL = server.url
         config.target.apiKey = key
-        config.target.mapID = mapID
         return server
+    }
+
+    /// A map with the pipeline's fields and remote field; sets the pipeline's map id to it.
+    static func map(for config: inout PipelineConfig) -> SandboxConfig.Map {
+        let mapID = config.target.mapID ?? defaultMapID
+        config.target.mapID = mapID
+        var fields = config.properties.fields.map { SandboxConfig.Field(slug: $0.slug, type: $0.type) }
+        var remoteField: String?
+        if config.properties.remoteID != nil {
+            remoteField = config.properties.remoteFieldSlug
+            fields.insert(SandboxConfig.Field(slug: config.properties.remoteFieldSlug), at: 0)
+        }
+        return SandboxConfig.Map(id: mapID, label: "Sandbox map", plan: .pro, fields: fields, remoteField: remoteField)
     }
 
     /// What landed: the count and the first few features.

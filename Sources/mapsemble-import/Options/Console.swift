@@ -42,7 +42,7 @@ struct Console: Sendable {
                 ? "dry run: \(summary.imported) of \(summary.rowsRead) rows would be imported"
                 : "imported \(summary.imported) of \(summary.rowsRead) rows (\(summary.created) created, \(summary.updated) updated"
                     + (summary.deleted > 0 ? ", \(summary.deleted) deleted" : "")
-                    + "; \(summary.requests) requests, \(summary.retries) retries)"
+                    + "; \(summary.requests) request\(summary.requests == 1 ? "" : "s"), \(summary.retries) retr\(summary.retries == 1 ? "y" : "ies"))"
             line += ", \(summary.rejected) rejected"
             if !codes.isEmpty { line += " (\(codes.joined(separator: ", ")))" }
             line +=

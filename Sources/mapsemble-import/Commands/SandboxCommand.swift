@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import MapsembleImport
+import MapsembleSandbox
+
+/// `mapsemble-import sandbox`: the local Mapsemble-compatible API server.
+struct SandboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run a local Mapsemble-compatible API server to try a pipeline without touching production.",
+        discussion: """
+            A map is given as ID[:plan=free|pro][:remote=SLUG][:fields=SLUG[=TYPE],...], for example
+            --map 5a9db0c0-0000-4000-8000-000000000001:plan=free:remote=store_id:fields=city,revenue=number
+            With --pipeline, a map that fits that pipeline is made instead.
+            """)
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8787
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .customLong("map"), help: "A map to serve (repeatable).")
+    var maps: [String] = []
+
+    @Option(help: "Serve a map made for this pipeline file.")
+    var pipeline: String?
+
+    @Option(name: .customLong("api-key"), help: "The API key clients must send.")
+    var apiKey = "sandbox-key"
+
+    @Option(name: .customLong("max-features"), help: "Features per request before answering 400.")
+    var maxFeatures = 1000
+
+    @Option(name: .customLong("free-limit"), help: "Features a free-plan map holds.")
+    var freeLimit = 100
+
+    @Option(help: "Seed of the fault draws.")
+    var seed: UInt64 = 1
+
+    @Option(name: .customLong("rate-limit"), help: "Share (0-1) of writes answered 429.")
+    var rateLimit = 0.0
+
+    @Option(name: .customLong("retry-after"), help: "Retry-After seconds sent with a 429 (-1: none).")
+    var retryAfter = 1
+
+    @Option(name: .customLong("server-errors"), help: "Share of writes answered 500/502/503 before applying.")
+    var serverErrors = 0.0
+
+    @Option(name: .customLong("drop-after-apply"), help: "Share of writes applied and then dropped without an answer.")
+    var dropAfterApply = 0.0
+
+    @Option(help: "Share of writes stalled past the client's time-out, then dropped.")
+    var stalls = 0.0
+
+    @Option(name: .customLong("stall-seconds"), help: "How long a stall lasts.")
+    var stallSeconds = 60.0
+
+    @Option(name: .customLong("latency-ms"), help: "Added to every answer.")
+    var latencyMilliseconds = 0
+
+    @Flag(
+        name: .customLong("print-features"),
+        help: "On exit, print every stored feature to stdout, one GeoJSON Feature a line.")
+    var printFeatures = false
+
+    func run() async throws {
+        var config = SandboxConfig()
+        config.apiKeys = [apiKey: "sandbox"]
+        config.maxFeaturesPerRequest = maxFeatures
+        config.freePlanLimit = freeLimit
+        config.faults.seed = seed
+        config.faults.rateLimited = rateLimit
+        config.faults.retryAfterSeconds = retryAfter < 0 ? nil : retryAfter
+        config.faults.serverErrors = serverErrors
+        config.faults.droppedAfterApply = dropAfterApply
+        config.faults.stalls = stalls
+        config.faults.stallSeconds = stallSeconds
+        config.faults.latencyMilliseconds = latencyMilliseconds
+        do {
+            config.maps = try maps.map(Self.parseMap)
+            if let pipeline {
+                var pipelineConfig = try ConfigLoader.load(
+                    path: pipeline, environment: ProcessInfo.processInfo.environment)
+                config.maps.append(EmbeddedSandbox.map(for: &pipelineConfig))
+            }
+        } catch let error as ImportError {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
+        if config.maps.isEmpty {
+            config.maps = [
+                .init(
+                    id: EmbeddedSandbox.defaultMapID, label: "Sandbox map", fields: [.init(slug: "remote_id")],
+                    remoteField: "remote_id")
+            ]
+        }
+        let server: SandboxServer
+        do {
+            server = try await SandboxServer(config: config, host: host, port: port)
+        } catch {
+            Console.error("cannot listen on \(host):\(port): \(error)")
+            throw ExitCode(2)
+        }
+        var lines = ["mapsemble-import sandbox listening on \(server.url)", "  API key: \(apiKey)"]
+        for map in config.maps {
+            let fields = map.fields.map { $0.type == "text" ? $0.slug : "\($0.slug) (\($0.type))" }.joined(
+                separator: ", ")
+            lines.append(
+                "  map \(map.id): plan \(map.plan.rawValue), remote field \(map.remoteField ?? "none"), fields: \(fields.isEmpty ? "none" : fields)"
+            )
+        }
+        lines.append(
+            "try: MAPSEMBLE_API_KEY=\(apiKey) mapsemble-import run PIPELINE.yml --api-url \(server.url) --map \(config.maps[0].id)"
+        )
+        Console.write(lines.joined(separator: "\n") + "\n")
+
+        let stopped = AsyncStream<Void>.makeStream()
+        let interrupts = Interrupts { stopped.continuation.finish() }
+        for await _ in stopped.stream {}
+        interrupts.stop()
+        if printFeatures {
+            for map in config.maps {
+                for feature in server.store.features(map: map.id) {
+                    print(feature.geoJSON)
+                }
+            }
+        }
+        await server.stop()
+    }
+
+    /// `ID[:plan=free|pro][:remote=SLUG][:fields=SLUG[=TYPE],...]`
+    static func parseMap(_ spec: String) throws -> SandboxConfig.Map {
+        let parts = spec.split(separator: ":").map(String.init)
+        guard let id = parts.first, !id.isEmpty else { throw ImportError(.usage, "--map needs an id, got \"\(spec)\"") }
+        var map = SandboxConfig.Map(id: id)
+        for part in parts.dropFirst() {
+            let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { throw ImportError(.usage, "--map \"\(spec)\": \"\(part)\" is not KEY=VALUE") }
+            switch pair[0] {
+            case "plan":
+                guard let plan = SandboxConfig.Plan(rawValue: pair[1]) else {
+                    throw ImportError(.usage, "--map \"\(spec)\": plan must be free, pro or enterprise")
+                }
+                map.plan = plan
+            case "remote": map.remoteField = pair[1]
+            case "label": map.label = pair[1]
+            case "fields":
+                map.fields = pair[1].split(separator: ",").map { entry in
+                    let field = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                    return SandboxConfig.Field(slug: field[0], type: field.count > 1 ? field[1] : "text")
+                }
+            default:
+                throw ImportError(
+                    .usage, "--map \"\(spec)\": unknown key \"\(pair[0])\"; expected plan, remote, label or fields")
+            }
+        }
+        if let remote = map.remoteField, !map.fields.contains(where: { $0.slug == remote }) {
+            map.fields.insert(SandboxConfig.Field(slug: remote), at: 0)
+        }
+        return map
+    }
+}
