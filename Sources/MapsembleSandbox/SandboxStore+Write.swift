@@ -42,9 +42,9 @@ extension SandboxStore {
                     )
                 ])
         }
-        var map = state.maps[mapID]!
+        let mapConfig = state.maps[mapID]!.config
         let remoteField = body["remoteField"]?.string
-        if let remoteField, !map.config.fields.contains(where: { $0.slug == remoteField }) {
+        if let remoteField, !mapConfig.fields.contains(where: { $0.slug == remoteField }) {
             return invalid([
                 ("remoteField", .array([.string("The remote field \"\(remoteField)\" is not a field of this map.")]))
             ])
@@ -55,12 +55,17 @@ extension SandboxStore {
             return invalid([("remoteField", ["The remoteField field is required."])])
         }
 
+        if request.method != "DELETE" {
+            let errors = validate(features, remoteField: remoteField, map: mapConfig)
+            if !errors.isEmpty { return invalid(errors) }
+        }
+        // Taken out of the dictionary while it changes, so its storage is not copied (a map can
+        // hold millions of features).
+        var map = state.maps.removeValue(forKey: mapID)!
         var reply: SandboxReply
         if request.method == "DELETE" {
             reply = delete(features, remoteField, &map)
         } else {
-            let errors = validate(features, remoteField: remoteField, map: map.config)
-            if !errors.isEmpty { return invalid(errors) }
             reply = upsert(features, method: request.method, remoteField: remoteField, map: &map, state: &state)
         }
         state.maps[mapID] = map

@@ -51,6 +51,17 @@ public final class SandboxStore: Sendable {
         }
 
         var listed: [StoredFeature] { order.compactMap { features[$0] } }
+
+        /// Drops deleted ids from `order`, so that a page can be sliced out of it directly.
+        mutating func compact() {
+            if order.count != features.count { order.removeAll { features[$0] == nil } }
+        }
+
+        /// Features `range` of the listing (in creation order).
+        func page(_ range: Range<Int>) -> [StoredFeature] {
+            let clamped = range.clamped(to: 0..<order.count)
+            return order[clamped].compactMap { features[$0] }
+        }
     }
 
     struct State {
@@ -131,7 +142,11 @@ public final class SandboxStore: Sendable {
         }
         guard parts.count == 5, parts[4] == "features" else { return .error(404, "Not found") }
         switch request.method {
-        case "GET": return list(request, map)
+        case "GET":
+            var map = state.maps.removeValue(forKey: mapID)!
+            map.compact()
+            defer { state.maps[mapID] = map }
+            return list(request, map)
         case "POST", "PATCH", "PUT", "DELETE": return write(request, mapID, &state)
         default: return .error(405, "Method not allowed")
         }
@@ -215,15 +230,14 @@ public final class SandboxStore: Sendable {
     private func list(_ request: SandboxRequest, _ map: MapState) -> SandboxReply {
         let page = max(1, Int(request.query["page"] ?? "") ?? 1)
         let perPage = min(500, max(1, Int(request.query["per_page"] ?? "") ?? 200))
-        let all = map.listed
-        let start = min(all.count, (page - 1) * perPage)
-        let slice = all[start..<min(all.count, start + perPage)]
+        let start = (page - 1) * perPage
+        let slice = map.page(start..<start + perPage)
         return SandboxReply(
             status: 200,
             json: [
                 "featureCollection": [
                     "type": "FeatureCollection", "features": .array(slice.map(\.json)),
-                    "properties": ["total": .number(Double(all.count))],
+                    "properties": ["total": .number(Double(map.features.count))],
                 ]
             ])
     }
