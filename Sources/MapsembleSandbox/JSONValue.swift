@@ -24,26 +24,7 @@ public enum JSONValue: Sendable, Equatable {
 
     /// Parses JSON text; nil when it is not JSON.
     public static func parse(_ bytes: [UInt8]) -> JSONValue? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else {
-            return nil
-        }
-        return JSONValue(any: object)
-    }
-
-    init(any: Any) {
-        switch any {
-        case let value as String: self = .string(value)
-        case let value as NSNumber:
-            if String(cString: value.objCType) == "c" {
-                self = .bool(value.boolValue)
-            } else {
-                self = .number(value.doubleValue)
-            }
-        case let value as [Any]: self = .array(value.map(JSONValue.init(any:)))
-        case let value as [String: Any]:
-            self = .object(value.keys.sorted().map { ($0, JSONValue(any: value[$0]!)) })
-        default: self = .null
-        }
+        JSONParser.parse(bytes)
     }
 
     /// Member `key` of an object.
@@ -127,7 +108,7 @@ public enum JSONValue: Sendable, Equatable {
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByFloatLiteral
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByFloatLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int) { self = .number(Double(value)) }
@@ -135,5 +116,4 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
     public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements) }
-    public init(nilLiteral: ()) { self = .null }
 }

@@ -278,3 +278,48 @@ struct SandboxRouteTests {
         #expect(routes.store.features(map: Routes.mapID).count == 1)
     }
 }
+
+@Suite("Sandbox JSON parser")
+struct SandboxJSONTests {
+    @Test(
+        "values, escapes and member order",
+        arguments: [
+            (#"{"b":1,"a":[true,false,null,-0.5e2,"x"]}"#, #"{"b":1,"a":[true,false,null,-50,"x"]}"#),
+            (#" "tab\there \"q\" \\ \/ \u00e9 \ud83d\ude00" "#, "\"tab\\there \\\"q\\\" \\\\ / é 😀\""),
+            ("[]", "[]"), ("{}", "{}"), ("12345678901", "12345678901"), (#""Köln""#, #""Köln""#),
+        ])
+    func parses(input: String, output: String) throws {
+        let value = try #require(JSONValue.parse(Array(input.utf8)))
+        #expect(value.text == output)
+    }
+
+    @Test(
+        "invalid JSON is refused",
+        arguments: [
+            "", "{", #"{"a"}"#, "[1,]", "01", "1.", "-", #""\x""#, "tru", "[1] 2", "\"a\nb\"", #"{"a":1,}"#,
+            String(repeating: "[", count: 300) + String(repeating: "]", count: 300),
+        ])
+    func refuses(input: String) {
+        #expect(JSONValue.parse(Array(input.utf8)) == nil)
+    }
+
+    @Test("the parser agrees with Foundation on a feature collection")
+    func agreesWithFoundation() throws {
+        let body = Routes.collection(
+            (0..<50).map {
+                Routes.feature("f\($0)", lon: Double($0) / 7, lat: -Double($0) / 3, #""city":"Zürich \"\#($0)\"""#)
+            })
+        let ours = try #require(JSONValue.parse(Array(body.utf8)))
+        let foundation = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+        let features = foundation["features"] as! [[String: Any]]
+        #expect(ours["features"]?.array?.count == features.count)
+        for (index, feature) in features.enumerated() {
+            let coordinates = (feature["geometry"] as! [String: Any])["coordinates"] as! [Double]
+            #expect(
+                ours["features"]?.array?[index]["geometry"]?["coordinates"]?.array?.compactMap(\.number) == coordinates)
+            #expect(
+                ours["features"]?.array?[index]["properties"]?["city"]?.string
+                    == (feature["properties"] as! [String: Any])["city"] as? String)
+        }
+    }
+}
