@@ -1,6 +1,6 @@
 extension SandboxStore {
     /// POST, PATCH, PUT and DELETE on a map's features, with the faults of the plan.
-    func write(_ request: SandboxRequest, _ mapID: String, _ state: inout State) -> SandboxReply {
+    func write(_ request: SandboxRequest, _ body: JSONValue?, _ mapID: String, _ state: inout State) -> SandboxReply {
         state.writeRequests += 1
         let limits = state.config
         if request.body.count > limits.maxBodyBytes { return .error(413, "The request body is too large.") }
@@ -22,7 +22,7 @@ extension SandboxStore {
             break
         }
 
-        guard let body = JSONValue.parse(request.body), body.members != nil else {
+        guard let body, body.members != nil else {
             return .error(400, "The request body is not valid JSON.")
         }
         guard let features = body["features"]?.array else {

@@ -110,9 +110,12 @@ public final class SandboxStore: Sendable {
     }
 
     public func handle(_ request: SandboxRequest) -> SandboxReply {
-        state.withLock { state in
+        // Parsing is most of the work and needs no lock: requests on different connections parse
+        // in parallel.
+        let body = request.method == "GET" || request.body.isEmpty ? nil : JSONValue.parse(request.body)
+        return state.withLock { state in
             state.requests += 1
-            var reply = route(request, &state)
+            var reply = route(request, body, &state)
             if state.config.faults.latencyMilliseconds > 0 {
                 reply.delaySeconds += Double(state.config.faults.latencyMilliseconds) / 1000
             }
@@ -120,7 +123,7 @@ public final class SandboxStore: Sendable {
         }
     }
 
-    private func route(_ request: SandboxRequest, _ state: inout State) -> SandboxReply {
+    private func route(_ request: SandboxRequest, _ body: JSONValue?, _ state: inout State) -> SandboxReply {
         let parts = request.path.split(separator: "/").map(String.init)
         if request.method == "GET" && parts == ["api", "v1", "schema"] { return schema() }
         if request.method == "POST" && parts == ["token"] { return token(request, &state) }
@@ -147,7 +150,7 @@ public final class SandboxStore: Sendable {
             map.compact()
             defer { state.maps[mapID] = map }
             return list(request, map)
-        case "POST", "PATCH", "PUT", "DELETE": return write(request, mapID, &state)
+        case "POST", "PATCH", "PUT", "DELETE": return write(request, body, mapID, &state)
         default: return .error(405, "Method not allowed")
         }
     }
