@@ -18,6 +18,10 @@ public struct FaultPlan: Sendable, Equatable {
     public var stalls = 0.0
     public var stallSeconds = 5.0
     public var latencyMilliseconds = 0
+    /// Answer 422s with errors that name no feature (as some servers do).
+    public var anonymousValidationErrors = false
+    /// Leave `index` out of `failed[]` entries.
+    public var unindexedFailures = false
 
     public init() {}
 

@@ -57,7 +57,12 @@ extension SandboxStore {
 
         if request.method != "DELETE" {
             let errors = validate(features, remoteField: remoteField, map: mapConfig)
-            if !errors.isEmpty { return invalid(errors) }
+            if !errors.isEmpty {
+                if limits.faults.anonymousValidationErrors {
+                    return invalid([("features", .array(errors.flatMap { $0.1.array ?? [] }))])
+                }
+                return invalid(errors)
+            }
         }
         // Taken out of the dictionary while it changes, so its storage is not copied (a map can
         // hold millions of features).
@@ -71,6 +76,13 @@ extension SandboxStore {
         state.maps[mapID] = map
         if fate == .dropAfterApply {
             reply.drop = true
+        }
+        if limits.faults.unindexedFailures, let failed = JSONParser.parse(reply.body)?["failed"]?.array, !failed.isEmpty
+        {
+            var object = JSONParser.parse(reply.body)?.members ?? []
+            let stripped = failed.map { entry in JSONValue.object((entry.members ?? []).filter { $0.0 != "index" }) }
+            object = object.map { $0.0 == "failed" ? ("failed", .array(stripped)) : $0 }
+            reply.body = Array(JSONValue.object(object).text.utf8)
         }
         return reply
     }

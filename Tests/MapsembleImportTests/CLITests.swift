@@ -317,4 +317,31 @@ struct SandboxCLITests {
         #expect(result.stderr.contains("Kaffeehaus Mitte  [13.404954, 52.520008]"))
         #expect(dir.read("stores.summary.json").contains("\"created\": 15"))
     }
+
+    @Test("the API key stays out of every output, log line and report, retries and --verbose included")
+    func secretStaysSecretWhileUploading() throws {
+        let dir = TempDir()
+        let secret = "msk_live_5ecret_value_99"
+        let samples = projectDirectory + "/samples"
+        let (process, _, url) = try startSandbox([
+            "--pipeline", "\(samples)/bad-rows/pipeline.yml", "--api-key", secret, "--rate-limit", "0.5",
+            "--retry-after", "0",
+            "--server-errors", "0.2", "--seed", "5",
+        ])
+        defer { process.terminate() }
+        let result = try runCLI(
+            [
+                "run", "\(samples)/bad-rows/pipeline.yml", "--api-url", url, "--map",
+                "5a9db0c0-0000-4000-8000-000000000001", "-v",
+                "--batch-size", "1", "--report-dir", dir.path,
+            ],
+            environment: ["MAPSEMBLE_API_KEY": secret])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("retry 1 of 8"))
+        #expect(!result.stderr.contains(secret))
+        #expect(!result.stdout.contains(secret))
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            #expect(!dir.read(file).contains(secret), "\(file) holds the key")
+        }
+    }
 }

@@ -13,7 +13,7 @@ struct UploadHarness: Sendable {
 
     init(
         rows: Int, plan: SandboxConfig.Plan = .pro, faults: FaultPlan = FaultPlan(), maxFeatures: Int = 1000,
-        kindFor: (Int) -> String = { _ in "shop" }
+        kindFor: (Int) -> String = { _ in "shop" }, configure: (inout SandboxConfig) -> Void = { _ in }
     ) async throws {
         var config = SandboxConfig(maps: [
             .init(
@@ -27,6 +27,7 @@ struct UploadHarness: Sendable {
         config.apiKeys = ["test-key": "sandbox"]
         config.faults = faults
         config.maxFeaturesPerRequest = maxFeatures
+        configure(&config)
         server = try await SandboxServer(config: config)
         var text = "id,name,lat,lon,kind,score\n"
         for row in 1...max(rows, 1) where rows > 0 {
@@ -295,5 +296,69 @@ struct UploadTests {
         #expect(summary.exitCode == 0)
         #expect(summary.deleted == 498)
         #expect(Set(smaller.storedIDs.keys) == ["S1", "S2"])
+    }
+
+    @Test("a body over the server's size limit (413) is halved until it passes")
+    func bodyTooLarge() async throws {
+        let harness = try await UploadHarness(rows: 400, configure: { $0.maxBodyBytes = 6_000 })
+        let summary = try await harness.run(harness.config(batchSize: 100))
+        #expect(summary.exitCode == 0)
+        #expect(summary.requests > 4)
+        expectExactlyOnce(harness, rows: 400)
+    }
+
+    @Test("a 422 that names no feature is bisected down to the bad rows")
+    func anonymousUnprocessable() async throws {
+        var faults = FaultPlan()
+        faults.anonymousValidationErrors = true
+        let harness = try await UploadHarness(
+            rows: 100, faults: faults, kindFor: { $0 == 17 || $0 == 64 ? "castle" : "shop" })
+        let summary = try await harness.run(harness.config(batchSize: 100))
+        #expect(summary.exitCode == 1)
+        #expect(summary.imported == 98)
+        #expect(harness.stored.count == 98)
+        #expect(harness.rejectedLines().map { $0.split(separator: ",")[0] } == ["18", "65"])
+        #expect(summary.requests > 2)
+    }
+
+    @Test("failed[] entries without an index leave their request unconfirmed: not_sent, exit 3")
+    func unindexedFailures() async throws {
+        var faults = FaultPlan()
+        faults.unindexedFailures = true
+        let harness = try await UploadHarness(rows: 150, plan: .free, faults: faults)
+        let summary = try await harness.run(harness.config(batchSize: 50, concurrency: 1))
+        #expect(summary.exitCode == 3)
+        #expect(summary.imported == 100)
+        #expect(summary.rejected == 0)
+        #expect(summary.notSent == 50)
+        #expect(summary.abortReason?.message.contains("did not say whether they were stored") == true)
+    }
+
+    @Test("OAuth client credentials: a token is fetched from /token and used")
+    func clientCredentials() async throws {
+        let harness = try await UploadHarness(
+            rows: 120, configure: { $0.clients = [.init(id: "crm-sync", secret: "s3cret")] })
+        var config = harness.config()
+        config.target.apiKey = nil
+        config.target.clientID = "crm-sync"
+        config.target.clientSecret = "s3cret"
+        let summary = try await harness.run(config)
+        #expect(summary.exitCode == 0)
+        expectExactlyOnce(harness, rows: 120)
+        config.target.clientSecret = "wrong"
+        await #expect(throws: ImportError.self) { try await harness.run(config) }
+    }
+
+    @Test("pre-flight: upsert into a map without a remote field is an error naming the setting")
+    func noRemoteField() async throws {
+        let harness = try await UploadHarness(rows: 10, configure: { $0.maps[0].remoteField = nil })
+        do {
+            _ = try await harness.run(harness.config())
+            Issue.record("expected an error")
+        } catch let error as ImportError {
+            #expect(error.message.contains("has no remote field (config.remoteField)"))
+            #expect(error.exitCode == 2)
+        }
+        #expect(harness.server.store.requestCounts.writes == 0)
     }
 }
