@@ -13,26 +13,25 @@ public struct RowArchive: Sendable {
     /// Copies record `record` of `block`.
     @inline(__always)
     mutating func append(_ record: Int, of block: RecordBlock) {
-        let first = block.recordFieldStarts[record]
-        let last = block.recordFieldStarts[record + 1]
-        let start = first == 0 ? 0 : block.fieldEnds[first - 1]
-        let end = last == 0 ? 0 : block.fieldEnds[last - 1]
-        let shift = bytes.count - start
-        bytes.append(contentsOf: block.bytes[start..<end])
-        for index in first..<last { fieldEnds.append(block.fieldEnds[index] + shift) }
-        rowStarts.append(fieldEnds.count)
+        appendFields(
+            block.recordFieldStarts[record]..<block.recordFieldStarts[record + 1], bytes: block.bytes,
+            fieldEnds: block.fieldEnds)
     }
 
     /// Copies row `row` of another archive.
     @inline(__always)
     mutating func append(_ row: Int, of archive: RowArchive) {
-        let first = archive.rowStarts[row]
-        let last = archive.rowStarts[row + 1]
-        let start = first == 0 ? 0 : archive.fieldEnds[first - 1]
-        let end = last == 0 ? 0 : archive.fieldEnds[last - 1]
+        appendFields(archive.rowStarts[row]..<archive.rowStarts[row + 1], bytes: archive.bytes, fieldEnds: archive.fieldEnds)
+    }
+
+    /// Copies the fields `fields` (indexes into `fieldEnds`) as one row.
+    @inline(__always)
+    private mutating func appendFields(_ fields: Range<Int>, bytes source: [UInt8], fieldEnds ends: [Int]) {
+        let start = fields.lowerBound == 0 ? 0 : ends[fields.lowerBound - 1]
+        let end = fields.upperBound == 0 ? 0 : ends[fields.upperBound - 1]
         let shift = bytes.count - start
-        bytes.append(contentsOf: archive.bytes[start..<end])
-        for index in first..<last { fieldEnds.append(archive.fieldEnds[index] + shift) }
+        bytes.append(contentsOf: source[start..<end])
+        for index in fields { fieldEnds.append(ends[index] + shift) }
         rowStarts.append(fieldEnds.count)
     }
 

@@ -14,6 +14,8 @@ public struct RunOptions: Sendable {
     public var blockBytes = 512 << 10
     /// First step of the exponential backoff between retries (when the server sets no `Retry-After`).
     public var backoffSeconds = 0.5
+    /// With `dryRun`: still read the map and check the mapping against it (`validate` with credentials).
+    public var checkMap = false
     public init() {}
 }
 
@@ -54,7 +56,7 @@ public struct Pipeline: Sendable {
         let started = ContinuousClock.now
         var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
         var client: MapsembleClient?
-        if !options.dryRun && customSink == nil {
+        if (!options.dryRun || options.checkMap) && customSink == nil {
             guard let mapID = config.target.mapID else {
                 throw ImportError(.usage, "no map to import into: give --map ID or target.map_id in pipeline.yml")
             }
@@ -76,7 +78,7 @@ public struct Pipeline: Sendable {
         let sink: any BatchSink
         if let customSink {
             sink = customSink
-        } else if let client, let mapID = config.target.mapID {
+        } else if !options.dryRun, let client, let mapID = config.target.mapID {
             sink = Uploader(
                 client: client, mapID: mapID,
                 settings: .init(

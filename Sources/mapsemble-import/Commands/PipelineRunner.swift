@@ -8,8 +8,10 @@ import Synchronization
 /// the exit code.
 struct PipelineRunner {
     let options: PipelineOptions
-    /// A dry run: no network.
+    /// A dry run: nothing is sent.
     let dryRun: Bool
+    /// In a dry run, read the map when credentials and a map id are given (`validate`).
+    var checkMap = false
 
     func run() async throws {
         let console = Console(format: options.logFormat, quiet: options.quiet)
@@ -32,6 +34,8 @@ struct PipelineRunner {
         }
         var runOptions = RunOptions()
         runOptions.dryRun = dryRun
+        // validate checks the map's fields when it can reach the map; run --dry-run stays offline.
+        runOptions.checkMap = checkMap && config.credentials != nil && config.target.mapID != nil
         runOptions.output = options.output
         runOptions.outputBatches = options.outputBatches
         let pipeline = Pipeline(config: config, options: runOptions)

@@ -23,11 +23,11 @@ struct RunCommand: AsyncParsableCommand {
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Check a file against the pipeline without uploading; write the same report.")
+        abstract: "Check a file against the pipeline, and the map's fields when a key and map are given, without uploading.")
 
     @OptionGroup var options: PipelineOptions
 
     func run() async throws {
-        try await PipelineRunner(options: options, dryRun: true).run()
+        try await PipelineRunner(options: options, dryRun: true, checkMap: true).run()
     }
 }
