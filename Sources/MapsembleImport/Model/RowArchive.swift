@@ -21,7 +21,8 @@ public struct RowArchive: Sendable {
     /// Copies row `row` of another archive.
     @inline(__always)
     mutating func append(_ row: Int, of archive: RowArchive) {
-        appendFields(archive.rowStarts[row]..<archive.rowStarts[row + 1], bytes: archive.bytes, fieldEnds: archive.fieldEnds)
+        appendFields(
+            archive.rowStarts[row]..<archive.rowStarts[row + 1], bytes: archive.bytes, fieldEnds: archive.fieldEnds)
     }
 
     /// Copies the fields `fields` (indexes into `fieldEnds`) as one row.

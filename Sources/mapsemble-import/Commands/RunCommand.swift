@@ -23,7 +23,8 @@ struct RunCommand: AsyncParsableCommand {
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Check a file against the pipeline, and the map's fields when a key and map are given, without uploading.")
+        abstract:
+            "Check a file against the pipeline, and the map's fields when a key and map are given, without uploading.")
 
     @OptionGroup var options: PipelineOptions
 
