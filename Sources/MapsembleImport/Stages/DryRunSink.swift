@@ -56,7 +56,7 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
     }
 
     /// Takes one batch; its features count as imported once written.
-    func consume(_ batch: Batch) throws {
+    public func consume(_ batch: Batch) throws {
         if let features {
             try batch.body.withUnsafeBytes { (body) in
                 for range in batch.featureRanges {

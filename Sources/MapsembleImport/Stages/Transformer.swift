@@ -28,6 +28,12 @@ public struct PropertyMapping: Sendable {
         public var slug: String
         public var column: Int
         public var isNumber: Bool
+
+        public init(slug: String, column: Int, isNumber: Bool) {
+            self.slug = slug
+            self.column = column
+            self.isNumber = isNumber
+        }
     }
 
     public var label: [LabelPart]?

@@ -1,0 +1,95 @@
+import Benchmark
+import Foundation
+import MapsembleImport
+
+/// A file like `../shared/bench/gen_csv.py` writes (quoted names, embedded quotes and newlines),
+/// made once per run.
+let sample: (path: String, rows: Int) = {
+    let rows = 100_000
+    let names = ["Springfield", "São Paulo", "Zürich", "\"Washington, D.C.\"", "東京", "Kraków"]
+    var text = "id,name,category,lat,lon,value,updated_at,notes\n"
+    for row in 1...rows {
+        let lat = Double(row % 18_000) / 100 - 90
+        let lon = Double(row % 36_000) / 100 - 180
+        let notes = row % 100 == 0 ? "\"line one\nline \"\"two\"\"\"" : (row % 10 == 0 ? "" : "gate open pending")
+        text +=
+            "\(row),\(names[row % names.count]) \(row),station,\(lat),\(lon),\(row % 997).25,2024-08-20T01:46:55Z,\(notes)\n"
+    }
+    let path = NSTemporaryDirectory() + "mapsemble-import-bench-\(ProcessInfo.processInfo.processIdentifier).csv"
+    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    return (path, rows)
+}()
+
+func readAll() throws -> [RecordBlock] {
+    let reader = try CSVReader(path: sample.path, options: ReaderOptions())
+    var blocks: [RecordBlock] = []
+    while let block = try reader.nextBlock() { blocks.append(block) }
+    return blocks
+}
+
+let validator = Validator(
+    longitudeColumn: 4, latitudeColumn: 3,
+    header: ["id", "name", "category", "lat", "lon", "value", "updated_at", "notes"])
+
+func mapping() throws -> PropertyMapping {
+    let header = ["id", "name", "category", "lat", "lon", "value", "updated_at", "notes"]
+    return PropertyMapping(
+        label: try PropertyMapping.labelParts("{name} ({category})", header: header).get(), remoteID: (0, "remote_id"),
+        fields: [.init(slug: "value", column: 5, isNumber: true), .init(slug: "notes", column: 7, isNumber: false)],
+        header: header)
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .peakMemoryResident, .throughput],
+        scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 10)
+
+    Benchmark("reader: 100k rows through libcsv") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try readAll())
+        }
+    }
+
+    Benchmark("validator: 100k coordinate pairs") { (benchmark, blocks: [RecordBlock]) in
+        for _ in benchmark.scaledIterations {
+            for block in blocks { blackHole(validator.validate(block)) }
+        }
+    } setup: { () -> [RecordBlock] in
+        try readAll()
+    }
+
+    Benchmark("transformer: 100k features as JSON bytes") { (benchmark, validated: [ValidatedBlock]) in
+        let mapping = try mapping()
+        for _ in benchmark.scaledIterations {
+            let transformer = Transformer(mapping: mapping)
+            for block in validated { blackHole(transformer.transform(block)) }
+        }
+    } setup: { () -> [ValidatedBlock] in
+        try readAll().map(validator.validate)
+    }
+
+    Benchmark("chunker: 100k features into batches of 500") { (benchmark, features: [FeatureBlock]) in
+        for _ in benchmark.scaledIterations {
+            var chunker = Chunker(batchSize: 500, maxBodyBytes: 4 << 20, remoteField: "remote_id")
+            for block in features { blackHole(chunker.append(block)) }
+            blackHole(chunker.finish())
+        }
+    } setup: { () -> [FeatureBlock] in
+        let transformer = Transformer(mapping: try mapping())
+        return try readAll().map { transformer.transform(validator.validate($0)) }
+    }
+
+    Benchmark("GeoJSON writer: 100k features to /dev/null") { (benchmark, batches: [Batch]) in
+        for _ in benchmark.scaledIterations {
+            let sink = try DryRunSink(featuresPath: "/dev/null", batchesPath: nil)
+            for batch in batches { try sink.consume(batch) }
+            try sink.close()
+        }
+    } setup: { () -> [Batch] in
+        let transformer = Transformer(mapping: try mapping())
+        var chunker = Chunker(batchSize: 500, maxBodyBytes: 4 << 20, remoteField: "remote_id")
+        var batches = try readAll().flatMap { chunker.append(transformer.transform(validator.validate($0))) }
+        if let last = chunker.finish() { batches.append(last) }
+        return batches
+    }
+}
