@@ -60,6 +60,8 @@ public struct Chunker: Sendable {
         batch.body.append(contentsOf: Self.suffix)
         current = Batch(sequence: nextSequence)
         current.body.reserveCapacity(min(batch.body.count + batch.body.count / 4, maxBodyBytes))
+        current.featureRanges.reserveCapacity(batch.count)
+        current.lines.reserveCapacity(batch.count)
         current.body.append(contentsOf: prefix)
         nextSequence += 1
         return batch
