@@ -45,11 +45,6 @@ public final class SandboxServer: Sendable {
         try? await channel.close()
         try? await group.shutdownGracefully()
     }
-
-    /// Runs until the listening channel closes.
-    public func wait() async throws {
-        try await channel.closeFuture.get()
-    }
 }
 
 /// Collects one request at a time and answers it from the store; applies delays and drops.

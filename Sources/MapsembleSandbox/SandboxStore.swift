@@ -90,25 +90,6 @@ public final class SandboxStore: Sendable {
     /// Requests answered so far, and how many of them were writes.
     public var requestCounts: (all: Int, writes: Int) { state.withLock { ($0.requests, $0.writeRequests) } }
 
-    /// Adds or replaces a map (and its features are kept when it existed).
-    public func upsertMap(_ map: SandboxConfig.Map) {
-        state.withLock { state in
-            if state.maps[map.id] == nil {
-                state.maps[map.id] = MapState(config: map)
-            } else {
-                state.maps[map.id]!.config = map
-            }
-        }
-    }
-
-    /// Changes the fault plan from now on.
-    public func setFaults(_ faults: FaultPlan) {
-        state.withLock {
-            $0.config.faults = faults
-            $0.random = SeededGenerator(state: faults.seed)
-        }
-    }
-
     public func handle(_ request: SandboxRequest) -> SandboxReply {
         // Parsing is most of the work and needs no lock: requests on different connections parse
         // in parallel.

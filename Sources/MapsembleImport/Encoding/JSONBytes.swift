@@ -89,16 +89,4 @@ enum JSONBytes {
             return 0
         }
     }
-
-    /// True when `bytes` is valid UTF-8.
-    static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] < 0x80 { i += 1; continue }
-            let length = utf8SequenceLength(bytes, at: i)
-            if length == 0 { return false }
-            i += length
-        }
-        return true
-    }
 }

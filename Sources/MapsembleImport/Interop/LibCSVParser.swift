@@ -12,8 +12,6 @@ final class LibCSVParser {
         var block = RecordBlock()
         /// Line where the record being parsed started.
         var recordLine = 1
-        /// Records completed since the reader last looked.
-        var completed = 0
     }
 
     private let parser: UnsafeMutablePointer<csv_parser>
@@ -81,5 +79,4 @@ private let onField: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutabl
 private let onRecord: @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void = { _, context in
     let collector = Unmanaged<LibCSVParser.Collector>.fromOpaque(context!).takeUnretainedValue()
     collector.block.closeRecord(line: collector.recordLine)
-    collector.completed += 1
 }

@@ -67,16 +67,4 @@ public struct RecordBlock: Sendable {
         fieldEnds.removeSubrange(start...)
         bytes.removeSubrange((fieldEnds.last ?? 0)...)
     }
-
-    /// Fields appended since the last closed record, as strings.
-    func openRecordStrings() -> [String] {
-        let start = recordFieldStarts[recordFieldStarts.count - 1]
-        return (start..<fieldEnds.count).map { index in
-            let from = index == 0 ? 0 : fieldEnds[index - 1]
-            return String(decoding: bytes[from..<fieldEnds[index]], as: UTF8.self)
-        }
-    }
-
-    /// Number of fields appended since the last closed record.
-    var openFieldCount: Int { fieldEnds.count - recordFieldStarts[recordFieldStarts.count - 1] }
 }

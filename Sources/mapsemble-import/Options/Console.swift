@@ -99,7 +99,3 @@ final class ProgressMeter: Sendable {
 
     func clear() { Console.write("\r\u{1B}[K") }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
