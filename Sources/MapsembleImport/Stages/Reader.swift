@@ -83,7 +83,7 @@ public final class CSVReader {
                     file: name, line: rejection.line)
             }
         }
-        var block = parser.collector.block
+        let block = parser.collector.block
         guard block.count > 0 else {
             throw ImportError(.unreadableInput, "the input is empty, expected a header row", file: name)
         }
