@@ -75,3 +75,6 @@ let projectDirectory: String = {
     for _ in 0..<3 { url.deleteLastPathComponent() }
     return url.path
 }()
+
+/// As in the command's `main`: a peer closing a socket must not kill the test process.
+let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()

@@ -15,6 +15,7 @@ struct UploadHarness: Sendable {
         rows: Int, plan: SandboxConfig.Plan = .pro, faults: FaultPlan = FaultPlan(), maxFeatures: Int = 1000,
         kindFor: (Int) -> String = { _ in "shop" }, configure: (inout SandboxConfig) -> Void = { _ in }
     ) async throws {
+        _ = ignoreSIGPIPE
         var config = SandboxConfig(maps: [
             .init(
                 id: Self.mapID, label: "Sites", plan: plan,
