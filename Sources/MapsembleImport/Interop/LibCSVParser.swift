@@ -7,11 +7,37 @@ import CLibCSV
 /// record (libcsv reports no positions of its own, and its lenient mode swallows the rest of a
 /// file after a stray quote).
 final class LibCSVParser {
-    /// Where completed records go; the reader swaps it out when a block is full.
-    final class Collector {
+    /// What the callbacks write to: the block being filled and the line its next record starts on.
+    struct Sink {
         var block = RecordBlock()
-        /// Line where the record being parsed started.
         var recordLine = 1
+    }
+
+    /// Where completed records go; the reader swaps the block out when it is full. The callbacks
+    /// reach it through a plain pointer (no reference counting, no exclusivity checks per field).
+    final class Collector {
+        let storage: UnsafeMutablePointer<Sink>
+
+        init() {
+            storage = .allocate(capacity: 1)
+            storage.initialize(to: Sink())
+        }
+
+        deinit {
+            storage.deinitialize(count: 1)
+            storage.deallocate()
+        }
+
+        var block: RecordBlock {
+            _read { yield storage.pointee.block }
+            _modify { yield &storage.pointee.block }
+        }
+
+        /// Line where the record being parsed started.
+        var recordLine: Int {
+            get { storage.pointee.recordLine }
+            set { storage.pointee.recordLine = newValue }
+        }
     }
 
     private let parser: UnsafeMutablePointer<csv_parser>
@@ -48,18 +74,14 @@ final class LibCSVParser {
     /// Parses `bytes`; returns `nil` when all were consumed, or the offset of a syntax error.
     @inline(__always)
     func parse(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        let context = Unmanaged.passUnretained(collector).toOpaque()
-        let consumed = csv_parse(parser, bytes.baseAddress, bytes.count, onField, onRecord, context)
+        let consumed = csv_parse(parser, bytes.baseAddress, bytes.count, onField, onRecord, collector.storage)
         return consumed == bytes.count ? nil : consumed
     }
 
     /// Ends the input: delivers a last record without a line end. Returns false when the input
     /// ends inside a quoted field.
     func finish() -> Bool {
-        let context = Unmanaged.passUnretained(collector).toOpaque()
-        return withExtendedLifetime(collector) {
-            csv_fini(parser, onField, onRecord, context) == 0
-        }
+        csv_fini(parser, onField, onRecord, collector.storage) == 0
     }
 
     /// Forgets a broken record: drops its fields and restarts the tokenizer.
@@ -72,11 +94,11 @@ final class LibCSVParser {
 
 private let onField: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> Void = {
     data, length, context in
-    let collector = Unmanaged<LibCSVParser.Collector>.fromOpaque(context!).takeUnretainedValue()
-    collector.block.appendField(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length))
+    let sink = context!.assumingMemoryBound(to: LibCSVParser.Sink.self)
+    sink.pointee.block.appendField(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length))
 }
 
 private let onRecord: @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void = { _, context in
-    let collector = Unmanaged<LibCSVParser.Collector>.fromOpaque(context!).takeUnretainedValue()
-    collector.block.closeRecord(line: collector.recordLine)
+    let sink = context!.assumingMemoryBound(to: LibCSVParser.Sink.self)
+    sink.pointee.block.closeRecord(line: sink.pointee.recordLine)
 }
