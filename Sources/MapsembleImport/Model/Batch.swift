@@ -8,8 +8,17 @@ public struct Batch: Sendable {
     public var featureRanges: [Range<Int>] = []
     /// Input line of each feature.
     public var lines: [Int] = []
-    /// The original row of each feature, when kept (uploads).
-    public var rows: RowArchive?
+    /// The record blocks this batch's rows came from (shared, not copied), when kept (uploads).
+    public var sources: [RecordBlock] = []
+    /// For each feature: which of `sources`, and which record in it.
+    public var rowRefs: [(source: Int32, record: Int32)] = []
+
+    /// The original fields of feature `index`'s row; empty when rows were not kept.
+    public func originalRow(_ index: Int) -> [String] {
+        guard index < rowRefs.count else { return [] }
+        let ref = rowRefs[index]
+        return sources[Int(ref.source)].strings(Int(ref.record))
+    }
 
     public var count: Int { lines.count }
 }

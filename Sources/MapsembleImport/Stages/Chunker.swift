@@ -30,6 +30,7 @@ public struct Chunker: Sendable {
     /// Adds a block's features; returns the batches that became full.
     public mutating func append(_ block: FeatureBlock) -> [Batch] {
         var full: [Batch] = []
+        var joinedBatch = -1
         block.bytes.withUnsafeBytes { bytes in
             for index in 0..<block.count {
                 let feature = UnsafeRawBufferPointer(rebasing: bytes[block.range(index)])
@@ -40,9 +41,14 @@ public struct Chunker: Sendable {
                 current.body.append(contentsOf: feature)
                 current.featureRanges.append(start..<current.body.count)
                 current.lines.append(block.lines[index])
-                if let rows = block.rows {
-                    if current.rows == nil { current.rows = RowArchive() }
-                    current.rows!.append(index, of: rows)
+                if let source = block.source {
+                    // The block joins a batch's sources once, with its first feature there; it is
+                    // then the batch's last source, since blocks come in order.
+                    if joinedBatch != current.sequence {
+                        current.sources.append(source)
+                        joinedBatch = current.sequence
+                    }
+                    current.rowRefs.append((Int32(current.sources.count - 1), Int32(block.records[index])))
                 }
                 if current.count == batchSize { full.append(take()) }
             }

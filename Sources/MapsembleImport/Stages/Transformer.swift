@@ -7,8 +7,10 @@ public struct FeatureBlock: Sendable {
     public var lines: [Int] = []
     /// Rows of this block that were not turned into features, in line order.
     public var rejections: [Rejection] = []
-    /// The original row of each feature, when the uploader may need it for the report.
-    public var rows: RowArchive?
+    /// The records this block came from, and each feature's record in it: kept (by reference,
+    /// not copied) when the uploader may need a row for the report.
+    public var source: RecordBlock?
+    public var records: [Int] = []
 
     public var count: Int { lines.count }
 
@@ -86,7 +88,7 @@ public final class Transformer {
         let records = input.records
         var output = FeatureBlock()
         output.rejections = records.rejections
-        if keepRows { output.rows = RowArchive() }
+        if keepRows { output.source = records }
         output.bytes.reserveCapacity(records.bytes.count + input.accepted.count * 96)
         output.ends.reserveCapacity(input.accepted.count)
         output.lines.reserveCapacity(input.accepted.count)
@@ -106,7 +108,7 @@ public final class Transformer {
                     } else {
                         output.ends.append(output.bytes.count)
                         output.lines.append(records.lines[record])
-                        output.rows?.append(record, of: records)
+                        if keepRows { output.records.append(record) }
                     }
                 }
             }

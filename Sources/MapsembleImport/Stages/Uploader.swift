@@ -228,7 +228,7 @@ public final class Uploader: BatchSink, Sendable {
             rejects.writeLate(
                 Rejection(
                     line: batch.lines[row], code: code, column: "", message: message,
-                    fields: batch.rows?.strings(row) ?? []))
+                    fields: batch.originalRow(row)))
         }
     }
 
