@@ -51,7 +51,7 @@ public struct Pipeline: Sendable {
     ///   - log: told what was decided (delimiter, columns, mapping) before rows move, and each retry.
     public func run(
         sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
-        log: (@Sendable (String) -> Void)? = nil
+        log: (@Sendable (LogLevel, String) -> Void)? = nil
     ) async throws -> RunSummary {
         let started = ContinuousClock.now
         var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
@@ -66,7 +66,7 @@ public struct Pipeline: Sendable {
             try plan.apply(try await api.map(mapID), config: config)
             client = api
         }
-        plan.notes.forEach { log?($0) }
+        plan.notes.forEach { log?(.detail, $0) }
         let paths = reportPaths
         do {
             try FileManager.default.createDirectory(atPath: config.report.dir, withIntermediateDirectories: true)
@@ -144,6 +144,13 @@ public struct Pipeline: Sendable {
         try writer.close()
         return summary
     }
+}
+
+/// How much a log line matters: `detail` says what was decided (shown with `--verbose`);
+/// `notice` reports something that happened to the run, such as a retry (shown unless `--quiet`).
+public enum LogLevel: Sendable {
+    case detail
+    case notice
 }
 
 /// Progress of a run, for a progress line.

@@ -29,7 +29,7 @@ public final class Uploader: BatchSink, Sendable {
     let path: String
     let settings: Settings
     let rejects: RejectedRowsWriter
-    let log: (@Sendable (String) -> Void)?
+    let log: (@Sendable (LogLevel, String) -> Void)?
     private let counters = Mutex(Counters())
     private let stopping = AbortFlag()
 
@@ -40,7 +40,7 @@ public final class Uploader: BatchSink, Sendable {
 
     init(
         client: MapsembleClient, mapID: String, settings: Settings, rejects: RejectedRowsWriter,
-        log: (@Sendable (String) -> Void)?
+        log: (@Sendable (LogLevel, String) -> Void)?
     ) {
         self.client = client
         path = "/api/v1/maps/\(mapID)/features"
@@ -107,6 +107,7 @@ public final class Uploader: BatchSink, Sendable {
             case 400 where Self.isTooManyFeatures(response), 413:
                 if part.count > 1 {
                     log?(
+                        .notice,
                         "the server took \(part.count) features as too many (HTTP \(response.status)); sending them in halves"
                     )
                     parts.append(contentsOf: Self.halves(part).reversed())
@@ -202,6 +203,7 @@ public final class Uploader: BatchSink, Sendable {
         }
         if unindexed > 0 {
             log?(
+                .notice,
                 "the server reported \(unindexed) failures without saying which features; \(part.count - refused.count) rows of that request stay unconfirmed (not_sent)"
             )
         }
@@ -290,7 +292,7 @@ public final class Uploader: BatchSink, Sendable {
                 ?? Double.random(
                     in: 0...min(settings.maxBackoffSeconds, settings.backoffSeconds * pow(2, Double(attempt - 1))))
             counters.withLock { $0.stats.retries += 1 }
-            log?("retry \(attempt) of \(settings.maxRetries) in \(String(format: "%.1f", delay)) s: \(reason)")
+            log?(.notice, "retry \(attempt) of \(settings.maxRetries) in \(String(format: "%.1f", delay)) s: \(reason)")
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
         }
     }

@@ -46,12 +46,10 @@ struct PipelineRunner {
             if let meter { { meter.update($0) } } else { nil }
         let verbose = options.verbose && !options.quiet
         let quiet = options.quiet
-        let log: @Sendable (String) -> Void = { message in
-            // Retries are always worth a line; the plan's notes only with --verbose.
-            if verbose || (!quiet && message.hasPrefix("retry")) || (!quiet && message.contains("halves")) {
-                meter?.clear()
-                console.info(message)
-            }
+        let log: @Sendable (LogLevel, String) -> Void = { level, message in
+            guard level == .notice ? !quiet : verbose else { return }
+            meter?.clear()
+            console.info(message)
         }
 
         let task = Task { () async throws -> RunSummary in try await pipeline.run(progress: report, log: log) }
