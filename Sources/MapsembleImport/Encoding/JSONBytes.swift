@@ -24,7 +24,7 @@ enum JSONBytes {
     /// Appends ASCII text as is.
     @inline(__always)
     static func appendRaw(_ text: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        out.appendBytes(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     /// Appends the escaped body of a JSON string; false when `bytes` is not valid UTF-8.
@@ -45,7 +45,7 @@ enum JSONBytes {
                 i += length
                 continue
             }
-            if i > runStart { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
+            if i > runStart { out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
             switch byte {
             case 0x22: out.append(0x5C); out.append(0x22)
             case 0x5C: out.append(0x5C); out.append(0x5C)
@@ -59,7 +59,7 @@ enum JSONBytes {
             i += 1
             runStart = i
         }
-        if count > runStart { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<count])) }
+        if count > runStart { out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<count])) }
         return true
     }
 

@@ -134,16 +134,16 @@ struct NumberText {
         if integer.isEmpty {
             out.append(UInt8(ascii: "0"))
         } else {
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[integer]))
+            out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[integer]))
         }
         if !fraction.isEmpty {
             out.append(UInt8(ascii: "."))
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[fraction]))
+            out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[fraction]))
         }
         if !exponent.isEmpty {
             out.append(UInt8(ascii: "e"))
             if exponentNegative { out.append(UInt8(ascii: "-")) }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[exponent]))
+            out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[exponent]))
         }
     }
 }

@@ -147,7 +147,7 @@ private final class ResponseSink {
 private let onBody: ccurl_data_cb = { data, size, count, context in
     let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
     let length = size * count
-    if let data { sink.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length)) }
+    if let data { sink.body.appendBytes(UnsafeRawBufferPointer(start: data, count: length)) }
     return length
 }
 

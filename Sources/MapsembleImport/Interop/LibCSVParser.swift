@@ -8,9 +8,42 @@ import CLibCSV
 /// file after a stray quote).
 final class LibCSVParser {
     /// What the callbacks write to: the block being filled and the line its next record starts on.
+    ///
+    /// A record's field bytes gather in `scratch` (a plain buffer, one `memcpy` per field) and join
+    /// the block in one append when the record ends: the block only ever holds whole records.
     struct Sink {
         var block = RecordBlock()
         var recordLine = 1
+        var scratch = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+        var scratchCount = 0
+        var scratchCapacity = 4096
+
+        @inline(__always)
+        mutating func appendField(_ data: UnsafeMutableRawPointer?, _ length: Int) {
+            if length > 0, let data {
+                if scratchCount + length > scratchCapacity { grow(scratchCount + length) }
+                (scratch + scratchCount).copyMemory(from: data, byteCount: length)
+                scratchCount += length
+            }
+            block.fieldEnds.append(block.bytes.count + scratchCount)
+        }
+
+        @inline(__always)
+        mutating func closeRecord() {
+            block.bytes.appendBytes(UnsafeRawBufferPointer(start: scratch, count: scratchCount))
+            scratchCount = 0
+            block.closeRecord(line: recordLine)
+        }
+
+        mutating func grow(_ needed: Int) {
+            var capacity = scratchCapacity * 2
+            while capacity < needed { capacity *= 2 }
+            let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+            bigger.copyMemory(from: scratch, byteCount: scratchCount)
+            scratch.deallocate()
+            scratch = bigger
+            scratchCapacity = capacity
+        }
     }
 
     /// Where completed records go; the reader swaps the block out when it is full. The callbacks
@@ -24,6 +57,7 @@ final class LibCSVParser {
         }
 
         deinit {
+            storage.pointee.scratch.deallocate()
             storage.deinitialize(count: 1)
             storage.deallocate()
         }
@@ -86,6 +120,7 @@ final class LibCSVParser {
 
     /// Forgets a broken record: drops its fields and restarts the tokenizer.
     func reset() {
+        collector.storage.pointee.scratchCount = 0
         collector.block.discardOpenRecord()
         csv_free(parser)
         initialise()
@@ -95,10 +130,10 @@ final class LibCSVParser {
 private let onField: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> Void = {
     data, length, context in
     let sink = context!.assumingMemoryBound(to: LibCSVParser.Sink.self)
-    sink.pointee.block.appendField(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length))
+    sink.pointee.appendField(data, length)
 }
 
 private let onRecord: @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void = { _, context in
     let sink = context!.assumingMemoryBound(to: LibCSVParser.Sink.self)
-    sink.pointee.block.closeRecord(line: sink.pointee.recordLine)
+    sink.pointee.closeRecord()
 }

@@ -50,7 +50,7 @@ public struct RecordBlock: Sendable {
     /// Appends one field's bytes.
     @inline(__always)
     mutating func appendField(_ field: UnsafeRawBufferPointer) {
-        bytes.append(contentsOf: field)
+        bytes.appendBytes(field)
         fieldEnds.append(bytes.count)
     }
 

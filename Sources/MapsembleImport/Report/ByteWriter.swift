@@ -52,7 +52,7 @@ public final class ByteWriter {
             try writeAll(bytes)
             return
         }
-        buffer.append(contentsOf: bytes)
+        buffer.appendBytes(bytes)
         if buffer.count >= flushAt { try flush() }
     }
 

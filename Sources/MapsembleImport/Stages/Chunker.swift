@@ -38,7 +38,7 @@ public struct Chunker: Sendable {
                 if current.count > 0 && grown > maxBodyBytes { full.append(take()) }
                 if current.count > 0 { current.body.append(UInt8(ascii: ",")) }
                 let start = current.body.count
-                current.body.append(contentsOf: feature)
+                current.body.appendBytes(feature)
                 current.featureRanges.append(start..<current.body.count)
                 current.lines.append(block.lines[index])
                 if let source = block.source {

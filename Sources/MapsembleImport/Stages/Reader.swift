@@ -13,7 +13,7 @@ public struct ReaderOptions: Sendable {
     /// A record (with every line of a quoted field) larger than this is rejected as malformed.
     public var maxRecordBytes = 16 << 20
     /// A block is handed on once it holds this many field bytes.
-    public var blockBytes = 512 << 10
+    public var blockBytes = 256 << 10
     public init() {}
 }
 
@@ -146,7 +146,7 @@ public final class CSVReader {
                 pending.removeAll(keepingCapacity: true)
                 pendingFirstLine = line.count
             }
-            pending.append(contentsOf: line)
+            pending.appendBytes(line)
             if pending.count > options.maxRecordBytes {
                 malformed(
                     current: nil,
@@ -182,7 +182,7 @@ public final class CSVReader {
         } else {
             firstLine = Array(pending[..<pendingFirstLine])
             rest = Array(pending[pendingFirstLine...])
-            if let current { rest.append(contentsOf: current) }
+            if let current { rest.appendBytes(current) }
         }
         parser.reset()
         pending.removeAll(keepingCapacity: true)

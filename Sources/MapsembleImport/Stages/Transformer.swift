@@ -135,7 +135,7 @@ public final class Transformer {
             JSONBytes.appendRaw(#"{"type":"Feature","geometry":null,"properties":{"#, to: &out)
         } else {
             JSONBytes.appendRaw(#"{"type":"Feature","geometry":{"type":"Point","coordinates":["#, to: &out)
-            out.append(contentsOf: coordinates)
+            out.appendBytes(coordinates)
             JSONBytes.appendRaw(#"]},"properties":{"#, to: &out)
         }
         var first = true
@@ -175,7 +175,7 @@ public final class Transformer {
         }
         for (index, mapped) in mapping.fields.enumerated() where !mapping.geometryless {
             fieldKeys[index].withUnsafeBytes { key in
-                out.append(contentsOf: first ? UnsafeRawBufferPointer(rebasing: key[1...]) : key)
+                out.appendBytes(first ? UnsafeRawBufferPointer(rebasing: key[1...]) : key)
             }
             first = false
             let value = field(mapped.column)
