@@ -8,7 +8,10 @@ struct MapsembleImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mapsemble-import",
         abstract: "Load CSV files into Mapsemble maps, accounting for every row.",
-        subcommands: [RunCommand.self, ValidateCommand.self, MapsCommand.self, FieldsCommand.self, SandboxCommand.self])
+        subcommands: [
+            RunCommand.self, ValidateCommand.self, InspectCommand.self, MapsCommand.self, FieldsCommand.self,
+            SandboxCommand.self,
+        ])
 
     /// Exit codes of spec/cli.md: usage errors are 2, not the parser's 64.
     static func main() async {

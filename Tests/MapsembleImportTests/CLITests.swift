@@ -69,6 +69,34 @@ struct CLITests {
         #expect(result.stderr.contains("3 of 14 rows would be imported, 11 rejected"))
     }
 
+    @Test("inspect: the profile on stdout, --json for scripts, and --emit-config that validate accepts unedited")
+    func inspect() throws {
+        let file = "\(samples)/stations-de/ladesaeulen.csv"
+        let text = try runCLI(["inspect", file])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("delimiter  \";\", decimal comma"))
+        #expect(text.stdout.contains("longitude \"Längengrad\", latitude \"Breitengrad\""))
+
+        let json = try runCLI(["inspect", file, "--json"])
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["rows"] as? Int == 10)
+        #expect(object["decimal"] as? String == "comma")
+        #expect((object["coordinates"] as? [String: Any])?["latitude"] as? String == "Breitengrad")
+
+        let dir = TempDir()
+        let emitted = try runCLI(["inspect", file, "--emit-config"])
+        #expect(emitted.status == 0)
+        let pipeline = dir.write("pipeline.yml", emitted.stdout)
+        let result = try runCLI(["validate", pipeline, "--report-dir", dir.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("10 of 10 rows would be imported"))
+
+        let missing = try runCLI(["inspect", dir.path + "/nope.csv"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("nope.csv: cannot open the input"))
+    }
+
     @Test("the stores sample: exit 0 and a valid GeoJSON FeatureCollection with [lon, lat] points")
     func storesSample() throws {
         let dir = TempDir()

@@ -64,14 +64,10 @@ struct PipelinePlan {
         } else {
             let longitude =
                 try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
-                ?? detect(
-                    ["lon", "lng", "long", "longitude", "x", "lon_dd", "longitud", "längengrad", "laengengrad"],
-                    key: "coordinates.longitude", what: "longitude")
+                ?? detect(Inspector.longitudeNames, key: "coordinates.longitude", what: "longitude")
             let latitude =
                 try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
-                ?? detect(
-                    ["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"],
-                    key: "coordinates.latitude", what: "latitude")
+                ?? detect(Inspector.latitudeNames, key: "coordinates.latitude", what: "latitude")
             let found =
                 (config.coordinates.longitude == nil || config.coordinates.latitude == nil) ? " (found by name)" : ""
             notes.append(

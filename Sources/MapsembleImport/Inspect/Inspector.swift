@@ -1,0 +1,498 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// What `inspect` does: how much of the file it reads.
+public struct InspectOptions: Sendable {
+    /// Rows parsed to profile the columns (the fast path).
+    public var sampleRows = 1000
+    /// Parse every row: exact row count, malformed rows counted, columns profiled over all rows.
+    public var full = false
+    /// `auto`, or the delimiter to use.
+    public var delimiter = "auto"
+    public init() {}
+}
+
+/// What `inspect` found in a file: everything a first pipeline.yml needs.
+public struct InspectReport: Sendable {
+    public var file: String
+    public var sizeBytes: Int?
+    /// `utf-8`, `utf-8 (BOM)`, `utf-16le`, `utf-16be` or `windows-1252`.
+    public var encoding: String
+    public var delimiter: UInt8
+    public var hasHeader: Bool
+    /// Data rows (the header is not one).
+    public var rows: Int
+    /// How `rows` was found: `counted lines`, `estimated from the sample`, or `parsed every row`.
+    public var rowsMethod: String
+    public var sampledRows: Int
+    /// Rows of the sample (or of the whole file with `full`) libcsv could not parse.
+    public var malformedRows: Int
+    public var columns: [ColumnProfile]
+    public var coordinates: CoordinateGuess?
+    /// Column suggested as the feature label.
+    public var label: Int?
+    /// Column suggested as the remote id: named like an id and unique in what was read.
+    public var remoteID: Int?
+    /// Decimal separator of the number columns: `.` or `,`.
+    public var decimalComma: Bool
+    /// Findings worth a line of their own (problems first).
+    public var notes: [String]
+}
+
+/// One column as the sample shows it.
+public struct ColumnProfile: Sendable {
+    public enum Kind: String, Sendable {
+        case empty, integer, number, boolean, date, datetime, url, text
+    }
+    public var name: String
+    public var kind: Kind
+    /// Integers written with leading zeros (postcodes, ids): kept as text, never as numbers.
+    public var leadingZeros: Bool
+    public var values: Int
+    public var nulls: Int
+    public var examples: [String]
+    public var minimum: Double?
+    public var maximum: Double?
+    /// Every non-null value seen was different.
+    public var unique: Bool
+    public var nullShare: Double { values == 0 ? 0 : Double(nulls) / Double(values) }
+}
+
+/// Which columns hold the coordinates, and what their values say.
+public struct CoordinateGuess: Sendable {
+    public var longitude: Int
+    public var latitude: Int
+    /// `name` (a conventional column name) or `values` (the ranges of numeric columns).
+    public var foundBy: String
+    /// `decimal degrees` or `decimal degrees with a decimal comma`.
+    public var notation: String
+    public var looksSwapped: Bool
+    /// Values in the thousands: a projected system (e.g. Lambert-93, UTM), not degrees.
+    public var looksProjected: Bool
+    public var evidence: String?
+}
+
+/// `mapsemble-import inspect`: sniffs a CSV file and profiles its columns from a sample.
+///
+/// The fast path parses `sampleRows` rows through the reader (libcsv) and counts the rest of the
+/// file's lines with `memchr`, without parsing them; `full` parses every row instead.
+public enum Inspector {
+    public static func inspect(path: String, options: InspectOptions = InspectOptions()) throws -> InspectReport {
+        let name = path == "-" ? "stdin" : path
+        var size: Int?
+        if path != "-" {
+            var info = stat()
+            if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG { size = Int(info.st_size) }
+        }
+        let head = path == "-" ? [] : readHead(path, bytes: 64 << 10)
+        let encoding = detectEncoding(head)
+        if encoding.hasPrefix("utf-16") {
+            throw ImportError(
+                .unreadableInput,
+                "the file is \(encoding.uppercased()) (byte-order mark), which this version reads only as UTF-8; save it as UTF-8",
+                file: name)
+        }
+        var readerOptions = ReaderOptions()
+        readerOptions.hasHeader = false
+        readerOptions.blockBytes = 64 << 10
+        readerOptions.delimiter = try PipelinePlan.delimiter(options.delimiter, path: path, quote: readerOptions.quote)
+        let reader = try CSVReader(path: path, options: readerOptions, name: name)
+
+        // The first record decides the header; the profiles take the records after it.
+        var first: [String]?
+        var profiles: [Accumulator] = []
+        var sampled = 0
+        var malformed = 0
+        var lastLine = 0
+        var spansLines = false
+        var complete = true
+        let decimal = readerOptions.delimiter == UInt8(ascii: ",") ? UInt8(ascii: ".") : UInt8(ascii: ",")
+        let limit = options.full ? Int.max : options.sampleRows
+        reading: while let block = try reader.nextBlock() {
+            malformed += block.rejections.count
+            for record in 0..<block.count {
+                if block.lines[record] != lastLine + 1 && lastLine > 0 { spansLines = true }
+                lastLine = block.lines[record]
+                if first == nil {
+                    first = block.strings(record)
+                    profiles = first!.indices.map { _ in Accumulator(decimal: decimal) }
+                    continue
+                }
+                if sampled == limit {
+                    complete = false
+                    break reading
+                }
+                block.bytes.withUnsafeBytes { bytes in
+                    for column in 0..<min(block.fieldCount(record), profiles.count) {
+                        profiles[column].add(UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, column)]))
+                    }
+                }
+                sampled += 1
+            }
+        }
+        guard let first else {
+            throw ImportError(.unreadableInput, "the input is empty, expected a header row", file: name)
+        }
+
+        // A header row names columns: none of its fields reads as a number where the column's
+        // values do, and it is not the same kind of value as the rows below it.
+        let header =
+            first.indices.contains { (column) in
+                profiles[column].numeric > 0 && NumberText.parse(Array(first[column].utf8), decimal) != nil
+            } ? false : true
+        if !header {
+            // The first row is data: profile it too.
+            for (column, value) in first.enumerated() where column < profiles.count {
+                var value = value
+                value.withUTF8 { profiles[column].add(UnsafeRawBufferPointer($0)) }
+            }
+            sampled += 1
+        }
+        let names = header ? first : first.indices.map { String($0 + 1) }
+        let columns = zip(names, profiles).map { $0.1.profile(name: $0.0) }
+
+        var rows: Int
+        var method: String
+        if complete || path == "-" {
+            rows = sampled + malformed
+            method = "parsed every row"
+        } else {
+            let lines = try countLines(path, name: name)
+            rows = lines - (header ? 1 : 0)
+            method = "counted lines"
+            if spansLines {
+                // Quoted fields span lines: scale the line count by the sample's lines per row.
+                let perRow = Double(lastLine) / Double(sampled + (header ? 1 : 0) + malformed)
+                rows = Int((Double(lines) / perRow).rounded()) - (header ? 1 : 0)
+                method = "estimated from the sample (quoted fields span lines)"
+            }
+        }
+
+        var notes: [String] = []
+        if malformed > 0 {
+            notes.append(
+                "\(malformed) of the \(options.full ? "" : "sampled ")rows cannot be parsed (stray quote or wrong number of fields)"
+            )
+        }
+        let decimalComma = columns.indices.contains { profiles[$0].commaNumbers > 0 }
+        let coordinates = guessCoordinates(columns, decimalComma: decimalComma, notes: &notes)
+        let label = guessLabel(columns, excluding: coordinates)
+        let remoteID = guessRemoteID(columns, sampled: sampled)
+        return InspectReport(
+            file: name, sizeBytes: size, encoding: encoding, delimiter: readerOptions.delimiter, hasHeader: header,
+            rows: rows, rowsMethod: method, sampledRows: sampled, malformedRows: malformed, columns: columns,
+            coordinates: coordinates, label: label, remoteID: remoteID, decimalComma: decimalComma, notes: notes)
+    }
+
+    // MARK: - Sniffing
+
+    static func readHead(_ path: String, bytes: Int) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: bytes)
+        let count = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, bytes) }
+        return Array(head.prefix(max(0, count)))
+    }
+
+    /// From the byte-order mark, else whether the bytes are well-formed UTF-8.
+    static func detectEncoding(_ head: [UInt8]) -> String {
+        if head.starts(with: [0xEF, 0xBB, 0xBF]) { return "utf-8 (BOM)" }
+        if head.starts(with: [0xFF, 0xFE]) { return "utf-16le" }
+        if head.starts(with: [0xFE, 0xFF]) { return "utf-16be" }
+        return head.withUnsafeBytes { bytes in
+            var i = 0
+            while i < bytes.count {
+                if bytes[i] < 0x80 {
+                    i += 1
+                    continue
+                }
+                let length = JSONBytes.utf8SequenceLength(bytes, at: i)
+                // A sequence cut by the end of the head is not evidence against UTF-8.
+                if length == 0 { return bytes.count - i < 4 ? "utf-8" : "windows-1252" }
+                i += length
+            }
+            return "utf-8"
+        }
+    }
+
+    /// Non-empty lines of the file, counted with `memchr` in 1 MiB reads: no parsing.
+    static func countLines(_ path: String, name: String) throws -> Int {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ImportError(
+                .unreadableInput, "cannot open the input: \(String(cString: strerror(errno)))", file: name)
+        }
+        defer { close(fd) }
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        var lines = 0
+        // Bytes of the current line that are not a line end: an empty line is not a row.
+        var lineHasContent = false
+        while true {
+            let count = read(fd, buffer, size)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ImportError(.unreadableInput, "cannot read: \(String(cString: strerror(errno)))", file: name)
+            }
+            if count == 0 { break }
+            var position = 0
+            while position < count {
+                guard let newline = memchr(buffer + position, 0x0A, count - position) else {
+                    if !lineHasContent {
+                        lineHasContent = (position..<count).contains {
+                            buffer.load(fromByteOffset: $0, as: UInt8.self) != 0x0D
+                        }
+                    }
+                    break
+                }
+                let end = buffer.distance(to: newline)
+                if !lineHasContent {
+                    lineHasContent = (position..<end).contains {
+                        buffer.load(fromByteOffset: $0, as: UInt8.self) != 0x0D
+                    }
+                }
+                if lineHasContent { lines += 1 }
+                lineHasContent = false
+                position = end + 1
+            }
+        }
+        if lineHasContent { lines += 1 }
+        return lines
+    }
+
+    // MARK: - Guesses
+
+    static let longitudeNames = [
+        "lon", "lng", "long", "longitude", "x", "lon_dd", "longitud", "längengrad", "laengengrad",
+    ]
+    static let latitudeNames = ["lat", "latitude", "y", "lat_dd", "latitud", "breitengrad"]
+
+    static func guessCoordinates(_ columns: [ColumnProfile], decimalComma: Bool, notes: inout [String])
+        -> CoordinateGuess?
+    {
+        func named(_ names: [String]) -> Int? {
+            for candidate in names {
+                if let index = columns.firstIndex(where: { $0.name.trimmingSpaces.lowercased() == candidate }) {
+                    return index
+                }
+            }
+            return nil
+        }
+        // Conventional names first, then names that contain one (ARPLongitude, x_wgs84, Laenge).
+        func containing(_ words: [String], prefix: String, axis: String) -> Int? {
+            columns.firstIndex { (column) in
+                let name = column.name.lowercased()
+                return words.contains { name.contains($0) } || name.hasPrefix(prefix)
+                    || (name.contains("wgs84") && name.hasPrefix(axis))
+            }
+        }
+        var longitude =
+            named(longitudeNames)
+            ?? containing(["longitude", "longitud", "laenge", "länge", "lng"], prefix: "lon", axis: "x")
+        var latitude =
+            named(latitudeNames) ?? containing(["latitude", "latitud", "breite"], prefix: "lat", axis: "y")
+        var foundBy = "name"
+        if longitude == nil || latitude == nil {
+            // By values: two number columns within ±180 and ±90 with fractional digits.
+            let numeric = columns.indices.filter { (index) in
+                let column = columns[index]
+                guard column.kind == .number, let low = column.minimum, let high = column.maximum else { return false }
+                return low >= -180 && high <= 180
+            }
+            let latitudes = numeric.filter { columns[$0].minimum! >= -90 && columns[$0].maximum! <= 90 }
+            if numeric.count == 2 && latitudes.count == 1 {
+                latitude = latitudes[0]
+                longitude = numeric.first { $0 != latitudes[0] }
+                foundBy = "values"
+            } else {
+                notes.append(
+                    "no coordinate columns found: name them in coordinates.longitude and coordinates.latitude")
+                return nil
+            }
+        }
+        guard let longitude, let latitude, longitude != latitude else {
+            notes.append("no coordinate columns found: name them in coordinates.longitude and coordinates.latitude")
+            return nil
+        }
+        let lon = columns[longitude]
+        let lat = columns[latitude]
+        func extent(_ column: ColumnProfile) -> Double {
+            max(abs(column.minimum ?? 0), abs(column.maximum ?? 0))
+        }
+        var guess = CoordinateGuess(
+            longitude: longitude, latitude: latitude, foundBy: foundBy,
+            notation: decimalComma ? "decimal degrees with a decimal comma" : "decimal degrees",
+            looksSwapped: false, looksProjected: false, evidence: nil)
+        if lon.kind != .number && lon.kind != .integer || lat.kind != .number && lat.kind != .integer {
+            notes.append(
+                "the coordinate columns \"\(lon.name)\" and \"\(lat.name)\" do not hold plain numbers (e.g. \(lat.examples.first ?? "")); degrees-minutes-seconds and other notations are not read by this version"
+            )
+            return guess
+        }
+        if extent(lon) > 1000 && extent(lat) > 1000 {
+            guess.looksProjected = true
+            guess.evidence =
+                "values run to \(Self.number(extent(lon))) and \(Self.number(extent(lat))): projected coordinates (metres, e.g. Lambert-93 or UTM), not degrees"
+            notes.append("\"\(lon.name)\"/\"\(lat.name)\": \(guess.evidence!); reproject them to WGS 84 first")
+        } else if extent(lat) > 90 && extent(lon) <= 90 {
+            guess.looksSwapped = true
+            guess.evidence =
+                "\"\(lat.name)\" runs to \(Self.number(extent(lat))), past ±90, while \"\(lon.name)\" stays within ±90 (\(Self.number(extent(lon))))"
+            notes.append("the coordinate columns look swapped: \(guess.evidence!)")
+        }
+        return guess
+    }
+
+    static func guessLabel(_ columns: [ColumnProfile], excluding coordinates: CoordinateGuess?) -> Int? {
+        if let named = columns.firstIndex(where: { ["label", "name", "title"].contains($0.name.lowercased()) }) {
+            return named
+        }
+        if let named = columns.firstIndex(where: { $0.name.lowercased().contains("name") && $0.kind == .text }) {
+            return named
+        }
+        // Else the first text column whose values are all different (and not an id).
+        return columns.indices.first { (index) in
+            let column = columns[index]
+            return column.kind == .text && column.unique && !column.leadingZeros
+                && index != coordinates?.longitude && index != coordinates?.latitude
+                && column.examples.contains { $0.contains(" ") || $0.count > 12 }
+        }
+    }
+
+    static func guessRemoteID(_ columns: [ColumnProfile], sampled: Int) -> Int? {
+        guard sampled > 0 else { return nil }
+        return columns.firstIndex { (column) in
+            let name = column.name.lowercased()
+            let idLike =
+                name == "id" || name.hasSuffix("_id") || name.hasSuffix(" id") || name.hasSuffix("-id")
+                || column.name.hasSuffix("Id") || column.name.hasSuffix("ID")
+                || ["ref", "code", "key", "uuid", "guid"].contains(name)
+            return idLike && column.unique && column.nulls == 0 && column.kind != .number
+        }
+    }
+
+    static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+}
+
+/// A column's statistics while the rows stream past.
+struct Accumulator {
+    let decimal: UInt8
+    var values = 0
+    var nulls = 0
+    var integers = 0
+    var leadingZeros = 0
+    var numeric = 0
+    var commaNumbers = 0
+    var booleans = 0
+    var dates = 0
+    var datetimes = 0
+    var urls = 0
+    var minimum = Double.infinity
+    var maximum = -Double.infinity
+    var examples: [String] = []
+    var seen = Set<Int>()
+    var duplicates = false
+
+    init(decimal: UInt8) { self.decimal = decimal }
+
+    mutating func add(_ raw: UnsafeRawBufferPointer) {
+        values += 1
+        var field = raw[...]
+        while let first = field.first, first == 0x20 || first == 0x09 { field = field.dropFirst() }
+        while let last = field.last, last == 0x20 || last == 0x09 { field = field.dropLast() }
+        let bytes = UnsafeRawBufferPointer(rebasing: field)
+        if bytes.isEmpty || Self.nullWords.contains(Self.lowercased(bytes)) {
+            nulls += 1
+            return
+        }
+        var hasher = Hasher()
+        hasher.combine(bytes: bytes)
+        if seen.count < 100_000, !seen.insert(hasher.finalize()).inserted { duplicates = true }
+        if examples.count < 3 {
+            let text = String(decoding: bytes.prefix(40), as: UTF8.self)
+            if !examples.contains(text) { examples.append(text) }
+        }
+        if case .success(let number) = NumberText.parse(bytes, separator: UInt8(ascii: ".")) {
+            count(number.value, bytes)
+        } else if decimal == UInt8(ascii: ","), case .success(let number) = NumberText.parse(bytes, separator: decimal)
+        {
+            commaNumbers += 1
+            count(number.value, bytes)
+        } else if Self.booleanWords.contains(Self.lowercased(bytes)) {
+            booleans += 1
+        } else if let kind = Self.dateKind(bytes) {
+            if kind == .date { dates += 1 } else { datetimes += 1 }
+        } else if bytes.starts(with: Array("http://".utf8)) || bytes.starts(with: Array("https://".utf8)) {
+            urls += 1
+        }
+    }
+
+    private mutating func count(_ value: Double, _ bytes: UnsafeRawBufferPointer) {
+        numeric += 1
+        minimum = min(minimum, value)
+        maximum = max(maximum, value)
+        let digits =
+            bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") ? bytes.dropFirst() : bytes[...]
+        if digits.allSatisfy({ $0 &- 0x30 < 10 }) {
+            integers += 1
+            if digits.count > 1 && digits.first == UInt8(ascii: "0") { leadingZeros += 1 }
+        }
+    }
+
+    func profile(name: String) -> ColumnProfile {
+        let filled = values - nulls
+        let kind: ColumnProfile.Kind
+        switch filled {
+        case 0: kind = .empty
+        case integers: kind = .integer
+        case numeric: kind = .number
+        case booleans: kind = .boolean
+        case dates: kind = .date
+        case dates + datetimes: kind = .datetime
+        case urls: kind = .url
+        default: kind = .text
+        }
+        let zeros = leadingZeros > 0 && kind == .integer
+        return ColumnProfile(
+            name: name, kind: zeros ? .text : kind, leadingZeros: zeros, values: values, nulls: nulls,
+            examples: examples, minimum: numeric > 0 ? minimum : nil, maximum: numeric > 0 ? maximum : nil,
+            unique: filled > 0 && !duplicates)
+    }
+
+    static let nullWords: Set<[UInt8]> = Set(["null", "na", "n/a", "nan", "none", "-", "#n/a"].map { Array($0.utf8) })
+    static let booleanWords: Set<[UInt8]> = Set(["true", "false", "yes", "no"].map { Array($0.utf8) })
+
+    static func lowercased(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        bytes.count > 8 ? [] : bytes.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 }
+    }
+
+    /// ISO 8601: `YYYY-MM-DD`, optionally followed by `T` or a space and a time.
+    static func dateKind(_ bytes: UnsafeRawBufferPointer) -> ColumnProfile.Kind? {
+        func digits(_ range: Range<Int>) -> Bool { range.allSatisfy { bytes[$0] &- 0x30 < 10 } }
+        guard bytes.count >= 10, digits(0..<4), bytes[4] == UInt8(ascii: "-"), digits(5..<7),
+            bytes[7] == UInt8(ascii: "-"), digits(8..<10)
+        else { return nil }
+        if bytes.count == 10 { return .date }
+        guard bytes.count >= 16, bytes[10] == UInt8(ascii: "T") || bytes[10] == 0x20, digits(11..<13),
+            bytes[13] == UInt8(ascii: ":"), digits(14..<16)
+        else { return nil }
+        return .datetime
+    }
+}
+
+extension NumberText {
+    /// Parses a whole text as a number, or nil.
+    static func parse(_ bytes: [UInt8], _ separator: UInt8) -> NumberText? {
+        bytes.withUnsafeBytes { (raw) in
+            if case .success(let number) = parse(raw, separator: separator) { return number }
+            return nil
+        }
+    }
+}

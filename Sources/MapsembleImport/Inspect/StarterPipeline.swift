@@ -1,0 +1,128 @@
+extension InspectReport {
+    /// A commented pipeline.yml that imports the file as inspected: the sniffed source settings,
+    /// the coordinate columns, the label and remote id it suggests, and every other column mapped
+    /// to a field slug made from its name. What it could not decide is said in a comment at the top.
+    /// - Parameter path: the input as the pipeline should name it.
+    public func starterPipeline(path: String) -> String {
+        var out: [String] = []
+        out.append("# pipeline.yml written by `mapsemble-import inspect --emit-config` from \(file)")
+        out.append("# (\(sampledRows) rows read; about \(rows) rows in all). Check the mapping, then:")
+        out.append("#   mapsemble-import validate pipeline.yml   (every row checked, nothing sent)")
+        out.append("#   mapsemble-import run pipeline.yml --map MAP_ID")
+        for note in notes { out.append("# NOTE: \(note)") }
+        out.append("version: 1")
+        out.append("")
+        out.append("source:")
+        out.append("  path: \(Self.quoted(path))")
+        out.append("  delimiter: \(delimiterSetting)")
+        out.append(
+            "  header: \(hasHeader)\(hasHeader ? "" : "                 # no header row: columns are named 1, 2, 3, ...")"
+        )
+        if decimalComma { out.append("  decimal: comma                # numbers are written 50,94") }
+        if encoding != "utf-8" && encoding != "utf-8 (BOM)" {
+            out.append("  # encoding: the file does not read as UTF-8 (\(encoding)?): save it as UTF-8 first")
+        }
+        out.append("")
+        out.append("target:")
+        out.append("  api_key: \"${MAPSEMBLE_API_KEY}\"")
+        out.append("  map_id: \"${MAPSEMBLE_MAP_ID:-}\"     # the map's UUID, or --map MAP_ID")
+        out.append(
+            "  mode: \(remoteID == nil ? "create" : "upsert")\(remoteID == nil ? "                  # no unique id column found: every run adds the rows again" : "")"
+        )
+        out.append("")
+        if let coordinates {
+            out.append("coordinates:")
+            out.append(
+                "  longitude: \(Self.quoted(columns[coordinates.longitude].name))\(coordinates.foundBy == "values" ? "   # found by its values: check" : "")"
+            )
+            out.append("  latitude: \(Self.quoted(columns[coordinates.latitude].name))")
+            if coordinates.looksSwapped {
+                out.append("  swapped: fix                  # \(coordinates.evidence ?? "the columns look swapped")")
+            }
+        } else {
+            out.append(
+                "coordinates: {}                 # no coordinate columns found: set longitude: COLUMN, latitude: COLUMN"
+            )
+        }
+        out.append("")
+        out.append("properties:")
+        if let label {
+            out.append("  label: \(Self.quoted("{" + columns[label].name + "}"))")
+        } else {
+            out.append("  # label: \"{COLUMN}\"           # no name or title column found")
+        }
+        if let remoteID { out.append("  remote_id: \(Self.quoted(columns[remoteID].name))") }
+        var used = Set<String>(["remote_id"])
+        var fields: [String] = []
+        for (index, column) in columns.enumerated() {
+            if index == coordinates?.longitude || index == coordinates?.latitude || index == remoteID { continue }
+            if column.kind == .empty { continue }
+            var slug = Self.slug(column.name)
+            if slug.isEmpty { slug = "field_\(index + 1)" }
+            while !used.insert(slug).inserted { slug += "_\(index + 1)" }
+            let number = column.kind == .number || column.kind == .integer
+            fields.append(
+                number
+                    ? "    \(slug): { column: \(Self.quoted(column.name)), type: number }"
+                    : "    \(slug): \(Self.quoted(column.name))")
+        }
+        if fields.isEmpty {
+            out.append("  fields: {}")
+        } else {
+            out.append("  fields:                       # the map's field slug → the column")
+            out.append(contentsOf: fields)
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    var delimiterSetting: String {
+        switch delimiter {
+        case 0x09: return "tab"
+        default: return Self.quoted(String(UnicodeScalar(delimiter)))
+        }
+    }
+
+    /// A YAML double-quoted string.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "$": out += "$$"
+            default:
+                if scalar.value < 0x20 {
+                    out += "\\x" + String(scalar.value, radix: 16).leftPadded(2)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    /// A field slug from a column name: lower case letters, digits and `_`.
+    static func slug(_ name: String) -> String {
+        var slug = ""
+        var gap = false
+        for scalar in name.lowercased().unicodeScalars {
+            let ascii = scalar.isASCII && (("a"..."z").contains(scalar) || ("0"..."9").contains(scalar))
+            if ascii {
+                if gap && !slug.isEmpty { slug += "_" }
+                slug.unicodeScalars.append(scalar)
+                gap = false
+            } else {
+                gap = true
+            }
+        }
+        return slug
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import MapsembleImport
+
+/// `mapsemble-import inspect FILE`: what the file holds and a starter pipeline.yml for it.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Sniff a CSV file: encoding, delimiter, header, rows, column types, coordinate columns.",
+        discussion: """
+            Reads a sample of rows (--sample-rows) and counts the file's lines without parsing them;
+            --full parses every row. --emit-config prints a commented pipeline.yml that imports the file.
+            """)
+
+    @Argument(help: "The CSV file.")
+    var file: String
+
+    @Flag(help: "Print a starter pipeline.yml for the file instead of the profile.")
+    var emitConfig = false
+
+    @Flag(help: "Print the profile as JSON.")
+    var json = false
+
+    @Flag(help: "Parse every row (exact row count, every row profiled) instead of a sample.")
+    var full = false
+
+    @Option(help: "Rows parsed for the profile on the fast path.")
+    var sampleRows = 1000
+
+    @Option(help: "The delimiter, or auto.")
+    var delimiter = "auto"
+
+    func run() throws {
+        var options = InspectOptions()
+        options.full = full
+        options.sampleRows = max(1, sampleRows)
+        options.delimiter = delimiter == "tab" ? "\t" : delimiter
+        let report: InspectReport
+        do {
+            report = try Inspector.inspect(path: file, options: options)
+        } catch let error as ImportError {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
+        if emitConfig {
+            // Paths in pipeline.yml are relative to the file's own folder, which is not known here.
+            let absolute =
+                file == "-" || file.hasPrefix("/")
+                ? file : FileManager.default.currentDirectoryPath + "/" + file
+            print(report.starterPipeline(path: URL(fileURLWithPath: absolute).standardized.path), terminator: "")
+        } else if json {
+            printJSON(report)
+        } else {
+            printText(report)
+        }
+    }
+
+    private func printText(_ report: InspectReport) {
+        let delimiterName = report.delimiter == 0x09 ? "tab" : "\"\(String(UnicodeScalar(report.delimiter)))\""
+        print("file       \(report.file)\(report.sizeBytes.map { " (\(Self.size($0)))" } ?? "")")
+        print("encoding   \(report.encoding)")
+        print("delimiter  \(delimiterName)\(report.decimalComma ? ", decimal comma" : "")")
+        print("header     \(report.hasHeader ? "yes" : "no (columns are named 1, 2, 3, ...)")")
+        let about = report.rowsMethod.hasPrefix("estimated") ? "about " : ""
+        print("rows       \(about)\(report.rows) (\(report.rowsMethod))")
+        print(
+            "sampled    \(report.sampledRows) rows\(report.malformedRows > 0 ? ", \(report.malformedRows) malformed" : "")"
+        )
+        print("")
+        let nameWidth = min(32, max(6, report.columns.map(\.name.count).max() ?? 6))
+        print(
+            "COLUMN".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  TYPE      NULLS  UNIQUE  EXAMPLES")
+        for (index, column) in report.columns.enumerated() {
+            var role = ""
+            if index == report.coordinates?.longitude { role = "  ← longitude" }
+            if index == report.coordinates?.latitude { role = "  ← latitude" }
+            if index == report.label { role = "  ← label" }
+            if index == report.remoteID { role = "  ← remote id" }
+            let type = column.kind.rawValue + (column.leadingZeros ? "*" : "")
+            print(
+                column.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
+                    + type.padding(toLength: 8, withPad: " ", startingAt: 0) + "  "
+                    + String(format: "%4.0f%%", column.nullShare * 100) + "  "
+                    + (column.unique ? "yes   " : "no    ") + "  "
+                    + column.examples.joined(separator: ", ") + role)
+        }
+        if report.columns.contains(where: \.leadingZeros) {
+            print("* integers with leading zeros: kept as text")
+        }
+        print("")
+        if let coordinates = report.coordinates {
+            let lon = report.columns[coordinates.longitude].name
+            let lat = report.columns[coordinates.latitude].name
+            print(
+                "coordinates: longitude \"\(lon)\", latitude \"\(lat)\" (by \(coordinates.foundBy)), \(coordinates.notation); "
+                    + (coordinates.looksSwapped
+                        ? "they look SWAPPED" : coordinates.looksProjected ? "projected" : "not swapped"))
+        }
+        for note in report.notes { print("note: \(note)") }
+        print("next: mapsemble-import inspect \(file) --emit-config > pipeline.yml")
+    }
+
+    private func printJSON(_ report: InspectReport) {
+        var object: [String: Any] = [
+            "file": report.file, "encoding": report.encoding,
+            "delimiter": String(UnicodeScalar(report.delimiter)), "header": report.hasHeader,
+            "rows": report.rows, "rows_method": report.rowsMethod, "sampled_rows": report.sampledRows,
+            "malformed_rows": report.malformedRows, "decimal": report.decimalComma ? "comma" : "point",
+            "notes": report.notes,
+            "columns": report.columns.map { (column) -> [String: Any] in
+                var entry: [String: Any] = [
+                    "name": column.name, "type": column.kind.rawValue, "null_share": column.nullShare,
+                    "unique": column.unique, "examples": column.examples, "leading_zeros": column.leadingZeros,
+                ]
+                if let minimum = column.minimum { entry["min"] = minimum }
+                if let maximum = column.maximum { entry["max"] = maximum }
+                return entry
+            },
+        ]
+        object["size_bytes"] = report.sizeBytes ?? NSNull()
+        object["label"] = report.label.map { report.columns[$0].name } ?? NSNull()
+        object["remote_id"] = report.remoteID.map { report.columns[$0].name } ?? NSNull()
+        if let coordinates = report.coordinates {
+            object["coordinates"] =
+                [
+                    "longitude": report.columns[coordinates.longitude].name,
+                    "latitude": report.columns[coordinates.latitude].name,
+                    "found_by": coordinates.foundBy, "notation": coordinates.notation,
+                    "looks_swapped": coordinates.looksSwapped, "looks_projected": coordinates.looksProjected,
+                    "evidence": coordinates.evidence ?? NSNull(),
+                ] as [String: Any]
+        } else {
+            object["coordinates"] = NSNull()
+        }
+        let data =
+            (try? JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    private static func size(_ bytes: Int) -> String {
+        bytes >= 1 << 20
+            ? String(format: "%.1f MB", Double(bytes) / 1e6)
+            : bytes >= 1024 ? String(format: "%.1f KB", Double(bytes) / 1e3) : "\(bytes) bytes"
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+
+@testable import MapsembleImport
+
+@Suite("inspect: sniffing, profiles, coordinates, the starter pipeline")
+struct InspectTests {
+    /// A file of `rows` rows with an id, a name, lat and lon.
+    static func places(_ rows: Int, notes: Bool = false) -> String {
+        var text = "id,name,lat,lon" + (notes ? ",notes" : "") + "\n"
+        for row in 1...rows {
+            let lat = Double(row % 170) - 85 + 0.25
+            let lon = Double(row % 350) - 175 + 0.5
+            text += "\(row),Place \(row),\(lat),\(lon)"
+            if notes { text += row % 10 == 0 ? ",\"two\nlines\"" : ",one" }
+            text += "\n"
+        }
+        return text
+    }
+
+    @Test("the stores sample: header, delimiter, types, coordinates, label and remote id")
+    func storesSample() throws {
+        let report = try Inspector.inspect(path: projectDirectory + "/samples/stores/stores.csv")
+        #expect(report.hasHeader)
+        #expect(report.delimiter == UInt8(ascii: ","))
+        #expect(report.encoding == "utf-8")
+        #expect(report.rows == 15)
+        #expect(report.rowsMethod == "parsed every row")
+        let names = report.columns.map(\.name)
+        #expect(report.coordinates.map { names[$0.longitude] } == "lon")
+        #expect(report.coordinates.map { names[$0.latitude] } == "lat")
+        #expect(report.coordinates?.looksSwapped == false)
+        #expect(report.label.map { names[$0] } == "name")
+        #expect(report.remoteID.map { names[$0] } == "store_id")
+        let kinds = Dictionary(uniqueKeysWithValues: report.columns.map { ($0.name, $0.kind) })
+        #expect(kinds["lat"] == .number)
+        #expect(kinds["opened"] == .date)
+        #expect(kinds["city"] == .text)
+    }
+
+    @Test("the fast path counts lines without parsing them; the sample stays small")
+    func fastPathCountsLines() throws {
+        let dir = TempDir()
+        // Blank lines are not rows; the last line has no line end.
+        var text = Self.places(3000)
+        text += "\n\r\n3001,Last,1.5,2.5"
+        let path = dir.write("places.csv", text)
+        var options = InspectOptions()
+        options.sampleRows = 100
+        let report = try Inspector.inspect(path: path, options: options)
+        #expect(report.sampledRows == 100)
+        #expect(report.rows == 3001)
+        #expect(report.rowsMethod == "counted lines")
+
+        options.full = true
+        let full = try Inspector.inspect(path: path, options: options)
+        #expect(full.rows == 3001)
+        #expect(full.sampledRows == 3001)
+        #expect(full.rowsMethod == "parsed every row")
+    }
+
+    @Test("quoted fields spanning lines make the count an estimate from the sample, and say so")
+    func multiLineEstimate() throws {
+        let dir = TempDir()
+        let path = dir.write("notes.csv", Self.places(5000, notes: true))
+        var options = InspectOptions()
+        options.sampleRows = 500
+        let report = try Inspector.inspect(path: path, options: options)
+        #expect(report.rowsMethod.hasPrefix("estimated"))
+        #expect(abs(report.rows - 5000) <= 50)
+    }
+
+    @Test("no header row: found from numbers in the first row; coordinates found by their values")
+    func noHeader() throws {
+        let dir = TempDir()
+        let path = dir.write(
+            "bare.csv", "7,12.5,151.25,Sydney Opera\n8,-33.5,-70.75,Santiago Plaza\n9,48.25,2.5,Paris Nord\n")
+        let report = try Inspector.inspect(path: path)
+        #expect(!report.hasHeader)
+        #expect(report.rows == 3)
+        #expect(report.columns.map(\.name) == ["1", "2", "3", "4"])
+        #expect(report.coordinates?.foundBy == "values")
+        #expect(report.coordinates?.longitude == 2)
+        #expect(report.coordinates?.latitude == 1)
+    }
+
+    @Test("a latitude column past ±90 beside a longitude column within ±90 looks swapped, with the evidence")
+    func swapped() throws {
+        let dir = TempDir()
+        let path = dir.write("swapped.csv", "name,latitude,longitude\nSydney,151.21,-33.87\nPerth,115.86,-31.95\n")
+        let report = try Inspector.inspect(path: path)
+        #expect(report.coordinates?.looksSwapped == true)
+        let evidence = try #require(report.coordinates?.evidence)
+        #expect(evidence.contains("\"latitude\" runs to 151.21"))
+        #expect(report.starterPipeline(path: path).contains("swapped: fix"))
+
+        let straight = dir.write("straight.csv", "name,latitude,longitude\nSydney,-33.87,151.21\n")
+        #expect(try Inspector.inspect(path: straight).coordinates?.looksSwapped == false)
+    }
+
+    @Test("projected coordinates (metres) are named as such")
+    func projected() throws {
+        let dir = TempDir()
+        let path = dir.write("l93.csv", "nom;x;y\nGare A;652469,4;6862035,3\nGare B;843012,2;6519876,1\n")
+        let report = try Inspector.inspect(path: path)
+        #expect(report.delimiter == UInt8(ascii: ";"))
+        #expect(report.decimalComma)
+        #expect(report.coordinates?.looksProjected == true)
+        #expect(report.notes.contains { $0.contains("projected coordinates") })
+    }
+
+    @Test("leading zeros keep a column as text; nulls are counted; ids must be unique")
+    func profiles() throws {
+        let dir = TempDir()
+        let path = dir.write(
+            "codes.csv", "code,zip,score,flag,site\nA1,01234,1.5,true,https://a.example\nA1,75001,NA,false,\n")
+        let report = try Inspector.inspect(path: path)
+        let columns = Dictionary(uniqueKeysWithValues: report.columns.map { ($0.name, $0) })
+        #expect(columns["zip"]?.kind == .text)
+        #expect(columns["zip"]?.leadingZeros == true)
+        #expect(columns["score"]?.kind == .number)
+        #expect(columns["score"]?.nulls == 1)
+        #expect(columns["flag"]?.kind == .boolean)
+        #expect(columns["site"]?.kind == .url)
+        #expect(columns["code"]?.unique == false)
+        #expect(report.remoteID == nil)
+    }
+
+    @Test("encodings: a BOM, bytes that are not UTF-8, and UTF-16 refused with a clear sentence")
+    func encodings() throws {
+        let dir = TempDir()
+        let bom = dir.write("bom.csv", [0xEF, 0xBB, 0xBF] + Array("name,lat,lon\nA,1,2\n".utf8))
+        #expect(try Inspector.inspect(path: bom).encoding == "utf-8 (BOM)")
+        #expect(try Inspector.inspect(path: bom).columns.first?.name == "name")
+        let latin1 = dir.write("latin1.csv", Array("name,lat,lon\nK".utf8) + [0xF6] + Array("ln,50.9,6.9\n".utf8))
+        #expect(try Inspector.inspect(path: latin1).encoding == "windows-1252")
+        let utf16 = dir.write("utf16.csv", [0xFF, 0xFE, 0x6E, 0x00])
+        #expect {
+            try Inspector.inspect(path: utf16)
+        } throws: { error in
+            (error as? ImportError)?.description.contains("UTF-16LE") == true
+        }
+    }
+
+    @Test("the starter pipeline loads and maps every column it found")
+    func starterPipeline() throws {
+        let dir = TempDir()
+        let path = dir.write("places.csv", Self.places(20))
+        let yaml = try Inspector.inspect(path: path).starterPipeline(path: path)
+        let configPath = dir.write("pipeline.yml", yaml)
+        let config = try ConfigLoader.load(path: configPath, environment: [:])
+        #expect(config.source.path == path)
+        #expect(config.coordinates.longitude == "lon")
+        #expect(config.coordinates.latitude == "lat")
+        #expect(config.properties.remoteID == "id")
+        #expect(config.properties.label == "{name}")
+        #expect(config.mode == .upsert)
+        #expect(config.properties.fields.map(\.slug) == ["name"])
+        #expect(InspectReport.slug("Revenue (EUR)") == "revenue_eur")
+        #expect(InspectReport.quoted("a \"b\" $x") == #""a \"b\" $$x""#)
+    }
+}
