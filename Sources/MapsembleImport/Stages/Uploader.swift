@@ -56,10 +56,12 @@ public final class Uploader: BatchSink, Sendable {
 
     public func drain(_ batches: AsyncChannel<Batch>) async throws {
         if settings.singleRequest { return try await drainSingle(batches) }
+        let workers = (0..<settings.concurrency).map { CurlWorker(name: "upload-\($0)") }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for number in 0..<settings.concurrency {
-                group.addTask {
-                    let worker = CurlWorker(name: "upload-\(number)")
+            for worker in workers {
+                // The task runs on the worker's own thread: taking a batch, building its parts and
+                // waiting for curl all happen there.
+                group.addTask(executorPreference: worker.executor) {
                     for await batch in batches {
                         if self.stopping.isSet || Task.isCancelled { break }
                         try await self.upload(batch, with: worker)
