@@ -111,20 +111,24 @@ struct NumberText {
     }
 
     private static func isNonFinite(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
-        var word: [UInt8] = []
-        for k in from..<to { word.append(bytes[k] | 0x20) }
-        return word == Array("nan".utf8) || word == Array("inf".utf8) || word == Array("infinity".utf8)
+        let word = UnsafeRawBufferPointer(rebasing: bytes[from..<to])
+        func equals(_ text: StaticString) -> Bool {
+            word.count == text.utf8CodeUnitCount
+                && (0..<word.count).allSatisfy { word[$0] | 0x20 == text.utf8Start[$0] }
+        }
+        return equals("nan") || equals("inf") || equals("infinity")
     }
 
+    /// strtod on a NUL-terminated copy with a `.` separator, made on the stack: no allocation.
     private static func slowParse(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int, separator: UInt8) -> Double {
-        var text = [CChar]()
-        text.reserveCapacity(end - start + 1)
-        for k in start..<end {
-            let byte = bytes[k]
-            text.append(CChar(bitPattern: byte == separator ? UInt8(ascii: ".") : byte))
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: end - start + 1) { text in
+            for k in start..<end {
+                let byte = bytes[k]
+                text[k - start] = CChar(bitPattern: byte == separator ? UInt8(ascii: ".") : byte)
+            }
+            text[end - start] = 0
+            return abs(strtod(text.baseAddress!, nil))
         }
-        text.append(0)
-        return abs(strtod(text, nil))
     }
 
     /// Appends the number as JSON: no leading `+` or zeros, `0.` before a bare fraction.
