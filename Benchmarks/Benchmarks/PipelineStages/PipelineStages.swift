@@ -50,9 +50,10 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .peakMemoryResident, .throughput],
         scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 10,
-        // Allocations are held to the figures in Thresholds/ (the ceilings the docs state):
-        // `swift package benchmark thresholds check` fails when a stage allocates more.
-        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])])
+        // Allocations are held to the figures in Thresholds/, within 10 % either way (a few
+        // allocations vary from run to run): `swift package benchmark thresholds check` fails when
+        // a stage allocates more, and asks for the figure to be lowered when it allocates less.
+        thresholds: [.mallocCountTotal: .init(relative: [.p90: 10.0])])
 
     Benchmark("reader-100k-rows-through-libcsv") { benchmark in
         for _ in benchmark.scaledIterations {
