@@ -139,10 +139,9 @@ public enum Inspector {
 
         // A header row names columns: none of its fields reads as a number where the column's
         // values do, and it is not the same kind of value as the rows below it.
-        let header =
-            first.indices.contains { (column) in
-                profiles[column].numeric > 0 && NumberText.parse(Array(first[column].utf8), decimal) != nil
-            } ? false : true
+        let header = !first.indices.contains { (column) in
+            profiles[column].numeric > 0 && NumberText.parse(Array(first[column].utf8), decimal) != nil
+        }
         if !header {
             // The first row is data: profile it too.
             for (column, value) in first.enumerated() where column < profiles.count {

@@ -11,7 +11,7 @@ public struct RunOptions: Sendable {
     /// `--output-batches FILE|-`: every request body, one per line.
     public var outputBatches: String?
     /// Field bytes per block handed between stages (smaller blocks: finer back-pressure).
-    public var blockBytes = 256 << 10
+    public var blockBytes = ReaderOptions().blockBytes
     /// First step of the exponential backoff between retries (when the server sets no `Retry-After`).
     public var backoffSeconds = 0.5
     /// With `dryRun`: still read the map and check the mapping against it (`validate` with credentials).

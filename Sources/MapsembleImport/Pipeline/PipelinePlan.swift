@@ -12,7 +12,7 @@ struct PipelinePlan {
     /// What was decided and how, for `--verbose`.
     var notes: [String] = []
 
-    init(config: PipelineConfig, blockBytes: Int = 256 << 10) throws {
+    init(config: PipelineConfig, blockBytes: Int = ReaderOptions().blockBytes) throws {
         guard let path = config.source.path else {
             throw ImportError(.usage, "no input: give --input FILE or source.path in pipeline.yml")
         }
