@@ -16,8 +16,16 @@ public struct RecordBlock: Sendable {
     /// Rows rejected so far for this block, in line order.
     public var rejections: [Rejection] = []
 
-    public init() {
-        bytes.reserveCapacity(1 << 20)
+    public init() {}
+
+    /// A block for the reader to fill: room for `bytes` field bytes, and the fields and records
+    /// they usually make, so it does not grow (and leave differently sized holes in the heap) as
+    /// it fills.
+    init(reservingBytes bytes: Int) {
+        self.bytes.reserveCapacity(bytes)
+        fieldEnds.reserveCapacity(bytes / 8)
+        recordFieldStarts.reserveCapacity(bytes / 48)
+        lines.reserveCapacity(bytes / 48)
     }
 
     /// Number of records (not counting rejections).

@@ -13,7 +13,7 @@ public struct ReaderOptions: Sendable {
     /// A record (with every line of a quoted field) larger than this is rejected as malformed.
     public var maxRecordBytes = 16 << 20
     /// A block is handed on once it holds this many field bytes.
-    public var blockBytes = 256 << 10
+    public var blockBytes = 128 << 10
     public init() {}
 }
 
@@ -95,7 +95,7 @@ public final class CSVReader {
                     .unreadableInput, "the header names the column \"\(column)\" twice",
                     file: name, line: block.lines[0])
             }
-            parser.collector.block = RecordBlock()
+            parser.collector.block = newBlock()
             checkedRecords = 0
             rowsRead = 0
         } else {
@@ -103,6 +103,12 @@ public final class CSVReader {
             rowsRead = 1
             checkedRecords = 1
         }
+    }
+
+    /// An empty block with room for a full one (a block is handed on past `blockBytes`, after the
+    /// record that crossed it).
+    private func newBlock() -> RecordBlock {
+        RecordBlock(reservingBytes: options.blockBytes + options.blockBytes / 8)
     }
 
     /// The next block of records, or nil at the end of the input.
@@ -116,7 +122,7 @@ public final class CSVReader {
         }
         let block = parser.collector.block
         guard block.count > 0 || !block.rejections.isEmpty else { return nil }
-        parser.collector.block = RecordBlock()
+        parser.collector.block = newBlock()
         checkedRecords = 0
         return block
     }
