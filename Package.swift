@@ -26,11 +26,15 @@ let package = Package(
         .systemLibrary(
             name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
+        /// JSON from bytes to values and back without Foundation: the sandbox reads every request
+        /// body with it, the uploader every answer.
+        .target(name: "MapsembleJSON", swiftSettings: swiftSettings),
         .target(
             name: "MapsembleImport",
             dependencies: [
                 "CLibCSV",
                 "CCurl",
+                "MapsembleJSON",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -39,6 +43,7 @@ let package = Package(
         .target(
             name: "MapsembleSandbox",
             dependencies: [
+                "MapsembleJSON",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -49,6 +54,7 @@ let package = Package(
             dependencies: [
                 "MapsembleImport",
                 "MapsembleSandbox",
+                "MapsembleJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

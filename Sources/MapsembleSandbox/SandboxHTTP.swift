@@ -1,3 +1,5 @@
+import MapsembleJSON
+
 /// An HTTP request as the sandbox's routes see it.
 public struct SandboxRequest: Sendable {
     public var method: String

@@ -1,3 +1,5 @@
+import MapsembleJSON
+
 extension SandboxStore {
     /// POST, PATCH, PUT and DELETE on a map's features, with the faults of the plan.
     func write(_ request: SandboxRequest, _ body: JSONValue?, _ mapID: String, _ state: inout State) -> SandboxReply {

@@ -1,3 +1,4 @@
+import MapsembleJSON
 import Synchronization
 
 /// A feature as the sandbox stores it.

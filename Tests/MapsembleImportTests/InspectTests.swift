@@ -1,4 +1,5 @@
 import Foundation
+import MapsembleJSON
 import Testing
 
 @testable import MapsembleImport

@@ -1,4 +1,5 @@
 import Foundation
+import MapsembleJSON
 import MapsembleSandbox
 import Testing
 

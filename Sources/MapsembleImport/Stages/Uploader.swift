@@ -1,5 +1,6 @@
 import AsyncAlgorithms
 import Foundation
+import MapsembleJSON
 import Synchronization
 
 /// Stage 5: sends batches to Mapsemble. `Batch` → requests, with `concurrency` workers, each a
@@ -157,16 +158,16 @@ public final class Uploader: BatchSink, Sendable {
 
     /// Books a 2xx answer: `failed[]` rows are rejected, the rest imported.
     private func settle(_ part: Part, of batch: Batch, response: HTTPResponse, uncertain: Bool) throws {
-        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
-        let failed = object["failed"] as? [[String: Any]] ?? []
+        let object = JSONParser.parse(response.body)
+        let failed = object?["failed"]?.array ?? []
         var refused = Set<Int>()
         var planLimited = false
         var unindexed = 0
         var duplicatesOfOurs = 0
         for entry in failed {
-            let code = entry["code"] as? String ?? "failed"
-            let message = entry["message"] as? String ?? code
-            guard let index = (entry["index"] as? NSNumber)?.intValue, index >= 0, index < part.count else {
+            let code = entry["code"]?.string ?? "failed"
+            let message = entry["message"]?.string ?? code
+            guard let index = entry["index"]?.integer, index >= 0, index < part.count else {
                 unindexed += 1
                 continue
             }
@@ -195,12 +196,12 @@ public final class Uploader: BatchSink, Sendable {
             } else {
                 counters.imported += part.count - refused.count
             }
-            let created = (object["created"] as? NSNumber)?.intValue
+            let created = object?["created"]?.integer
             counters.stats.created +=
                 (created ?? (settings.method == "POST" ? part.count - refused.count : 0)) + duplicatesOfOurs
-            counters.stats.updated += (object["updated"] as? NSNumber)?.intValue ?? 0
+            counters.stats.updated += object?["updated"]?.integer ?? 0
             counters.stats.deleted +=
-                (object["deleted"] as? NSNumber)?.intValue
+                object?["deleted"]?.integer
                 ?? (settings.method == "DELETE" ? part.count - refused.count : 0)
         }
         if unindexed > 0 {
@@ -215,9 +216,9 @@ public final class Uploader: BatchSink, Sendable {
     private func planLimit(_ body: [UInt8]) -> ImportError {
         stopping.set()
         var limit = ""
-        if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] {
-            let entries = [object] + (object["failed"] as? [[String: Any]] ?? [])
-            if let value = entries.lazy.compactMap({ ($0["limit"] as? NSNumber)?.intValue }).first {
+        if let object = JSONParser.parse(body) {
+            let entries = [object] + (object["failed"]?.array ?? [])
+            if let value = entries.lazy.compactMap({ $0["limit"]?.integer }).first {
                 limit = " of \(value) features"
             }
         }
@@ -315,20 +316,18 @@ public final class Uploader: BatchSink, Sendable {
     }
 
     static func code(of body: [UInt8]) -> String? {
-        ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["code"] as? String
+        JSONParser.parse(body)?["code"]?.string
     }
 
     /// `errors` keys naming a feature (`features[3].geometry`) → messages, by index in the request.
     static func indexedErrors(_ body: [UInt8]) -> [Int: String] {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-            let errors = object["errors"] as? [String: Any]
-        else { return [:] }
+        guard let errors = JSONParser.parse(body)?["errors"]?.members else { return [:] }
         var result: [Int: String] = [:]
-        for (key, value) in errors.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in errors.sorted(by: { $0.0 < $1.0 }) {
             guard key.hasPrefix("features["), let close = key.firstIndex(of: "]"),
                 let index = Int(key[key.index(key.startIndex, offsetBy: 9)..<close])
             else { continue }
-            let messages = (value as? [String])?.joined(separator: " ") ?? "\(value)"
+            let messages = value.array?.compactMap(\.string).joined(separator: " ") ?? value.string ?? value.text
             let field = key[key.index(after: close)...].drop { $0 == "." }
             let text = field.isEmpty ? messages : "\(field): \(messages)"
             result[index] = result[index].map { "\($0); \(text)" } ?? text

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MapsembleImport
+import MapsembleJSON
 import MapsembleSandbox
 import Synchronization
 

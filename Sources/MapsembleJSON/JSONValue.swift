@@ -43,6 +43,12 @@ public enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// A number that is a whole one.
+    public var integer: Int? {
+        guard case .number(let value) = self, value == value.rounded(), abs(value) < 1e15 else { return nil }
+        return Int(value)
+    }
+
     public var array: [JSONValue]? {
         if case .array(let value) = self { return value }
         return nil
@@ -60,7 +66,7 @@ public enum JSONValue: Sendable, Equatable {
         return out
     }
 
-    func write(to out: inout String) {
+    public func write(to out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
@@ -90,7 +96,7 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    static func writeString(_ value: String, to out: inout String) {
+    public static func writeString(_ value: String, to out: inout String) {
         out += "\""
         for scalar in value.unicodeScalars {
             switch scalar {
