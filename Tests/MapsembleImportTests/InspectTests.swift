@@ -127,20 +127,25 @@ struct InspectTests {
         #expect(report.remoteID == nil)
     }
 
-    @Test("encodings: a BOM, bytes that are not UTF-8, and UTF-16 refused with a clear sentence")
+    @Test("encodings: a BOM, bytes that are not UTF-8, and UTF-16, each read as text")
     func encodings() throws {
         let dir = TempDir()
         let bom = dir.write("bom.csv", [0xEF, 0xBB, 0xBF] + Array("name,lat,lon\nA,1,2\n".utf8))
         #expect(try Inspector.inspect(path: bom).encoding == "utf-8 (BOM)")
         #expect(try Inspector.inspect(path: bom).columns.first?.name == "name")
         let latin1 = dir.write("latin1.csv", Array("name,lat,lon\nK".utf8) + [0xF6] + Array("ln,50.9,6.9\n".utf8))
-        #expect(try Inspector.inspect(path: latin1).encoding == "windows-1252")
-        let utf16 = dir.write("utf16.csv", [0xFF, 0xFE, 0x6E, 0x00])
-        #expect {
-            try Inspector.inspect(path: utf16)
-        } throws: { error in
-            (error as? ImportError)?.description.contains("UTF-16LE") == true
-        }
+        let latinReport = try Inspector.inspect(path: latin1)
+        #expect(latinReport.encoding == "windows-1252")
+        #expect(latinReport.columns.first?.examples == ["Köln"])
+        #expect(latinReport.starterPipeline(path: latin1).contains("encoding: windows-1252"))
+        let text = "name,lat,lon\r\nZürich,47.37,8.54\r\n"
+        let utf16 = dir.write(
+            "utf16.csv", [0xFF, 0xFE] + Array(text.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
+        let report = try Inspector.inspect(path: utf16)
+        #expect(report.encoding == "utf-16le (BOM)")
+        #expect(report.columns.map(\.name) == ["name", "lat", "lon"])
+        #expect(report.columns.first?.examples == ["Zürich"])
+        #expect(report.coordinates?.latitude == 1)
     }
 
     @Test("the starter pipeline loads and maps every column it found")

@@ -19,7 +19,7 @@ public struct InspectOptions: Sendable {
 public struct InspectReport: Sendable {
     public var file: String
     public var sizeBytes: Int?
-    /// `utf-8`, `utf-8 (BOM)`, `utf-16le`, `utf-16be` or `windows-1252`.
+    /// `utf-8`, `utf-16le`, `utf-16be` or `windows-1252`, with ` (BOM)` when the file starts with one.
     public var encoding: String
     public var delimiter: UInt8
     public var hasHeader: Bool
@@ -88,12 +88,9 @@ public enum Inspector {
             if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG { size = Int(info.st_size) }
         }
         let head = path == "-" ? [] : readHead(path, bytes: 64 << 10)
-        let encoding = detectEncoding(head)
-        if encoding.hasPrefix("utf-16") {
-            throw ImportError(
-                .unreadableInput,
-                "the file is \(encoding.uppercased()) (byte-order mark), which this version reads only as UTF-8; save it as UTF-8",
-                file: name)
+        let encoding = head.withUnsafeBytes { (bytes) -> String in
+            let found = SourceEncoding.detect(bytes)
+            return found.rawValue + (found.byteOrderMarkLength(bytes) > 0 ? " (BOM)" : "")
         }
         var readerOptions = ReaderOptions()
         readerOptions.hasHeader = false
@@ -195,27 +192,6 @@ public enum Inspector {
         var head = [UInt8](repeating: 0, count: bytes)
         let count = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, bytes) }
         return Array(head.prefix(max(0, count)))
-    }
-
-    /// From the byte-order mark, else whether the bytes are well-formed UTF-8.
-    static func detectEncoding(_ head: [UInt8]) -> String {
-        if head.starts(with: [0xEF, 0xBB, 0xBF]) { return "utf-8 (BOM)" }
-        if head.starts(with: [0xFF, 0xFE]) { return "utf-16le" }
-        if head.starts(with: [0xFE, 0xFF]) { return "utf-16be" }
-        return head.withUnsafeBytes { bytes in
-            var i = 0
-            while i < bytes.count {
-                if bytes[i] < 0x80 {
-                    i += 1
-                    continue
-                }
-                let length = JSONBytes.utf8SequenceLength(bytes, at: i)
-                // A sequence cut by the end of the head is not evidence against UTF-8.
-                if length == 0 { return bytes.count - i < 4 ? "utf-8" : "windows-1252" }
-                i += length
-            }
-            return "utf-8"
-        }
     }
 
     /// Non-empty lines of the file, counted with `memchr` in 1 MiB reads: no parsing.

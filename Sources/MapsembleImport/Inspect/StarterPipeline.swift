@@ -19,8 +19,11 @@ extension InspectReport {
             "  header: \(hasHeader)\(hasHeader ? "" : "                 # no header row: columns are named 1, 2, 3, ...")"
         )
         if decimalComma { out.append("  decimal: comma                # numbers are written 50,94") }
-        if encoding != "utf-8" && encoding != "utf-8 (BOM)" {
-            out.append("  # encoding: the file does not read as UTF-8 (\(encoding)?): save it as UTF-8 first")
+        if !encoding.hasPrefix("utf-8") {
+            let name = encoding.split(separator: " ").first.map(String.init) ?? encoding
+            out.append(
+                "  encoding: \(name)\(String(repeating: " ", count: max(1, 22 - name.count)))# not UTF-8: transcoded as it is read"
+            )
         }
         out.append("")
         out.append("target:")

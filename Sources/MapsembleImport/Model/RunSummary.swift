@@ -10,6 +10,8 @@ public struct RunSummary: Sendable, Equatable {
     }
 
     public var input: String
+    /// The input's text encoding, as read (`utf-8`, `windows-1252`, …).
+    public var encoding = SourceEncoding.utf8.rawValue
     public var status: Status
     public var rowsRead: Int
     public var imported: Int
@@ -48,6 +50,7 @@ public struct RunSummary: Sendable, Equatable {
         return """
             {
               "input": \(String(decoding: inputJSON, as: UTF8.self)),
+              "encoding": "\(encoding)",
               "status": "\(status.rawValue)",
               "rows_read": \(rowsRead),
               "imported": \(imported),

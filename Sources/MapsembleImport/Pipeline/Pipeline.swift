@@ -123,10 +123,17 @@ public struct Pipeline: Sendable {
                 "\(stats.unconfirmed) rows were sent but the server's answers did not say whether they were stored; run again to settle them"
             )
         }
+        if plan.reader.paddedRows > 0 {
+            log?(
+                .notice,
+                "\(plan.reader.paddedRows) rows had fewer fields than the header; their missing trailing fields were read as empty"
+            )
+        }
         var summary = RunSummary(
             input: plan.inputName, status: .completed, rowsRead: state.rowsRead.load(ordering: .relaxed),
             imported: sink.featureCount, rejectedByCode: rejects.byCode,
             durationSeconds: (ContinuousClock.now - started).seconds)
+        summary.encoding = plan.reader.encoding.rawValue
         summary.created = stats.created
         summary.updated = stats.updated
         summary.deleted = stats.deleted

@@ -23,12 +23,23 @@ struct PipelinePlan {
         options.quote = config.source.quote == "none" ? nil : config.source.quote.utf8.first
         options.hasHeader = config.source.header != "false"
         options.blockBytes = blockBytes
+        if config.source.encoding != "auto" {
+            guard let encoding = SourceEncoding(setting: config.source.encoding) else {
+                throw ImportError(
+                    .config,
+                    "source.encoding \"\(config.source.encoding)\" is not one this version reads; use auto, "
+                        + SourceEncoding.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            options.encoding = encoding
+        }
         options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
         readerOptions = options
         reader = try CSVReader(path: path, options: options, name: inputName)
         let delimiterName = [0x09: "tab", 0x2C: "\",\"", 0x3B: "\";\"", 0x7C: "\"|\""][options.delimiter] ?? "?"
+        let encodingNote =
+            "\(reader.encoding.rawValue)\(config.source.encoding == "auto" ? " (detected)" : "")"
         notes.append(
-            "reading \(inputName): delimiter \(delimiterName)\(config.source.delimiter == "auto" ? " (sniffed)" : ""), "
+            "reading \(inputName) (\(encodingNote)): delimiter \(delimiterName)\(config.source.delimiter == "auto" ? " (sniffed)" : ""), "
                 + "\(reader.header.count) columns\(options.hasHeader ? "" : " (no header row)")")
 
         let header = reader.header
@@ -159,9 +170,6 @@ struct PipelinePlan {
         }
         if !["auto", "csv"].contains(config.source.format) {
             throw unsupported("source.format \(config.source.format)")
-        }
-        if !["auto", "utf-8", "utf8", "UTF-8"].contains(config.source.encoding) {
-            throw unsupported("source.encoding \(config.source.encoding) (files must be UTF-8 for now)")
         }
         if config.coordinates.point != nil { throw unsupported("coordinates.point (one column holding both values)") }
         switch config.mode {

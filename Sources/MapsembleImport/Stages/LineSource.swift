@@ -6,6 +6,9 @@
 
 /// Reads a file descriptor in large blocks and hands out physical lines (each with its `\n`),
 /// without copying them. Memory is one buffer of `blockSize` plus the longest line seen.
+///
+/// Lines are always UTF-8: a file in another encoding is transcoded as it is read, and the
+/// encoding is found from the first block when not given. A byte-order mark is dropped.
 final class LineSource {
     private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
@@ -17,19 +20,27 @@ final class LineSource {
     private let blockSize: Int
     /// Bytes read from the descriptor so far.
     private(set) var bytesRead = 0
-    /// Whether the byte-order mark at the very start has been looked at.
-    private var bomChecked = false
+    /// The input's encoding: as given, or found from the first block once it is read.
+    private(set) var encoding: SourceEncoding?
+    /// Whether the first block (where a byte-order mark would be) has been read.
+    private var started = false
+    /// For encodings other than UTF-8: the raw bytes of a read, and what turns them into UTF-8.
+    private var raw: UnsafeMutableRawPointer?
+    private var transcoder: Transcoder?
 
-    init(fd: Int32, closeOnDeinit: Bool, blockSize: Int = 1 << 20) {
+    /// - Parameter encoding: nil finds it from the first block (`SourceEncoding.detect`).
+    init(fd: Int32, closeOnDeinit: Bool, blockSize: Int = 1 << 20, encoding: SourceEncoding? = nil) {
         self.fd = fd
         self.closeOnDeinit = closeOnDeinit
         self.blockSize = blockSize
+        self.encoding = encoding
         capacity = blockSize * 2
         buffer = .allocate(byteCount: capacity, alignment: 16)
     }
 
     deinit {
         buffer.deallocate()
+        raw?.deallocate()
         if closeOnDeinit { close(fd) }
     }
 
@@ -81,30 +92,53 @@ final class LineSource {
             start = 0
             end = pending
         }
-        if capacity - end < blockSize {
-            let newCapacity = max(capacity * 2, end + blockSize)
+        let room = started && transcoder == nil ? blockSize : Transcoder.maxOutput(blockSize)
+        if capacity - end < room {
+            let newCapacity = max(capacity * 2, end + room)
             let newBuffer = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
             newBuffer.copyMemory(from: buffer, byteCount: end)
             buffer.deallocate()
             buffer = newBuffer
             capacity = newCapacity
         }
+        if started && transcoder == nil {
+            // UTF-8: straight into the line buffer.
+            let count = try readSome(into: buffer + end, blockSize)
+            end += count
+            return
+        }
+        // The first block, and every block of another encoding: read aside, then decode.
+        let scratch = raw ?? .allocate(byteCount: blockSize, alignment: 16)
+        raw = scratch
+        let count = try readSome(into: scratch, blockSize)
+        var input = UnsafeRawBufferPointer(start: scratch, count: count)
+        if !started {
+            started = true
+            let found = encoding ?? SourceEncoding.detect(input)
+            encoding = found
+            input = UnsafeRawBufferPointer(rebasing: input[found.byteOrderMarkLength(input)...])
+            if found != .utf8 { transcoder = Transcoder(found) }
+        }
+        if transcoder == nil {
+            if let base = input.baseAddress { (buffer + end).copyMemory(from: base, byteCount: input.count) }
+            end += input.count
+        } else {
+            end += transcoder!.transcode(
+                input, into: (buffer + end).assumingMemoryBound(to: UInt8.self), final: count == 0)
+        }
+    }
+
+    /// One `read` of up to `limit` bytes; 0 at the end of the input.
+    private func readSome(into destination: UnsafeMutableRawPointer, _ limit: Int) throws -> Int {
         while true {
-            let count = read(fd, buffer + end, capacity - end)
+            let count = read(fd, destination, limit)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw ImportError(.unreadableInput, "cannot read the input: \(String(cString: strerror(errno)))")
             }
             if count == 0 { atEOF = true }
-            end += count
             bytesRead += count
-            break
-        }
-        if !bomChecked && (end >= 3 || atEOF) {
-            bomChecked = true
-            guard start == 0 && end == bytesRead else { return }
-            let bytes = buffer.assumingMemoryBound(to: UInt8.self)
-            if end >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { start = 3 }
+            return count
         }
     }
 }

@@ -14,6 +14,8 @@ public struct ReaderOptions: Sendable {
     public var maxRecordBytes = 16 << 20
     /// A block is handed on once it holds this many field bytes.
     public var blockBytes = 128 << 10
+    /// The input's encoding; nil finds it from the first block.
+    public var encoding: SourceEncoding?
     public init() {}
 }
 
@@ -30,10 +32,14 @@ public final class CSVReader {
     public private(set) var header: [String] = []
     /// Rows produced so far: records plus malformed rows (the header is not a row).
     public private(set) var rowsRead = 0
+    /// Records that had fewer fields than the header, read with the missing ones empty.
+    public private(set) var paddedRows = 0
     /// Whether a read can wait on someone else (a pipe, a terminal): the input is not a regular file.
     public let mayBlock: Bool
     /// Bytes of input consumed so far.
     public var bytesRead: Int { source.bytesRead }
+    /// The input's encoding (known once the header has been read).
+    public var encoding: SourceEncoding { source.encoding ?? .utf8 }
 
     private let source: LineSource
     private let parser: LibCSVParser
@@ -52,7 +58,7 @@ public final class CSVReader {
         self.name = name ?? path
         self.options = options
         if path == "-" {
-            source = LineSource(fd: 0, closeOnDeinit: false)
+            source = LineSource(fd: 0, closeOnDeinit: false, encoding: options.encoding)
             var info = stat()
             mayBlock = fstat(0, &info) != 0 || (info.st_mode & S_IFMT) != S_IFREG
         } else {
@@ -66,7 +72,7 @@ public final class CSVReader {
                 close(fd)
                 throw ImportError(.unreadableInput, "the input is a directory, expected a CSV file", file: path)
             }
-            source = LineSource(fd: fd, closeOnDeinit: true)
+            source = LineSource(fd: fd, closeOnDeinit: true, encoding: options.encoding)
             mayBlock = (info.st_mode & S_IFMT) != S_IFREG
         }
         parser = LibCSVParser(delimiter: options.delimiter, quote: options.quote)
@@ -203,7 +209,10 @@ public final class CSVReader {
         rowsRead += 1
     }
 
-    /// Checks the field count of the records completed since the last check.
+    /// Checks the field count of the records completed since the last check. A record short of
+    /// fields is read with the missing trailing fields empty (exports often drop empty trailing
+    /// columns); extra fields are dropped when they are all empty (a trailing delimiter). Any
+    /// other count is a `malformed_row`.
     private func checkRecords() {
         let block = parser.collector.block
         guard checkedRecords < block.count else { return }
@@ -213,7 +222,13 @@ public final class CSVReader {
             var kept = block
             kept.truncate(toRecords: checkedRecords)
             for record in fresh {
-                let fields = block.strings(record)
+                var fields = block.strings(record)
+                if fields.count < expected {
+                    paddedRows += 1
+                    fields += Array(repeating: "", count: expected - fields.count)
+                } else if fields.count > expected && fields[expected...].allSatisfy({ $0.trimmingSpaces.isEmpty }) {
+                    fields.removeSubrange(expected...)
+                }
                 if fields.count == expected {
                     kept.append(fields: fields, line: block.lines[record])
                 } else {
