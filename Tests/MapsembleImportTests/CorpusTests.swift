@@ -9,6 +9,8 @@ struct CorpusCase: CustomTestStringConvertible, Sendable {
     var variant: String?
     var latitude: String
     var longitude: String
+    /// One column holding both coordinates (`mode: pair`).
+    var point: String?
     var delimiter: String
     var decimalComma: Bool
     var header: Bool
@@ -19,9 +21,9 @@ struct CorpusCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { variant.map { "\(file) (\($0))" } ?? file }
 }
 
-/// The corpus entries this version reads: one column per coordinate, in any encoding the reader
-/// detects. Left out for now, each for a reason the fidelity issue deals with: fixed-width text,
-/// DMS notation, a single "lat, lon" column, and a headerless file whose rows vary in length.
+/// The corpus entries this version reads: coordinates in two columns or one, decimal or
+/// degrees-minutes-seconds, in any encoding the reader detects. Left out: fixed-width text, and a
+/// headerless file whose rows vary in length.
 let corpusCases: [CorpusCase] = {
     guard let shared = sharedDirectory,
         let data = FileManager.default.contents(atPath: shared + "/corpus/expected-outcomes.json"),
@@ -32,7 +34,9 @@ let corpusCases: [CorpusCase] = {
         let config = entry["parse_config_used"] as? [String: Any] ?? [:]
         // Encodings are found by the reader itself (the UTF-16 file has a byte-order mark).
         // Rows short of fields are read with empty trailing fields, as the counts expect.
-        guard config["mode"] == nil, config["fixed_width"] == nil,
+        // "pair": one column holding both; "faa": degrees-minutes-seconds columns.
+        let mode = config["mode"] as? String
+        guard mode == nil || mode == "pair" || mode == "faa", config["fixed_width"] == nil,
             // No header and rows of 12 to 16 fields: the first row cannot tell the columns.
             entry["file"] as? String != "opengeodb/LU.tab"
         else { return nil }
@@ -41,10 +45,11 @@ let corpusCases: [CorpusCase] = {
             if let index = config[key] as? Int { return String(index + 1) }
             return config[key] as? String
         }
-        guard let latitude = column("lat"), let longitude = column("lon") else { return nil }
+        let point = mode == "pair" ? config["col"] as? String : nil
+        guard let latitude = column("lat") ?? point, let longitude = column("lon") ?? point else { return nil }
         return CorpusCase(
             file: entry["file"] as! String, variant: entry["variant"] as? String, latitude: latitude,
-            longitude: longitude, delimiter: config["delim"] as? String ?? ",",
+            longitude: longitude, point: point, delimiter: config["delim"] as? String ?? ",",
             decimalComma: config["dec_comma"] as? Bool ?? false, header: header,
             quoteNone: config["quote"] as? String == "\u{0}", records: entry["data_records"] as! Int,
             expectedRejected: entry["expected_rejected_min"] as! Int)
@@ -62,8 +67,12 @@ struct CorpusTests {
         config.source.decimal = entry.decimalComma ? "comma" : "point"
         config.source.header = entry.header ? "true" : "false"
         if entry.quoteNone { config.source.quote = "none" }
-        config.coordinates.latitude = entry.latitude
-        config.coordinates.longitude = entry.longitude
+        if let point = entry.point {
+            config.coordinates.point = point
+        } else {
+            config.coordinates.latitude = entry.latitude
+            config.coordinates.longitude = entry.longitude
+        }
         config.report.dir = dir.path
         var options = RunOptions()
         options.output = dir.path + "/out.geojson"
@@ -79,6 +88,6 @@ struct CorpusTests {
 
     @Test("the corpus is there and most of it is covered")
     func coverage() {
-        #expect(corpusCases.count >= 34)
+        #expect(corpusCases.count >= 39)
     }
 }

@@ -19,6 +19,8 @@ public struct RunSummary: Sendable, Equatable {
     public var updated = 0
     public var deleted = 0
     public var rejectedByCode: [RejectCode: Int]
+    /// Rows whose coordinates were read, per notation they were written in.
+    public var notations: [CoordinateNotation: Int] = [:]
     public var requests = 0
     public var retries = 0
     public var durationSeconds: Double
@@ -38,6 +40,11 @@ public struct RunSummary: Sendable, Equatable {
         case .completedWithRejects: return 1
         case .aborted: return abortReason?.exitCode ?? 3
         }
+    }
+
+    private var notationsJSON: String {
+        let entries = notations.keys.sorted().map { "    \"\($0.rawValue)\": \(notations[$0]!)" }
+        return entries.isEmpty ? "" : "\n" + entries.joined(separator: ",\n") + "\n  "
     }
 
     /// The summary as pretty-printed JSON with the keys in the documented order.
@@ -60,6 +67,7 @@ public struct RunSummary: Sendable, Equatable {
               "rejected": \(rejected),
               "not_sent": \(notSent),
               "rejected_by_code": {\(codes.isEmpty ? "" : "\n\(codes)\n  ")},
+              "coordinate_notations": {\(notationsJSON)},
               "requests": \(requests),
               "retries": \(retries),
               "duration_s": \(Double((durationSeconds * 1000).rounded()) / 1000)

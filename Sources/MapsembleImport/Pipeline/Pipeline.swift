@@ -134,6 +134,10 @@ public struct Pipeline: Sendable {
             imported: sink.featureCount, rejectedByCode: rejects.byCode,
             durationSeconds: (ContinuousClock.now - started).seconds)
         summary.encoding = plan.reader.encoding.rawValue
+        let notationCounts = state.notations.withLock { $0 }
+        for notation in CoordinateNotation.allCases where notationCounts[notation.ordinal] > 0 {
+            summary.notations[notation] = notationCounts[notation.ordinal]
+        }
         summary.created = stats.created
         summary.updated = stats.updated
         summary.deleted = stats.deleted
@@ -172,6 +176,8 @@ public struct Progress: Sendable {
 final class RunState: Sendable {
     let rowsRead = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
+    /// Rows that passed the validator, per coordinate notation (`CoordinateNotation.ordinal`).
+    let notations = Mutex([Int](repeating: 0, count: CoordinateNotation.allCases.count))
     private let firstFailure = Mutex<ImportError?>(nil)
 
     func fail(_ error: ImportError) {
@@ -223,7 +229,11 @@ private final class Stages: @unchecked Sendable {
             group.addTask {
                 defer { validated.finish() }
                 for await block in records {
-                    await validated.send(self.validator.validate(block))
+                    let result = self.validator.validate(block)
+                    self.state.notations.withLock { counts in
+                        for index in counts.indices { counts[index] += result.notations[index] }
+                    }
+                    await validated.send(result)
                     try Task.checkCancellation()
                 }
             }

@@ -44,6 +44,9 @@ struct PipelinePlan {
 
         let header = reader.header
         let separator = config.source.decimal == "comma" ? UInt8(ascii: ",") : UInt8(ascii: ".")
+        // auto: a decimal comma is read too where the comma is not the delimiter.
+        let alternate: UInt8? =
+            config.source.decimal == "auto" && options.delimiter != UInt8(ascii: ",") ? UInt8(ascii: ",") : nil
         if separator == options.delimiter {
             throw ImportError(
                 .config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
@@ -73,25 +76,37 @@ struct PipelinePlan {
         if config.mode == .delete {
             validator = Validator(longitudeColumn: 0, latitudeColumn: 0, header: header, requireCoordinates: false)
         } else {
-            let longitude =
-                try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
-                ?? detect(Inspector.longitudeNames, key: "coordinates.longitude", what: "longitude")
-            let latitude =
-                try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
-                ?? detect(Inspector.latitudeNames, key: "coordinates.latitude", what: "latitude")
-            let found =
-                (config.coordinates.longitude == nil || config.coordinates.latitude == nil) ? " (found by name)" : ""
-            notes.append(
-                "coordinates: longitude from \"\(header[longitude])\", latitude from \"\(header[latitude])\"\(found)")
-            if longitude == latitude {
-                throw ImportError(
-                    .config,
-                    "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"",
-                    file: name, line: 1)
+            if let point = config.coordinates.point {
+                let pointColumn = try column(point, key: "coordinates.point")
+                notes.append("coordinates: both from \"\(header[pointColumn])\" (latitude first, or WKT, or ISO 6709)")
+                validator = Validator(
+                    longitudeColumn: pointColumn, latitudeColumn: pointColumn, pointColumn: pointColumn, header: header,
+                    swapped: config.coordinates.swapped, bounds: config.coordinates.bounds,
+                    decimalSeparator: separator, alternateSeparator: alternate)
+            } else {
+                let longitude =
+                    try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
+                    ?? detect(Inspector.longitudeNames, key: "coordinates.longitude", what: "longitude")
+                let latitude =
+                    try config.coordinates.latitude.map { (n) in try column(n, key: "coordinates.latitude") }
+                    ?? detect(Inspector.latitudeNames, key: "coordinates.latitude", what: "latitude")
+                let found =
+                    (config.coordinates.longitude == nil || config.coordinates.latitude == nil)
+                    ? " (found by name)" : ""
+                notes.append(
+                    "coordinates: longitude from \"\(header[longitude])\", latitude from \"\(header[latitude])\"\(found)"
+                )
+                if longitude == latitude {
+                    throw ImportError(
+                        .config,
+                        "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"; for one column holding both, use coordinates.point",
+                        file: name, line: 1)
+                }
+                validator = Validator(
+                    longitudeColumn: longitude, latitudeColumn: latitude, header: header,
+                    swapped: config.coordinates.swapped, bounds: config.coordinates.bounds, decimalSeparator: separator,
+                    alternateSeparator: alternate)
             }
-            validator = Validator(
-                longitudeColumn: longitude, latitudeColumn: latitude, header: header,
-                swapped: config.coordinates.swapped, bounds: config.coordinates.bounds, decimalSeparator: separator)
         }
         var label: [PropertyMapping.LabelPart]?
         if let setting = config.properties.label {
@@ -171,7 +186,6 @@ struct PipelinePlan {
         if !["auto", "csv"].contains(config.source.format) {
             throw unsupported("source.format \(config.source.format)")
         }
-        if config.coordinates.point != nil { throw unsupported("coordinates.point (one column holding both values)") }
         switch config.mode {
         case .create: break
         case .upsert, .replace, .delete:

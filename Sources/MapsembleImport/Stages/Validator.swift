@@ -6,43 +6,71 @@ public struct ValidatedBlock: Sendable {
     /// `lon,lat` JSON text of each accepted record, back to back; `coordinateEnds` delimits them.
     public var coordinates: [UInt8] = []
     public var coordinateEnds: [Int] = []
+    /// Accepted rows per notation of their coordinates, indexed by `CoordinateNotation.ordinal`.
+    public var notations = [Int](repeating: 0, count: CoordinateNotation.allCases.count)
+}
+
+extension CoordinateNotation {
+    /// Position in `allCases`, for counting without a dictionary per row.
+    var ordinal: Int {
+        switch self {
+        case .decimal: 0
+        case .decimalComma: 1
+        case .dms: 2
+        case .ddm: 3
+        case .decimalHemisphere: 4
+        case .iso6709: 5
+        case .wkt: 6
+        }
+    }
 }
 
 /// Stage 2: checks coordinates. `RecordBlock` → `ValidatedBlock`.
 ///
 /// Numbers are read strictly (`NumberText`): empty, text, NaN and Inf are rejected, each with its
-/// own code. Latitude must be in [-90, 90] and longitude in [-180, 180]; a row whose latitude is
-/// out of range while its longitude would be a valid latitude is `coordinates_swapped` (or fixed,
-/// with `swapped: fix`). Output is always `[longitude, latitude]` whatever the column order.
-/// Pure and synchronous; never throws for row errors.
+/// own code. Besides decimal degrees, degrees-minutes-seconds and decimal minutes with hemisphere
+/// letters are read (`CoordinateText`), and with `pointColumn` one field holding both coordinates
+/// (`lat, lon`, `(lat, lon)`, `lat lon`, WKT `POINT(lon lat)`, ISO 6709). Latitude must be in
+/// [-90, 90] and longitude in [-180, 180]; a row whose latitude is out of range while its
+/// longitude would be a valid latitude (or whose hemisphere letters are on the wrong axes) is
+/// `coordinates_swapped` (or fixed, with `swapped: fix`). Output is always `[longitude, latitude]`
+/// whatever the column order. Pure and synchronous; never throws for row errors.
 public struct Validator: Sendable {
     public var longitudeColumn: Int
     public var latitudeColumn: Int
+    /// One column holding both coordinates, instead of the two columns.
+    public var pointColumn: Int?
     public var header: [String]
     public var swapped: PipelineConfig.SwappedPolicy
     /// `[min_lon, min_lat, max_lon, max_lat]`.
     public var bounds: [Double]?
     public var decimalSeparator: UInt8
+    /// A second decimal separator also accepted (`source.decimal: auto` in a file not delimited by
+    /// commas reads both `50.9` and `50,9`).
+    public var alternateSeparator: UInt8?
     /// False for deletes by remote id: every record passes, with no coordinates.
     public var requireCoordinates: Bool
 
     public init(
-        longitudeColumn: Int, latitudeColumn: Int, header: [String],
+        longitudeColumn: Int, latitudeColumn: Int, pointColumn: Int? = nil, header: [String],
         swapped: PipelineConfig.SwappedPolicy = .reject, bounds: [Double]? = nil,
-        decimalSeparator: UInt8 = UInt8(ascii: "."), requireCoordinates: Bool = true
+        decimalSeparator: UInt8 = UInt8(ascii: "."), alternateSeparator: UInt8? = nil,
+        requireCoordinates: Bool = true
     ) {
         self.requireCoordinates = requireCoordinates
         self.longitudeColumn = longitudeColumn
         self.latitudeColumn = latitudeColumn
+        self.pointColumn = pointColumn
         self.header = header
         self.swapped = swapped
         self.bounds = bounds
         self.decimalSeparator = decimalSeparator
+        self.alternateSeparator = alternateSeparator
     }
 
     /// The outcome for one record.
     enum Outcome {
-        case accepted(longitude: NumberText, latitude: NumberText, swap: Bool)
+        case accepted(longitude: Coordinate, latitude: Coordinate, swap: Bool)
         case rejected(code: RejectCode, column: Int, message: String)
     }
 
@@ -58,21 +86,22 @@ public struct Validator: Sendable {
         result.coordinates.reserveCapacity(block.count * 24)
         block.bytes.withUnsafeBytes { bytes in
             for record in 0..<block.count {
-                let lonBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)])
-                let latBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)])
-                switch check(longitude: lonBytes, latitude: latBytes) {
+                let outcome: Outcome
+                if let pointColumn {
+                    outcome = checkPoint(UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, pointColumn)]))
+                } else {
+                    outcome = check(
+                        longitude: UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)]),
+                        latitude: UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)]))
+                }
+                switch outcome {
                 case .accepted(let lon, let lat, let swap):
-                    if swap {
-                        lat.appendJSON(from: latBytes, to: &result.coordinates)
-                        result.coordinates.append(UInt8(ascii: ","))
-                        lon.appendJSON(from: lonBytes, to: &result.coordinates)
-                    } else {
-                        lon.appendJSON(from: lonBytes, to: &result.coordinates)
-                        result.coordinates.append(UInt8(ascii: ","))
-                        lat.appendJSON(from: latBytes, to: &result.coordinates)
-                    }
+                    (swap ? lat : lon).appendJSON(to: &result.coordinates)
+                    result.coordinates.append(UInt8(ascii: ","))
+                    (swap ? lon : lat).appendJSON(to: &result.coordinates)
                     result.coordinateEnds.append(result.coordinates.count)
                     result.accepted.append(record)
+                    result.notations[lat.notation.ordinal] += 1
                 case .rejected(let code, let column, let message):
                     result.records.rejections.append(
                         Rejection(
@@ -87,19 +116,116 @@ public struct Validator: Sendable {
     /// Checks one pair of coordinate fields.
     @inline(__always)
     func check(longitude lonBytes: UnsafeRawBufferPointer, latitude latBytes: UnsafeRawBufferPointer) -> Outcome {
-        let lon: NumberText
-        switch NumberText.parse(lonBytes, separator: decimalSeparator) {
+        let lon: Coordinate
+        switch coordinate(lonBytes, column: longitudeColumn, axis: "longitude") {
         case .success(let value): lon = value
-        case .failure(let failure):
-            return numberRejection(failure, column: longitudeColumn, axis: "longitude", lonBytes)
+        case .failure(let rejection): return rejection.outcome
         }
-        let lat: NumberText
-        switch NumberText.parse(latBytes, separator: decimalSeparator) {
+        let lat: Coordinate
+        switch coordinate(latBytes, column: latitudeColumn, axis: "latitude") {
         case .success(let value): lat = value
-        case .failure(let failure): return numberRejection(failure, column: latitudeColumn, axis: "latitude", latBytes)
+        case .failure(let rejection): return rejection.outcome
         }
+        return judge(longitude: lon, latitude: lat)
+    }
+
+    /// Checks a field holding both coordinates.
+    func checkPoint(_ bytes: UnsafeRawBufferPointer) -> Outcome {
+        let column = pointColumn ?? latitudeColumn
+        if CoordinateText.trimmed(bytes).isEmpty {
+            return .rejected(code: .missingCoordinate, column: column, message: "the point is empty")
+        }
+        guard let parts = CoordinateText.splitPoint(bytes) else {
+            return .rejected(
+                code: .invalidNumber, column: column,
+                message:
+                    "\"\(String(decoding: bytes, as: UTF8.self))\" is not a point, expected \"lat, lon\", \"(lat, lon)\", \"lat lon\", POINT(lon lat) or ISO 6709 (+DD.dd+DDD.dd/)"
+            )
+        }
+        var lon: Coordinate
+        var lat: Coordinate
+        if parts.notation == .iso6709 {
+            guard let latitude = CoordinateText.iso6709(parts.latitude, degreeDigits: 2),
+                let longitude = CoordinateText.iso6709(parts.longitude, degreeDigits: 3)
+            else {
+                return .rejected(
+                    code: .invalidNumber, column: column,
+                    message:
+                        "\"\(String(decoding: bytes, as: UTF8.self))\" is not ISO 6709, expected ±DD[MM[SS]][.f]±DDD[MM[SS]][.f]/"
+                )
+            }
+            (lon, lat) = (longitude, latitude)
+        } else {
+            switch coordinate(parts.longitude, column: column, axis: "longitude") {
+            case .success(let value): lon = value
+            case .failure(let rejection): return rejection.outcome
+            }
+            switch coordinate(parts.latitude, column: column, axis: "latitude") {
+            case .success(let value): lat = value
+            case .failure(let rejection): return rejection.outcome
+            }
+            if let notation = parts.notation {
+                lon.notation = notation
+                lat.notation = notation
+            }
+        }
+        return judge(longitude: lon, latitude: lat)
+    }
+
+    struct CoordinateRejection: Error {
+        var outcome: Outcome
+    }
+
+    /// One coordinate: a decimal number (with the alternate separator too), else a sexagesimal
+    /// or hemisphere notation.
+    @inline(__always)
+    func coordinate(_ bytes: UnsafeRawBufferPointer, column: Int, axis: String) -> Result<
+        Coordinate, CoordinateRejection
+    > {
+        switch NumberText.parse(bytes, separator: decimalSeparator) {
+        case .success(let number):
+            return .success(
+                Coordinate(
+                    value: number.value,
+                    notation: decimalSeparator == UInt8(ascii: ",") && !number.fraction.isEmpty
+                        ? .decimalComma : .decimal,
+                    number: number, bytes: bytes))
+        case .failure(.invalid):
+            if let alternate = alternateSeparator,
+                case .success(let number) = NumberText.parse(bytes, separator: alternate)
+            {
+                return .success(
+                    Coordinate(
+                        value: number.value, notation: alternate == UInt8(ascii: ",") ? .decimalComma : .decimal,
+                        number: number, bytes: bytes))
+            }
+            // A hemisphere letter of the other axis is judged with the pair (`judge`).
+            if let value = CoordinateText.sexagesimal(bytes, separator: alternateSeparator ?? decimalSeparator) {
+                return .success(value)
+            }
+            return .failure(CoordinateRejection(outcome: numberRejection(.invalid, column: column, axis: axis, bytes)))
+        case .failure(let failure):
+            return .failure(CoordinateRejection(outcome: numberRejection(failure, column: column, axis: axis, bytes)))
+        }
+    }
+
+    private func fits(_ hemisphere: UInt8, axis: String) -> Bool {
+        axis == "latitude"
+            ? hemisphere == UInt8(ascii: "N") || hemisphere == UInt8(ascii: "S")
+            : hemisphere == UInt8(ascii: "E") || hemisphere == UInt8(ascii: "W")
+    }
+
+    /// Ranges, bounds and swapped columns, on values.
+    @inline(__always)
+    func judge(longitude lon: Coordinate, latitude lat: Coordinate) -> Outcome {
         let x = lon.value
         let y = lat.value
+        if let latHemisphere = lat.hemisphere, let lonHemisphere = lon.hemisphere,
+            !fits(latHemisphere, axis: "latitude") && !fits(lonHemisphere, axis: "longitude")
+        {
+            // 8°E in the latitude column and 50°N in the longitude column.
+            if swapped != .off { return swappedOutcome(lon, lat, x, y, why: "hemisphere letters") }
+        }
         let inRange = abs(y) <= 90 && abs(x) <= 180
         let swappedInRange = abs(x) <= 90 && abs(y) <= 180
         if inRange {
@@ -108,7 +234,7 @@ public struct Validator: Sendable {
                     return swappedOutcome(lon, lat, x, y, why: "outside bounds")
                 }
                 return .rejected(
-                    code: .outsideBounds, column: latitudeColumn,
+                    code: .outsideBounds, column: pointColumn ?? latitudeColumn,
                     message:
                         "point (\(text(x)), \(text(y))) is outside the bounds [\(bounds.map(text).joined(separator: ", "))]"
                 )
@@ -120,21 +246,26 @@ public struct Validator: Sendable {
         }
         if abs(y) > 90 {
             return .rejected(
-                code: .latitudeOutOfRange, column: latitudeColumn,
+                code: .latitudeOutOfRange, column: pointColumn ?? latitudeColumn,
                 message: "latitude \(text(y)) is outside -90..90")
         }
         return .rejected(
-            code: .longitudeOutOfRange, column: longitudeColumn,
+            code: .longitudeOutOfRange, column: pointColumn ?? longitudeColumn,
             message: "longitude \(text(x)) is outside -180..180")
     }
 
-    private func swappedOutcome(_ lon: NumberText, _ lat: NumberText, _ x: Double, _ y: Double, why: String) -> Outcome
+    private func swappedOutcome(_ lon: Coordinate, _ lat: Coordinate, _ x: Double, _ y: Double, why: String)
+        -> Outcome
     {
         if swapped == .fix { return .accepted(longitude: lon, latitude: lat, swap: true) }
         let problem =
-            why == "out of range" ? "latitude \(text(y)) is outside -90..90" : "the point is outside coordinates.bounds"
+            switch why {
+            case "out of range": "latitude \(text(y)) is outside -90..90"
+            case "hemisphere letters": "the latitude carries an east/west letter and the longitude a north/south one"
+            default: "the point is outside coordinates.bounds"
+            }
         return .rejected(
-            code: .coordinatesSwapped, column: latitudeColumn,
+            code: .coordinatesSwapped, column: pointColumn ?? latitudeColumn,
             message:
                 "\(problem) but reads well as longitude \(text(y)), latitude \(text(x)): the columns look swapped (coordinates.swapped: fix swaps them)"
         )
@@ -152,10 +283,14 @@ public struct Validator: Sendable {
         case .empty:
             return .rejected(code: .missingCoordinate, column: column, message: "the \(axis) is empty")
         case .invalid:
-            let separator = decimalSeparator == UInt8(ascii: ",") ? "decimal comma" : "decimal point"
+            let separator =
+                alternateSeparator != nil
+                ? "decimal point or comma" : decimalSeparator == UInt8(ascii: ",") ? "decimal comma" : "decimal point"
             return .rejected(
                 code: .invalidNumber, column: column,
-                message: "\"\(value)\" is not a number, expected the \(axis) in decimal degrees with a \(separator)")
+                message:
+                    "\"\(value)\" is not a number, expected the \(axis) in decimal degrees with a \(separator), or degrees-minutes-seconds"
+            )
         case .nonFinite:
             return .rejected(
                 code: .nonFiniteNumber, column: column,

@@ -1,0 +1,252 @@
+/// How a coordinate was written; counted per run and reported in the summary.
+public enum CoordinateNotation: String, Sendable, CaseIterable, Comparable {
+    /// `50.94`
+    case decimal
+    /// `50,94`
+    case decimalComma = "decimal_comma"
+    /// Degrees, minutes, seconds: `51°53'00.9"N`, `51-53-00.8954N`, `51 53 0.9 N`.
+    case dms
+    /// Degrees and decimal minutes: `51°53.015'N`, `N 51 53.015`.
+    case ddm
+    /// Decimal degrees with a hemisphere letter: `51.88N`, `W 0.12`.
+    case decimalHemisphere = "decimal_hemisphere"
+    /// ISO 6709 packed in one field: `+4230+00131/`, `+50.94+006.96/`.
+    case iso6709 = "iso_6709"
+    /// WKT in one field: `POINT(6.96 50.94)`.
+    case wkt
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// A coordinate read from text: its value, and (for plain decimals) the digits to write back as
+/// they were, else written from the value.
+struct Coordinate {
+    var value: Double
+    var notation: CoordinateNotation
+    /// For plain decimals: the number and the bytes it was read from.
+    var number: NumberText?
+    var bytes: UnsafeRawBufferPointer
+    /// `N`, `S`, `E` or `W` when the text carried one.
+    var hemisphere: UInt8?
+
+    func appendJSON(to out: inout [UInt8]) {
+        if let number {
+            number.appendJSON(from: bytes, to: &out)
+        } else {
+            CoordinateText.appendDegrees(value, to: &out)
+        }
+    }
+}
+
+/// Coordinates in the notations people write them in, read from bytes.
+enum CoordinateText {
+    /// Reads degrees written with minutes and seconds, minutes, or a hemisphere letter. Nil when
+    /// the text is none of these.
+    ///
+    /// Accepted: an optional sign or a hemisphere letter (N, S, E, W) before or after; one to three
+    /// numbers separated by `°`, `º`, `'`, `′`, `"`, `″`, `:`, `-`, `d`/`m`/`s` or spaces; minutes and
+    /// seconds below 60; a decimal fraction on the last number only.
+    static func sexagesimal(_ raw: UnsafeRawBufferPointer, separator: UInt8) -> Coordinate? {
+        var bytes = trimmed(raw)
+        guard !bytes.isEmpty else { return nil }
+        var hemisphere: UInt8?
+        if let first = bytes.first, let letter = hemisphereLetter(first) {
+            hemisphere = letter
+            bytes = trimmed(UnsafeRawBufferPointer(rebasing: bytes[1...]))
+        } else if let last = bytes.last, let letter = hemisphereLetter(last),
+            // A lower-case s or e right after a digit is a unit or a typo, not a hemisphere.
+            last < 0x61 || last == UInt8(ascii: "n") || last == UInt8(ascii: "w") || bytes.count < 2
+                || bytes[bytes.count - 2] == 0x20
+        {
+            hemisphere = letter
+            bytes = trimmed(UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 1)]))
+        }
+        var negative = false
+        if let first = bytes.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+            negative = first == UInt8(ascii: "-")
+            bytes = UnsafeRawBufferPointer(rebasing: bytes[1...])
+        }
+        // Numbers and what separates them.
+        var parts: [(value: Double, fraction: Bool)] = []
+        var index = 0
+        var sawSymbol = false
+        while index < bytes.count {
+            let start = index
+            var fraction = false
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte &- 0x30 < 10 {
+                    index += 1
+                } else if (byte == UInt8(ascii: ".") || byte == separator) && !fraction && index > start {
+                    fraction = true
+                    index += 1
+                } else {
+                    break
+                }
+            }
+            guard index > start, bytes[index - 1] &- 0x30 < 10 else { return nil }
+            let digits = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+            let point = digits.first { $0 &- 0x30 >= 10 } ?? UInt8(ascii: ".")
+            guard case .success(let number) = NumberText.parse(digits, separator: point) else { return nil }
+            parts.append((number.value, fraction))
+            // Separators up to the next number.
+            let separatorStart = index
+            while index < bytes.count && bytes[index] &- 0x30 >= 10 {
+                let length = symbolLength(bytes, at: index)
+                guard length > 0 else { return nil }
+                if length > 1 || bytes[index] != 0x20 { sawSymbol = true }
+                index += length
+            }
+            if index == separatorStart && index < bytes.count { return nil }
+        }
+        guard (1...3).contains(parts.count), parts.dropLast().allSatisfy({ !$0.fraction }) else { return nil }
+        if parts.count == 1 && hemisphere == nil && !sawSymbol { return nil }  // a plain number
+        if parts.count > 1 && parts.dropFirst().contains(where: { $0.value >= 60 }) { return nil }
+        var value = parts[0].value
+        if parts.count > 1 { value += parts[1].value / 60 }
+        if parts.count > 2 { value += parts[2].value / 3600 }
+        if negative || hemisphere == UInt8(ascii: "S") || hemisphere == UInt8(ascii: "W") { value = -value }
+        let notation: CoordinateNotation =
+            switch parts.count {
+            case 3: .dms
+            case 2: .ddm
+            default: hemisphere == nil ? .decimal : .decimalHemisphere
+            }
+        return Coordinate(value: value, notation: notation, number: nil, bytes: raw, hemisphere: hemisphere)
+    }
+
+    /// Splits a field holding both coordinates: WKT `POINT(lon lat)`; ISO 6709 `+DD.dd+DDD.dd/`
+    /// (also `±DDMM[SS]` packed); else two numbers, latitude first, separated by a comma,
+    /// semicolon or spaces, optionally in parentheses or brackets. Returns the latitude and
+    /// longitude texts, or nil.
+    static func splitPoint(_ raw: UnsafeRawBufferPointer) -> (
+        latitude: UnsafeRawBufferPointer, longitude: UnsafeRawBufferPointer, notation: CoordinateNotation?
+    )? {
+        var bytes = trimmed(raw)
+        guard !bytes.isEmpty else { return nil }
+        // WKT
+        if bytes.count > 7, bytes.prefix(5).map({ $0 | 0x20 }) == Array("point".utf8) {
+            bytes = trimmed(UnsafeRawBufferPointer(rebasing: bytes[5...]))
+            guard bytes.first == UInt8(ascii: "("), bytes.last == UInt8(ascii: ")") else { return nil }
+            let inner = trimmed(UnsafeRawBufferPointer(rebasing: bytes[1..<(bytes.count - 1)]))
+            guard let space = inner.firstIndex(where: { $0 == 0x20 }) else { return nil }
+            let longitude = trimmed(UnsafeRawBufferPointer(rebasing: inner[..<space]))
+            let latitude = trimmed(UnsafeRawBufferPointer(rebasing: inner[(space + 1)...]))
+            return (latitude, longitude, .wkt)
+        }
+        // ISO 6709: a sign, digits, a second sign, digits, an optional '/'.
+        if let first = bytes.first, first == UInt8(ascii: "+") || first == UInt8(ascii: "-"),
+            let second = bytes.dropFirst().firstIndex(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") })
+        {
+            var end = bytes.count
+            if bytes.last == UInt8(ascii: "/") { end -= 1 }
+            // A third sign would be an altitude: ignore it.
+            let third = bytes[(second + 1)..<end].firstIndex { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }
+            let latitude = UnsafeRawBufferPointer(rebasing: bytes[0..<second])
+            let longitude = UnsafeRawBufferPointer(rebasing: bytes[second..<(third ?? end)])
+            return (latitude, longitude, .iso6709)
+        }
+        if let first = bytes.first, let last = bytes.last,
+            (first == UInt8(ascii: "(") && last == UInt8(ascii: ")"))
+                || (first == UInt8(ascii: "[") && last == UInt8(ascii: "]"))
+        {
+            bytes = trimmed(UnsafeRawBufferPointer(rebasing: bytes[1..<(bytes.count - 1)]))
+        }
+        // "lat, lon", "lat;lon", "lat lon"
+        let cut =
+            bytes.firstIndex(of: UInt8(ascii: ",")) ?? bytes.firstIndex(of: UInt8(ascii: ";"))
+            ?? bytes.firstIndex(of: 0x20)
+        guard let cut else { return nil }
+        let latitude = trimmed(UnsafeRawBufferPointer(rebasing: bytes[..<cut]))
+        let longitude = trimmed(UnsafeRawBufferPointer(rebasing: bytes[(cut + 1)...]))
+        guard !latitude.isEmpty, !longitude.isEmpty else { return nil }
+        return (latitude, longitude, nil)
+    }
+
+    /// ISO 6709 packed degrees: `+DD.dd`, `+DDMM.m`, `+DDMMSS.s` (latitude, 2 degree digits) or
+    /// `+DDD…` (longitude, 3 degree digits).
+    static func iso6709(_ bytes: UnsafeRawBufferPointer, degreeDigits: Int) -> Coordinate? {
+        guard let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") else { return nil }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[1...])
+        let integerDigits = body.firstIndex(of: UInt8(ascii: ".")) ?? body.count
+        guard body.prefix(integerDigits).allSatisfy({ $0 &- 0x30 < 10 }),
+            case .success(let number) = NumberText.parse(body)
+        else { return nil }
+        let whole = number.value
+        var value: Double
+        switch integerDigits - degreeDigits {
+        case 0: value = whole
+        case 2:
+            let degrees = (whole / 100).rounded(.down)
+            let minutes = whole - degrees * 100
+            guard minutes < 60 else { return nil }
+            value = degrees + minutes / 60
+        case 4:
+            let degrees = (whole / 10_000).rounded(.down)
+            let minutes = ((whole - degrees * 10_000) / 100).rounded(.down)
+            let seconds = whole - degrees * 10_000 - minutes * 100
+            guard minutes < 60, seconds < 60 else { return nil }
+            value = degrees + minutes / 60 + seconds / 3600
+        default: return nil
+        }
+        if sign == UInt8(ascii: "-") { value = -value }
+        return Coordinate(value: value, notation: .iso6709, number: nil, bytes: bytes, hemisphere: nil)
+    }
+
+    /// Degrees as JSON: seven decimals at most (about a centimetre), trailing zeros dropped.
+    static func appendDegrees(_ value: Double, to out: inout [UInt8]) {
+        let scaled = Int64((abs(value) * 10_000_000).rounded())
+        if value < 0 && scaled != 0 { out.append(UInt8(ascii: "-")) }
+        let whole = scaled / 10_000_000
+        var fraction = scaled % 10_000_000
+        out.append(contentsOf: Array(String(whole).utf8))
+        guard fraction != 0 else { return }
+        var digits = 7
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
+        }
+        let text = String(fraction)
+        out.append(UInt8(ascii: "."))
+        out.append(contentsOf: [UInt8](repeating: UInt8(ascii: "0"), count: digits - text.count))
+        out.append(contentsOf: Array(text.utf8))
+    }
+
+    private static func hemisphereLetter(_ byte: UInt8) -> UInt8? {
+        switch byte | 0x20 {
+        case UInt8(ascii: "n"): UInt8(ascii: "N")
+        case UInt8(ascii: "s"): UInt8(ascii: "S")
+        case UInt8(ascii: "e"): UInt8(ascii: "E")
+        case UInt8(ascii: "w"): UInt8(ascii: "W")
+        default: nil
+        }
+    }
+
+    /// Length of the separator symbol at `index`, 0 when the byte is not one.
+    private static func symbolLength(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Int {
+        let byte = bytes[index]
+        switch byte {
+        case 0x20, 0x09, UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: ":"), UInt8(ascii: "-"),
+            UInt8(ascii: "d"), UInt8(ascii: "m"), UInt8(ascii: "s"), UInt8(ascii: "D"), UInt8(ascii: "M"),
+            UInt8(ascii: "S"):
+            return 1
+        case 0xC2:  // ° U+00B0, º U+00BA
+            return index + 1 < bytes.count && (bytes[index + 1] == 0xB0 || bytes[index + 1] == 0xBA) ? 2 : 0
+        case 0xCB:  // ˚ U+02DA
+            return index + 1 < bytes.count && bytes[index + 1] == 0x9A ? 2 : 0
+        case 0xE2:  // ′ U+2032, ″ U+2033
+            return index + 2 < bytes.count && bytes[index + 1] == 0x80
+                && (bytes[index + 2] == 0xB2 || bytes[index + 2] == 0xB3) ? 3 : 0
+        default:
+            return 0
+        }
+    }
+
+    static func trimmed(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var start = 0
+        var end = bytes.count
+        while start < end && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
+        while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+    }
+}
