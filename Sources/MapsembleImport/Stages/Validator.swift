@@ -85,7 +85,25 @@ public struct Validator: Sendable {
         result.coordinateEnds.reserveCapacity(block.count)
         result.coordinates.reserveCapacity(block.count * 24)
         block.bytes.withUnsafeBytes { bytes in
+            let plainNotation = decimalSeparator == UInt8(ascii: ",") ? CoordinateNotation.decimalComma : .decimal
             for record in 0..<block.count {
+                if pointColumn == nil && bounds == nil {
+                    // The common case first, without building `Coordinate`s: two plain decimals in range.
+                    let lonBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)])
+                    let latBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)])
+                    if case .success(let lon) = NumberText.parse(lonBytes, separator: decimalSeparator),
+                        case .success(let lat) = NumberText.parse(latBytes, separator: decimalSeparator),
+                        abs(lat.value) <= 90 && abs(lon.value) <= 180
+                    {
+                        lon.appendJSON(from: lonBytes, to: &result.coordinates)
+                        result.coordinates.append(UInt8(ascii: ","))
+                        lat.appendJSON(from: latBytes, to: &result.coordinates)
+                        result.coordinateEnds.append(result.coordinates.count)
+                        result.accepted.append(record)
+                        result.notations[lat.fraction.isEmpty ? 0 : plainNotation.ordinal] += 1
+                        continue
+                    }
+                }
                 let outcome: Outcome
                 if let pointColumn {
                     outcome = checkPoint(UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, pointColumn)]))
