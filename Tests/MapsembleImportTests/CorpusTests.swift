@@ -91,3 +91,46 @@ struct CorpusTests {
         #expect(corpusCases.count >= 39)
     }
 }
+
+@Suite("Corpus: inspect --emit-config imports each file unedited", .enabled(if: sharedDirectory != nil))
+struct CorpusStarterPipelineTests {
+    /// Each file once (variants differ in the columns mapped, not in the file), with the outcome
+    /// of its first entry: the one for the columns a reader would pick.
+    static let files: [(file: String, records: Int, rejected: Int)] = {
+        guard let shared = sharedDirectory,
+            let data = FileManager.default.contents(atPath: shared + "/corpus/expected-outcomes.json"),
+            let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let files = root["files"] as? [[String: Any]]
+        else { return [] }
+        var seen = Set<String>()
+        return files.compactMap { entry in
+            let file = entry["file"] as! String
+            guard seen.insert(file).inserted else { return nil }
+            return (file, entry["data_records"] as! Int, entry["expected_rejected_min"] as! Int)
+        }
+    }()
+
+    /// Not CSV (fixed-width text), and a headerless file whose rows vary in length: the starter
+    /// pipeline names the coordinate columns as what it could not decide.
+    static let undecidable: Set<String> = [
+        "dwd-stations-latin1/KL_Tageswerte_Beschreibung_Stationen.txt", "opengeodb/LU.tab",
+    ]
+
+    @Test("the starter pipeline gives the expected rows and rejects", arguments: files.map(\.file))
+    func starter(_ file: String) async throws {
+        let expected = try #require(Self.files.first { $0.file == file })
+        let dir = TempDir()
+        let path = sharedDirectory! + "/corpus/" + file
+        let yaml = try Inspector.inspect(path: path).starterPipeline(path: path)
+        var config = try ConfigLoader.load(path: dir.write("pipeline.yml", yaml), environment: [:])
+        config.report.dir = dir.path
+        if Self.undecidable.contains(file) {
+            #expect(yaml.contains("no coordinate columns found"))
+            await #expect(throws: ImportError.self) { try await Pipeline(config: config, options: RunOptions()).run() }
+            return
+        }
+        let summary = try await Pipeline(config: config, options: RunOptions()).run()
+        #expect(summary.rowsRead == expected.records)
+        #expect(summary.rejected == expected.rejected, "\(summary.rejectedByCode)")
+    }
+}

@@ -165,4 +165,25 @@ struct InspectTests {
         #expect(InspectReport.slug("Revenue (EUR)") == "revenue_eur")
         #expect(InspectReport.quoted("a \"b\" $x") == #""a \"b\" $$x""#)
     }
+
+    @Test("a point column, DMS columns, codes kept as text, slugs without accents")
+    func notationsAndCodes() throws {
+        let dir = TempDir()
+        let points = dir.write(
+            "points.csv",
+            "Libellé;Code_postal;where\nA;50590;(50.94, 6.96)\nB;50410;(50.93, 6.95)\nC;75001;(48.86, 2.35)\n")
+        let report = try Inspector.inspect(path: points)
+        #expect(report.coordinates?.point == 2)
+        #expect(report.columns[1].looksLikeCode)
+        let yaml = report.starterPipeline(path: points)
+        #expect(yaml.contains("point: \"where\""))
+        #expect(yaml.contains("code_postal: \"Code_postal\""))
+        #expect(yaml.contains("libelle: \"Libellé\""))
+
+        let dms = dir.write(
+            "dms.csv", "id,lat,lon\nX1,51-53-00.8954N,176-38-32.9277W\nX2,56-56-19.2870N,154-10-57.2000W\n")
+        let dmsReport = try Inspector.inspect(path: dms)
+        #expect(dmsReport.coordinates?.notation == "degrees-minutes-seconds")
+        #expect(dmsReport.notes.isEmpty, "\(dmsReport.notes)")
+    }
 }

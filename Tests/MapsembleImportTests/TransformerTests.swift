@@ -142,6 +142,22 @@ struct TransformerTests {
         #expect(output.rejections.map(\.code) == [.invalidEncoding])
         #expect(output.rejections.first?.column == "city")
     }
+
+    @Test("number fields: null markers become null, a decimal comma is read where allowed, text is rejected")
+    func numberFieldForms() throws {
+        var commaMapping = try mapping(remoteID: false)
+        commaMapping.alternateSeparator = UInt8(ascii: ",")
+        let transformer = Transformer(mapping: commaMapping)
+        let block = transformer.transform(
+            validated([
+                ["1", "A", "x", "\\N"], ["2", "B", "x", "NULL"], ["3", "C", "x", "1234,5"], ["4", "D", "x", "lots"],
+            ]))
+        let values = try features(block).map { ($0["properties"] as! [String: Any])["revenue"] }
+        #expect(values.count == 3)
+        #expect(values[0] is NSNull && values[1] is NSNull)
+        #expect((values[2] as? Double) == 1234.5)
+        #expect(block.rejections.map(\.code) == [.invalidFieldValue])
+    }
 }
 
 @Suite("Chunker: batches and byte budget")

@@ -51,13 +51,24 @@ public struct ColumnProfile: Sendable {
     public var kind: Kind
     /// Integers written with leading zeros (postcodes, ids): kept as text, never as numbers.
     public var leadingZeros: Bool
+    /// Integers that read as codes rather than quantities: all of one length (postcodes, INSEE or
+    /// station numbers), or a column named like a code or id. Sent as text.
+    public var looksLikeCode: Bool
     public var values: Int
     public var nulls: Int
     public var examples: [String]
     public var minimum: Double?
     public var maximum: Double?
+    /// The most digits after the decimal separator in a number (coordinates have several).
+    public var fractionDigits: Int
     /// Every non-null value seen was different.
     public var unique: Bool
+    /// Most values are coordinates in a notation other than a plain number (DMS, DDM, hemisphere).
+    public var coordinateNotation: CoordinateNotation?
+    /// Most values hold both coordinates: `lat, lon` and the like, or WKT, or ISO 6709
+    /// (`pointNotation`: nil for the first).
+    public var holdsPoints: Bool
+    public var pointNotation: CoordinateNotation?
     public var nullShare: Double { values == 0 ? 0 : Double(nulls) / Double(values) }
 }
 
@@ -65,9 +76,11 @@ public struct ColumnProfile: Sendable {
 public struct CoordinateGuess: Sendable {
     public var longitude: Int
     public var latitude: Int
+    /// One column holding both (then `longitude` and `latitude` name it too).
+    public var point: Int?
     /// `name` (a conventional column name) or `values` (the ranges of numeric columns).
     public var foundBy: String
-    /// `decimal degrees` or `decimal degrees with a decimal comma`.
+    /// `decimal degrees`, `decimal degrees with a decimal comma`, `degrees-minutes-seconds`, …
     public var notation: String
     public var looksSwapped: Bool
     /// Values in the thousands: a projected system (e.g. Lambert-93, UTM), not degrees.
@@ -272,17 +285,34 @@ public enum Inspector {
         var latitude =
             named(latitudeNames) ?? containing(["latitude", "latitud", "breite"], prefix: "lat", axis: "y")
         var foundBy = "name"
+        if longitude == nil || latitude == nil,
+            let point = columns.firstIndex(where: \.holdsPoints)
+        {
+            let notation = columns[point].pointNotation
+            return CoordinateGuess(
+                longitude: point, latitude: point, point: point, foundBy: "values",
+                notation: notation == .wkt
+                    ? "WKT POINT(lon lat)" : notation == .iso6709 ? "ISO 6709" : "\"lat, lon\" in one column",
+                looksSwapped: false, looksProjected: false, evidence: nil)
+        }
         if longitude == nil || latitude == nil {
-            // By values: two number columns within ±180 and ±90 with fractional digits.
-            let numeric = columns.indices.filter { (index) in
-                let column = columns[index]
-                guard column.kind == .number, let low = column.minimum, let high = column.maximum else { return false }
-                return low >= -180 && high <= 180
+            // By values: two number columns within ±180, one of them within ±90; first among those
+            // with several fractional digits (time zones, altitudes and counts have few or none).
+            func pair(minimumDigits: Int) -> (longitude: Int, latitude: Int)? {
+                let numeric = columns.indices.filter { (index) in
+                    let column = columns[index]
+                    guard column.kind == .number, column.fractionDigits >= minimumDigits, let low = column.minimum,
+                        let high = column.maximum
+                    else { return false }
+                    return low >= -180 && high <= 180
+                }
+                let latitudes = numeric.filter { columns[$0].minimum! >= -90 && columns[$0].maximum! <= 90 }
+                guard numeric.count == 2 && latitudes.count == 1 else { return nil }
+                return (numeric.first { $0 != latitudes[0] }!, latitudes[0])
             }
-            let latitudes = numeric.filter { columns[$0].minimum! >= -90 && columns[$0].maximum! <= 90 }
-            if numeric.count == 2 && latitudes.count == 1 {
-                latitude = latitudes[0]
-                longitude = numeric.first { $0 != latitudes[0] }
+            if let found = pair(minimumDigits: 3) ?? pair(minimumDigits: 0) {
+                longitude = found.longitude
+                latitude = found.latitude
                 foundBy = "values"
             } else {
                 notes.append(
@@ -299,13 +329,18 @@ public enum Inspector {
         func extent(_ column: ColumnProfile) -> Double {
             max(abs(column.minimum ?? 0), abs(column.maximum ?? 0))
         }
+        let sexagesimal = lat.coordinateNotation ?? lon.coordinateNotation
         var guess = CoordinateGuess(
-            longitude: longitude, latitude: latitude, foundBy: foundBy,
-            notation: decimalComma ? "decimal degrees with a decimal comma" : "decimal degrees",
+            longitude: longitude, latitude: latitude, point: nil, foundBy: foundBy,
+            notation: sexagesimal.map(Self.describe)
+                ?? (decimalComma ? "decimal degrees with a decimal comma" : "decimal degrees"),
             looksSwapped: false, looksProjected: false, evidence: nil)
-        if lon.kind != .number && lon.kind != .integer || lat.kind != .number && lat.kind != .integer {
+        func readable(_ column: ColumnProfile) -> Bool {
+            column.kind == .number || column.kind == .integer || column.coordinateNotation != nil
+        }
+        if !readable(lon) || !readable(lat) {
             notes.append(
-                "the coordinate columns \"\(lon.name)\" and \"\(lat.name)\" do not hold plain numbers (e.g. \(lat.examples.first ?? "")); degrees-minutes-seconds and other notations are not read by this version"
+                "the coordinate columns \"\(lon.name)\" and \"\(lat.name)\" do not hold coordinates this version reads (e.g. \(lat.examples.first ?? ""))"
             )
             return guess
         }
@@ -321,6 +356,18 @@ public enum Inspector {
             notes.append("the coordinate columns look swapped: \(guess.evidence!)")
         }
         return guess
+    }
+
+    static func describe(_ notation: CoordinateNotation) -> String {
+        switch notation {
+        case .dms: "degrees-minutes-seconds"
+        case .ddm: "degrees and decimal minutes"
+        case .decimalHemisphere: "decimal degrees with hemisphere letters"
+        case .decimalComma: "decimal degrees with a decimal comma"
+        case .iso6709: "ISO 6709"
+        case .wkt: "WKT POINT(lon lat)"
+        case .decimal: "decimal degrees"
+        }
     }
 
     static func guessLabel(_ columns: [ColumnProfile], excluding coordinates: CoordinateGuess?) -> Int? {
@@ -369,9 +416,15 @@ struct Accumulator {
     var dates = 0
     var datetimes = 0
     var urls = 0
+    var fractionDigits = 0
+    var shortestInteger = Int.max
+    var longestInteger = 0
     var minimum = Double.infinity
     var maximum = -Double.infinity
     var examples: [String] = []
+    /// Values read as coordinates in another notation, per notation; and values holding a point.
+    var sexagesimal: [CoordinateNotation: Int] = [:]
+    var points: [CoordinateNotation?: Int] = [:]
     var seen = Set<Int>()
     var duplicates = false
 
@@ -406,19 +459,45 @@ struct Accumulator {
             if kind == .date { dates += 1 } else { datetimes += 1 }
         } else if bytes.starts(with: Array("http://".utf8)) || bytes.starts(with: Array("https://".utf8)) {
             urls += 1
+        } else if let coordinate = CoordinateText.sexagesimal(bytes, separator: decimal) {
+            sexagesimal[coordinate.notation, default: 0] += 1
+            minimum = min(minimum, coordinate.value)
+            maximum = max(maximum, coordinate.value)
+        } else if let point = CoordinateText.splitPoint(bytes), Self.readsAsNumbers(point) {
+            points[point.notation, default: 0] += 1
         }
     }
 
     private mutating func count(_ value: Double, _ bytes: UnsafeRawBufferPointer) {
         numeric += 1
+        if let point = bytes.lastIndex(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ",") }) {
+            fractionDigits = max(fractionDigits, bytes.count - point - 1)
+        }
         minimum = min(minimum, value)
         maximum = max(maximum, value)
         let digits =
             bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") ? bytes.dropFirst() : bytes[...]
         if digits.allSatisfy({ $0 &- 0x30 < 10 }) {
             integers += 1
+            shortestInteger = min(shortestInteger, digits.count)
+            longestInteger = max(longestInteger, digits.count)
             if digits.count > 1 && digits.first == UInt8(ascii: "0") { leadingZeros += 1 }
         }
+    }
+
+    /// Both halves of a split point read as numbers (decimal, DMS or ISO 6709).
+    static func readsAsNumbers(
+        _ point: (latitude: UnsafeRawBufferPointer, longitude: UnsafeRawBufferPointer, notation: CoordinateNotation?)
+    ) -> Bool {
+        if point.notation == .iso6709 {
+            return CoordinateText.iso6709(point.latitude, degreeDigits: 2) != nil
+                && CoordinateText.iso6709(point.longitude, degreeDigits: 3) != nil
+        }
+        func number(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            if case .success = NumberText.parse(bytes) { return true }
+            return CoordinateText.sexagesimal(bytes, separator: UInt8(ascii: ".")) != nil
+        }
+        return number(point.latitude) && number(point.longitude)
     }
 
     func profile(name: String) -> ColumnProfile {
@@ -435,13 +514,34 @@ struct Accumulator {
         default: kind = .text
         }
         let zeros = leadingZeros > 0 && kind == .integer
+        let lower = name.lowercased()
+        let codeName = ["code", "id", "zip", "postal", "plz", "insee", "nr", "no", "number", "num", "ref"].contains {
+            lower == $0 || lower.hasPrefix($0 + "_") || lower.hasSuffix("_" + $0) || lower.hasSuffix(" " + $0)
+                || lower.hasPrefix($0 + " ")
+        }
+        let oneLength = integers > 1 && shortestInteger == longestInteger && shortestInteger >= 4
         return ColumnProfile(
-            name: name, kind: zeros ? .text : kind, leadingZeros: zeros, values: values, nulls: nulls,
-            examples: examples, minimum: numeric > 0 ? minimum : nil, maximum: numeric > 0 ? maximum : nil,
-            unique: filled > 0 && !duplicates)
+            name: name, kind: zeros ? .text : kind, leadingZeros: zeros,
+            looksLikeCode: kind == .integer && (codeName || oneLength), values: values, nulls: nulls,
+            examples: examples, minimum: minimum <= maximum ? minimum : nil,
+            maximum: minimum <= maximum ? maximum : nil,
+            fractionDigits: fractionDigits, unique: filled > 0 && !duplicates,
+            coordinateNotation: Self.mostly(sexagesimal, of: filled),
+            holdsPoints: Self.mostly(points, of: filled) != nil,
+            pointNotation: Self.mostly(points, of: filled) ?? nil)
     }
 
-    static let nullWords: Set<[UInt8]> = Set(["null", "na", "n/a", "nan", "none", "-", "#n/a"].map { Array($0.utf8) })
+    /// The notation of at least 90 % of `filled` values, when there is one.
+    static func mostly<Key>(_ counts: [Key: Int], of filled: Int) -> Key? {
+        let total = counts.values.reduce(0, +)
+        guard filled > 0, total * 10 >= filled * 9, let top = counts.max(by: { $0.value < $1.value }) else {
+            return nil
+        }
+        return top.key
+    }
+
+    static let nullWords: Set<[UInt8]> = Set(
+        ["null", "na", "n/a", "nan", "none", "-", "#n/a", "\\n"].map { Array($0.utf8) })
     static let booleanWords: Set<[UInt8]> = Set(["true", "false", "yes", "no"].map { Array($0.utf8) })
 
     static func lowercased(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {

@@ -1,3 +1,5 @@
+import Foundation
+
 extension InspectReport {
     /// A commented pipeline.yml that imports the file as inspected: the sniffed source settings,
     /// the coordinate columns, the label and remote id it suggests, and every other column mapped
@@ -18,7 +20,7 @@ extension InspectReport {
         out.append(
             "  header: \(hasHeader)\(hasHeader ? "" : "                 # no header row: columns are named 1, 2, 3, ...")"
         )
-        if decimalComma { out.append("  decimal: comma                # numbers are written 50,94") }
+        if decimalComma { out.append("  decimal: auto                 # reads 50,94 as well as 50.94") }
         if !encoding.hasPrefix("utf-8") {
             let name = encoding.split(separator: " ").first.map(String.init) ?? encoding
             out.append(
@@ -33,7 +35,11 @@ extension InspectReport {
             "  mode: \(remoteID == nil ? "create" : "upsert")\(remoteID == nil ? "                  # no unique id column found: every run adds the rows again" : "")"
         )
         out.append("")
-        if let coordinates {
+        if let coordinates, let point = coordinates.point {
+            out.append("coordinates:")
+            out.append(
+                "  point: \(Self.quoted(columns[point].name))      # both in one column: \(coordinates.notation)")
+        } else if let coordinates {
             out.append("coordinates:")
             out.append(
                 "  longitude: \(Self.quoted(columns[coordinates.longitude].name))\(coordinates.foundBy == "values" ? "   # found by its values: check" : "")"
@@ -59,11 +65,12 @@ extension InspectReport {
         var fields: [String] = []
         for (index, column) in columns.enumerated() {
             if index == coordinates?.longitude || index == coordinates?.latitude || index == remoteID { continue }
+            if column.holdsPoints { continue }
             if column.kind == .empty { continue }
             var slug = Self.slug(column.name)
             if slug.isEmpty { slug = "field_\(index + 1)" }
             while !used.insert(slug).inserted { slug += "_\(index + 1)" }
-            let number = column.kind == .number || column.kind == .integer
+            let number = column.kind == .number || (column.kind == .integer && !column.looksLikeCode)
             fields.append(
                 number
                     ? "    \(slug): { column: \(Self.quoted(column.name)), type: number }"
@@ -110,7 +117,10 @@ extension InspectReport {
     static func slug(_ name: String) -> String {
         var slug = ""
         var gap = false
-        for scalar in name.lowercased().unicodeScalars {
+        // Accents are dropped, not the letters that carry them: Libellé → libelle.
+        for scalar in name.folding(options: [.diacriticInsensitive, .caseInsensitive], locale: nil).lowercased()
+            .unicodeScalars
+        {
             let ascii = scalar.isASCII && (("a"..."z").contains(scalar) || ("0"..."9").contains(scalar))
             if ascii {
                 if gap && !slug.isEmpty { slug += "_" }

@@ -139,6 +139,7 @@ struct PipelinePlan {
                 + "; \(fields.count) mapped fields")
         mapping = PropertyMapping(
             label: label, remoteID: remoteID, fields: fields, header: header, decimalSeparator: separator,
+            alternateSeparator: alternate,
             geometryless: config.mode == .delete)
     }
 

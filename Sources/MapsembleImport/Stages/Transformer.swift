@@ -44,13 +44,16 @@ public struct PropertyMapping: Sendable {
     public var fields: [Field]
     public var header: [String]
     public var decimalSeparator: UInt8
+    /// Also accepted in number fields (`source.decimal: auto` where the comma is not the delimiter).
+    public var alternateSeparator: UInt8?
     /// Deletes: `"geometry":null` and the remote id as the only property.
     public var geometryless: Bool
 
     public init(
         label: [LabelPart]?, remoteID: (column: Int, slug: String)?, fields: [Field], header: [String],
-        decimalSeparator: UInt8 = UInt8(ascii: "."), geometryless: Bool = false
+        decimalSeparator: UInt8 = UInt8(ascii: "."), alternateSeparator: UInt8? = nil, geometryless: Bool = false
     ) {
+        self.alternateSeparator = alternateSeparator
         self.geometryless = geometryless
         self.label = label
         self.remoteID = remoteID
@@ -183,6 +186,20 @@ public final class Transformer {
                 switch NumberText.parse(value, separator: mapping.decimalSeparator) {
                 case .success(let number): number.appendJSON(from: value, to: &out)
                 case .failure(.empty): JSONBytes.appendRaw("null", to: &out)
+                case .failure(.invalid)
+                where mapping.alternateSeparator != nil || Self.isNullMarker(value):
+                    if let alternate = mapping.alternateSeparator,
+                        case .success(let number) = NumberText.parse(value, separator: alternate)
+                    {
+                        number.appendJSON(from: value, to: &out)
+                    } else if Self.isNullMarker(value) {
+                        JSONBytes.appendRaw("null", to: &out)
+                    } else {
+                        return reject(
+                            .invalidFieldValue, mapped.column,
+                            "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapped.slug)\""
+                        )
+                    }
                 case .failure:
                     return reject(
                         .invalidFieldValue, mapped.column,
@@ -195,6 +212,15 @@ public final class Transformer {
         }
         JSONBytes.appendRaw("}}", to: &out)
         return nil
+    }
+
+    /// What exports write for a missing value: `\N` (MySQL, PostgreSQL), `NULL`, `NA`, `N/A`.
+    static func isNullMarker(_ value: UnsafeRawBufferPointer) -> Bool {
+        let text = CoordinateText.trimmed(value)
+        guard text.count <= 4 else { return false }
+        let lower = text.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 }
+        return lower == Array("\\n".utf8) || lower == Array("null".utf8) || lower == Array("na".utf8)
+            || lower == Array("n/a".utf8)
     }
 
     private func invalidEncoding(_ column: Int, _ reject: (RejectCode, Int, String) -> Rejection) -> Rejection {

@@ -74,6 +74,7 @@ struct InspectCommand: ParsableCommand {
             var role = ""
             if index == report.coordinates?.longitude { role = "  ← longitude" }
             if index == report.coordinates?.latitude { role = "  ← latitude" }
+            if index == report.coordinates?.point { role = "  ← both coordinates" }
             if index == report.label { role = "  ← label" }
             if index == report.remoteID { role = "  ← remote id" }
             let type = column.kind.rawValue + (column.leadingZeros ? "*" : "")
@@ -88,7 +89,9 @@ struct InspectCommand: ParsableCommand {
             print("* integers with leading zeros: kept as text")
         }
         print("")
-        if let coordinates = report.coordinates {
+        if let coordinates = report.coordinates, let point = coordinates.point {
+            print("coordinates: both in \"\(report.columns[point].name)\" (by values), \(coordinates.notation)")
+        } else if let coordinates = report.coordinates {
             let lon = report.columns[coordinates.longitude].name
             let lat = report.columns[coordinates.latitude].name
             print(
@@ -125,6 +128,7 @@ struct InspectCommand: ParsableCommand {
                 [
                     "longitude": report.columns[coordinates.longitude].name,
                     "latitude": report.columns[coordinates.latitude].name,
+                    "point": coordinates.point.map { report.columns[$0].name } ?? NSNull(),
                     "found_by": coordinates.foundBy, "notation": coordinates.notation,
                     "looks_swapped": coordinates.looksSwapped, "looks_projected": coordinates.looksProjected,
                     "evidence": coordinates.evidence ?? NSNull(),
