@@ -26,8 +26,9 @@ struct ValidatorTests {
     @Test(
         "every boundary of the valid range is accepted, one step past it is not",
         arguments: [
-            ("180", "90", nil), ("-180", "-90", nil), ("0", "0", nil), ("179.999999", "89.999999", nil),
-            ("180.000001", "0", RejectCode.longitudeOutOfRange), ("-180.0001", "0", .longitudeOutOfRange),
+            ("180", "90", nil), ("-180", "-90", nil), ("0", "0", RejectCode.nullIsland), ("0.0", "0.5", nil),
+            ("179.999999", "89.999999", nil),
+            ("180.000001", "0", .longitudeOutOfRange), ("-180.0001", "0", .longitudeOutOfRange),
             ("0", "90.000001", .coordinatesSwapped), ("0", "-90.5", .coordinatesSwapped),
             ("100", "90.000001", .latitudeOutOfRange), ("0", "180.5", .latitudeOutOfRange),
         ] as [(String, String, RejectCode?)])
@@ -55,10 +56,21 @@ struct ValidatorTests {
             ("13.404954", "52.520008", "13.404954,52.520008"), ("+7.5", "-0.5", "7.5,-0.5"),
             (".5", "-.25", "0.5,-0.25"), ("007", "5.", "7,5"), (" 1.5 ", "\t2", "1.5,2"),
             ("1e1", "2.5E-1", "1e1,2.5e-1"),
-            ("-0", "0.000", "-0,0.000"),
+            ("-0", "1.000", "-0,1.000"),
         ])
     func jsonText(lon: String, lat: String, json: String) {
         #expect(check(lon: lon, lat: lat).coordinates == json)
+    }
+
+    @Test("(0, 0) is null_island unless allowed, in both the fast and the general path")
+    func nullIsland() {
+        var block = RecordBlock()
+        block.append(fields: ["0", "0"], line: 2)
+        block.append(fields: ["0°", "0.0"], line: 3)
+        var validator = Validator(longitudeColumn: 0, latitudeColumn: 1, header: ["lon", "lat"])
+        #expect(validator.validate(block).records.rejections.map(\.code) == [.nullIsland, .nullIsland])
+        validator.allowNullIsland = true
+        #expect(validator.validate(block).accepted == [0, 1])
     }
 
     @Test("output is always [longitude, latitude]; swapped columns are rejected, fixed or left alone")

@@ -10,6 +10,7 @@ public enum RejectCode: String, Sendable, CaseIterable, Comparable {
     case longitudeOutOfRange = "longitude_out_of_range"
     case coordinatesSwapped = "coordinates_swapped"
     case outsideBounds = "outside_bounds"
+    case nullIsland = "null_island"
     case missingRemoteId = "missing_remote_id"
     case duplicateRemoteId = "duplicate_remote_id"
     case invalidFieldValue = "invalid_field_value"

@@ -240,7 +240,7 @@ private struct NodeReader {
     }
 
     func readCoordinates(_ node: Node, _ coordinates: inout PipelineConfig.Coordinates) throws {
-        let keys = ["longitude", "latitude", "point", "swapped", "bounds"]
+        let keys = ["longitude", "latitude", "point", "swapped", "bounds", "allow_null_island"]
         for (key, value) in try entries(node, "coordinates", allowed: keys) {
             let path = "coordinates.\(key)"
             switch key {
@@ -248,6 +248,7 @@ private struct NodeReader {
             case "latitude": coordinates.latitude = try string(value, path)
             case "point": coordinates.point = try string(value, path)
             case "swapped": coordinates.swapped = try choice(value, path, PipelineConfig.SwappedPolicy.self)
+            case "allow_null_island": coordinates.allowNullIsland = try oneOf(value, path, ["true", "false"]) == "true"
             default:
                 if case .scalar = value, try string(value, path) == nil {
                     coordinates.bounds = nil

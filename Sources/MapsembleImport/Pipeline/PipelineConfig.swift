@@ -54,6 +54,8 @@ public struct PipelineConfig: Sendable, Equatable {
         public var swapped = SwappedPolicy.reject
         /// `[min_lon, min_lat, max_lon, max_lat]`.
         public var bounds: [Double]?
+        /// A row at exactly (0, 0) is imported instead of rejected as `null_island`.
+        public var allowNullIsland = false
     }
 
     public struct Field: Sendable, Equatable {

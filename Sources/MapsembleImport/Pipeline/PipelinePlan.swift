@@ -107,6 +107,7 @@ struct PipelinePlan {
                     swapped: config.coordinates.swapped, bounds: config.coordinates.bounds, decimalSeparator: separator,
                     alternateSeparator: alternate)
             }
+            validator.allowNullIsland = config.coordinates.allowNullIsland
         }
         var label: [PropertyMapping.LabelPart]?
         if let setting = config.properties.label {

@@ -50,6 +50,9 @@ public struct Validator: Sendable {
     public var alternateSeparator: UInt8?
     /// False for deletes by remote id: every record passes, with no coordinates.
     public var requireCoordinates: Bool
+    /// A point at exactly (0, 0) passes instead of being `null_island` (a placeholder for "unknown"
+    /// in most exports).
+    public var allowNullIsland = false
 
     public init(
         longitudeColumn: Int, latitudeColumn: Int, pointColumn: Int? = nil, header: [String],
@@ -93,7 +96,7 @@ public struct Validator: Sendable {
                     let latBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)])
                     if case .success(let lon) = NumberText.parse(lonBytes, separator: decimalSeparator),
                         case .success(let lat) = NumberText.parse(latBytes, separator: decimalSeparator),
-                        abs(lat.value) <= 90 && abs(lon.value) <= 180
+                        abs(lat.value) <= 90 && abs(lon.value) <= 180, lat.value != 0 || lon.value != 0
                     {
                         lon.appendJSON(from: lonBytes, to: &result.coordinates)
                         result.coordinates.append(UInt8(ascii: ","))
@@ -243,6 +246,13 @@ public struct Validator: Sendable {
         {
             // 8°E in the latitude column and 50°N in the longitude column.
             if swapped != .off { return swappedOutcome(lon, lat, x, y, why: "hemisphere letters") }
+        }
+        if x == 0 && y == 0 && !allowNullIsland {
+            return .rejected(
+                code: .nullIsland, column: pointColumn ?? latitudeColumn,
+                message:
+                    "the point is (0, 0), which exports use for an unknown location; set coordinates.allow_null_island: true to import it"
+            )
         }
         let inRange = abs(y) <= 90 && abs(x) <= 180
         let swappedInRange = abs(x) <= 90 && abs(y) <= 180
