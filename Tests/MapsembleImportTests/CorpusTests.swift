@@ -17,6 +17,8 @@ struct CorpusCase: CustomTestStringConvertible, Sendable {
     var quoteNone: Bool
     var records: Int
     var expectedRejected: Int
+    /// No row has valid coordinates (e.g. Lambert-93 metres mapped as degrees).
+    var noneValid = false
 
     var testDescription: String { variant.map { "\(file) (\($0))" } ?? file }
 }
@@ -54,7 +56,8 @@ let corpusCases: [CorpusCase] = {
             quoteNone: config["quote"] as? String == "\u{0}", records: entry["data_records"] as! Int,
             // A point at (0, 0) is null_island by default.
             expectedRejected: entry["expected_rejected_if_0_0_rejected"] as? Int ?? entry["expected_rejected_min"]
-                as! Int)
+                as! Int,
+            noneValid: entry["coord_valid"] as? Int == 0)
     }
 }()
 
@@ -78,7 +81,14 @@ struct CorpusTests {
         config.report.dir = dir.path
         var options = RunOptions()
         options.output = dir.path + "/out.geojson"
-        let summary = try await Pipeline(config: config, options: options).run()
+        let summary: RunSummary
+        do {
+            summary = try await Pipeline(config: config, options: options).run()
+        } catch let error as ImportError where entry.noneValid && error.description.contains("projected coordinates") {
+            // Deviation from the count, on purpose: metres mapped as degrees stop the run before a
+            // row is sent, with what they are, instead of rejecting every row as out of range.
+            return
+        }
         #expect(summary.rowsRead == entry.records)
         #expect(summary.rejected == entry.expectedRejected, "\(summary.rejectedByCode)")
         #expect(summary.rowsRead == summary.imported + summary.rejected + summary.notSent)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import MapsembleImport
@@ -144,5 +145,33 @@ struct NotationTests {
         config.source.decimal = "point"
         let strict = try await Pipeline(config: config, options: RunOptions()).run()
         #expect(strict.rejectedByCode == [.invalidNumber: 1])
+    }
+
+    @Test("columns swapped in the whole file: reject stops before sending with the evidence, fix swaps and says so")
+    func swappedFile() async throws {
+        let dir = TempDir()
+        var config = PipelineConfig()
+        config.report.dir = dir.path
+        config.source.path = dir.write(
+            "swapped.csv", "name,lat,lon\nSydney,151.21,-33.87\nPerth,115.86,-31.95\nHobart,147.33,-42.88\n")
+        await #expect {
+            try await Pipeline(config: config, options: RunOptions()).run()
+        } throws: { error in
+            let text = (error as? ImportError)?.description ?? ""
+            return text.contains("look swapped") && text.contains("\"lat\" runs to 151.21")
+        }
+        config.coordinates.swapped = .fix
+        let notices = Mutex<[String]>([])
+        var options = RunOptions()
+        options.output = dir.path + "/out.geojson"
+        let fixed = try await Pipeline(config: config, options: options).run(log: { level, message in
+            if level == .notice { notices.withLock { $0.append(message) } }
+        })
+        #expect(fixed.imported == 3)
+        #expect(dir.read("out.geojson").contains("[151.21,-33.87]"))
+        #expect(notices.withLock { $0 }.contains { $0.contains("columns are swapped") })
+        config.coordinates.swapped = .off
+        let off = try await Pipeline(config: config, options: RunOptions()).run()
+        #expect(off.rejectedByCode == [.latitudeOutOfRange: 3])
     }
 }

@@ -67,6 +67,7 @@ public struct Pipeline: Sendable {
             client = api
         }
         plan.notes.forEach { log?(.detail, $0) }
+        plan.notices.forEach { log?(.notice, $0) }
         let paths = reportPaths
         do {
             try FileManager.default.createDirectory(atPath: config.report.dir, withIntermediateDirectories: true)

@@ -11,6 +11,8 @@ struct PipelinePlan {
     var inputName: String
     /// What was decided and how, for `--verbose`.
     var notes: [String] = []
+    /// What the user must hear of even without `--verbose` (a decision that changes the data).
+    var notices: [String] = []
 
     init(config: PipelineConfig, blockBytes: Int = ReaderOptions().blockBytes) throws {
         guard let path = config.source.path else {
@@ -108,6 +110,13 @@ struct PipelinePlan {
                     alternateSeparator: alternate)
             }
             validator.allowNullIsland = config.coordinates.allowNullIsland
+            if path != "-" && validator.pointColumn == nil {
+                if let note = try Self.checkColumns(
+                    &validator, header: header, path: path, name: name, options: options, config: config)
+                {
+                    notices.append(note)
+                }
+            }
         }
         var label: [PropertyMapping.LabelPart]?
         if let setting = config.properties.label {
@@ -179,6 +188,70 @@ struct PipelinePlan {
         }
         mapping.remoteID = (remote.column, remoteField)
         notes.append("map \(map.id) (\(map.label)): \(map.fields.count) fields, remote field \"\(remoteField)\"")
+    }
+
+    /// Looks at the first rows before anything is sent: coordinates in metres (a projected system)
+    /// stop the run with what they are; a latitude column running past ±90 beside a longitude
+    /// column within ±90 means the two are swapped: `swapped: reject` stops with the evidence,
+    /// `fix` swaps the columns (and says so), `off` leaves them.
+    private static func checkColumns(
+        _ validator: inout Validator, header: [String], path: String, name: String, options: ReaderOptions,
+        config: PipelineConfig
+    ) throws -> String? {
+        let sample = try CSVReader(path: path, options: options, name: name)
+        var longitudes: [Double] = []
+        var latitudes: [Double] = []
+        reading: while let block = try sample.nextBlock() {
+            try block.bytes.withUnsafeBytes { [validator] bytes in
+                for record in 0..<block.count {
+                    if latitudes.count == 1000 { return }
+                    func value(_ column: Int) -> Double? {
+                        let field = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, column)])
+                        switch validator.coordinate(field, column: column, axis: "") {
+                        case .success(let coordinate): return coordinate.value
+                        case .failure: return nil
+                        }
+                    }
+                    guard let x = value(validator.longitudeColumn), let y = value(validator.latitudeColumn) else {
+                        continue
+                    }
+                    longitudes.append(abs(x))
+                    latitudes.append(abs(y))
+                }
+                try Task.checkCancellation()
+            }
+            if latitudes.count == 1000 { break reading }
+        }
+        guard latitudes.count >= 1 else { return nil }
+        let lon = header[validator.longitudeColumn]
+        let lat = header[validator.latitudeColumn]
+        func share(_ values: [Double], _ test: (Double) -> Bool) -> Double {
+            Double(values.filter(test).count) / Double(values.count)
+        }
+        func most(_ values: [Double]) -> String {
+            let top = values.max() ?? 0
+            return top > 1000 ? String(Int(top.rounded())) : Inspector.number(top)
+        }
+        if share(longitudes, { $0 > 1000 }) > 0.5 && share(latitudes, { $0 > 1000 }) > 0.5 {
+            throw ImportError(
+                .config,
+                "the columns \"\(lon)\" and \"\(lat)\" hold projected coordinates, not degrees (values up to \(most(longitudes)) and \(most(latitudes)) in the first \(latitudes.count) rows: metres, e.g. Lambert-93, UTM or State Plane); convert them to WGS 84 longitude and latitude first, or map the columns that hold degrees",
+                file: name)
+        }
+        guard config.coordinates.swapped != .off, share(latitudes, { $0 > 90 }) > 0.5,
+            longitudes.allSatisfy({ $0 <= 90 })
+        else { return nil }
+        let evidence =
+            "in the first \(latitudes.count) rows \"\(lat)\" runs to \(most(latitudes)), past ±90, while \"\(lon)\" stays within ±90 (up to \(most(longitudes)))"
+        if config.coordinates.swapped == .reject {
+            throw ImportError(
+                .config,
+                "the coordinate columns look swapped: \(evidence); set coordinates.swapped: fix to swap them, or name the columns the other way round",
+                file: name)
+        }
+        swap(&validator.longitudeColumn, &validator.latitudeColumn)
+        return
+            "coordinates: the columns are swapped, longitude read from \"\(lat)\" and latitude from \"\(lon)\" (\(evidence))"
     }
 
     private static func checkSupported(_ config: PipelineConfig) throws {
