@@ -26,6 +26,8 @@ let package = Package(
         .systemLibrary(
             name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
+        /// zlib (Debian `zlib1g-dev`): `.gz` inputs read as a stream.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         /// JSON from bytes to values and back without Foundation: the sandbox reads every request
         /// body with it, the uploader every answer.
         .target(name: "MapsembleJSON", swiftSettings: swiftSettings),
@@ -34,6 +36,7 @@ let package = Package(
             dependencies: [
                 "CLibCSV",
                 "CCurl",
+                "CZlib",
                 "MapsembleJSON",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),

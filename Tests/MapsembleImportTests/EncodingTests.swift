@@ -101,3 +101,35 @@ struct EncodingTests {
         await #expect(throws: ImportError.self) { try await Pipeline(config: config, options: options).run() }
     }
 }
+
+@Suite("Compressed input")
+struct GzipTests {
+    @Test("a .gz file is read as a stream, inspected, and named in the reports without .gz")
+    func gzip() async throws {
+        let dir = TempDir()
+        var text = "name;lat;lon\n"
+        for row in 1...5000 { text += "Ort \(row);\(50 + Double(row % 100) / 1000);\(7 + Double(row % 50) / 1000)\n" }
+        let plain = dir.write("places.csv", text)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["gzip", "-k", plain]
+        try process.run()
+        process.waitUntilExit()
+        let path = plain + ".gz"
+        var config = PipelineConfig()
+        config.source.path = path
+        config.report.dir = dir.path
+        var options = RunOptions()
+        options.output = dir.path + "/out.geojson"
+        let summary = try await Pipeline(config: config, options: options).run()
+        #expect(summary.rowsRead == 5000)
+        #expect(summary.imported == 5000)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/places.summary.json"))
+        var inspect = InspectOptions()
+        inspect.sampleRows = 100
+        let report = try Inspector.inspect(path: path, options: inspect)
+        #expect(report.delimiter == UInt8(ascii: ";"))
+        #expect(report.rows == 5000)
+        #expect(report.rowsMethod == "counted lines")
+    }
+}

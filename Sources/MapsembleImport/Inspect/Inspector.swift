@@ -100,7 +100,7 @@ public enum Inspector {
             var info = stat()
             if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG { size = Int(info.st_size) }
         }
-        let head = path == "-" ? [] : readHead(path, bytes: 64 << 10)
+        let head = path == "-" ? [] : RawInput.head(path, 64 << 10)
         let encoding = head.withUnsafeBytes { (bytes) -> String in
             let found = SourceEncoding.detect(bytes)
             return found.rawValue + (found.byteOrderMarkLength(bytes) > 0 ? " (BOM)" : "")
@@ -198,23 +198,12 @@ public enum Inspector {
 
     // MARK: - Sniffing
 
-    static func readHead(_ path: String, bytes: Int) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var head = [UInt8](repeating: 0, count: bytes)
-        let count = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, bytes) }
-        return Array(head.prefix(max(0, count)))
-    }
-
     /// Non-empty lines of the file, counted with `memchr` in 1 MiB reads: no parsing.
     static func countLines(_ path: String, name: String) throws -> Int {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
+        guard let input = RawInput(path: path) else {
             throw ImportError(
                 .unreadableInput, "cannot open the input: \(String(cString: strerror(errno)))", file: name)
         }
-        defer { close(fd) }
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         defer { buffer.deallocate() }
@@ -222,11 +211,7 @@ public enum Inspector {
         // Bytes of the current line that are not a line end: an empty line is not a row.
         var lineHasContent = false
         while true {
-            let count = read(fd, buffer, size)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ImportError(.unreadableInput, "cannot read: \(String(cString: strerror(errno)))", file: name)
-            }
+            let count = try input.read(into: buffer, size)
             if count == 0 { break }
             var position = 0
             while position < count {

@@ -37,6 +37,7 @@ public struct Pipeline: Sendable {
     public var reportPaths: (rejected: String, summary: String) {
         let input = config.source.path ?? "-"
         var name = input == "-" ? "stdin" : (input.split(separator: "/").last.map(String.init) ?? input)
+        if RawInput.isGzip(name) { name.removeLast(3) }
         if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
         let dir = config.report.dir
         return ("\(dir)/\(name).rejected.csv", "\(dir)/\(name).summary.json")

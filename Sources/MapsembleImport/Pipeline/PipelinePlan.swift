@@ -277,9 +277,8 @@ struct PipelinePlan {
     /// line into the most fields (outside quotes), `,` when in doubt.
     static func delimiter(_ setting: String, path: String, quote: UInt8?) throws -> UInt8 {
         if setting != "auto" { return setting.utf8.first! }
-        guard path != "-", let handle = FileHandle(forReadingAtPath: path) else { return UInt8(ascii: ",") }
-        defer { try? handle.close() }
-        let head = (try? handle.read(upToCount: 64 << 10)) ?? Data()
+        guard path != "-" else { return UInt8(ascii: ",") }
+        let head = RawInput.head(path, 64 << 10)
         var counts: [UInt8: Int] = [:]
         var quoted = false
         var index = head.startIndex

@@ -15,11 +15,10 @@ final class LineSource {
     private var start = 0
     private var end = 0
     private var atEOF = false
-    private let fd: Int32
-    private let closeOnDeinit: Bool
+    private let input: RawInput
     private let blockSize: Int
-    /// Bytes read from the descriptor so far.
-    private(set) var bytesRead = 0
+    /// Bytes of the input file consumed so far (compressed bytes for `.gz`).
+    var bytesRead: Int { input.offset }
     /// The input's encoding: as given, or found from the first block once it is read.
     private(set) var encoding: SourceEncoding?
     /// Whether the first block (where a byte-order mark would be) has been read.
@@ -29,9 +28,8 @@ final class LineSource {
     private var transcoder: Transcoder?
 
     /// - Parameter encoding: nil finds it from the first block (`SourceEncoding.detect`).
-    init(fd: Int32, closeOnDeinit: Bool, blockSize: Int = 1 << 20, encoding: SourceEncoding? = nil) {
-        self.fd = fd
-        self.closeOnDeinit = closeOnDeinit
+    init(input: RawInput, blockSize: Int = 1 << 20, encoding: SourceEncoding? = nil) {
+        self.input = input
         self.blockSize = blockSize
         self.encoding = encoding
         capacity = blockSize * 2
@@ -41,7 +39,6 @@ final class LineSource {
     deinit {
         buffer.deallocate()
         raw?.deallocate()
-        if closeOnDeinit { close(fd) }
     }
 
     /// The next physical line including its terminating `\n` (the last line may lack it), or nil
@@ -128,17 +125,10 @@ final class LineSource {
         }
     }
 
-    /// One `read` of up to `limit` bytes; 0 at the end of the input.
+    /// One read of up to `limit` bytes; 0 at the end of the input.
     private func readSome(into destination: UnsafeMutableRawPointer, _ limit: Int) throws -> Int {
-        while true {
-            let count = read(fd, destination, limit)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ImportError(.unreadableInput, "cannot read the input: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { atEOF = true }
-            bytesRead += count
-            return count
-        }
+        let count = try input.read(into: destination, limit)
+        if count == 0 { atEOF = true }
+        return count
     }
 }

@@ -58,7 +58,8 @@ public final class CSVReader {
         self.name = name ?? path
         self.options = options
         if path == "-" {
-            source = LineSource(fd: 0, closeOnDeinit: false, encoding: options.encoding)
+            source = LineSource(
+                input: RawInput(fd: 0, gzip: false, closeOnDeinit: false), encoding: options.encoding)
             var info = stat()
             mayBlock = fstat(0, &info) != 0 || (info.st_mode & S_IFMT) != S_IFREG
         } else {
@@ -72,7 +73,8 @@ public final class CSVReader {
                 close(fd)
                 throw ImportError(.unreadableInput, "the input is a directory, expected a CSV file", file: path)
             }
-            source = LineSource(fd: fd, closeOnDeinit: true, encoding: options.encoding)
+            source = LineSource(
+                input: RawInput(fd: fd, gzip: RawInput.isGzip(path), closeOnDeinit: true), encoding: options.encoding)
             mayBlock = (info.st_mode & S_IFMT) != S_IFREG
         }
         parser = LibCSVParser(delimiter: options.delimiter, quote: options.quote)
