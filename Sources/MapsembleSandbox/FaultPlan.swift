@@ -22,6 +22,9 @@ public struct FaultPlan: Sendable, Equatable {
     public var anonymousValidationErrors = false
     /// Leave `index` out of `failed[]` entries.
     public var unindexedFailures = false
+    /// Describe select fields without their options, so a client cannot check the values
+    /// before sending and the server's own 422 is what rejects them.
+    public var hiddenFieldOptions = false
 
     public init() {}
 

@@ -123,7 +123,8 @@ public final class SandboxStore: Sendable {
         guard map.config.account == account else { return .error(403, "This action is unauthorized.") }
         if parts.count == 4 {
             guard request.method == "GET" else { return .error(405, "Method not allowed") }
-            return SandboxReply(status: 200, json: detail(map.config))
+            return SandboxReply(
+                status: 200, json: detail(map.config, withOptions: !state.config.faults.hiddenFieldOptions))
         }
         guard parts.count == 5, parts[4] == "features" else { return .error(404, "Not found") }
         switch request.method {
@@ -181,10 +182,10 @@ public final class SandboxStore: Sendable {
         ]
     }
 
-    private func detail(_ map: SandboxConfig.Map) -> JSONValue {
+    private func detail(_ map: SandboxConfig.Map, withOptions: Bool) -> JSONValue {
         let fields: [JSONValue] = map.fields.enumerated().map { index, field in
             var config: [(String, JSONValue)] = []
-            if !field.options.isEmpty {
+            if !field.options.isEmpty && withOptions {
                 config.append(
                     (
                         "options",

@@ -186,9 +186,25 @@ struct UploadTests {
         expectExactlyOnce(harness, rows: 1_000)
     }
 
+    @Test("options known from the map: an unknown option is rejected before sending, naming the allowed ones")
+    func unknownOptionBeforeSending() async throws {
+        let harness = try await UploadHarness(rows: 100, kindFor: { $0 == 17 || $0 == 64 ? "castle" : "shop" })
+        let summary = try await harness.run(harness.config(batchSize: 100))
+        #expect(summary.exitCode == 1)
+        #expect(summary.imported == 98)
+        #expect(summary.rejectedByCode == [.invalidFieldValue: 2])
+        #expect(summary.requests == 1)
+        let lines = harness.rejectedLines()
+        #expect(lines.map { $0.split(separator: ",")[0] } == ["18", "65"])
+        #expect(lines[0].contains("its options are: shop, depot"))
+    }
+
     @Test("a 422 on two features of a batch: those two are server_rejected, the rest of the batch lands")
     func unprocessableFeatures() async throws {
-        let harness = try await UploadHarness(rows: 100, kindFor: { $0 == 17 || $0 == 64 ? "castle" : "shop" })
+        var faults = FaultPlan()
+        faults.hiddenFieldOptions = true
+        let harness = try await UploadHarness(
+            rows: 100, faults: faults, kindFor: { $0 == 17 || $0 == 64 ? "castle" : "shop" })
         let summary = try await harness.run(harness.config(batchSize: 100))
         #expect(summary.exitCode == 1)
         #expect(summary.imported == 98)
@@ -313,6 +329,7 @@ struct UploadTests {
     func anonymousUnprocessable() async throws {
         var faults = FaultPlan()
         faults.anonymousValidationErrors = true
+        faults.hiddenFieldOptions = true
         let harness = try await UploadHarness(
             rows: 100, faults: faults, kindFor: { $0 == 17 || $0 == 64 ? "castle" : "shop" })
         let summary = try await harness.run(harness.config(batchSize: 100))

@@ -63,6 +63,21 @@ enum JSONBytes {
         return true
     }
 
+    /// Whether `bytes` are well-formed UTF-8.
+    static func utf8Valid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] < 0x80 {
+                index += 1
+                continue
+            }
+            let length = utf8SequenceLength(bytes, at: index)
+            if length == 0 { return false }
+            index += length
+        }
+        return true
+    }
+
     /// Length of the well-formed UTF-8 sequence starting at `i`, or 0 when it is not one
     /// (overlong forms, surrogates and values past U+10FFFF are not well formed).
     @inline(__always)

@@ -19,6 +19,8 @@ public struct RunSummary: Sendable, Equatable {
     public var updated = 0
     public var deleted = 0
     public var rejectedByCode: [RejectCode: Int]
+    /// Values of `text` fields longer than the 255 characters the server keeps (imported, cut).
+    public var longTexts = 0
     /// Rows whose coordinates were read, per notation they were written in.
     public var notations: [CoordinateNotation: Int] = [:]
     public var requests = 0
@@ -68,6 +70,7 @@ public struct RunSummary: Sendable, Equatable {
               "not_sent": \(notSent),
               "rejected_by_code": {\(codes.isEmpty ? "" : "\n\(codes)\n  ")},
               "coordinate_notations": {\(notationsJSON)},
+              "warnings": {\(longTexts > 0 ? "\n    \"text_over_255_characters\": \(longTexts)\n  " : "")},
               "requests": \(requests),
               "retries": \(retries),
               "duration_s": \(Double((durationSeconds * 1000).rounded()) / 1000)

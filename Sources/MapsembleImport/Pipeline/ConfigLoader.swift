@@ -313,11 +313,19 @@ private struct NodeReader {
             var field = PipelineConfig.Field(slug: slug, column: slug)
             if case .mapping = value {
                 var column: String?
-                for (entry, entryValue) in try entries(value, path, allowed: ["column", "type"]) {
-                    if entry == "column" {
-                        column = try requiredString(entryValue, "\(path).column")
-                    } else {
-                        field.type = try oneOf(entryValue, "\(path).type", fieldTypes)
+                for (entry, entryValue) in try entries(
+                    value, path, allowed: ["column", "type", "formats", "separator"])
+                {
+                    switch entry {
+                    case "column": column = try requiredString(entryValue, "\(path).column")
+                    case "type": field.type = try oneOf(entryValue, "\(path).type", fieldTypes)
+                    case "separator": field.separator = try requiredString(entryValue, "\(path).separator")
+                    default:
+                        if case .sequence(let items) = entryValue {
+                            field.formats = try items.map { try requiredString($0, "\(path).formats") }
+                        } else {
+                            field.formats = [try requiredString(entryValue, "\(path).formats")]
+                        }
                     }
                 }
                 field.column = column ?? slug

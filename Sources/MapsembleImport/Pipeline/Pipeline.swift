@@ -136,6 +136,7 @@ public struct Pipeline: Sendable {
             imported: sink.featureCount, rejectedByCode: rejects.byCode,
             durationSeconds: (ContinuousClock.now - started).seconds)
         summary.encoding = plan.reader.encoding.rawValue
+        summary.longTexts = state.longTexts.load(ordering: .relaxed)
         let notationCounts = state.notations.withLock { $0 }
         for notation in CoordinateNotation.allCases where notationCounts[notation.ordinal] > 0 {
             summary.notations[notation] = notationCounts[notation.ordinal]
@@ -178,6 +179,8 @@ public struct Progress: Sendable {
 final class RunState: Sendable {
     let rowsRead = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
+    /// Values of `text` fields past 255 characters (the server cuts them).
+    let longTexts = Atomic<Int>(0)
     /// Rows that passed the validator, per coordinate notation (`CoordinateNotation.ordinal`).
     let notations = Mutex([Int](repeating: 0, count: CoordinateNotation.allCases.count))
     private let firstFailure = Mutex<ImportError?>(nil)
@@ -242,7 +245,9 @@ private final class Stages: @unchecked Sendable {
             group.addTask {
                 defer { features.finish() }
                 for await block in validated {
-                    await features.send(self.transformer.transform(block))
+                    let result = self.transformer.transform(block)
+                    if result.longTexts > 0 { self.state.longTexts.add(result.longTexts, ordering: .relaxed) }
+                    await features.send(result)
                     try Task.checkCancellation()
                 }
             }

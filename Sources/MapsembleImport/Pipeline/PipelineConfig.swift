@@ -64,6 +64,10 @@ public struct PipelineConfig: Sendable, Equatable {
         /// A Mapsemble field type: `text`, `multiline_text`, `number`, `date`, `image`,
         /// `single_select`, `multi_select`.
         public var type = "text"
+        /// `date` fields: formats besides ISO 8601, e.g. `DD.MM.YYYY`.
+        public var formats: [String] = []
+        /// `multi_select` fields: what separates the options in one value.
+        public var separator = ","
     }
 
     public struct Properties: Sendable, Equatable {

@@ -141,7 +141,8 @@ struct PipelinePlan {
             fields.append(
                 .init(
                     slug: field.slug, column: try column(field.column, key: "properties.fields.\(field.slug)"),
-                    isNumber: field.type == "number"))
+                    isNumber: field.type == "number",
+                    kind: FieldKind.from(type: field.type, formats: field.formats, separator: field.separator)))
         }
         notes.append(
             "mode \(config.mode.rawValue); label: \(config.properties.label ?? label.map { _ in "from a column called label, name or title" } ?? "none")"
@@ -167,6 +168,10 @@ struct PipelinePlan {
                 )
             }
             mapping.fields[index].isNumber = field.type == "number"
+            let stated = config.properties.fields.first { $0.slug == slug }
+            mapping.fields[index].kind = FieldKind.from(
+                type: field.type, formats: stated?.formats ?? [], separator: stated?.separator ?? ",",
+                options: field.options)
         }
         guard let remote = mapping.remoteID else { return }
         guard let remoteField = map.remoteField else {

@@ -11,6 +11,8 @@ public struct FeatureBlock: Sendable {
     /// not copied) when the uploader may need a row for the report.
     public var source: RecordBlock?
     public var records: [Int] = []
+    /// Values of `text` fields longer than the 255 characters the server keeps.
+    public var longTexts = 0
 
     public var count: Int { lines.count }
 
@@ -30,11 +32,14 @@ public struct PropertyMapping: Sendable {
         public var slug: String
         public var column: Int
         public var isNumber: Bool
+        /// For fields that are not numbers: how the value is checked and written.
+        public var kind: FieldKind
 
-        public init(slug: String, column: Int, isNumber: Bool) {
+        public init(slug: String, column: Int, isNumber: Bool, kind: FieldKind = .text(limited: false)) {
             self.slug = slug
             self.column = column
             self.isNumber = isNumber
+            self.kind = kind
         }
     }
 
@@ -76,6 +81,8 @@ public final class Transformer {
     /// Keep each feature's original row (the uploader reports rows the server refuses).
     private let keepRows: Bool
     private var seenRemoteIDs = Set<Int>()
+    /// Values of `text` fields past 255 characters, so far.
+    private var longTexts = 0
     /// Property prefixes written once: `"slug":`.
     private let fieldKeys: [[UInt8]]
     private let remoteKey: [UInt8]
@@ -90,6 +97,7 @@ public final class Transformer {
     public func transform(_ input: ValidatedBlock) -> FeatureBlock {
         let records = input.records
         var output = FeatureBlock()
+        let longTextsBefore = longTexts
         output.rejections = records.rejections
         if keepRows { output.source = records }
         output.bytes.reserveCapacity(records.bytes.count + input.accepted.count * 96)
@@ -117,6 +125,7 @@ public final class Transformer {
             }
         }
         if output.rejections.count > 1 { output.rejections.sort { $0.line < $1.line } }
+        output.longTexts = longTexts - longTextsBefore
         return output
     }
 
@@ -194,24 +203,59 @@ public final class Transformer {
                         number.appendJSON(from: value, to: &out)
                     } else if Self.isNullMarker(value) {
                         JSONBytes.appendRaw("null", to: &out)
+                    } else if let plain = groupedNumber(value) {
+                        out.append(contentsOf: Array(plain.utf8))
                     } else {
                         return reject(
                             .invalidFieldValue, mapped.column,
                             "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapped.slug)\""
                         )
                     }
+                case .failure(.invalid) where groupedNumber(value) != nil:
+                    out.append(contentsOf: Array(groupedNumber(value)!.utf8))
                 case .failure:
                     return reject(
                         .invalidFieldValue, mapped.column,
                         "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapped.slug)\""
                     )
                 }
-            } else if !JSONBytes.appendString(value, to: &out) {
-                return invalidEncoding(mapped.column, reject)
+            } else if case .text = mapped.kind, value.count <= 255 {
+                // Most values: no more characters than bytes, so within any limit.
+                if !JSONBytes.appendString(value, to: &out) { return invalidEncoding(mapped.column, reject) }
+            } else {
+                guard JSONBytes.utf8Valid(value) else { return invalidEncoding(mapped.column, reject) }
+                let text = String(decoding: value, as: UTF8.self)
+                switch FieldValue.convert(text, kind: mapped.kind, slug: mapped.slug) {
+                case nil:
+                    JSONBytes.appendString(text, to: &out)
+                case .longText:
+                    JSONBytes.appendString(text, to: &out)
+                    longTexts += 1
+                case .json(let json):
+                    out.append(contentsOf: json)
+                case .invalid(let message):
+                    return reject(.invalidFieldValue, mapped.column, message)
+                }
             }
         }
         JSONBytes.appendRaw("}}", to: &out)
         return nil
+    }
+
+    /// A number written with thousands separators, as plain number text.
+    private func groupedNumber(_ value: UnsafeRawBufferPointer) -> String? {
+        guard value.contains(where: { $0 == 0x20 || $0 == 0x27 || $0 >= 0x80 || $0 == 0x2C || $0 == 0x2E }) else {
+            return nil
+        }
+        let decimalComma: Bool? =
+            mapping.alternateSeparator != nil ? nil : mapping.decimalSeparator == UInt8(ascii: ",")
+        guard
+            let plain = FieldValue.groupedNumber(
+                String(decoding: value, as: UTF8.self), decimalComma: decimalComma,
+                loneCommaIsDecimal: mapping.alternateSeparator != nil),
+            case .success = Array(plain.utf8).withUnsafeBytes({ NumberText.parse($0) })
+        else { return nil }
+        return plain
     }
 
     /// What exports write for a missing value: `\N` (MySQL, PostgreSQL), `NULL`, `NA`, `N/A`.

@@ -7,6 +7,8 @@ public struct MapInfo: Sendable, Equatable {
         public var slug: String
         public var type: String
         public var label: String
+        /// `single_select` and `multi_select`: the options (`config.options`).
+        public var options: [FieldKind.SelectOption] = []
     }
 
     public var id: String
@@ -146,8 +148,14 @@ final class MapsembleClient: Sendable {
     static func mapInfo(_ object: [String: Any], id: String) -> MapInfo {
         let fields = (object["fields"] as? [[String: Any]] ?? []).compactMap { field -> MapInfo.Field? in
             guard let slug = field["slug"] as? String else { return nil }
+            let options = ((field["config"] as? [String: Any])?["options"] as? [[String: Any]] ?? []).compactMap {
+                (option) -> FieldKind.SelectOption? in
+                guard let key = option["key"] as? String else { return nil }
+                return FieldKind.SelectOption(key: key, label: option["label"] as? String ?? key)
+            }
             return MapInfo.Field(
-                slug: slug, type: field["type"] as? String ?? "text", label: field["label"] as? String ?? slug)
+                slug: slug, type: field["type"] as? String ?? "text", label: field["label"] as? String ?? slug,
+                options: options)
         }
         let config = object["config"] as? [String: Any]
         return MapInfo(
