@@ -85,12 +85,20 @@ public final class Transformer {
     private var longTexts = 0
     /// Property prefixes written once: `"slug":`.
     private let fieldKeys: [[UInt8]]
+    /// Per field, as flat scalars for the loop over every row: its column, whether it is a
+    /// number, and whether it is text written as it is (no check beyond the 255-character count).
+    private let fieldColumns: [Int]
+    private let numberFields: [Bool]
+    private let plainTextFields: [Bool]
     private let remoteKey: [UInt8]
 
     public init(mapping: PropertyMapping, keepRows: Bool = false) {
         self.mapping = mapping
         self.keepRows = keepRows
         fieldKeys = mapping.fields.map { Array(",\"\($0.slug)\":".utf8) }
+        fieldColumns = mapping.fields.map(\.column)
+        numberFields = mapping.fields.map(\.isNumber)
+        plainTextFields = mapping.fields.map { if case .text = $0.kind { true } else { false } }
         remoteKey = Array("\"\(mapping.remoteID?.slug ?? "")\":".utf8)
     }
 
@@ -185,13 +193,14 @@ public final class Transformer {
             out.append(UInt8(ascii: "\""))
             first = false
         }
-        for (index, mapped) in mapping.fields.enumerated() where !mapping.geometryless {
+        for index in fieldColumns.indices where !mapping.geometryless {
             fieldKeys[index].withUnsafeBytes { key in
                 out.appendBytes(first ? UnsafeRawBufferPointer(rebasing: key[1...]) : key)
             }
             first = false
-            let value = field(mapped.column)
-            if mapped.isNumber {
+            let column = fieldColumns[index]
+            let value = field(column)
+            if numberFields[index] {
                 switch NumberText.parse(value, separator: mapping.decimalSeparator) {
                 case .success(let number): number.appendJSON(from: value, to: &out)
                 case .failure(.empty): JSONBytes.appendRaw("null", to: &out)
@@ -207,25 +216,26 @@ public final class Transformer {
                         out.append(contentsOf: Array(plain.utf8))
                     } else {
                         return reject(
-                            .invalidFieldValue, mapped.column,
-                            "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapped.slug)\""
+                            .invalidFieldValue, column,
+                            "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapping.fields[index].slug)\""
                         )
                     }
                 case .failure(.invalid) where groupedNumber(value) != nil:
                     out.append(contentsOf: Array(groupedNumber(value)!.utf8))
                 case .failure:
                     return reject(
-                        .invalidFieldValue, mapped.column,
-                        "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapped.slug)\""
+                        .invalidFieldValue, column,
+                        "\"\(String(decoding: value, as: UTF8.self))\" is not a number, expected one for the number field \"\(mapping.fields[index].slug)\""
                     )
                 }
-            } else if case .text = mapped.kind, value.count <= 255 {
+            } else if plainTextFields[index] && value.count <= 255 {
                 // Most values: no more characters than bytes, so within any limit.
-                if !JSONBytes.appendString(value, to: &out) { return invalidEncoding(mapped.column, reject) }
+                if !JSONBytes.appendString(value, to: &out) { return invalidEncoding(column, reject) }
             } else {
-                guard JSONBytes.utf8Valid(value) else { return invalidEncoding(mapped.column, reject) }
+                let mapped = mapping.fields[index]
+                guard JSONBytes.utf8Valid(value) else { return invalidEncoding(column, reject) }
                 let text = String(decoding: value, as: UTF8.self)
-                switch FieldValue.convert(text, kind: mapped.kind, slug: mapped.slug) {
+                switch FieldValue.convert(text, kind: mapped.kind, slug: mapping.fields[index].slug) {
                 case nil:
                     JSONBytes.appendString(text, to: &out)
                 case .longText:
@@ -234,7 +244,7 @@ public final class Transformer {
                 case .json(let json):
                     out.append(contentsOf: json)
                 case .invalid(let message):
-                    return reject(.invalidFieldValue, mapped.column, message)
+                    return reject(.invalidFieldValue, column, message)
                 }
             }
         }
