@@ -300,8 +300,22 @@ public enum Inspector {
                 latitude = found.latitude
                 foundBy = "values"
             } else {
-                notes.append(
-                    "no coordinate columns found: name them in coordinates.longitude and coordinates.latitude")
+                // Two candidates both within ±90 (e.g. all of Europe): the values cannot tell which is which.
+                let both = columns.indices.filter { (index) in
+                    let column = columns[index]
+                    guard column.kind == .number, column.fractionDigits >= 3, let low = column.minimum,
+                        let high = column.maximum
+                    else { return false }
+                    return low >= -90 && high <= 90
+                }
+                if both.count == 2 {
+                    notes.append(
+                        "no coordinate columns found by name; \"\(columns[both[0]].name)\" and \"\(columns[both[1]].name)\" hold degrees, but their values (all within ±90) do not tell which is the latitude: name them in coordinates.longitude and coordinates.latitude"
+                    )
+                } else {
+                    notes.append(
+                        "no coordinate columns found: name them in coordinates.longitude and coordinates.latitude")
+                }
                 return nil
             }
         }
