@@ -186,4 +186,18 @@ struct InspectTests {
         #expect(dmsReport.coordinates?.notation == "degrees-minutes-seconds")
         #expect(dmsReport.notes.isEmpty, "\(dmsReport.notes)")
     }
+
+    @Test("a TSV where \" is data: reading it as a quote breaks rows, so inspect says quote: none")
+    func quoteAsData() throws {
+        let dir = TempDir()
+        let path = dir.write(
+            "places.tsv", "name\tlat\tlon\nHotel \"Zum Adler\t50.1\t8.2\n12\" Pizza\t50.2\t8.3\nBonn\t50.7\t7.1\n")
+        let report = try Inspector.inspect(path: path)
+        #expect(report.quoteNone)
+        #expect(report.malformedRows == 0)
+        #expect(report.rows == 3)
+        #expect(report.starterPipeline(path: path).contains("quote: none"))
+        let plain = try Inspector.inspect(path: dir.write("plain.tsv", "name\tlat\tlon\nBonn\t50.7\t7.1\n"))
+        #expect(!plain.quoteNone)
+    }
 }

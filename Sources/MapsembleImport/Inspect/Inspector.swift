@@ -38,6 +38,9 @@ public struct InspectReport: Sendable {
     public var remoteID: Int?
     /// Decimal separator of the number columns: `.` or `,`.
     public var decimalComma: Bool
+    /// `"` is data, not a quote (TSV dumps such as GeoNames): reading with quotes breaks rows
+    /// that reading without them does not.
+    public var quoteNone: Bool
     /// Findings worth a line of their own (problems first).
     public var notes: [String]
 }
@@ -109,6 +112,18 @@ public enum Inspector {
         readerOptions.hasHeader = false
         readerOptions.blockBytes = 64 << 10
         readerOptions.delimiter = try PipelinePlan.delimiter(options.delimiter, path: path, quote: readerOptions.quote)
+        var quoteNone = false
+        if path != "-" {
+            let quoted = try malformedRows(path, readerOptions, name: name)
+            if quoted > 0 {
+                var unquoted = readerOptions
+                unquoted.quote = nil
+                if try malformedRows(path, unquoted, name: name) == 0 {
+                    quoteNone = true
+                    readerOptions.quote = nil
+                }
+            }
+        }
         let reader = try CSVReader(path: path, options: readerOptions, name: name)
 
         // The first record decides the header; the profiles take the records after it.
@@ -193,10 +208,23 @@ public enum Inspector {
         return InspectReport(
             file: name, sizeBytes: size, encoding: encoding, delimiter: readerOptions.delimiter, hasHeader: header,
             rows: rows, rowsMethod: method, sampledRows: sampled, malformedRows: malformed, columns: columns,
-            coordinates: coordinates, label: label, remoteID: remoteID, decimalComma: decimalComma, notes: notes)
+            coordinates: coordinates, label: label, remoteID: remoteID, decimalComma: decimalComma,
+            quoteNone: quoteNone, notes: notes)
     }
 
     // MARK: - Sniffing
+
+    /// Rows of the first 2,000 that the reader cannot parse with `options`.
+    static func malformedRows(_ path: String, _ options: ReaderOptions, name: String) throws -> Int {
+        let reader = try CSVReader(path: path, options: options, name: name)
+        var rows = 0
+        var malformed = 0
+        while rows < 2000, let block = try reader.nextBlock() {
+            rows += block.count + block.rejections.count
+            malformed += block.rejections.count
+        }
+        return malformed
+    }
 
     /// Non-empty lines of the file, counted with `memchr` in 1 MiB reads: no parsing.
     static func countLines(_ path: String, name: String) throws -> Int {

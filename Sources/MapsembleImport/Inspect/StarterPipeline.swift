@@ -20,6 +20,9 @@ extension InspectReport {
         out.append(
             "  header: \(hasHeader)\(hasHeader ? "" : "                 # no header row: columns are named 1, 2, 3, ...")"
         )
+        if quoteNone {
+            out.append("  quote: none                   # \" is data here: reading it as a quote breaks rows")
+        }
         if decimalComma { out.append("  decimal: auto                 # reads 50,94 as well as 50.94") }
         if !encoding.hasPrefix("utf-8") {
             let name = encoding.split(separator: " ").first.map(String.init) ?? encoding

@@ -59,7 +59,9 @@ struct InspectCommand: ParsableCommand {
         let delimiterName = report.delimiter == 0x09 ? "tab" : "\"\(String(UnicodeScalar(report.delimiter)))\""
         print("file       \(report.file)\(report.sizeBytes.map { " (\(Self.size($0)))" } ?? "")")
         print("encoding   \(report.encoding)")
-        print("delimiter  \(delimiterName)\(report.decimalComma ? ", decimal comma" : "")")
+        print(
+            "delimiter  \(delimiterName)\(report.decimalComma ? ", decimal comma" : "")\(report.quoteNone ? ", \" is data (quote: none)" : "")"
+        )
         print("header     \(report.hasHeader ? "yes" : "no (columns are named 1, 2, 3, ...)")")
         let about = report.rowsMethod.hasPrefix("estimated") ? "about " : ""
         print("rows       \(about)\(report.rows) (\(report.rowsMethod))")
@@ -109,6 +111,7 @@ struct InspectCommand: ParsableCommand {
             "delimiter": String(UnicodeScalar(report.delimiter)), "header": report.hasHeader,
             "rows": report.rows, "rows_method": report.rowsMethod, "sampled_rows": report.sampledRows,
             "malformed_rows": report.malformedRows, "decimal": report.decimalComma ? "comma" : "point",
+            "quote": report.quoteNone ? "none" : "\"",
             "notes": report.notes,
             "columns": report.columns.map { (column) -> [String: Any] in
                 var entry: [String: Any] = [
