@@ -107,7 +107,16 @@ final class LineSource {
         // The first block, and every block of another encoding: read aside, then decode.
         let scratch = raw ?? .allocate(byteCount: blockSize, alignment: 16)
         raw = scratch
-        let count = try readSome(into: scratch, blockSize)
+        var count = try readSome(into: scratch, blockSize)
+        if !started {
+            // A pipe hands out what it has: fill the first block, so the encoding is found from a
+            // real sample rather than a few bytes.
+            while count > 0 && count < blockSize {
+                let more = try readSome(into: scratch + count, blockSize - count)
+                if more == 0 { break }
+                count += more
+            }
+        }
         var input = UnsafeRawBufferPointer(start: scratch, count: count)
         if !started {
             started = true
@@ -121,7 +130,7 @@ final class LineSource {
             end += input.count
         } else {
             end += transcoder!.transcode(
-                input, into: (buffer + end).assumingMemoryBound(to: UInt8.self), final: count == 0)
+                input, into: (buffer + end).assumingMemoryBound(to: UInt8.self), final: atEOF)
         }
     }
 
