@@ -68,6 +68,9 @@ public struct SandboxConfig: Sendable {
     public var maxBodyBytes = 32 << 20
     public var freePlanLimit = 100
     public var faults = FaultPlan()
+    /// Keep a log of every write request (`SandboxStore.writeLog`), for tests that check what
+    /// was sent how often.
+    public var recordWrites = false
 
     public init(maps: [Map] = []) {
         self.maps = maps

@@ -73,6 +73,17 @@ public final class SandboxStore: Sendable {
         var nextID: UInt64 = 1
         var requests = 0
         var writeRequests = 0
+        var writeLog: [WriteRecord] = []
+    }
+
+    /// One write request as the sandbox answered it (with `SandboxConfig.recordWrites`).
+    public struct WriteRecord: Sendable {
+        public var method: String
+        public var status: Int
+        /// The reply was dropped: the client never saw it.
+        public var dropped: Bool
+        /// The remote ids in the body, in order (the `remoteField` property of each feature).
+        public var remoteIDs: [String]
     }
 
     private let state: Mutex<State>
@@ -90,6 +101,14 @@ public final class SandboxStore: Sendable {
 
     /// Requests answered so far, and how many of them were writes.
     public var requestCounts: (all: Int, writes: Int) { state.withLock { ($0.requests, $0.writeRequests) } }
+
+    /// Changes a map's plan, as an upgrade on Mapsemble would: its stored features stay.
+    public func setPlan(_ plan: SandboxConfig.Plan, map: String) {
+        state.withLock { $0.maps[map]?.config.plan = plan }
+    }
+
+    /// Write requests so far, in the order they were answered (empty unless `recordWrites`).
+    public var writeLog: [WriteRecord] { state.withLock { $0.writeLog } }
 
     public func handle(_ request: SandboxRequest) -> SandboxReply {
         // Parsing is most of the work and needs no lock: requests on different connections parse
@@ -133,7 +152,15 @@ public final class SandboxStore: Sendable {
             map.compact()
             defer { state.maps[mapID] = map }
             return list(request, map)
-        case "POST", "PATCH", "PUT", "DELETE": return write(request, body, mapID, &state)
+        case "POST", "PATCH", "PUT", "DELETE":
+            let reply = write(request, body, mapID, &state)
+            if state.config.recordWrites {
+                let slug = body?["remoteField"]?.string ?? ""
+                let ids = (body?["features"]?.array ?? []).map { $0["properties"]?[slug].flatMap(remoteKey) ?? "" }
+                state.writeLog.append(
+                    WriteRecord(method: request.method, status: reply.status, dropped: reply.drop, remoteIDs: ids))
+            }
+            return reply
         default: return .error(405, "Method not allowed")
         }
     }

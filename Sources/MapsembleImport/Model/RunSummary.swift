@@ -15,6 +15,10 @@ public struct RunSummary: Sendable, Equatable {
     public var status: Status
     public var rowsRead: Int
     public var imported: Int
+    /// Of `imported`: rows an earlier, unfinished run imported (resume journal), not sent again.
+    public var resumedRows = 0
+    /// The resume journal, when the run stopped early and can be resumed.
+    public var journal: String?
     public var created = 0
     public var updated = 0
     public var deleted = 0
@@ -63,6 +67,7 @@ public struct RunSummary: Sendable, Equatable {
               "status": "\(status.rawValue)",
               "rows_read": \(rowsRead),
               "imported": \(imported),
+              "resumed_rows": \(resumedRows),
               "created": \(created),
               "updated": \(updated),
               "deleted": \(deleted),

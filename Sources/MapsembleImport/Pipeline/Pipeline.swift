@@ -16,6 +16,10 @@ public struct RunOptions: Sendable {
     public var backoffSeconds = 0.5
     /// With `dryRun`: still read the map and check the mapping against it (`validate` with credentials).
     public var checkMap = false
+    /// Keep a resume journal (uploads of a file; not for a throwaway target such as `--sandbox`).
+    public var journal = true
+    /// `--fresh`: start over, ignoring (and replacing) a resume journal.
+    public var fresh = false
     public init() {}
 }
 
@@ -34,13 +38,13 @@ public struct Pipeline: Sendable {
     }
 
     /// Paths of the report files for the input.
-    public var reportPaths: (rejected: String, summary: String) {
+    public var reportPaths: (rejected: String, summary: String, journal: String) {
         let input = config.source.path ?? "-"
         var name = input == "-" ? "stdin" : (input.split(separator: "/").last.map(String.init) ?? input)
         if RawInput.isGzip(name) { name.removeLast(3) }
         if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
         let dir = config.report.dir
-        return ("\(dir)/\(name).rejected.csv", "\(dir)/\(name).summary.json")
+        return ("\(dir)/\(name).rejected.csv", "\(dir)/\(name).summary.json", "\(dir)/\(name).journal")
     }
 
     /// Runs the import. Throws only for problems found before any row moved (exit code 2);
@@ -75,6 +79,20 @@ public struct Pipeline: Sendable {
         } catch {
             throw ImportError(.output, "cannot create the report folder", file: config.report.dir)
         }
+        var journal: ResumeJournal?
+        if let input = config.source.path, input != "-", options.journal, !options.dryRun, customSink == nil,
+            config.mode != .replace
+        {
+            let fingerprint = try ResumeJournal.Fingerprint.of(input: input, config: config)
+            let opened = try ResumeJournal(path: paths.journal, fingerprint: fingerprint, fresh: options.fresh)
+            if !opened.settled.isEmpty {
+                log?(
+                    .notice,
+                    "resuming the unfinished run recorded in \(paths.journal) (\(opened.settled.answers) server answers): rows it settled are not sent again; --fresh starts over"
+                )
+            }
+            journal = opened
+        }
         let rejects = try RejectedRowsWriter(
             path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter)
         let sink: any BatchSink
@@ -87,7 +105,7 @@ public struct Pipeline: Sendable {
                     method: config.mode.method, concurrency: config.upload.concurrency,
                     maxRetries: config.upload.maxRetries, timeoutSeconds: config.upload.timeoutSeconds,
                     backoffSeconds: options.backoffSeconds, singleRequest: config.mode == .replace),
-                rejects: rejects, log: log)
+                rejects: rejects, journal: journal, log: log)
         } else {
             sink = try DryRunSink(featuresPath: options.output, batchesPath: options.outputBatches)
         }
@@ -101,6 +119,7 @@ public struct Pipeline: Sendable {
                 maxBodyBytes: wholeSet ? Int.max : config.upload.maxBodyBytes,
                 remoteField: plan.mapping.remoteID?.slug),
             rejects: rejects, sink: sink, maxRejects: config.report.maxRejects, state: state, progress: progress)
+        stages.settled = journal?.settled.isEmpty == false ? journal?.settled : nil
 
         var interrupted = false
         do {
@@ -133,7 +152,7 @@ public struct Pipeline: Sendable {
         }
         var summary = RunSummary(
             input: plan.inputName, status: .completed, rowsRead: state.rowsRead.load(ordering: .relaxed),
-            imported: sink.featureCount, rejectedByCode: rejects.byCode,
+            imported: sink.featureCount + state.resumed.load(ordering: .relaxed), rejectedByCode: rejects.byCode,
             durationSeconds: (ContinuousClock.now - started).seconds)
         summary.encoding = plan.reader.encoding.rawValue
         summary.longTexts = state.longTexts.load(ordering: .relaxed)
@@ -141,9 +160,11 @@ public struct Pipeline: Sendable {
         for notation in CoordinateNotation.allCases where notationCounts[notation.ordinal] > 0 {
             summary.notations[notation] = notationCounts[notation.ordinal]
         }
-        summary.created = stats.created
-        summary.updated = stats.updated
-        summary.deleted = stats.deleted
+        let earlier = stages.settled
+        summary.resumedRows = state.resumed.load(ordering: .relaxed)
+        summary.created = stats.created + (earlier?.created ?? 0)
+        summary.updated = stats.updated + (earlier?.updated ?? 0)
+        summary.deleted = stats.deleted + (earlier?.deleted ?? 0)
         summary.requests = stats.requests
         summary.retries = stats.retries
         summary.interrupted = interrupted
@@ -152,6 +173,10 @@ public struct Pipeline: Sendable {
             summary.status = .aborted
         } else if summary.rejected > 0 {
             summary.status = .completedWithRejects
+        }
+        if let journal {
+            // Done: nothing to resume. Stopped early: the same command continues from the journal.
+            if summary.status == .aborted { summary.journal = journal.path } else { journal.remove() }
         }
         let writer = try ByteWriter(path: paths.summary)
         try writer.write(summary.json)
@@ -181,6 +206,8 @@ final class RunState: Sendable {
     let rejected = Atomic<Int>(0)
     /// Values of `text` fields past 255 characters (the server cuts them).
     let longTexts = Atomic<Int>(0)
+    /// Rows an earlier run of this journal imported, not sent again.
+    let resumed = Atomic<Int>(0)
     /// Rows that passed the validator, per coordinate notation (`CoordinateNotation.ordinal`).
     let notations = Mutex([Int](repeating: 0, count: CoordinateNotation.allCases.count))
     private let firstFailure = Mutex<ImportError?>(nil)
@@ -204,6 +231,8 @@ private final class Stages: @unchecked Sendable {
     let maxRejects: PipelineConfig.Threshold?
     let state: RunState
     let progress: (@Sendable (Progress) -> Void)?
+    /// What the runs before this one settled, when resuming.
+    var settled: ResumeJournal.Settled?
 
     init(
         reader: CSVReader, validator: Validator, transformer: Transformer, chunker: Chunker,
@@ -312,8 +341,9 @@ private final class Stages: @unchecked Sendable {
         }
         for await block in features {
             for rejection in block.rejections { try rejects.write(rejection) }
-            state.rejected.store(rejects.count, ordering: .relaxed)
             seen += block.count + block.rejections.count
+            let block = settled.map { skipSettled(block, $0) } ?? block
+            state.rejected.store(rejects.count, ordering: .relaxed)
             try check(final: false)
             let full = chunker.append(block)
             if holding {
@@ -332,6 +362,41 @@ private final class Stages: @unchecked Sendable {
         try check(final: true)
         for batch in held { await batches.send(batch) }
         if let last = chunker.finish() { await batches.send(last) }
+    }
+}
+
+extension Stages {
+    /// The block without the rows an earlier run settled: those it imported are counted, those the
+    /// server refused are reported again as it refused them.
+    fileprivate func skipSettled(_ block: FeatureBlock, _ settled: ResumeJournal.Settled) -> FeatureBlock {
+        guard block.lines.contains(where: settled.contains) else { return block }
+        var kept = FeatureBlock()
+        kept.source = block.source
+        kept.longTexts = block.longTexts
+        var resumed = 0
+        block.bytes.withUnsafeBytes { bytes in
+            for index in 0..<block.count {
+                let line = block.lines[index]
+                guard settled.contains(line) else {
+                    kept.bytes.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[block.range(index)]))
+                    kept.ends.append(kept.bytes.count)
+                    kept.lines.append(line)
+                    if index < block.records.count { kept.records.append(block.records[index]) }
+                    continue
+                }
+                if let refusal = settled.refused[line] {
+                    let fields = index < block.records.count ? block.source?.strings(block.records[index]) : nil
+                    rejects.writeLate(
+                        Rejection(
+                            line: line, code: refusal.code, column: "", message: refusal.message, fields: fields ?? [])
+                    )
+                } else {
+                    resumed += 1
+                }
+            }
+        }
+        state.resumed.add(resumed, ordering: .relaxed)
+        return kept
     }
 }
 

@@ -30,6 +30,8 @@ public final class Uploader: BatchSink, Sendable {
     let path: String
     let settings: Settings
     let rejects: RejectedRowsWriter
+    /// Where settled rows are recorded for a resumption, when the run keeps a journal.
+    let journal: ResumeJournal?
     let log: (@Sendable (LogLevel, String) -> Void)?
     private let counters = Mutex(Counters())
     private let stopping = AbortFlag()
@@ -41,12 +43,13 @@ public final class Uploader: BatchSink, Sendable {
 
     init(
         client: MapsembleClient, mapID: String, settings: Settings, rejects: RejectedRowsWriter,
-        log: (@Sendable (LogLevel, String) -> Void)?
+        journal: ResumeJournal? = nil, log: (@Sendable (LogLevel, String) -> Void)?
     ) {
         self.client = client
         path = "/api/v1/maps/\(mapID)/features"
         self.settings = settings
         self.rejects = rejects
+        self.journal = journal
         self.log = log
     }
 
@@ -164,6 +167,8 @@ public final class Uploader: BatchSink, Sendable {
         var planLimited = false
         var unindexed = 0
         var duplicatesOfOurs = 0
+        var planLimitedRows: [Int] = []
+        var refusals: [(line: Int, code: RejectCode, message: String)] = []
         for entry in failed {
             let code = entry["code"]?.string ?? "failed"
             let message = entry["message"]?.string ?? code
@@ -182,27 +187,40 @@ public final class Uploader: BatchSink, Sendable {
             refused.insert(index)
             if code == "location_limit_reached" {
                 planLimited = true
+                planLimitedRows.append(part[index])
                 reject(
-                    [part[index]], of: batch, code: .planLimit, message: "the map's plan limit was reached: \(message)")
+                    [part[index]], of: batch, code: .planLimit, message: "the map's plan limit was reached: \(message)",
+                    record: false)
             } else {
-                reject(
-                    [part[index]], of: batch, code: .serverRejected,
-                    message: "the server refused this row (\(code)): \(message)")
+                let text = "the server refused this row (\(code)): \(message)"
+                refusals.append((batch.lines[part[index]], .serverRejected, text))
+                reject([part[index]], of: batch, code: .serverRejected, message: text, record: false)
             }
         }
+        let stored = part.count - refused.count
+        let created =
+            (object?["created"]?.integer ?? (settings.method == "POST" ? stored : 0)) + duplicatesOfOurs
+        let updated = object?["updated"]?.integer ?? 0
+        let deleted = object?["deleted"]?.integer ?? (settings.method == "DELETE" ? stored : 0)
         counters.withLock { counters in
             if unindexed > 0 {
-                counters.stats.unconfirmed += part.count - refused.count
+                counters.stats.unconfirmed += stored
             } else {
-                counters.imported += part.count - refused.count
+                counters.imported += stored
             }
-            let created = object?["created"]?.integer
-            counters.stats.created +=
-                (created ?? (settings.method == "POST" ? part.count - refused.count : 0)) + duplicatesOfOurs
-            counters.stats.updated += object?["updated"]?.integer ?? 0
-            counters.stats.deleted +=
-                object?["deleted"]?.integer
-                ?? (settings.method == "DELETE" ? part.count - refused.count : 0)
+            counters.stats.created += created
+            counters.stats.updated += updated
+            counters.stats.deleted += deleted
+        }
+        if unindexed == 0, let journal {
+            // Rows refused for the plan limit are not settled: once the plan allows, a rerun sends them.
+            let settledRows = planLimitedRows.isEmpty ? part : part.filter { !planLimitedRows.contains($0) }
+            if let problem = journal.record(
+                spans: Self.spans(settledRows, of: batch), refused: refusals, created: created, updated: updated,
+                deleted: deleted)
+            {
+                log?(.notice, problem)
+            }
         }
         if unindexed > 0 {
             log?(
@@ -228,13 +246,39 @@ public final class Uploader: BatchSink, Sendable {
         )
     }
 
-    private func reject(_ part: Part, of batch: Batch, code: RejectCode, message: String) {
+    /// Reports the rows of `part` as rejected; with `record`, rows the server refused (not those
+    /// the plan limit held back) are also settled in the journal.
+    private func reject(_ part: Part, of batch: Batch, code: RejectCode, message: String, record: Bool = true) {
         for row in part {
             rejects.writeLate(
                 Rejection(
                     line: batch.lines[row], code: code, column: "", message: message,
                     fields: batch.originalRow(row)))
         }
+        if record && code == .serverRejected, let journal,
+            let problem = journal.record(
+                spans: Self.spans(part, of: batch), refused: part.map { (batch.lines[$0], code, message) },
+                created: 0, updated: 0, deleted: 0)
+        {
+            log?(.notice, problem)
+        }
+    }
+
+    /// The input lines of the rows at `positions` of `batch`, as `[first, last]` spans of runs of
+    /// neighbouring positions (no other row of the batch lies inside a span).
+    static func spans(_ positions: [Int], of batch: Batch) -> [ClosedRange<Int>] {
+        var spans: [ClosedRange<Int>] = []
+        var runStart: Int?
+        var previous = -2
+        for position in positions.sorted() {
+            if position != previous + 1 {
+                if let start = runStart { spans.append(batch.lines[start]...batch.lines[previous]) }
+                runStart = position
+            }
+            previous = position
+        }
+        if let start = runStart { spans.append(batch.lines[start]...batch.lines[previous]) }
+        return spans
     }
 
     /// Sends one body until it gets an answer worth reading. Returns the answer and whether an

@@ -39,6 +39,9 @@ struct PipelineRunner {
         runOptions.checkMap = checkMap && config.credentials != nil && config.target.mapID != nil
         runOptions.output = options.output
         runOptions.outputBatches = options.outputBatches
+        runOptions.fresh = options.fresh
+        // The embedded sandbox starts empty every time: nothing there to resume into.
+        runOptions.journal = !options.sandbox
         let pipeline = Pipeline(config: config, options: runOptions)
         let showProgress =
             !options.quiet && (options.progress == .always || (options.progress == .auto && isatty(2) == 1))
@@ -67,12 +70,31 @@ struct PipelineRunner {
         }
         meter?.clear()
         if let reason = summary.abortReason { console.fail(reason) }
+        if let journal = summary.journal {
+            console.info(
+                "progress is recorded in \(journal); to go on where this run stopped, run the same command again: \(Self.resumeCommand())"
+            )
+        }
         console.closing(summary, dryRun: dryRun, reportDir: config.report.dir)
         if let sandbox {
             EmbeddedSandbox.show(sandbox, map: config.target.mapID!, console: console)
             await sandbox.stop()
         }
         throw ExitCode(summary.exitCode)
+    }
+
+    /// This command line as the user can paste it again (without `--fresh`).
+    static func resumeCommand() -> String {
+        let arguments = CommandLine.arguments.dropFirst().filter { $0 != "--fresh" }
+        let name = CommandLine.arguments.first.map { $0.contains("/") ? $0 : "mapsemble-import" } ?? "mapsemble-import"
+        return ([name] + arguments).map(shellQuoted).joined(separator: " ")
+    }
+
+    private static func shellQuoted(_ word: String) -> String {
+        let safe = word.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || "-_./=:,@%+".unicodeScalars.contains($0)
+        }
+        return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 
     private func inputSize(_ path: String?) -> Int? {
