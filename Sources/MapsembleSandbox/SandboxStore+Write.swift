@@ -58,7 +58,10 @@ extension SandboxStore {
         }
 
         if request.method != "DELETE" {
-            let errors = validate(features, remoteField: remoteField, map: mapConfig)
+            let existing = state.maps[mapID]!.byRemoteID
+            let errors = validate(
+                features, remoteField: remoteField, map: mapConfig,
+                keepsPoint: { request.method == "PATCH" && existing[$0] != nil })
             if !errors.isEmpty {
                 if limits.faults.anonymousValidationErrors {
                     return invalid([("features", .array(errors.flatMap { $0.1.array ?? [] }))])
@@ -108,17 +111,23 @@ extension SandboxStore {
     }
 
     /// Checks every feature; nothing is stored when one is invalid.
-    private func validate(_ features: [JSONValue], remoteField: String?, map: SandboxConfig.Map) -> [(
-        String, JSONValue
-    )] {
+    private static func isPointInRange(_ geometry: JSONValue?) -> Bool {
+        guard let geometry, geometry["type"]?.string == "Point", let coordinates = geometry["coordinates"]?.array,
+            coordinates.count == 2, let lon = coordinates[0].number, let lat = coordinates[1].number
+        else { return false }
+        return abs(lon) <= 180 && abs(lat) <= 90
+    }
+
+    /// A PATCH of a feature that exists may leave out its point (`"geometry": null`): it stays.
+    private func validate(
+        _ features: [JSONValue], remoteField: String?, map: SandboxConfig.Map, keepsPoint: (String) -> Bool
+    ) -> [(String, JSONValue)] {
         var errors: [(String, JSONValue)] = []
         for (index, feature) in features.enumerated() {
             let key = "features[\(index)]"
-            guard let geometry = feature["geometry"], geometry["type"]?.string == "Point",
-                let coordinates = geometry["coordinates"]?.array, coordinates.count == 2,
-                let lon = coordinates[0].number, let lat = coordinates[1].number,
-                abs(lon) <= 180, abs(lat) <= 90
-            else {
+            let remote = remoteField.flatMap { feature["properties"]?[$0].flatMap(remoteKey) }
+            let pointless = feature["geometry"] == nil || feature["geometry"] == .null
+            if !(pointless && remote.map(keepsPoint) == true) && !Self.isPointInRange(feature["geometry"]) {
                 errors.append(
                     ("\(key).geometry", ["The geometry must be a Point with [longitude, latitude] in range."]))
                 continue
@@ -155,7 +164,7 @@ extension SandboxStore {
         var seen = Set<String>()
         let limit = map.config.plan == .free ? state.config.freePlanLimit : Int.max
         for (index, feature) in features.enumerated() {
-            let coordinates = feature["geometry"]!["coordinates"]!.array!
+            let coordinates = feature["geometry"]?["coordinates"]?.array
             let remote = remoteField.flatMap { feature["properties"]?[$0].flatMap(remoteKey) }
             let properties = (feature["properties"]?.members ?? []).filter { slug, _ in
                 slug == "label" || map.config.fields.contains { $0.slug == slug }
@@ -171,8 +180,10 @@ extension SandboxStore {
                     continue
                 }
                 var stored = map.features[existing]!
-                stored.longitude = coordinates[0].number!
-                stored.latitude = coordinates[1].number!
+                if let coordinates {
+                    stored.longitude = coordinates[0].number!
+                    stored.latitude = coordinates[1].number!
+                }
                 for (slug, value) in properties {
                     if let position = stored.properties.firstIndex(where: { $0.0 == slug }) {
                         stored.properties[position].1 = value
@@ -195,7 +206,8 @@ extension SandboxStore {
             let id = uuid(&state)
             map.insert(
                 StoredFeature(
-                    id: id, longitude: coordinates[0].number!, latitude: coordinates[1].number!, properties: properties),
+                    id: id, longitude: coordinates![0].number!, latitude: coordinates![1].number!,
+                    properties: properties),
                 remoteID: remote)
             created += 1
         }

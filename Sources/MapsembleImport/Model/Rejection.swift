@@ -16,6 +16,7 @@ public enum RejectCode: String, Sendable, CaseIterable, Comparable {
     case invalidFieldValue = "invalid_field_value"
     case serverRejected = "server_rejected"
     case planLimit = "plan_limit"
+    case unknownRemoteId = "unknown_remote_id"
 
     public static func < (lhs: RejectCode, rhs: RejectCode) -> Bool { lhs.rawValue < rhs.rawValue }
 }

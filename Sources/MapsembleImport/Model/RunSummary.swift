@@ -17,6 +17,8 @@ public struct RunSummary: Sendable, Equatable {
     public var imported: Int
     /// Of `imported`: rows an earlier, unfinished run imported (resume journal), not sent again.
     public var resumedRows = 0
+    /// Of `imported`: rows a sync or an update found on the map as they are, not sent.
+    public var unchanged = 0
     /// The resume journal, when the run stopped early and can be resumed.
     public var journal: String?
     public var created = 0
@@ -68,6 +70,7 @@ public struct RunSummary: Sendable, Equatable {
               "rows_read": \(rowsRead),
               "imported": \(imported),
               "resumed_rows": \(resumedRows),
+              "unchanged": \(unchanged),
               "created": \(created),
               "updated": \(updated),
               "deleted": \(deleted),

@@ -20,6 +20,8 @@ public struct RunOptions: Sendable {
     public var journal = true
     /// `--fresh`: start over, ignoring (and replacing) a resume journal.
     public var fresh = false
+    /// `--force-delete`: a sync deletes past `sync.max_delete`.
+    public var forceDelete = false
     public init() {}
 }
 
@@ -38,13 +40,16 @@ public struct Pipeline: Sendable {
     }
 
     /// Paths of the report files for the input.
-    public var reportPaths: (rejected: String, summary: String, journal: String) {
+    public var reportPaths: (rejected: String, summary: String, journal: String, diff: String) {
         let input = config.source.path ?? "-"
         var name = input == "-" ? "stdin" : (input.split(separator: "/").last.map(String.init) ?? input)
         if RawInput.isGzip(name) { name.removeLast(3) }
         if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
         let dir = config.report.dir
-        return ("\(dir)/\(name).rejected.csv", "\(dir)/\(name).summary.json", "\(dir)/\(name).journal")
+        return (
+            "\(dir)/\(name).rejected.csv", "\(dir)/\(name).summary.json", "\(dir)/\(name).journal",
+            "\(dir)/\(name).diff.csv"
+        )
     }
 
     /// Runs the import. Throws only for problems found before any row moved (exit code 2);
@@ -73,6 +78,27 @@ public struct Pipeline: Sendable {
         }
         plan.notes.forEach { log?(.detail, $0) }
         plan.notices.forEach { log?(.notice, $0) }
+        var reconciler: MapReconciler?
+        if config.mode == .sync || config.mode == .update {
+            if let client, let mapID = config.target.mapID, let remote = plan.mapping.remoteID {
+                let keys = plan.mapping.digestKeys
+                let listing = try await client.listing(
+                    mapID: mapID, remoteField: remote.slug, keys: keys, maxRetries: config.upload.maxRetries,
+                    backoffSeconds: options.backoffSeconds, log: log)
+                log?(
+                    .detail,
+                    "the map holds \(listing.total) features, \(listing.entries.count) with a remote id (\(listing.requests) pages read)"
+                )
+                reconciler = MapReconciler(
+                    mode: config.mode, listing: listing, remoteField: remote.slug, remoteColumn: remote.column,
+                    keys: keys)
+            } else if options.dryRun && customSink == nil {
+                log?(
+                    .notice,
+                    "mode \(config.mode.rawValue) compares the file with the map's features: give credentials and a map id to see what a run would create, update\(config.mode == .sync ? " and delete" : "")"
+                )
+            }
+        }
         let paths = reportPaths
         do {
             try FileManager.default.createDirectory(atPath: config.report.dir, withIntermediateDirectories: true)
@@ -120,6 +146,7 @@ public struct Pipeline: Sendable {
                 remoteField: plan.mapping.remoteID?.slug),
             rejects: rejects, sink: sink, maxRejects: config.report.maxRejects, state: state, progress: progress)
         stages.settled = journal?.settled.isEmpty == false ? journal?.settled : nil
+        stages.reconciler = reconciler
 
         var interrupted = false
         do {
@@ -136,6 +163,14 @@ public struct Pipeline: Sendable {
             try rejects.close()
         } catch {
             failure = failure ?? (error as? ImportError)
+        }
+        if let reconciler, failure == nil, !interrupted {
+            do {
+                try await finishSync(reconciler, sink: sink, log: log)
+            } catch {
+                failure = error as? ImportError ?? ImportError(.uploadAborted, "\(error)")
+            }
+            try writeDiff(reconciler.diff, to: paths.diff)
         }
         let stats = sink.stats
         if stats.unconfirmed > 0 && failure == nil && !interrupted {
@@ -162,6 +197,8 @@ public struct Pipeline: Sendable {
         }
         let earlier = stages.settled
         summary.resumedRows = state.resumed.load(ordering: .relaxed)
+        summary.unchanged = state.unchanged.load(ordering: .relaxed)
+        summary.imported += summary.unchanged
         summary.created = stats.created + (earlier?.created ?? 0)
         summary.updated = stats.updated + (earlier?.updated ?? 0)
         summary.deleted = stats.deleted + (earlier?.deleted ?? 0)
@@ -182,6 +219,69 @@ public struct Pipeline: Sendable {
         try writer.write(summary.json)
         try writer.close()
         return summary
+    }
+}
+
+extension Pipeline {
+    /// The end of a sync: the map's features whose remote id no row of the file named are
+    /// deleted, unless that is more than `sync.max_delete` (then nothing is, without
+    /// `--force-delete`), or a rejected row's remote id could not be read. A dry run says what
+    /// would be deleted.
+    fileprivate func finishSync(
+        _ reconciler: MapReconciler, sink: any BatchSink, log: (@Sendable (LogLevel, String) -> Void)?
+    ) async throws {
+        let diff = reconciler.diff
+        func ids(_ list: [String]) -> String {
+            list.prefix(10).joined(separator: ", ") + (list.count > 10 ? ", … (\(list.count - 10) more)" : "")
+        }
+        log?(
+            .notice,
+            "\(options.dryRun ? "would " : "")\(config.mode == .sync ? "sync" : "update"): \(diff.create.count) to create, \(diff.update.count) to update, \(diff.unchanged) unchanged"
+                + (config.mode == .sync ? ", \(diff.delete.count) to delete" : ""))
+        if !diff.create.isEmpty { log?(.detail, "to create: \(ids(diff.create))") }
+        if !diff.update.isEmpty { log?(.detail, "to update: \(ids(diff.update))") }
+        guard config.mode == .sync, !diff.delete.isEmpty else { return }
+        log?(.notice, "not in the file, to delete: \(ids(diff.delete))")
+        let listed = reconciler.listing.entries.count
+        let unidentified = reconciler.unidentifiedRejections
+        if unidentified > 0 && !options.forceDelete {
+            throw ImportError(
+                .uploadAborted,
+                "\(unidentified) rejected rows could not be read far enough to know their remote id, so the sync deletes nothing (such a row may name a feature to keep); fix them (see the rejected rows report) or pass --force-delete"
+            )
+        }
+        if config.sync.maxDelete.isExceeded(by: diff.delete.count, of: listed) && !options.forceDelete {
+            let share = listed > 0 ? Double(diff.delete.count) * 100 / Double(listed) : 100
+            let message =
+                "the sync would delete \(diff.delete.count) of the map's \(listed) features (\(String(format: "%.1f", share)) %), more than sync.max_delete allows (\(config.sync.maxDelete.text))"
+            if options.dryRun {
+                log?(.notice, message + "; a run would refuse without --force-delete")
+                return
+            }
+            throw ImportError(
+                .uploadAborted,
+                message + "; nothing was deleted. If the file is complete, run again with --force-delete")
+        }
+        guard !options.dryRun, let uploader = sink as? Uploader else { return }
+        let deleted = try await uploader.delete(
+            remoteIDs: diff.delete, remoteField: reconciler.remoteField, batchSize: config.upload.batchSize)
+        log?(.detail, "deleted \(deleted) features no longer in the file")
+    }
+
+    /// `NAME.diff.csv`: what a sync or an update created, updated and deleted (or would, in a dry
+    /// run), one remote id a line; unchanged rows are left out.
+    fileprivate func writeDiff(_ diff: MapReconciler.Diff, to path: String) throws {
+        let writer = try ByteWriter(path: path)
+        var text = "action,remote_id\n"
+        func quoted(_ id: String) -> String {
+            id.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + id.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : id
+        }
+        for (action, ids) in [("create", diff.create), ("update", diff.update), ("delete", diff.delete)] {
+            for id in ids { text += "\(action),\(quoted(id))\n" }
+        }
+        try writer.write(Array(text.utf8))
+        try writer.close()
     }
 }
 
@@ -208,6 +308,8 @@ final class RunState: Sendable {
     let longTexts = Atomic<Int>(0)
     /// Rows an earlier run of this journal imported, not sent again.
     let resumed = Atomic<Int>(0)
+    /// Rows the map holds already as they are (sync, update): not sent.
+    let unchanged = Atomic<Int>(0)
     /// Rows that passed the validator, per coordinate notation (`CoordinateNotation.ordinal`).
     let notations = Mutex([Int](repeating: 0, count: CoordinateNotation.allCases.count))
     private let firstFailure = Mutex<ImportError?>(nil)
@@ -233,6 +335,8 @@ private final class Stages: @unchecked Sendable {
     let progress: (@Sendable (Progress) -> Void)?
     /// What the runs before this one settled, when resuming.
     var settled: ResumeJournal.Settled?
+    /// The map's features, in a sync or an update.
+    var reconciler: MapReconciler?
 
     init(
         reader: CSVReader, validator: Validator, transformer: Transformer, chunker: Chunker,
@@ -342,7 +446,7 @@ private final class Stages: @unchecked Sendable {
         for await block in features {
             for rejection in block.rejections { try rejects.write(rejection) }
             seen += block.count + block.rejections.count
-            let block = settled.map { skipSettled(block, $0) } ?? block
+            let block = sift(block)
             state.rejected.store(rejects.count, ordering: .relaxed)
             try check(final: false)
             let full = chunker.append(block)
@@ -366,36 +470,54 @@ private final class Stages: @unchecked Sendable {
 }
 
 extension Stages {
-    /// The block without the rows an earlier run settled: those it imported are counted, those the
-    /// server refused are reported again as it refused them.
-    fileprivate func skipSettled(_ block: FeatureBlock, _ settled: ResumeJournal.Settled) -> FeatureBlock {
-        guard block.lines.contains(where: settled.contains) else { return block }
+    /// The block without the rows that need no request: those an earlier run settled (journal;
+    /// imported ones are counted, those the server refused are reported again as it refused them),
+    /// and, in a sync or an update, those the map holds already as they are (`unchanged`) or, in an
+    /// update, does not hold at all (`unknown_remote_id`).
+    fileprivate func sift(_ block: FeatureBlock) -> FeatureBlock {
+        guard settled != nil || reconciler != nil else { return block }
+        reconciler?.see(block.rejections)
         var kept = FeatureBlock()
         kept.source = block.source
         kept.longTexts = block.longTexts
         var resumed = 0
+        var unchanged = 0
         block.bytes.withUnsafeBytes { bytes in
             for index in 0..<block.count {
                 let line = block.lines[index]
-                guard settled.contains(line) else {
-                    kept.bytes.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[block.range(index)]))
+                let feature = UnsafeRawBufferPointer(rebasing: bytes[block.range(index)])
+                let decision = reconciler?.decide(feature) ?? .send
+                func reject(_ code: RejectCode, _ message: String) {
+                    let fields = index < block.records.count ? block.source?.strings(block.records[index]) : nil
+                    rejects.writeLate(
+                        Rejection(line: line, code: code, column: "", message: message, fields: fields ?? []))
+                }
+                if let settled, settled.contains(line) {
+                    if let refusal = settled.refused[line] {
+                        reject(refusal.code, refusal.message)
+                    } else {
+                        resumed += 1
+                    }
+                    continue
+                }
+                switch decision {
+                case .send:
+                    kept.bytes.appendBytes(feature)
                     kept.ends.append(kept.bytes.count)
                     kept.lines.append(line)
                     if index < block.records.count { kept.records.append(block.records[index]) }
-                    continue
-                }
-                if let refusal = settled.refused[line] {
-                    let fields = index < block.records.count ? block.source?.strings(block.records[index]) : nil
-                    rejects.writeLate(
-                        Rejection(
-                            line: line, code: refusal.code, column: "", message: refusal.message, fields: fields ?? [])
+                case .unchanged:
+                    unchanged += 1
+                case .unknown(let remoteID):
+                    reject(
+                        .unknownRemoteId,
+                        "the map has no feature with remote id \"\(remoteID)\"; an update changes existing features only"
                     )
-                } else {
-                    resumed += 1
                 }
             }
         }
-        state.resumed.add(resumed, ordering: .relaxed)
+        if resumed > 0 { state.resumed.add(resumed, ordering: .relaxed) }
+        if unchanged > 0 { state.unchanged.add(unchanged, ordering: .relaxed) }
         return kept
     }
 }

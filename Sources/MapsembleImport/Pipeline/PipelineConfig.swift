@@ -1,3 +1,5 @@
+import Foundation
+
 /// Everything a run needs to know, from pipeline.yml and the command line (flags win), with the
 /// defaults of spec/cli.md. Checked once by `ConfigLoader`; the stages trust it.
 public struct PipelineConfig: Sendable, Equatable {
@@ -140,6 +142,14 @@ extension PipelineConfig.Threshold {
         } else {
             guard let value = Int(trimmed), value >= 0 else { return nil }
             self = .count(value)
+        }
+    }
+
+    /// As written in pipeline.yml: `N` or `P%`.
+    public var text: String {
+        switch self {
+        case .count(let count): "\(count)"
+        case .percent(let share): "\(share.formatted())%"
         }
     }
 

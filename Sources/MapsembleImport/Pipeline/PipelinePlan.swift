@@ -74,8 +74,14 @@ struct PipelinePlan {
                 "no \(what) column found; set \(key) in pipeline.yml to one of the columns: \(header.joined(separator: ", "))",
                 file: name, line: 1)
         }
-        // Deleting by remote id needs no coordinates.
-        if config.mode == .delete {
+        // Deleting by remote id needs no coordinates; an update needs them only to move features.
+        let coordinatesStated =
+            config.coordinates.point != nil || config.coordinates.longitude != nil || config.coordinates.latitude != nil
+        let noCoordinates =
+            config.mode == .update && !coordinatesStated
+            && !header.contains { Inspector.longitudeNames.contains($0.trimmingSpaces.lowercased()) }
+        if config.mode == .delete || noCoordinates {
+            if noCoordinates { notes.append("coordinates: none in this file; the features keep their location") }
             validator = Validator(longitudeColumn: 0, latitudeColumn: 0, header: header, requireCoordinates: false)
         } else {
             if let point = config.coordinates.point {
@@ -110,6 +116,7 @@ struct PipelinePlan {
                     alternateSeparator: alternate)
             }
             validator.allowNullIsland = config.coordinates.allowNullIsland
+            validator.optionalCoordinates = config.mode == .update
             if path != "-" && validator.pointColumn == nil {
                 if let note = try Self.checkColumns(
                     &validator, header: header, path: path, name: name, options: options, config: config)
@@ -268,13 +275,12 @@ struct PipelinePlan {
         }
         switch config.mode {
         case .create: break
-        case .upsert, .replace, .delete:
+        case .upsert, .replace, .delete, .update, .sync:
             if config.properties.remoteID == nil {
                 throw ImportError(
                     .config,
                     "mode \(config.mode.rawValue) needs properties.remote_id: the column holding each row's unique id")
             }
-        case .update, .sync: throw unsupported("mode \(config.mode.rawValue)")
         }
     }
 

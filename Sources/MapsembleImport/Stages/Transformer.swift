@@ -47,6 +47,11 @@ public struct PropertyMapping: Sendable {
     /// Column holding the remote id, and the map's slug it is sent under.
     public var remoteID: (column: Int, slug: String)?
     public var fields: [Field]
+
+    /// The properties a feature is sent with, whose values tell whether the map's copy is current.
+    var digestKeys: [String] {
+        (remoteID.map { [$0.slug] } ?? []) + (label != nil && !geometryless ? ["label"] : []) + fields.map(\.slug)
+    }
     public var header: [String]
     public var decimalSeparator: UInt8
     /// Also accepted in number fields (`source.decimal: auto` where the comma is not the delimiter).
@@ -151,7 +156,8 @@ public final class Transformer {
                 line: records.lines[record], code: code, column: mapping.header[column], message: message,
                 fields: records.strings(record))
         }
-        if mapping.geometryless {
+        if mapping.geometryless || coordinates.isEmpty {
+            // A delete by remote id, or an update that leaves the point where it is.
             JSONBytes.appendRaw(#"{"type":"Feature","geometry":null,"properties":{"#, to: &out)
         } else {
             JSONBytes.appendRaw(#"{"type":"Feature","geometry":{"type":"Point","coordinates":["#, to: &out)

@@ -283,13 +283,15 @@ public final class Uploader: BatchSink, Sendable {
 
     /// Sends one body until it gets an answer worth reading. Returns the answer and whether an
     /// earlier attempt may have been applied (it got no answer).
-    private func send(_ body: [UInt8], rows: Int, with worker: CurlWorker) async throws -> (HTTPResponse, Bool) {
+    private func send(_ body: [UInt8], rows: Int, with worker: CurlWorker, method: String? = nil) async throws -> (
+        HTTPResponse, Bool
+    ) {
         var attempt = 0
         var uncertain = false
         var refreshed = false
         while true {
             let request = HTTPRequest(
-                method: settings.method, url: client.baseURL + path,
+                method: method ?? settings.method, url: client.baseURL + path,
                 headers: [
                     "Authorization: \(try await client.authorization())", "Content-Type: application/json",
                     "Accept: application/json",
@@ -342,6 +344,66 @@ public final class Uploader: BatchSink, Sendable {
             log?(.notice, "retry \(attempt) of \(settings.maxRetries) in \(String(format: "%.1f", delay)) s: \(reason)")
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
         }
+    }
+
+    /// Deletes the map's features with these remote ids (a sync's last step), `batchSize` a
+    /// request on `concurrency` workers, retried like every write. A feature already gone counts
+    /// as deleted by someone else: not an error. Returns how many this run deleted.
+    func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int {
+        let chunks = stride(from: 0, to: remoteIDs.count, by: batchSize).map {
+            Array(remoteIDs[$0..<min($0 + batchSize, remoteIDs.count)])
+        }
+        final class Tally: Sendable {
+            let next = Atomic<Int>(0)
+            let deleted = Atomic<Int>(0)
+        }
+        let tally = Tally()
+        var slug: [UInt8] = []
+        JSONBytes.appendString(remoteField, to: &slug)
+        let prefix = Array(#"{"type":"FeatureCollection","remoteField":"#.utf8) + slug + Array(#","features":["#.utf8)
+        let featureStart = Array(#"{"type":"Feature","geometry":null,"properties":{"#.utf8) + slug + [UInt8(ascii: ":")]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for number in 0..<min(settings.concurrency, chunks.count) {
+                let worker = CurlWorker(name: "delete-\(number)")
+                group.addTask(executorPreference: worker.executor) {
+                    while true {
+                        let index = tally.next.add(1, ordering: .relaxed).oldValue
+                        guard index < chunks.count, !self.stopping.isSet else { return }
+                        var body = prefix
+                        for (position, id) in chunks[index].enumerated() {
+                            if position > 0 { body.append(UInt8(ascii: ",")) }
+                            body += featureStart
+                            JSONBytes.appendString(id, to: &body)
+                            body += Array("}}".utf8)
+                        }
+                        body += Array("]}".utf8)
+                        let (response, _) = try await self.send(
+                            body, rows: chunks[index].count, with: worker, method: "DELETE")
+                        guard (200..<300).contains(response.status) else {
+                            self.stopping.set()
+                            throw ImportError(
+                                .uploadAborted,
+                                "\(self.client.baseURL) answered HTTP \(response.status) to a DELETE of \(chunks[index].count) features no longer in the file: \(MapsembleClient.serverMessage(response.body)); stopped"
+                            )
+                        }
+                        let object = JSONParser.parse(response.body)
+                        let gone = (object?["failed"]?.array ?? []).count
+                        tally.deleted.add(
+                            object?["deleted"]?.integer ?? (chunks[index].count - gone), ordering: .relaxed)
+                    }
+                }
+            }
+            do {
+                while try await group.next() != nil {}
+            } catch {
+                stopping.set()
+                group.cancelAll()
+                throw error
+            }
+        }
+        let count = tally.deleted.load(ordering: .relaxed)
+        counters.withLock { $0.stats.deleted += count }
+        return count
     }
 
     /// `Retry-After` as seconds: a number, or an HTTP date.

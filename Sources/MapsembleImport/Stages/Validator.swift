@@ -53,6 +53,9 @@ public struct Validator: Sendable {
     /// A point at exactly (0, 0) passes instead of being `null_island` (a placeholder for "unknown"
     /// in most exports).
     public var allowNullIsland = false
+    /// `update`: a row whose coordinates are all empty passes without a point (the feature keeps
+    /// its location).
+    public var optionalCoordinates = false
 
     public init(
         longitudeColumn: Int, latitudeColumn: Int, pointColumn: Int? = nil, header: [String],
@@ -107,6 +110,11 @@ public struct Validator: Sendable {
                         continue
                     }
                 }
+                if optionalCoordinates && coordinatesBlank(record, of: block, bytes) {
+                    result.coordinateEnds.append(result.coordinates.count)
+                    result.accepted.append(record)
+                    continue
+                }
                 let outcome: Outcome
                 if let pointColumn {
                     outcome = checkPoint(UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, pointColumn)]))
@@ -132,6 +140,13 @@ public struct Validator: Sendable {
             }
         }
         return result
+    }
+
+    private func coordinatesBlank(_ record: Int, of block: RecordBlock, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let columns = pointColumn.map { [$0] } ?? [longitudeColumn, latitudeColumn]
+        return columns.allSatisfy {
+            CoordinateText.trimmed(UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, $0)])).isEmpty
+        }
     }
 
     /// Checks one pair of coordinate fields.

@@ -36,10 +36,14 @@ struct PipelineRunner {
         var runOptions = RunOptions()
         runOptions.dryRun = dryRun
         // validate checks the map's fields when it can reach the map; run --dry-run stays offline.
-        runOptions.checkMap = checkMap && config.credentials != nil && config.target.mapID != nil
+        // A dry run of a sync or an update reads the map's features too, to tell what would change.
+        runOptions.checkMap =
+            (checkMap || config.mode == .sync || config.mode == .update) && config.credentials != nil
+            && config.target.mapID != nil
         runOptions.output = options.output
         runOptions.outputBatches = options.outputBatches
         runOptions.fresh = options.fresh
+        runOptions.forceDelete = options.forceDelete
         // The embedded sandbox starts empty every time: nothing there to resume into.
         runOptions.journal = !options.sandbox
         let pipeline = Pipeline(config: config, options: runOptions)

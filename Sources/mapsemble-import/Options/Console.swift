@@ -41,6 +41,8 @@ struct Console: Sendable {
                 dryRun
                 ? "dry run: \(summary.imported) of \(summary.rowsRead) rows would be imported"
                 : "imported \(summary.imported) of \(summary.rowsRead) rows (\(summary.created) created, \(summary.updated) updated"
+                    + (summary.unchanged > 0 ? ", \(summary.unchanged) unchanged" : "")
+                    + (summary.resumedRows > 0 ? ", \(summary.resumedRows) by the run resumed" : "")
                     + (summary.deleted > 0 ? ", \(summary.deleted) deleted" : "")
                     + "; \(summary.requests) request\(summary.requests == 1 ? "" : "s"), \(summary.retries) retr\(summary.retries == 1 ? "y" : "ies"))"
             line += ", \(summary.rejected) rejected"
@@ -55,6 +57,7 @@ struct Console: Sendable {
                 "requests": summary.requests, "retries": summary.retries,
                 "rows_read": summary.rowsRead, "imported": summary.imported, "rejected": summary.rejected,
                 "not_sent": summary.notSent, "duration_s": summary.durationSeconds, "report_dir": reportDir,
+                "unchanged": summary.unchanged, "resumed_rows": summary.resumedRows,
             ]
             fields["rejected_by_code"] = Dictionary(
                 uniqueKeysWithValues: summary.rejectedByCode.map { ($0.key.rawValue, $0.value) })

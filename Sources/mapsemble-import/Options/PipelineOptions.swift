@@ -46,6 +46,11 @@ struct PipelineOptions: ParsableArguments {
     @Flag(help: "Ignore a resume journal and start from the first row.")
     var fresh = false
 
+    @Flag(
+        name: .customLong("force-delete"),
+        help: "mode sync: delete the map's features missing from the file even past sync.max_delete.")
+    var forceDelete = false
+
     @Flag(help: "Import into an embedded sandbox server on loopback.")
     var sandbox = false
 

@@ -1,0 +1,231 @@
+import Foundation
+import MapsembleJSON
+import Synchronization
+
+/// A digest of what a feature says, comparable between a feature about to be sent and the same
+/// feature as the map lists it: its point, and the values of the properties we send (numbers as
+/// numbers, empty text and null alike; the server's own properties, and the order of keys, do not
+/// count).
+enum FeatureDigest {
+    static func of(_ feature: JSONValue, keys: [String], geometry: Bool) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
+            hash ^= 0xFF
+            hash = hash &* 0x100_0000_01b3
+        }
+        func mix(number: Double) {
+            withUnsafeBytes(of: (number == 0 ? 0 : number).bitPattern) { mix($0) }
+        }
+        if geometry {
+            if let coordinates = feature["geometry"]?["coordinates"]?.array, coordinates.count == 2,
+                let lon = coordinates[0].number, let lat = coordinates[1].number
+            {
+                mix(number: lon)
+                mix(number: lat)
+            } else {
+                mix([0])
+            }
+        }
+        let properties = feature["properties"]
+        for key in keys {
+            mix(key.utf8)
+            switch properties?[key] {
+            case nil, .null, .string(""): mix([0])
+            case .number(let value):
+                mix([1])
+                mix(number: value)
+            case .string(let text): mix([2] + Array(text.utf8))
+            case .bool(let value): mix([3, value ? 1 : 0])
+            case .some(let value): mix([4] + Array(value.text.utf8))
+            }
+        }
+        return hash
+    }
+}
+
+/// The map's features as a sync or an update needs them: by remote id, the feature's digest.
+public struct MapListing: Sendable {
+    struct Entry {
+        /// Digests with and without the point (a row of an update may leave the point alone).
+        var withPoint: UInt64
+        var withoutPoint: UInt64
+        var seen = false
+    }
+
+    var entries: [String: Entry] = [:]
+    /// Features without a remote id (made by hand on the map): a sync leaves them alone.
+    public var withoutRemoteID = 0
+    /// Features listed.
+    public var total = 0
+    /// GET requests made.
+    public var requests = 0
+}
+
+extension MapsembleClient {
+    /// Pages through a map's features (`per_page` 500, until a short page), keeping each remote
+    /// id's digest over `keys`. 429, 5xx and dropped connections are retried like writes.
+    func listing(
+        mapID: String, remoteField: String, keys: [String], maxRetries: Int, backoffSeconds: Double,
+        log: (@Sendable (LogLevel, String) -> Void)?
+    ) async throws -> MapListing {
+        var listing = MapListing()
+        let perPage = 500
+        var page = 1
+        while true {
+            let path = "/api/v1/maps/\(mapID)/features?page=\(page)&per_page=\(perPage)"
+            var attempt = 0
+            var response: HTTPResponse
+            while true {
+                do {
+                    response = try await get(path, what: "listing the map's features")
+                    if ![429, 500, 502, 503, 504].contains(response.status) { break }
+                } catch let error as ImportError where attempt < maxRetries {
+                    log?(.notice, "retry \(attempt + 1) of \(maxRetries): \(error.message)")
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(Int(backoffSeconds * 1000 * pow(2, Double(attempt - 1)))))
+                    continue
+                }
+                guard attempt < maxRetries else {
+                    throw ImportError(
+                        .uploadAborted,
+                        "listing the map's features failed \(attempt + 1) times (last: HTTP \(response.status)); stopped"
+                    )
+                }
+                attempt += 1
+                let wait =
+                    response.retryAfter.flatMap(Uploader.retryAfterSeconds)
+                    ?? backoffSeconds * pow(2, Double(attempt - 1))
+                log?(
+                    .notice,
+                    "retry \(attempt) of \(maxRetries) in \(String(format: "%.1f", wait)) s: HTTP \(response.status)")
+                try await Task.sleep(for: .milliseconds(Int(wait * 1000)))
+            }
+            try Self.check(response, what: "the features of map \"\(mapID)\"", baseURL: baseURL)
+            listing.requests += 1
+            guard let body = JSONParser.parse(response.body),
+                let features = (body["featureCollection"] ?? body)["features"]?.array
+            else {
+                throw ImportError(
+                    .remote,
+                    "\(baseURL) answered the listing of map \(mapID) with something that is not a FeatureCollection")
+            }
+            for feature in features {
+                listing.total += 1
+                guard let remote = feature["properties"]?[remoteField].flatMap(Self.remoteKey) else {
+                    listing.withoutRemoteID += 1
+                    continue
+                }
+                listing.entries[remote] = MapListing.Entry(
+                    withPoint: FeatureDigest.of(feature, keys: keys, geometry: true),
+                    withoutPoint: FeatureDigest.of(feature, keys: keys, geometry: false))
+            }
+            if features.count < perPage { return listing }
+            page += 1
+        }
+    }
+
+    /// A remote id as a key: strings as they are, numbers in their JSON form.
+    static func remoteKey(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let text): text.isEmpty ? nil : text
+        case .number: value.text
+        default: nil
+        }
+    }
+}
+
+/// Compares the file with the map's listing, row by row, for `sync` and `update`: unchanged rows
+/// are not sent; in an update, a remote id the map does not have is `unknown_remote_id`; a sync
+/// learns which of the map's features the file no longer has. Used by the chunk stage (one task),
+/// read once the run is over.
+public final class MapReconciler: Sendable {
+    /// What becomes of one row.
+    enum Decision {
+        case send
+        case unchanged
+        case unknown(String)
+    }
+
+    /// What the run would change (and a sync's deletions), by remote id.
+    public struct Diff: Sendable {
+        public var create: [String] = []
+        public var update: [String] = []
+        public var unchanged = 0
+        public var delete: [String] = []
+    }
+
+    let mode: PipelineConfig.Mode
+    let remoteField: String
+    let remoteColumn: Int
+    let keys: [String]
+    private let state: Mutex<(listing: MapListing, diff: Diff, unidentified: Int)>
+
+    init(mode: PipelineConfig.Mode, listing: MapListing, remoteField: String, remoteColumn: Int, keys: [String]) {
+        self.mode = mode
+        self.remoteField = remoteField
+        self.remoteColumn = remoteColumn
+        self.keys = keys
+        state = Mutex((listing, Diff(), 0))
+    }
+
+    /// The map's features listed.
+    public var listing: MapListing { state.withLock { $0.listing } }
+
+    /// The map's features the rows of a sync never named, with the other changes of the run.
+    public var diff: Diff {
+        state.withLock { state in
+            var diff = state.diff
+            if mode == .sync {
+                diff.delete = state.listing.entries.filter { !$0.value.seen }.map(\.key).sorted()
+            }
+            return diff
+        }
+    }
+
+    /// Rejected rows whose remote id could not be read (a row the parser could not split): a sync
+    /// cannot tell whether they name a feature of the map.
+    public var unidentifiedRejections: Int { state.withLock { $0.unidentified } }
+
+    /// Marks the remote ids of rejected rows as present in the file: a sync never deletes the
+    /// feature of a row that is there but was rejected.
+    func see(_ rejections: [Rejection]) {
+        guard mode == .sync, !rejections.isEmpty else { return }
+        state.withLock { state in
+            for rejection in rejections {
+                guard rejection.code != .malformedRow, remoteColumn < rejection.fields.count else {
+                    state.unidentified += 1
+                    continue
+                }
+                state.listing.entries[rejection.fields[remoteColumn]]?.seen = true
+            }
+        }
+    }
+
+    /// Decides one feature about to be sent.
+    func decide(_ feature: UnsafeRawBufferPointer) -> Decision {
+        guard let json = JSONParser.parse(Array(feature)),
+            let remote = json["properties"]?[remoteField].flatMap(MapsembleClient.remoteKey)
+        else { return .send }
+        let hasPoint = json["geometry"]?["coordinates"] != nil
+        let digest = FeatureDigest.of(json, keys: keys, geometry: hasPoint)
+        return state.withLock { state in
+            guard var entry = state.listing.entries[remote] else {
+                if mode == .update { return .unknown(remote) }
+                state.diff.create.append(remote)
+                return .send
+            }
+            entry.seen = true
+            state.listing.entries[remote] = entry
+            if digest == (hasPoint ? entry.withPoint : entry.withoutPoint) {
+                state.diff.unchanged += 1
+                return .unchanged
+            }
+            state.diff.update.append(remote)
+            return .send
+        }
+    }
+}
