@@ -39,17 +39,24 @@ public struct Pipeline: Sendable {
         self.options = options
     }
 
+    /// Where the report files of a run go: `DIR/NAME.rejected.csv` and the rest.
+    public struct ReportPaths: Sendable {
+        public var rejected: String
+        public var summary: String
+        public var journal: String
+        public var diff: String
+    }
+
     /// Paths of the report files for the input.
-    public var reportPaths: (rejected: String, summary: String, journal: String, diff: String) {
+    public var reportPaths: ReportPaths {
         let input = config.source.path ?? "-"
         var name = input == "-" ? "stdin" : (input.split(separator: "/").last.map(String.init) ?? input)
         if RawInput.isGzip(name) { name.removeLast(3) }
         if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
         let dir = config.report.dir
-        return (
-            "\(dir)/\(name).rejected.csv", "\(dir)/\(name).summary.json", "\(dir)/\(name).journal",
-            "\(dir)/\(name).diff.csv"
-        )
+        return ReportPaths(
+            rejected: "\(dir)/\(name).rejected.csv", summary: "\(dir)/\(name).summary.json",
+            journal: "\(dir)/\(name).journal", diff: "\(dir)/\(name).diff.csv")
     }
 
     /// Runs the import. Throws only for problems found before any row moved (exit code 2);

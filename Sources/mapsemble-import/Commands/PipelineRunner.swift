@@ -16,27 +16,39 @@ struct PipelineRunner {
 
     func run() async throws {
         let console = Console(format: options.logFormat, quiet: options.quiet)
-        var config: PipelineConfig
+        let config: PipelineConfig
         do {
             config = try options.config()
         } catch let error as ImportError {
             console.fail(error)
             throw ExitCode(error.exitCode)
         }
+        let task = Task { await execute(config, console: console, resumeHint: Self.resumeCommand()) }
+        let interrupts = Interrupts { task.cancel() }
+        defer { interrupts.stop() }
+        throw ExitCode(await task.value.code)
+    }
+
+    /// Runs one pipeline in the calling task (cancelling it is Ctrl-C): the embedded sandbox,
+    /// progress, log lines, the closing line. Returns the summary, when the run got that far, and
+    /// the exit code. `resumeHint` is the command to print when the run can be resumed.
+    func execute(_ config: PipelineConfig, console: Console, resumeHint: String?) async -> RunOutcome {
+        var config = config
         var sandbox: SandboxServer?
         if options.sandbox && !dryRun {
             do {
                 sandbox = try await EmbeddedSandbox.start(for: &config)
             } catch {
-                console.fail(ImportError(.remote, "cannot start the embedded sandbox: \(error)"))
-                throw ExitCode(2)
+                let failure = ImportError(.remote, "cannot start the embedded sandbox: \(error)")
+                console.fail(failure)
+                return RunOutcome(summary: nil, code: 2, failure: failure)
             }
             console.info("sandbox listening at \(sandbox!.url); importing into map \(config.target.mapID!)")
         }
         var runOptions = RunOptions()
         runOptions.dryRun = dryRun
-        // validate checks the map's fields when it can reach the map; run --dry-run stays offline.
-        // A dry run of a sync or an update reads the map's features too, to tell what would change.
+        // validate checks the map's fields when it can reach the map; run --dry-run stays offline,
+        // but for a sync or an update, whose dry run tells what would change, it reads the map.
         runOptions.checkMap =
             (checkMap || config.mode == .sync || config.mode == .update) && config.credentials != nil
             && config.target.mapID != nil
@@ -59,24 +71,21 @@ struct PipelineRunner {
             meter?.clear()
             console.info(message)
         }
-
-        let task = Task { () async throws -> RunSummary in try await pipeline.run(progress: report, log: log) }
-        let interrupts = Interrupts { task.cancel() }
-        defer { interrupts.stop() }
         let summary: RunSummary
         do {
-            summary = try await task.value
-        } catch let error as ImportError {
+            summary = try await pipeline.run(progress: report, log: log)
+        } catch {
             meter?.clear()
             await sandbox?.stop()
-            console.fail(error)
-            throw ExitCode(error.exitCode)
+            let failure = error as? ImportError ?? ImportError(.output, "\(error)")
+            console.fail(failure)
+            return RunOutcome(summary: nil, code: failure.exitCode, failure: failure)
         }
         meter?.clear()
         if let reason = summary.abortReason { console.fail(reason) }
-        if let journal = summary.journal {
+        if let journal = summary.journal, let resumeHint {
             console.info(
-                "progress is recorded in \(journal); to go on where this run stopped, run the same command again: \(Self.resumeCommand())"
+                "progress is recorded in \(journal); to go on where this run stopped, run the same command again: \(resumeHint)"
             )
         }
         console.closing(summary, dryRun: dryRun, reportDir: config.report.dir)
@@ -84,7 +93,7 @@ struct PipelineRunner {
             EmbeddedSandbox.show(sandbox, map: config.target.mapID!, console: console)
             await sandbox.stop()
         }
-        throw ExitCode(summary.exitCode)
+        return RunOutcome(summary: summary, code: summary.exitCode, failure: summary.abortReason)
     }
 
     /// This command line as the user can paste it again (without `--fresh`).
@@ -105,6 +114,14 @@ struct PipelineRunner {
         guard let path, path != "-" else { return nil }
         return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
     }
+}
+
+/// How one run ended.
+struct RunOutcome {
+    /// nil when the run stopped before any row moved.
+    var summary: RunSummary?
+    var code: Int32
+    var failure: ImportError?
 }
 
 /// `--sandbox`: a sandbox in this process, on a free loopback port, with a map made for the pipeline.

@@ -86,11 +86,12 @@ struct PipelineOptions: ParsableArguments {
         }
     }
 
-    /// pipeline.yml (when there is one) with the environment and these flags applied.
-    func config() throws -> PipelineConfig {
+    /// pipeline.yml (when there is one; `path` instead of the argument when given) with the
+    /// environment and these flags applied.
+    func config(pipeline path: String? = nil) throws -> PipelineConfig {
         let environment = ProcessInfo.processInfo.environment
         var config = PipelineConfig()
-        if let pipeline {
+        if let pipeline = path ?? pipeline {
             config = try ConfigLoader.load(path: pipeline, environment: environment)
         } else if FileManager.default.fileExists(atPath: "pipeline.yml") {
             config = try ConfigLoader.load(path: "pipeline.yml", environment: environment)

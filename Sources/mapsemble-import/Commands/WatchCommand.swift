@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import MapsembleImport
+
+/// `mapsemble-import watch DIR [PIPELINE.yml]`: scheduled file drops. Each file that lands in DIR
+/// is imported once it is complete, then moved with its report to `DIR/processed/` (exit 0 or 1)
+/// or `DIR/failed/` (the file or its pipeline is wrong, or the run aborted).
+///
+/// Complete means: no write for `--settle-seconds` (SFTP and copy tools write as they go; an
+/// atomic rename in is stable at once), or, with `--marker`, a `NAME.done` file beside it. Hidden
+/// files (`.name.csv.part`, rsync's `.name.XXXX`) and symbolic links are never taken. The work
+/// area `DIR/.mapsemble-import/` holds the lock (one watcher per folder), the reports while a file
+/// runs, and its resume journal, so a watcher restarted after a crash resumes the file it was on;
+/// an outcome noted there before the move finishes a move cut short without importing again.
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract:
+            "Import each complete file dropped in a folder, then move it with its report to processed/ or failed/."
+    )
+
+    @Argument(help: "The folder files are dropped in.")
+    var directory: String
+
+    @OptionGroup var options: PipelineOptions
+
+    @Flag(help: "Process the files there now, then exit (for cron and Kubernetes CronJobs).")
+    var once = false
+
+    @Option(help: "Which files to take: shell patterns, comma-separated.")
+    var pattern = "*.csv,*.csv.gz,*.tsv"
+
+    @Option(
+        name: .customLong("route"),
+        help: "PATTERN=PIPELINE.yml: files matching PATTERN use that pipeline (repeatable; the first match wins).")
+    var routes: [String] = []
+
+    @Option(name: .customLong("settle-seconds"), help: "A file is complete once unchanged this long.")
+    var settleSeconds = 5.0
+
+    @Flag(help: "Take a file only once a NAME.done marker is beside it.")
+    var marker = false
+
+    @Option(help: "Seconds between two looks at the folder.")
+    var interval = 2.0
+
+    mutating func validate() throws {
+        if options.input != nil {
+            throw ValidationError("watch takes its input files from DIR; --input does not apply")
+        }
+        if options.reportDir != nil {
+            throw ValidationError(
+                "watch keeps each file's report beside it in processed/ or failed/; --report-dir does not apply")
+        }
+        if options.dryRun { throw ValidationError("watch moves the files it imports; use run --dry-run to try a file") }
+        for route in routes where !route.contains("=") {
+            throw ValidationError("--route must be PATTERN=PIPELINE.yml, got \"\(route)\"")
+        }
+    }
+
+    func run() async throws {
+        let console = Console(format: options.logFormat, quiet: options.quiet)
+        let watcher: DropFolder
+        do {
+            watcher = try DropFolder(
+                path: directory, routes: try parsedRoutes(), settleSeconds: settleSeconds, marker: marker)
+        } catch let error as ImportError {
+            console.fail(error)
+            throw ExitCode(error.exitCode)
+        }
+        let runner = PipelineRunner(options: options, dryRun: false)
+        let task = Task { await watch(watcher, runner: runner, console: console) }
+        let interrupts = Interrupts { task.cancel() }
+        defer { interrupts.stop() }
+        throw ExitCode(await task.value)
+    }
+
+    /// Routes in order: each `--route`, then `--pattern` with the pipeline argument.
+    private func parsedRoutes() throws -> [DropFolder.Route] {
+        var result: [DropFolder.Route] = []
+        for route in routes {
+            let split = route.firstIndex(of: "=")!
+            let path = String(route[route.index(after: split)...])
+            let config = try options.config(pipeline: path)
+            result.append(.init(pattern: String(route[..<split]), pipelineName: path, config: config))
+        }
+        let config = try options.config()
+        for item in pattern.split(separator: ",") {
+            let glob = item.trimmingCharacters(in: .whitespaces)
+            guard !glob.isEmpty else { continue }
+            result.append(.init(pattern: glob, pipelineName: options.pipeline ?? "pipeline.yml", config: config))
+        }
+        return result
+    }
+
+    /// Looks at the folder until cancelled (or once); returns the exit code: the worst of the
+    /// files' (0 when there was nothing to do), 130 when interrupted.
+    private func watch(_ folder: DropFolder, runner: PipelineRunner, console: Console) async -> Int32 {
+        var worst: Int32 = 0
+        if !once {
+            console.info(
+                "watching \(folder.path) for \(folder.routes.map(\.pattern).joined(separator: ", ")); Ctrl-C stops")
+        }
+        while !Task.isCancelled {
+            for (file, route) in folder.completeFiles() {
+                if Task.isCancelled { break }
+                let code = await take(file, route: route, folder: folder, runner: runner, console: console)
+                if code == 130 { return 130 }
+                worst = max(worst, code)
+            }
+            if once { break }
+            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+        }
+        return Task.isCancelled ? 130 : worst
+    }
+
+    /// Imports one file and moves it; returns the run's exit code.
+    private func take(
+        _ file: String, route: DropFolder.Route, folder: DropFolder, runner: PipelineRunner, console: Console
+    ) async -> Int32 {
+        var config = route.config
+        config.source.path = folder.path + "/" + file
+        config.report.dir = folder.work
+        let reports = Pipeline(config: config, options: RunOptions()).reportPaths
+        let size = (try? FileManager.default.attributesOfItem(atPath: config.source.path!)[.size] as? Int) ?? 0
+        let code: Int32
+        if let noted = folder.notedOutcome(of: file) {
+            // The import finished before a crash cut the move short.
+            console.info("\(file): imported before the watcher stopped (exit \(noted)); moving it")
+            code = noted
+        } else {
+            console.info("\(file): taking it (\(size) bytes) with \(route.pipelineName)")
+            let outcome = await runner.execute(config, console: console, resumeHint: nil)
+            if outcome.code == 130 || Task.isCancelled {
+                console.info(
+                    "\(file): interrupted; it stays in \(folder.path) and resumes when the watcher starts again")
+                return 130
+            }
+            if outcome.summary == nil, outcome.failure?.kind == .remote {
+                // The service could not be reached or refused the credentials: not the file's fault.
+                console.info("\(file): left in place, to be taken again")
+                return outcome.code
+            }
+            code = outcome.code
+            if outcome.summary == nil, let failure = outcome.failure { folder.writeError(failure, reports: reports) }
+            folder.noteOutcome(code, of: file)
+        }
+        do {
+            let place = try folder.move(file, reports: reports, code: code)
+            console.info("\(file): moved with its report to \(place)")
+        } catch {
+            console.fail(error as? ImportError ?? ImportError(.output, "\(error)"))
+            return max(code, 2)
+        }
+        return code
+    }
+}
