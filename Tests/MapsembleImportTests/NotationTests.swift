@@ -164,8 +164,8 @@ struct NotationTests {
         let notices = Mutex<[String]>([])
         var options = RunOptions()
         options.output = dir.path + "/out.geojson"
-        let fixed = try await Pipeline(config: config, options: options).run(log: { level, message in
-            if level == .notice { notices.withLock { $0.append(message) } }
+        let fixed = try await Pipeline(config: config, options: options).run(log: { event in
+            if event.level == .notice { notices.withLock { $0.append(event.message) } }
         })
         #expect(fixed.imported == 3)
         #expect(dir.read("out.geojson").contains("[151.21,-33.87]"))

@@ -25,7 +25,7 @@ extension UploadHarness {
         options.checkMap = dryRun
         options.forceDelete = forceDelete
         options.backoffSeconds = 0.005
-        return try await Pipeline(config: config, options: options).run(log: { _, line in lines?.append(line) })
+        return try await Pipeline(config: config, options: options).run(log: { lines?.append($0.message) })
     }
 
     var writes: Int { server.store.requestCounts.writes }

@@ -68,7 +68,7 @@ public struct Pipeline: Sendable {
     ///   - log: told what was decided (delimiter, columns, mapping) before rows move, and each retry.
     public func run(
         sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
-        log: (@Sendable (LogLevel, String) -> Void)? = nil
+        log: (@Sendable (LogEvent) -> Void)? = nil
     ) async throws -> RunSummary {
         let started = ContinuousClock.now
         var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
@@ -83,8 +83,8 @@ public struct Pipeline: Sendable {
             try plan.apply(try await api.map(mapID), config: config)
             client = api
         }
-        plan.notes.forEach { log?(.detail, $0) }
-        plan.notices.forEach { log?(.notice, $0) }
+        plan.notes.forEach { log?(LogEvent(.detail, $0)) }
+        plan.notices.forEach { log?(LogEvent(.notice, $0)) }
         var reconciler: MapReconciler?
         if config.mode == .sync || config.mode == .update {
             if let client, let mapID = config.target.mapID, let remote = plan.mapping.remoteID {
@@ -93,17 +93,19 @@ public struct Pipeline: Sendable {
                     mapID: mapID, remoteField: remote.slug, keys: keys, maxRetries: config.upload.maxRetries,
                     backoffSeconds: options.backoffSeconds, log: log)
                 log?(
-                    .detail,
-                    "the map holds \(listing.total) features, \(listing.entries.count) with a remote id (\(listing.requests) pages read)"
-                )
+                    LogEvent(
+                        .detail,
+                        "the map holds \(listing.total) features, \(listing.entries.count) with a remote id (\(listing.requests) pages read)"
+                    ))
                 reconciler = MapReconciler(
                     mode: config.mode, listing: listing, remoteField: remote.slug, remoteColumn: remote.column,
                     keys: keys)
             } else if options.dryRun && customSink == nil {
                 log?(
-                    .notice,
-                    "mode \(config.mode.rawValue) compares the file with the map's features: give credentials and a map id to see what a run would create, update\(config.mode == .sync ? " and delete" : "")"
-                )
+                    LogEvent(
+                        .notice,
+                        "mode \(config.mode.rawValue) compares the file with the map's features: give credentials and a map id to see what a run would create, update\(config.mode == .sync ? " and delete" : "")"
+                    ))
             }
         }
         let paths = reportPaths
@@ -120,9 +122,11 @@ public struct Pipeline: Sendable {
             let opened = try ResumeJournal(path: paths.journal, fingerprint: fingerprint, fresh: options.fresh)
             if !opened.settled.isEmpty {
                 log?(
-                    .notice,
-                    "resuming the unfinished run recorded in \(paths.journal) (\(opened.settled.answers) server answers): rows it settled are not sent again; --fresh starts over"
-                )
+                    LogEvent(
+                        .notice,
+                        "resuming the unfinished run recorded in \(paths.journal) (\(opened.settled.answers) server answers): rows it settled are not sent again; --fresh starts over",
+                        event: "resume",
+                        fields: ["journal": .text(paths.journal), "answers": .int(opened.settled.answers)]))
             }
             journal = opened
         }
@@ -188,9 +192,10 @@ public struct Pipeline: Sendable {
         }
         if plan.reader.paddedRows > 0 {
             log?(
-                .notice,
-                "\(plan.reader.paddedRows) rows had fewer fields than the header; their missing trailing fields were read as empty"
-            )
+                LogEvent(
+                    .notice,
+                    "\(plan.reader.paddedRows) rows had fewer fields than the header; their missing trailing fields were read as empty"
+                ))
         }
         var summary = RunSummary(
             input: plan.inputName, status: .completed, rowsRead: state.rowsRead.load(ordering: .relaxed),
@@ -235,20 +240,27 @@ extension Pipeline {
     /// `--force-delete`), or a rejected row's remote id could not be read. A dry run says what
     /// would be deleted.
     fileprivate func finishSync(
-        _ reconciler: MapReconciler, sink: any BatchSink, log: (@Sendable (LogLevel, String) -> Void)?
+        _ reconciler: MapReconciler, sink: any BatchSink, log: (@Sendable (LogEvent) -> Void)?
     ) async throws {
         let diff = reconciler.diff
         func ids(_ list: [String]) -> String {
             list.prefix(10).joined(separator: ", ") + (list.count > 10 ? ", … (\(list.count - 10) more)" : "")
         }
         log?(
-            .notice,
-            "\(options.dryRun ? "would " : "")\(config.mode == .sync ? "sync" : "update"): \(diff.create.count) to create, \(diff.update.count) to update, \(diff.unchanged) unchanged"
-                + (config.mode == .sync ? ", \(diff.delete.count) to delete" : ""))
-        if !diff.create.isEmpty { log?(.detail, "to create: \(ids(diff.create))") }
-        if !diff.update.isEmpty { log?(.detail, "to update: \(ids(diff.update))") }
+            LogEvent(
+                .notice,
+                "\(options.dryRun ? "would " : "")\(config.mode == .sync ? "sync" : "update"): \(diff.create.count) to create, \(diff.update.count) to update, \(diff.unchanged) unchanged"
+                    + (config.mode == .sync ? ", \(diff.delete.count) to delete" : ""),
+                event: "diff",
+                fields: [
+                    "create": .int(diff.create.count), "update": .int(diff.update.count),
+                    "unchanged": .int(diff.unchanged),
+                    "delete": .int(diff.delete.count),
+                ]))
+        if !diff.create.isEmpty { log?(LogEvent(.detail, "to create: \(ids(diff.create))", event: "diff")) }
+        if !diff.update.isEmpty { log?(LogEvent(.detail, "to update: \(ids(diff.update))", event: "diff")) }
         guard config.mode == .sync, !diff.delete.isEmpty else { return }
-        log?(.notice, "not in the file, to delete: \(ids(diff.delete))")
+        log?(LogEvent(.notice, "not in the file, to delete: \(ids(diff.delete))", event: "diff"))
         let listed = reconciler.listing.entries.count
         let unidentified = reconciler.unidentifiedRejections
         if unidentified > 0 && !options.forceDelete {
@@ -262,7 +274,7 @@ extension Pipeline {
             let message =
                 "the sync would delete \(diff.delete.count) of the map's \(listed) features (\(String(format: "%.1f", share)) %), more than sync.max_delete allows (\(config.sync.maxDelete.text))"
             if options.dryRun {
-                log?(.notice, message + "; a run would refuse without --force-delete")
+                log?(LogEvent(.notice, message + "; a run would refuse without --force-delete"))
                 return
             }
             throw ImportError(
@@ -272,7 +284,10 @@ extension Pipeline {
         guard !options.dryRun, let uploader = sink as? Uploader else { return }
         let deleted = try await uploader.delete(
             remoteIDs: diff.delete, remoteField: reconciler.remoteField, batchSize: config.upload.batchSize)
-        log?(.detail, "deleted \(deleted) features no longer in the file")
+        log?(
+            LogEvent(
+                .detail, "deleted \(deleted) features no longer in the file", event: "delete",
+                fields: ["deleted": .int(deleted)]))
     }
 
     /// `NAME.diff.csv`: what a sync or an update created, updated and deleted (or would, in a dry
@@ -294,9 +309,31 @@ extension Pipeline {
 
 /// How much a log line matters: `detail` says what was decided (shown with `--verbose`);
 /// `notice` reports something that happened to the run, such as a retry (shown unless `--quiet`).
-public enum LogLevel: Sendable {
+public enum LogLevel: String, Sendable {
     case detail
     case notice
+}
+
+/// One log line: a sentence for people, and for `--log-format json` a stable event name with
+/// fields (`file`, `line`, `code`, `batch`, `status`, `attempt`, `delay_ms`, …) for machines.
+public struct LogEvent: Sendable {
+    public enum Value: Sendable, Equatable {
+        case int(Int)
+        case text(String)
+    }
+
+    public var level: LogLevel
+    public var message: String
+    /// `plan`, `notice`, `retry`, `resume`, `journal`, `diff`, `delete`, …
+    public var event: String
+    public var fields: [String: Value]
+
+    public init(_ level: LogLevel, _ message: String, event: String? = nil, fields: [String: Value] = [:]) {
+        self.level = level
+        self.message = message
+        self.event = event ?? (level == .detail ? "plan" : "notice")
+        self.fields = fields
+    }
 }
 
 /// Progress of a run, for a progress line.
@@ -305,6 +342,8 @@ public struct Progress: Sendable {
     public var bytesRead: Int
     /// Rows rejected so far (a few blocks behind `rowsRead`).
     public var rejected: Int
+    /// Requests sent again so far.
+    public var retries = 0
 }
 
 /// Counters and the first fatal error, shared by the stage tasks.
@@ -420,7 +459,7 @@ private final class Stages: @unchecked Sendable {
             progress?(
                 Progress(
                     rowsRead: reader.rowsRead, bytesRead: reader.bytesRead,
-                    rejected: state.rejected.load(ordering: .relaxed)))
+                    rejected: state.rejected.load(ordering: .relaxed), retries: sink.stats.retries))
             await records.send(block)
             try Task.checkCancellation()
         }

@@ -70,7 +70,7 @@ extension MapsembleClient {
     /// id's digest over `keys`. 429, 5xx and dropped connections are retried like writes.
     func listing(
         mapID: String, remoteField: String, keys: [String], maxRetries: Int, backoffSeconds: Double,
-        log: (@Sendable (LogLevel, String) -> Void)?
+        log: (@Sendable (LogEvent) -> Void)?
     ) async throws -> MapListing {
         var listing = MapListing()
         let perPage = 500
@@ -84,7 +84,7 @@ extension MapsembleClient {
                     response = try await get(path, what: "listing the map's features")
                     if ![429, 500, 502, 503, 504].contains(response.status) { break }
                 } catch let error as ImportError where attempt < maxRetries {
-                    log?(.notice, "retry \(attempt + 1) of \(maxRetries): \(error.message)")
+                    log?(LogEvent(.notice, "retry \(attempt + 1) of \(maxRetries): \(error.message)"))
                     attempt += 1
                     try await Task.sleep(for: .milliseconds(Int(backoffSeconds * 1000 * pow(2, Double(attempt - 1)))))
                     continue
@@ -100,8 +100,10 @@ extension MapsembleClient {
                     response.retryAfter.flatMap(Uploader.retryAfterSeconds)
                     ?? backoffSeconds * pow(2, Double(attempt - 1))
                 log?(
-                    .notice,
-                    "retry \(attempt) of \(maxRetries) in \(String(format: "%.1f", wait)) s: HTTP \(response.status)")
+                    LogEvent(
+                        .notice,
+                        "retry \(attempt) of \(maxRetries) in \(String(format: "%.1f", wait)) s: HTTP \(response.status)"
+                    ))
                 try await Task.sleep(for: .milliseconds(Int(wait * 1000)))
             }
             try Self.check(response, what: "the features of map \"\(mapID)\"", baseURL: baseURL)

@@ -32,7 +32,7 @@ public final class Uploader: BatchSink, Sendable {
     let rejects: RejectedRowsWriter
     /// Where settled rows are recorded for a resumption, when the run keeps a journal.
     let journal: ResumeJournal?
-    let log: (@Sendable (LogLevel, String) -> Void)?
+    let log: (@Sendable (LogEvent) -> Void)?
     private let counters = Mutex(Counters())
     private let stopping = AbortFlag()
 
@@ -43,7 +43,7 @@ public final class Uploader: BatchSink, Sendable {
 
     init(
         client: MapsembleClient, mapID: String, settings: Settings, rejects: RejectedRowsWriter,
-        journal: ResumeJournal? = nil, log: (@Sendable (LogLevel, String) -> Void)?
+        journal: ResumeJournal? = nil, log: (@Sendable (LogEvent) -> Void)?
     ) {
         self.client = client
         path = "/api/v1/maps/\(mapID)/features"
@@ -106,16 +106,17 @@ public final class Uploader: BatchSink, Sendable {
         while let part = parts.popLast() {
             if stopping.isSet { return }
             let body = part.count == batch.count ? batch.body : Self.body(of: part, in: batch)
-            let (response, uncertain) = try await send(body, rows: part.count, with: worker)
+            let (response, uncertain) = try await send(body, rows: part.count, batch: batch.sequence, with: worker)
             switch response.status {
             case 200..<300:
                 try settle(part, of: batch, response: response, uncertain: uncertain)
             case 400 where Self.isTooManyFeatures(response), 413:
                 if part.count > 1 {
                     log?(
-                        .notice,
-                        "the server took \(part.count) features as too many (HTTP \(response.status)); sending them in halves"
-                    )
+                        LogEvent(
+                            .notice,
+                            "the server took \(part.count) features as too many (HTTP \(response.status)); sending them in halves"
+                        ))
                     parts.append(contentsOf: Self.halves(part).reversed())
                 } else {
                     reject(
@@ -219,14 +220,15 @@ public final class Uploader: BatchSink, Sendable {
                 spans: Self.spans(settledRows, of: batch), refused: refusals, created: created, updated: updated,
                 deleted: deleted)
             {
-                log?(.notice, problem)
+                log?(LogEvent(.notice, problem))
             }
         }
         if unindexed > 0 {
             log?(
-                .notice,
-                "the server reported \(unindexed) failures without saying which features; \(part.count - refused.count) rows of that request stay unconfirmed (not_sent)"
-            )
+                LogEvent(
+                    .notice,
+                    "the server reported \(unindexed) failures without saying which features; \(part.count - refused.count) rows of that request stay unconfirmed (not_sent)"
+                ))
         }
         if planLimited { throw planLimit(response.body) }
     }
@@ -260,7 +262,7 @@ public final class Uploader: BatchSink, Sendable {
                 spans: Self.spans(part, of: batch), refused: part.map { (batch.lines[$0], code, message) },
                 created: 0, updated: 0, deleted: 0)
         {
-            log?(.notice, problem)
+            log?(LogEvent(.notice, problem))
         }
     }
 
@@ -283,9 +285,9 @@ public final class Uploader: BatchSink, Sendable {
 
     /// Sends one body until it gets an answer worth reading. Returns the answer and whether an
     /// earlier attempt may have been applied (it got no answer).
-    private func send(_ body: [UInt8], rows: Int, with worker: CurlWorker, method: String? = nil) async throws -> (
-        HTTPResponse, Bool
-    ) {
+    private func send(
+        _ body: [UInt8], rows: Int, batch: Int? = nil, with worker: CurlWorker, method: String? = nil
+    ) async throws -> (HTTPResponse, Bool) {
         var attempt = 0
         var uncertain = false
         var refreshed = false
@@ -341,7 +343,17 @@ public final class Uploader: BatchSink, Sendable {
                 ?? Double.random(
                     in: 0...min(settings.maxBackoffSeconds, settings.backoffSeconds * pow(2, Double(attempt - 1))))
             counters.withLock { $0.stats.retries += 1 }
-            log?(.notice, "retry \(attempt) of \(settings.maxRetries) in \(String(format: "%.1f", delay)) s: \(reason)")
+            var fields: [String: LogEvent.Value] = [
+                "attempt": .int(attempt), "max_retries": .int(settings.maxRetries),
+                "delay_ms": .int(Int(delay * 1000)), "rows": .int(rows), "reason": .text(reason),
+            ]
+            if let batch { fields["batch"] = .int(batch) }
+            if case .success(let response) = result { fields["status"] = .int(response.status) }
+            log?(
+                LogEvent(
+                    .notice,
+                    "retry \(attempt) of \(settings.maxRetries) in \(String(format: "%.1f", delay)) s: \(reason)",
+                    event: "retry", fields: fields))
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
         }
     }

@@ -61,15 +61,19 @@ struct PipelineRunner {
         let pipeline = Pipeline(config: config, options: runOptions)
         let showProgress =
             !options.quiet && (options.progress == .always || (options.progress == .auto && isatty(2) == 1))
-        let meter = showProgress ? ProgressMeter(totalBytes: inputSize(config.source.path)) : nil
+        let meter =
+            showProgress
+            ? ProgressMeter(totalBytes: inputSize(config.source.path), console: console, file: config.source.path)
+            : nil
         let report: (@Sendable (MapsembleImport.Progress) -> Void)? =
             if let meter { { meter.update($0) } } else { nil }
         let verbose = options.verbose && !options.quiet
         let quiet = options.quiet
-        let log: @Sendable (LogLevel, String) -> Void = { level, message in
-            guard level == .notice ? !quiet : verbose else { return }
+        let file = config.source.path
+        let log: @Sendable (LogEvent) -> Void = { event in
+            guard event.level == .notice ? !quiet : verbose else { return }
             meter?.clear()
-            console.info(message)
+            console.log(event, file: file)
         }
         let summary: RunSummary
         do {
@@ -85,10 +89,10 @@ struct PipelineRunner {
         if let reason = summary.abortReason { console.fail(reason) }
         if let journal = summary.journal, let resumeHint {
             console.info(
-                "progress is recorded in \(journal); to go on where this run stopped, run the same command again: \(resumeHint)"
-            )
+                "progress is recorded in \(journal); to go on where this run stopped, run the same command again: \(resumeHint)",
+                event: "resumable", fields: ["journal": .text(journal), "command": .text(resumeHint)])
         }
-        console.closing(summary, dryRun: dryRun, reportDir: config.report.dir)
+        console.closing(summary, dryRun: dryRun, reportDir: config.report.dir, file: config.source.path)
         if let sandbox {
             EmbeddedSandbox.show(sandbox, map: config.target.mapID!, console: console)
             await sandbox.stop()

@@ -126,10 +126,14 @@ struct WatchCommand: AsyncParsableCommand {
         let code: Int32
         if let noted = folder.notedOutcome(of: file) {
             // The import finished before a crash cut the move short.
-            console.info("\(file): imported before the watcher stopped (exit \(noted)); moving it")
+            console.info(
+                "\(file): imported before the watcher stopped (exit \(noted)); moving it", event: "watch_recovered",
+                fields: ["file": .text(file), "exit_code": .int(Int(noted))])
             code = noted
         } else {
-            console.info("\(file): taking it (\(size) bytes) with \(route.pipelineName)")
+            console.info(
+                "\(file): taking it (\(size) bytes) with \(route.pipelineName)", event: "watch_take",
+                fields: ["file": .text(file), "bytes": .int(size), "pipeline": .text(route.pipelineName)])
             let outcome = await runner.execute(config, console: console, resumeHint: nil)
             if outcome.code == 130 || Task.isCancelled {
                 console.info(
@@ -138,7 +142,9 @@ struct WatchCommand: AsyncParsableCommand {
             }
             if outcome.summary == nil, outcome.failure?.kind == .remote {
                 // The service could not be reached or refused the credentials: not the file's fault.
-                console.info("\(file): left in place, to be taken again")
+                console.info(
+                    "\(file): left in place, to be taken again", event: "watch_retry_later",
+                    fields: ["file": .text(file)])
                 return outcome.code
             }
             code = outcome.code
@@ -147,7 +153,9 @@ struct WatchCommand: AsyncParsableCommand {
         }
         do {
             let place = try folder.move(file, reports: reports, code: code)
-            console.info("\(file): moved with its report to \(place)")
+            console.info(
+                "\(file): moved with its report to \(place)", event: "watch_moved",
+                fields: ["file": .text(file), "to": .text(place), "exit_code": .int(Int(code))])
         } catch {
             console.fail(error as? ImportError ?? ImportError(.output, "\(error)"))
             return max(code, 2)

@@ -19,45 +19,70 @@ struct Console: Sendable {
         switch format {
         case .text: Self.error(error.description)
         case .json:
-            Self.write(json(["level": "error", "message": error.description]))
+            var fields: [String: Any] = [
+                "level": "error", "event": "error", "message": error.description, "exit_code": error.exitCode,
+            ]
+            if let file = error.file { fields["file"] = file }
+            if let line = error.line { fields["line"] = line }
+            if let column = error.column { fields["column"] = column }
+            Self.write(json(fields))
         }
     }
 
-    /// A line of detail (`--verbose`).
-    func info(_ message: String) {
+    /// A line about what the command does (`event` names it for `--log-format json`).
+    func info(_ message: String, event: String = "info", fields: [String: LogEvent.Value] = [:]) {
+        log(LogEvent(.notice, message, event: event, fields: fields), file: nil)
+    }
+
+    /// A log line of a run. JSON keys: `level` (`debug` for detail, `warning` for retries, else
+    /// `info`), `event`, `message`, `file` when known, then the event's own fields.
+    func log(_ event: LogEvent, file: String?) {
         switch format {
-        case .text: Self.write("mapsemble-import: \(message)\n")
-        case .json: Self.write(json(["level": "info", "message": message]))
+        case .text: Self.write("mapsemble-import: \(event.message)\n")
+        case .json:
+            var object: [String: Any] = [
+                "level": event.level == .detail ? "debug" : event.event == "retry" ? "warning" : "info",
+                "event": event.event, "message": event.message,
+            ]
+            if let file { object["file"] = file }
+            for (key, value) in event.fields {
+                switch value {
+                case .int(let number): object[key] = number
+                case .text(let text): object[key] = text
+                }
+            }
+            Self.write(json(object))
         }
     }
 
     /// The one closing line.
-    func closing(_ summary: RunSummary, dryRun: Bool, reportDir: String) {
+    func closing(_ summary: RunSummary, dryRun: Bool, reportDir: String, file: String? = nil) {
         guard !quiet || summary.exitCode > 1 else { return }
+        let codes = summary.rejectedByCode.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
+        var line =
+            dryRun
+            ? "dry run: \(summary.imported) of \(summary.rowsRead) rows would be imported"
+            : "imported \(summary.imported) of \(summary.rowsRead) rows (\(summary.created) created, \(summary.updated) updated"
+                + (summary.unchanged > 0 ? ", \(summary.unchanged) unchanged" : "")
+                + (summary.resumedRows > 0 ? ", \(summary.resumedRows) by the run resumed" : "")
+                + (summary.deleted > 0 ? ", \(summary.deleted) deleted" : "")
+                + "; \(summary.requests) request\(summary.requests == 1 ? "" : "s"), \(summary.retries) retr\(summary.retries == 1 ? "y" : "ies"))"
+        line += ", \(summary.rejected) rejected"
+        if !codes.isEmpty { line += " (\(codes.joined(separator: ", ")))" }
+        line +=
+            ", \(summary.notSent) not sent; \(summary.status.rawValue) in \(String(format: "%.2f", summary.durationSeconds)) s; reports in \(reportDir)/"
         switch format {
         case .text:
-            let codes = summary.rejectedByCode.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
-            var line =
-                dryRun
-                ? "dry run: \(summary.imported) of \(summary.rowsRead) rows would be imported"
-                : "imported \(summary.imported) of \(summary.rowsRead) rows (\(summary.created) created, \(summary.updated) updated"
-                    + (summary.unchanged > 0 ? ", \(summary.unchanged) unchanged" : "")
-                    + (summary.resumedRows > 0 ? ", \(summary.resumedRows) by the run resumed" : "")
-                    + (summary.deleted > 0 ? ", \(summary.deleted) deleted" : "")
-                    + "; \(summary.requests) request\(summary.requests == 1 ? "" : "s"), \(summary.retries) retr\(summary.retries == 1 ? "y" : "ies"))"
-            line += ", \(summary.rejected) rejected"
-            if !codes.isEmpty { line += " (\(codes.joined(separator: ", ")))" }
-            line +=
-                ", \(summary.notSent) not sent; \(summary.status.rawValue) in \(String(format: "%.2f", summary.durationSeconds)) s; reports in \(reportDir)/"
             Self.write(line + "\n")
         case .json:
             var fields: [String: Any] = [
-                "level": "info", "event": "summary", "status": summary.status.rawValue, "dry_run": dryRun,
-                "created": summary.created, "updated": summary.updated, "deleted": summary.deleted,
+                "level": "info", "event": "summary", "message": line, "status": summary.status.rawValue,
+                "dry_run": dryRun, "created": summary.created, "updated": summary.updated, "deleted": summary.deleted,
                 "requests": summary.requests, "retries": summary.retries,
                 "rows_read": summary.rowsRead, "imported": summary.imported, "rejected": summary.rejected,
                 "not_sent": summary.notSent, "duration_s": summary.durationSeconds, "report_dir": reportDir,
-                "unchanged": summary.unchanged, "resumed_rows": summary.resumedRows,
+                "unchanged": summary.unchanged, "resumed_rows": summary.resumedRows, "exit_code": summary.exitCode,
+                "file": file ?? summary.input,
             ]
             fields["rejected_by_code"] = Dictionary(
                 uniqueKeysWithValues: summary.rejectedByCode.map { ($0.key.rawValue, $0.value) })
@@ -73,32 +98,53 @@ struct Console: Sendable {
     }
 }
 
-/// A progress line on stderr, redrawn at most four times a second.
+/// A progress line on stderr, redrawn at most four times a second; with `--log-format json`, a
+/// `progress` event every five seconds instead.
 final class ProgressMeter: Sendable {
     private let totalBytes: Int?
+    private let console: Console
+    private let file: String?
     private let started = ContinuousClock.now
     private let last = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(totalBytes: Int?) { self.totalBytes = totalBytes }
+    init(totalBytes: Int?, console: Console, file: String?) {
+        self.totalBytes = totalBytes
+        self.console = console
+        self.file = file
+    }
 
     func update(_ progress: MapsembleImport.Progress) {
         let now = ContinuousClock.now
+        let period: Duration = console.format == .json ? .seconds(5) : .milliseconds(250)
         let due = last.withLock { last -> Bool in
-            if let previous = last, now - previous < .milliseconds(250) { return false }
+            if let previous = last, now - previous < period { return false }
             last = now
             return true
         }
         guard due else { return }
         let elapsed = max((now - started).seconds, 0.001)
-        var line =
-            "\r\u{1B}[K\(progress.rowsRead) rows, \(Int(Double(progress.rowsRead) / elapsed)) rows/s, \(progress.rejected) rejected"
-        if let totalBytes, totalBytes > 0 {
-            let share = Double(progress.bytesRead) / Double(totalBytes)
-            line += String(format: ", %.0f%%", share * 100)
-            if share > 0.01 { line += String(format: ", ETA %.0f s", elapsed / share - elapsed) }
+        let rate = Int(Double(progress.rowsRead) / elapsed)
+        var share: Double?
+        if let totalBytes, totalBytes > 0 { share = Double(progress.bytesRead) / Double(totalBytes) }
+        let eta = share.flatMap { $0 > 0.01 ? elapsed / $0 - elapsed : nil }
+        if console.format == .json {
+            var fields: [String: LogEvent.Value] = [
+                "rows": .int(progress.rowsRead), "rows_per_s": .int(rate), "rejected": .int(progress.rejected),
+                "retries": .int(progress.retries), "bytes": .int(progress.bytesRead),
+            ]
+            if let share { fields["percent"] = .int(Int(share * 100)) }
+            if let eta { fields["eta_s"] = .int(Int(eta)) }
+            console.log(LogEvent(.notice, "\(progress.rowsRead) rows", event: "progress", fields: fields), file: file)
+            return
         }
+        var line = "\r\u{1B}[K\(progress.rowsRead) rows, \(rate) rows/s, \(progress.rejected) rejected"
+        if progress.retries > 0 { line += ", \(progress.retries) retries" }
+        if let share { line += String(format: ", %.0f%%", share * 100) }
+        if let eta { line += String(format: ", ETA %.0f s", eta) }
         Console.write(line)
     }
 
-    func clear() { Console.write("\r\u{1B}[K") }
+    func clear() {
+        if console.format == .text { Console.write("\r\u{1B}[K") }
+    }
 }
