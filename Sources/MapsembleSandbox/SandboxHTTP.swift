@@ -45,12 +45,15 @@ public struct SandboxReply: Sendable {
     public var drop = false
     /// Wait this long before answering (or, with `drop`, before closing).
     public var delaySeconds = 0.0
+    /// A page of a listing and the map's total, made into the body once the store's lock is
+    /// released (writing it out is most of a listing's work).
+    var page: (features: [StoredFeature], total: Int)?
 
     public init(status: Int, json: JSONValue? = nil, headers: [(String, String)] = []) {
         self.status = status
         self.headers = headers
         if let json {
-            body = Array(json.text.utf8)
+            body = json.bytes
             self.headers.append(("Content-Type", "application/json"))
         }
     }

@@ -87,7 +87,7 @@ extension SandboxStore {
             var object = JSONParser.parse(reply.body)?.members ?? []
             let stripped = failed.map { entry in JSONValue.object((entry.members ?? []).filter { $0.0 != "index" }) }
             object = object.map { $0.0 == "failed" ? ("failed", .array(stripped)) : $0 }
-            reply.body = Array(JSONValue.object(object).text.utf8)
+            reply.body = JSONValue.object(object).bytes
         }
         return reply
     }

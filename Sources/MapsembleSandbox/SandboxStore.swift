@@ -114,7 +114,7 @@ public final class SandboxStore: Sendable {
         // Parsing is most of the work and needs no lock: requests on different connections parse
         // in parallel.
         let body = request.method == "GET" || request.body.isEmpty ? nil : JSONValue.parse(request.body)
-        return state.withLock { state in
+        var reply = state.withLock { state in
             state.requests += 1
             var reply = route(request, body, &state)
             if state.config.faults.latencyMilliseconds > 0 {
@@ -122,6 +122,18 @@ public final class SandboxStore: Sendable {
             }
             return reply
         }
+        if let page = reply.page {
+            let json: JSONValue = [
+                "featureCollection": [
+                    "type": "FeatureCollection", "features": .array(page.features.map(\.json)),
+                    "properties": ["total": .number(Double(page.total))],
+                ]
+            ]
+            reply.body = json.bytes
+            reply.headers.append(("Content-Type", "application/json"))
+            reply.page = nil
+        }
+        return reply
     }
 
     private func route(_ request: SandboxRequest, _ body: JSONValue?, _ state: inout State) -> SandboxReply {
@@ -244,15 +256,9 @@ public final class SandboxStore: Sendable {
         let page = max(1, Int(request.query["page"] ?? "") ?? 1)
         let perPage = min(500, max(1, Int(request.query["per_page"] ?? "") ?? 200))
         let start = (page - 1) * perPage
-        let slice = map.page(start..<start + perPage)
-        return SandboxReply(
-            status: 200,
-            json: [
-                "featureCollection": [
-                    "type": "FeatureCollection", "features": .array(slice.map(\.json)),
-                    "properties": ["total": .number(Double(map.features.count))],
-                ]
-            ])
+        var reply = SandboxReply(status: 200)
+        reply.page = (map.page(start..<start + perPage), map.features.count)
+        return reply
     }
 }
 

@@ -7,43 +7,60 @@ import Synchronization
 /// numbers, empty text and null alike; the server's own properties, and the order of keys, do not
 /// count).
 enum FeatureDigest {
-    static func of(_ feature: JSONValue, keys: [String], geometry: Bool) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
-            for byte in bytes {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x100_0000_01b3
+    /// FNV-1a, 64 bits, over a sequence of tagged values.
+    private struct Hash {
+        var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+        @inline(__always)
+        mutating func mix(_ byte: UInt8) {
+            value ^= UInt64(byte)
+            value = value &* 0x100_0000_01b3
+        }
+
+        mutating func mix(_ text: String) {
+            for byte in text.utf8 { mix(byte) }
+            mix(0xFF)
+        }
+
+        mutating func mix(number: Double) {
+            var bits = (number == 0 ? 0 : number).bitPattern
+            for _ in 0..<8 {
+                mix(UInt8(truncatingIfNeeded: bits))
+                bits >>= 8
             }
-            hash ^= 0xFF
-            hash = hash &* 0x100_0000_01b3
         }
-        func mix(number: Double) {
-            withUnsafeBytes(of: (number == 0 ? 0 : number).bitPattern) { mix($0) }
-        }
+    }
+
+    static func of(_ feature: JSONValue, keys: [String], geometry: Bool) -> UInt64 {
+        var hash = Hash()
         if geometry {
             if let coordinates = feature["geometry"]?["coordinates"]?.array, coordinates.count == 2,
                 let lon = coordinates[0].number, let lat = coordinates[1].number
             {
-                mix(number: lon)
-                mix(number: lat)
+                hash.mix(number: lon)
+                hash.mix(number: lat)
             } else {
-                mix([0])
+                hash.mix(0)
             }
         }
         let properties = feature["properties"]
         for key in keys {
-            mix(key.utf8)
+            hash.mix(key)
             switch properties?[key] {
-            case nil, .null, .string(""): mix([0])
+            case nil, .null, .string(""): hash.mix(0)
             case .number(let value):
-                mix([1])
-                mix(number: value)
-            case .string(let text): mix([2] + Array(text.utf8))
-            case .bool(let value): mix([3, value ? 1 : 0])
-            case .some(let value): mix([4] + Array(value.text.utf8))
+                hash.mix(1)
+                hash.mix(number: value)
+            case .string(let text):
+                hash.mix(2)
+                hash.mix(text)
+            case .bool(let value): hash.mix(value ? 3 : 4)
+            case .some(let value):
+                hash.mix(5)
+                hash.mix(value.text)
             }
         }
-        return hash
+        return hash.value
     }
 }
 
