@@ -41,10 +41,12 @@ public struct FaultPlan: Sendable, Equatable {
 }
 
 /// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
-struct SeededGenerator: RandomNumberGenerator, Sendable {
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
     var state: UInt64
 
-    mutating func next() -> UInt64 {
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -53,5 +55,5 @@ struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 
     /// A uniform draw in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

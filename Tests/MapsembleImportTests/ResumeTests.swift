@@ -187,7 +187,9 @@ struct KillResumeTests {
         let journal = dir.path + "/reports/sites.journal"
         let environment = ["MAPSEMBLE_API_KEY": "kill-key"]
 
-        var generator = SplitMix(seed: UInt64(ProcessInfo.processInfo.environment["KILL_SEED"] ?? "") ?? 20261129)
+        // Seeded, so a failing sequence of kill times can be replayed (KILL_SEED).
+        var generator = SeededGenerator(
+            state: UInt64(ProcessInfo.processInfo.environment["KILL_SEED"] ?? "") ?? 20_261_129)
         var kills = 0
         var inFlightResent = 0
         var acknowledgedResent: [String] = []
@@ -268,17 +270,4 @@ func startCLI(_ arguments: [String], environment: [String: String]) throws -> Pr
     process.standardError = FileHandle.nullDevice
     try process.run()
     return process
-}
-
-/// A small seeded generator, so a failing sequence of kill times can be replayed (`KILL_SEED`).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

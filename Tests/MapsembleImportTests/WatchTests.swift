@@ -143,6 +143,21 @@ struct WatchTests {
         #expect(watcher.terminationStatus == 130)
     }
 
+    @Test("a run that aborts (exit 3) moves to failed/ with its report and its journal")
+    func abortedRunMovesWithItsJournal() async throws {
+        let harness = try await DropHarness()
+        harness.write("x.csv", DropHarness.rows(1...50) + "D51,Site 51,95.5,1.25\n")
+        try await Task.sleep(for: .milliseconds(1100))
+        let result = try runCLI(
+            ["watch", harness.drop, harness.pipeline, "--once", "--settle-seconds", "1", "--max-rejects", "0"],
+            environment: harness.environment)
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(harness.exists("failed/x.csv") && harness.exists("failed/x.summary.json"))
+        #expect(harness.exists("failed/x.journal") && harness.exists("failed/x.rejected.csv"))
+        #expect(!harness.exists(".mapsemble-import/x.journal"))
+        #expect(harness.summary("failed/x.summary.json")?["status"]?.string == "aborted")
+    }
+
     @Test("--marker: a file is taken once its NAME.done is there; the marker goes")
     func marker() async throws {
         let harness = try await DropHarness()

@@ -157,7 +157,7 @@ public final class ResumeJournal: Sendable {
             if let change = fingerprint.difference(from: recorded) {
                 throw ImportError(
                     .config,
-                    "the resume journal belongs to an unfinished run that cannot be resumed: \(change); restore them to resume, or run with --fresh to start over (features already sent stay on the map)",
+                    "the resume journal belongs to an unfinished run that cannot be resumed: \(change); to resume it, use the input and pipeline it was started with; to start over, run with --fresh (features already sent stay on the map)",
                     file: path)
             }
             settled = earlier

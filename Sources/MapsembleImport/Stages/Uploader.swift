@@ -72,13 +72,18 @@ public final class Uploader: BatchSink, Sendable {
                     }
                 }
             }
-            do {
-                while try await group.next() != nil {}
-            } catch {
-                stopping.set()
-                group.cancelAll()
-                throw error
-            }
+            try await waitForWorkers(&group)
+        }
+    }
+
+    /// Waits for every worker task; the first error stops the others and is thrown.
+    private func waitForWorkers(_ group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        do {
+            while try await group.next() != nil {}
+        } catch {
+            stopping.set()
+            group.cancelAll()
+            throw error
         }
     }
 
@@ -405,13 +410,7 @@ public final class Uploader: BatchSink, Sendable {
                     }
                 }
             }
-            do {
-                while try await group.next() != nil {}
-            } catch {
-                stopping.set()
-                group.cancelAll()
-                throw error
-            }
+            try await waitForWorkers(&group)
         }
         let count = tally.deleted.load(ordering: .relaxed)
         counters.withLock { $0.stats.deleted += count }

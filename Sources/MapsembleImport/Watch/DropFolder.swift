@@ -137,7 +137,11 @@ public final class DropFolder: Sendable {
     ) throws -> String {
         let folder = code <= 1 ? "processed" : "failed"
         let destination = path + "/" + folder
-        let reportFiles = [reports.rejected, reports.summary, reports.diff, Self.errorPath(reports.summary)].filter {
+        // A failed file's journal goes with it: another file of the same name dropped later is
+        // another file, and must not meet it (dropped again, the same file is imported again).
+        let reportFiles = [
+            reports.rejected, reports.summary, reports.diff, Self.errorPath(reports.summary), reports.journal,
+        ].filter {
             FileManager.default.fileExists(atPath: $0)
         }
         let reportNames = reportFiles.map { ($0 as NSString).lastPathComponent }
