@@ -4,7 +4,7 @@ import Testing
 
 @Suite("--log-format json (the built binary)")
 struct LogFormatTests {
-    @Test("every stderr line is one JSON object with stable keys: retries, progress, the summary")
+    @Test("every stderr line is one JSON object with stable keys: retries, progress, rejected rows, the summary")
     func jsonLines() async throws {
         _ = ignoreSIGPIPE
         let mapID = "7e57ab1e-0000-4000-8000-0000000000ee"
@@ -20,6 +20,7 @@ struct LogFormatTests {
         let dir = TempDir()
         var text = "id,name,lat,lon\n"
         for row in 1...3000 { text += "L\(row),Site \(row),\(Double(row % 80) + 0.5),\(Double(row % 170) + 0.25)\n" }
+        text += "L3001,Site 3001,95.5,181.25\n"
         let input = dir.write("logs.csv", text)
         let result = try runCLI(
             [
@@ -27,7 +28,7 @@ struct LogFormatTests {
                 "--report-dir", dir.path, "--log-format", "json", "--progress", "always", "-v",
             ],
             environment: ["MAPSEMBLE_API_KEY": "log-key"])
-        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.status == 1, "\(result.stderr)")
         let objects = try result.stderr.split(separator: "\n").map { line in
             try #require(
                 try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
@@ -46,7 +47,11 @@ struct LogFormatTests {
         #expect(progress["rows"] is Int && progress["percent"] is Int && progress["retries"] is Int)
         let summary = try #require(objects.last)
         #expect(summary["event"] as? String == "summary")
-        #expect(summary["exit_code"] as? Int == 0)
+        #expect(summary["exit_code"] as? Int == 1)
+        let rejected = try #require(objects.first { $0["event"] as? String == "rejected" })
+        #expect(rejected["line"] as? Int == 3002)
+        #expect(rejected["code"] as? String == "latitude_out_of_range")
+        #expect(rejected["column"] as? String == "lat")
         #expect(summary["imported"] as? Int == 3000)
         #expect(summary["retries"] as? Int == retries.count)
         #expect(!result.stderr.contains("log-key"))

@@ -130,8 +130,14 @@ public struct Pipeline: Sendable {
             }
             journal = opened
         }
+        var observer: (@Sendable (Rejection) -> Void)?
+        if let log {
+            let rejectionLog = RejectionLog(log: log, report: paths.rejected)
+            observer = { rejectionLog.observe($0) }
+        }
         let rejects = try RejectedRowsWriter(
-            path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter)
+            path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter,
+            observer: observer)
         let sink: any BatchSink
         if let customSink {
             sink = customSink
@@ -344,6 +350,35 @@ public struct Progress: Sendable {
     public var rejected: Int
     /// Requests sent again so far.
     public var retries = 0
+}
+
+/// The first rejected rows, one log line each (shown with `-v`; `rejected` events in JSON).
+final class RejectionLog: Sendable {
+    /// Rows logged one by one, at most; all of them are in the report.
+    static let limit = 100
+    let log: @Sendable (LogEvent) -> Void
+    let report: String
+    private let count = Atomic<Int>(0)
+
+    init(log: @escaping @Sendable (LogEvent) -> Void, report: String) {
+        self.log = log
+        self.report = report
+    }
+
+    func observe(_ rejection: Rejection) {
+        let number = count.add(1, ordering: .relaxed).newValue
+        guard number <= Self.limit else { return }
+        let column = rejection.column.isEmpty ? "" : " in \"\(rejection.column)\""
+        let more = number == Self.limit ? " (further rejected rows are in \(report) only)" : ""
+        log(
+            LogEvent(
+                .detail, "line \(rejection.line): \(rejection.code.rawValue)\(column): \(rejection.message)\(more)",
+                event: "rejected",
+                fields: [
+                    "line": .int(rejection.line), "code": .text(rejection.code.rawValue),
+                    "column": .text(rejection.column),
+                ]))
+    }
 }
 
 /// Counters and the first fatal error, shared by the stage tasks.

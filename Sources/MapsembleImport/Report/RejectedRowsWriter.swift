@@ -26,8 +26,13 @@ public final class RejectedRowsWriter: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Told of each rejected row as it is reported (for log lines).
+    private let observer: (@Sendable (Rejection) -> Void)?
 
-    public init(path: String, header: [String], delimiter: UInt8) throws {
+    public init(
+        path: String, header: [String], delimiter: UInt8, observer: (@Sendable (Rejection) -> Void)? = nil
+    ) throws {
+        self.observer = observer
         var state = State(writer: try ByteWriter(path: path), path: path, delimiter: delimiter)
         try Self.writeRow(["_error_line", "_error_code", "_error_column", "_error_message"] + header, &state)
         self.state = Mutex(state)
@@ -46,6 +51,7 @@ public final class RejectedRowsWriter: Sendable {
             state.count += 1
             state.byCode[rejection.code, default: 0] += 1
         }
+        observer?(rejection)
     }
 
     /// Records a rejection that comes after later rows were written (a server's answer).
@@ -55,6 +61,7 @@ public final class RejectedRowsWriter: Sendable {
             state.count += 1
             state.byCode[rejection.code, default: 0] += 1
         }
+        observer?(rejection)
     }
 
     private static func fields(_ rejection: Rejection) -> [String] {
