@@ -231,7 +231,12 @@ public struct Pipeline: Sendable {
         }
         if let journal {
             // Done: nothing to resume. Stopped early: the same command continues from the journal.
-            if summary.status == .aborted { summary.journal = journal.path } else { journal.remove() }
+            if summary.status == .aborted {
+                journal.sync()
+                summary.journal = journal.path
+            } else {
+                journal.remove()
+            }
         }
         let writer = try ByteWriter(path: paths.summary)
         try writer.write(summary.json)

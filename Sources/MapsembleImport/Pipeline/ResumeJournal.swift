@@ -11,8 +11,12 @@ import Synchronization
 /// row becomes and where it goes. Each further line is one answer of the server: the input lines
 /// of the rows it settled, as spans (`[first, last]` line of a run of rows sent together: no other
 /// row of the file lies between them but rejected ones, which a rerun rejects again), the rows
-/// among them it refused, with code and message, and its counts. Each line is on disk (`fdatasync`)
-/// before the next request of that worker goes out.
+/// among them it refused, with code and message, and its counts. Each line is written (so in the
+/// kernel's hands: a crash or `kill -9` of the process loses nothing) before the next request of
+/// that worker goes out; it is synced to disk (`fdatasync`) with the first answer written
+/// `syncInterval` or more after the last sync, and when the run ends. A power cut then costs the
+/// answers written since the last sync (their rows are sent again, which an upsert absorbs), and
+/// a wait for the disk is not paid per answer.
 ///
 /// Rows are named by input line, not by batch, so a resumed run may use another batch size or
 /// concurrency. A run that completes removes its journal. The file never holds a credential.
@@ -138,7 +142,9 @@ public final class ResumeJournal: Sendable {
     public let path: String
     /// What the runs before this one settled (empty for a new journal).
     public let settled: Settled
-    private let file: Mutex<Int32>
+    private let file: Mutex<(fd: Int32, synced: ContinuousClock.Instant, dirty: Bool)>
+    /// Longest time a written answer waits to be synced to disk.
+    static let syncInterval = Duration.milliseconds(100)
     private let failed = Atomic<Bool>(false)
 
     /// Opens the journal at `path` for `fingerprint`: resumes from it when it exists (unless
@@ -167,7 +173,7 @@ public final class ResumeJournal: Sendable {
                 if fd >= 0 { close(fd) }
                 throw ImportError(.output, "cannot write the resume journal", file: path)
             }
-            file = Mutex(fd)
+            file = Mutex((fd, .now, false))
         } else {
             let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw ImportError(.output, "cannot create the resume journal", file: path) }
@@ -175,11 +181,14 @@ public final class ResumeJournal: Sendable {
             Self.write(fingerprint, to: &header)
             do {
                 try Self.append(header, to: fd, path: path)
+                guard fdatasync(fd) == 0 else {
+                    throw ImportError(.output, "cannot write the resume journal", file: path)
+                }
             } catch {
                 close(fd)
                 throw error
             }
-            file = Mutex(fd)
+            file = Mutex((fd, .now, false))
         }
         self.settled = settled
     }
@@ -217,7 +226,13 @@ public final class ResumeJournal: Sendable {
         return (recorded, settled, lines.reduce(0) { $0 + $1.count + 1 })
     }
 
-    deinit { file.withLock { if $0 >= 0 { close($0) } } }
+    deinit {
+        file.withLock {
+            guard $0.fd >= 0 else { return }
+            if $0.dirty { fdatasync($0.fd) }
+            close($0.fd)
+        }
+    }
 
     /// Records one answer of the server: the rows it settled (by input line, as spans) and those
     /// among them it refused. On disk when this returns. A journal that cannot be written stops
@@ -255,19 +270,41 @@ public final class ResumeJournal: Sendable {
     /// The run completed: nothing is left to resume.
     public func remove() {
         file.withLock {
-            if $0 >= 0 { close($0) }
-            $0 = -1
+            if $0.fd >= 0 { close($0.fd) }
+            $0.fd = -1
         }
         unlink(path)
     }
 
+    /// Syncs what was written to disk (the run stopped and the journal stays).
+    public func sync() {
+        file.withLock {
+            guard $0.fd >= 0, $0.dirty else { return }
+            fdatasync($0.fd)
+            $0.dirty = false
+            $0.synced = .now
+        }
+    }
+
     private func append(_ bytes: [UInt8]) throws {
-        try file.withLock { fd in try Self.append(bytes, to: fd, path: path) }
+        try file.withLock { file in
+            try Self.append(bytes, to: file.fd, path: path)
+            file.dirty = true
+            let now = ContinuousClock.now
+            if now - file.synced >= Self.syncInterval {
+                guard fdatasync(file.fd) == 0 else {
+                    throw ImportError(
+                        .output, "cannot sync the resume journal (\(String(cString: strerror(errno))))", file: path)
+                }
+                file.synced = now
+                file.dirty = false
+            }
+        }
     }
 
     private static func append(_ bytes: [UInt8], to fd: Int32, path: String) throws {
         let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fdatasync(fd) == 0 else {
+        guard written == bytes.count else {
             throw ImportError(
                 .output, "cannot write the resume journal (\(String(cString: strerror(errno))))", file: path)
         }
