@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         /// libcsv (Debian `libcsv-dev`): the CSV tokenizer under the reader.
@@ -27,7 +28,7 @@ let package = Package(
             name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
         /// zlib (Debian `zlib1g-dev`): `.gz` inputs read as a stream.
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CGzip", path: "Sources/CGzip", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         /// JSON from bytes to values and back without Foundation: the sandbox reads every request
         /// body with it, the uploader every answer.
         .target(name: "MapsembleJSON", swiftSettings: swiftSettings),
@@ -36,10 +37,11 @@ let package = Package(
             dependencies: [
                 "CLibCSV",
                 "CCurl",
-                "CZlib",
+                "CGzip",
                 "MapsembleJSON",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ],
             swiftSettings: swiftSettings),
         /// The Mapsemble-compatible local server: for tests, and for users to try a pipeline.

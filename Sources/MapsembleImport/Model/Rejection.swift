@@ -17,6 +17,7 @@ public enum RejectCode: String, Sendable, CaseIterable, Comparable {
     case serverRejected = "server_rejected"
     case planLimit = "plan_limit"
     case unknownRemoteId = "unknown_remote_id"
+    case invalidCell = "invalid_cell"
 
     public static func < (lhs: RejectCode, rhs: RejectCode) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -410,7 +410,7 @@ final class RunState: Sendable {
 /// The stage objects of one run. Each is owned by exactly one stage task at a time (the task
 /// group's completion hands them back), hence `@unchecked Sendable`.
 private final class Stages: @unchecked Sendable {
-    let reader: CSVReader
+    let reader: any RecordReader
     let validator: Validator
     let transformer: Transformer
     var chunker: Chunker
@@ -425,7 +425,7 @@ private final class Stages: @unchecked Sendable {
     var reconciler: MapReconciler?
 
     init(
-        reader: CSVReader, validator: Validator, transformer: Transformer, chunker: Chunker,
+        reader: any RecordReader, validator: Validator, transformer: Transformer, chunker: Chunker,
         rejects: RejectedRowsWriter, sink: any BatchSink, maxRejects: PipelineConfig.Threshold?, state: RunState,
         progress: (@Sendable (Progress) -> Void)?
     ) {

@@ -4,7 +4,7 @@ import Foundation
 /// Every mismatch between pipeline.yml and the file (a column that is not there, a setting this
 /// version cannot honour) is found here, as one `ImportError` naming the file, line and column.
 struct PipelinePlan {
-    var reader: CSVReader
+    var reader: any RecordReader
     var validator: Validator
     var mapping: PropertyMapping
     var readerOptions: ReaderOptions
@@ -34,15 +34,28 @@ struct PipelinePlan {
             }
             options.encoding = encoding
         }
-        options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
-        readerOptions = options
-        reader = try CSVReader(path: path, options: options, name: inputName)
-        let delimiterName = [0x09: "tab", 0x2C: "\",\"", 0x3B: "\";\"", 0x7C: "\"|\""][options.delimiter] ?? "?"
-        let encodingNote =
-            "\(reader.encoding.rawValue)\(config.source.encoding == "auto" ? " (detected)" : "")"
-        notes.append(
-            "reading \(inputName) (\(encodingNote)): delimiter \(delimiterName)\(config.source.delimiter == "auto" ? " (sniffed)" : ""), "
-                + "\(reader.header.count) columns\(options.hasHeader ? "" : " (no header row)")")
+        let workbook = try Self.isWorkbook(config.source.format, path: path)
+        if workbook {
+            options.delimiter = UInt8(ascii: ",")
+            readerOptions = options
+            let sheetReader = try XLSXReader(
+                path: path, sheet: config.source.sheet, hasHeader: options.hasHeader, blockBytes: blockBytes,
+                name: inputName)
+            reader = sheetReader
+            notes.append(
+                "reading \(inputName): sheet \"\(sheetReader.sheet)\", \(sheetReader.header.count) columns\(options.hasHeader ? "" : " (no header row)")"
+            )
+        } else {
+            options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
+            readerOptions = options
+            reader = try CSVReader(path: path, options: options, name: inputName)
+            let delimiterName = [0x09: "tab", 0x2C: "\",\"", 0x3B: "\";\"", 0x7C: "\"|\""][options.delimiter] ?? "?"
+            let encodingNote =
+                "\(reader.encoding.rawValue)\(config.source.encoding == "auto" ? " (detected)" : "")"
+            notes.append(
+                "reading \(inputName) (\(encodingNote)): delimiter \(delimiterName)\(config.source.delimiter == "auto" ? " (sniffed)" : ""), "
+                    + "\(reader.header.count) columns\(options.hasHeader ? "" : " (no header row)")")
+        }
 
         let header = reader.header
         let separator = config.source.decimal == "comma" ? UInt8(ascii: ",") : UInt8(ascii: ".")
@@ -119,7 +132,8 @@ struct PipelinePlan {
             validator.optionalCoordinates = config.mode == .update
             if path != "-" && validator.pointColumn == nil {
                 if let note = try Self.checkColumns(
-                    &validator, header: header, path: path, name: name, options: options, config: config)
+                    &validator, header: header, path: path, name: name, options: options, config: config,
+                    workbook: workbook)
                 {
                     notices.append(note)
                 }
@@ -208,9 +222,14 @@ struct PipelinePlan {
     /// `fix` swaps the columns (and says so), `off` leaves them.
     private static func checkColumns(
         _ validator: inout Validator, header: [String], path: String, name: String, options: ReaderOptions,
-        config: PipelineConfig
+        config: PipelineConfig, workbook: Bool
     ) throws -> String? {
-        let sample = try CSVReader(path: path, options: options, name: name)
+        let sample: any RecordReader =
+            workbook
+            ? try XLSXReader(
+                path: path, sheet: config.source.sheet, hasHeader: options.hasHeader, blockBytes: options.blockBytes,
+                name: name)
+            : try CSVReader(path: path, options: options, name: name)
         var longitudes: [Double] = []
         var latitudes: [Double] = []
         reading: while let block = try sample.nextBlock() {
@@ -267,11 +286,9 @@ struct PipelinePlan {
     }
 
     private static func checkSupported(_ config: PipelineConfig) throws {
-        func unsupported(_ what: String) -> ImportError {
-            ImportError(.config, "\(what) is not supported by this version of mapsemble-import yet")
-        }
-        if !["auto", "csv"].contains(config.source.format) {
-            throw unsupported("source.format \(config.source.format)")
+        if !["auto", "csv", "xlsx"].contains(config.source.format) {
+            throw ImportError(
+                .config, "source.format \"\(config.source.format)\" is not one this version reads; use auto, csv or xlsx")
         }
         switch config.mode {
         case .create: break
@@ -281,6 +298,20 @@ struct PipelinePlan {
                     .config,
                     "mode \(config.mode.rawValue) needs properties.remote_id: the column holding each row's unique id")
             }
+        }
+    }
+
+    /// Whether the input is a workbook: `format: xlsx`, or for `auto` an `.xlsx`/`.xlsm` name or a
+    /// ZIP signature (a CSV never starts with `PK\u{3}\u{4}`).
+    static func isWorkbook(_ format: String, path: String) throws -> Bool {
+        switch format {
+        case "xlsx": return true
+        case "csv": return false
+        default:
+            guard path != "-" else { return false }
+            let lower = path.lowercased()
+            if lower.hasSuffix(".xlsx") || lower.hasSuffix(".xlsm") { return true }
+            return RawInput.head(path, 4).starts(with: [0x50, 0x4B, 0x03, 0x04])
         }
     }
 

@@ -27,7 +27,22 @@ public struct ReaderOptions: Sendable {
 /// line, and parsing resumes on the line after it: a broken quote costs one row, never the rest of
 /// the file. (Heuristic: when a quote opened on an earlier line is the broken one, the lines after
 /// it are parsed again as records of their own.)
-public final class CSVReader {
+/// Stage 1, whatever the input format: header, then blocks of records until nil.
+public protocol RecordReader: AnyObject {
+    var header: [String] { get }
+    /// Data rows read so far (records and rejected rows).
+    var rowsRead: Int { get }
+    /// Rows that had fewer fields than the header (padded with empty ones).
+    var paddedRows: Int { get }
+    /// A read may wait on something else than the disk (a pipe, a thread): read it off the pool.
+    var mayBlock: Bool { get }
+    /// Bytes of the input consumed so far, for progress.
+    var bytesRead: Int { get }
+    var encoding: SourceEncoding { get }
+    func nextBlock() throws -> RecordBlock?
+}
+
+public final class CSVReader: RecordReader {
     /// Column names: the header row, or `1`, `2`, … when the file has none.
     public private(set) var header: [String] = []
     /// Rows produced so far: records plus malformed rows (the header is not a row).

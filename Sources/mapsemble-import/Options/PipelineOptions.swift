@@ -10,6 +10,9 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "The input file; - reads standard input.")
     var input: String?
 
+    @Option(help: "For a workbook: the sheet to read, by name or 1-based position (default: the first).")
+    var sheet: String?
+
     @Option(help: "The map id.")
     var map: String?
 
@@ -107,6 +110,7 @@ struct PipelineOptions: ParsableArguments {
         if config.target.clientID == nil { config.target.clientID = environment["MAPSEMBLE_CLIENT_ID"] }
         if config.target.clientSecret == nil { config.target.clientSecret = environment["MAPSEMBLE_CLIENT_SECRET"] }
         if let input { config.source.path = input }
+        if let sheet { config.source.sheet = sheet }
         if let map { config.target.mapID = map }
         if let apiURL { config.target.apiURL = apiURL }
         if let mode { config.target.mode = PipelineConfig.Mode(rawValue: mode) }

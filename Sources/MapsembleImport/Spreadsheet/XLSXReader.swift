@@ -1,0 +1,352 @@
+import Foundation
+import Synchronization
+
+/// Stage 1 for workbooks: a sheet of an `.xlsx` file as `RecordBlock`s, like the CSV reader's
+/// (a record's line is the sheet's row number), so everything after the reader is the same.
+///
+/// The sheet's XML is inflated by ZIPFoundation and scanned as it comes, on a thread of its own
+/// that hands full blocks over (at most two waiting): memory is a few blocks and the shared
+/// strings, whatever the number of rows. Values are written as the user sees them: text as it
+/// is (leading zeros kept), numbers with their digits (without exponent, to the 15 significant
+/// digits a spreadsheet keeps), date and time cells as ISO 8601, booleans as `true`/`false`.
+/// A cell holding an error (`#N/A`) rejects its row as `invalid_cell`; a value right of the
+/// header's last column rejects it as `malformed_row`; empty rows are skipped.
+public final class XLSXReader: RecordReader, @unchecked Sendable {  // the handoff is locked
+    public private(set) var header: [String] = []
+    public private(set) var rowsRead = 0
+    public let paddedRows = 0
+    public let mayBlock = true
+    public let encoding = SourceEncoding.utf8
+    public var bytesRead: Int {
+        let scanned = handoff.withLock { $0.scanned }
+        return sheetSize > 0 ? Int(Double(scanned) / Double(sheetSize) * Double(fileSize)) : 0
+    }
+    /// The sheet read.
+    public let sheet: String
+
+    /// Thrown into the extraction when the reader is let go before the end.
+    struct Stopped: Error {}
+
+    private struct Handoff {
+        var items: [SheetItem] = []
+        var finished = false
+        var stopped = false
+        var scanned = 0
+    }
+
+    private let handoff = Mutex(Handoff())
+    private let condition = NSCondition()
+    private let fileSize: Int
+    private let sheetSize: Int
+
+    /// Opens sheet `sheet` (a name or a 1-based position; the first when nil) of the workbook at
+    /// `path` and reads up to its header row.
+    public init(path: String, sheet setting: String?, hasHeader: Bool, blockBytes: Int, name: String) throws {
+        let workbook = try XLSXWorkbook(path: path, name: name)
+        let chosen = try workbook.sheet(setting)
+        sheet = chosen.name
+        fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        sheetSize = workbook.size(of: chosen.part)
+        let strings = try workbook.sharedStrings()
+        let builder = SheetRowBuilder(
+            styles: workbook.styles, date1904: workbook.date1904, strings: strings, hasHeader: hasHeader,
+            blockBytes: blockBytes, name: name)
+        let thread = Thread { [self] in
+            do {
+                var scanner = XMLScanner()
+                try workbook.stream(chosen.part) { chunk in
+                    try scanner.feed(chunk) { event in
+                        for item in try builder.handle(event) { try put(item) }
+                    }
+                    handoff.withLock { $0.scanned += chunk.count }
+                }
+                for item in builder.finish() { try put(item) }
+            } catch is Stopped {
+            } catch {
+                try? put(.failure(error))
+            }
+            condition.lock()
+            handoff.withLock { $0.finished = true }
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.name = "mapsemble-import.xlsx"
+        thread.start()
+        switch take() {
+        case .header(let names): header = names
+        case .failure(let error): throw error
+        case .block, nil:
+            throw ImportError(.unreadableInput, "sheet \"\(chosen.name)\" is empty, expected a header row", file: name)
+        }
+    }
+
+    deinit {
+        condition.lock()
+        handoff.withLock { $0.stopped = true }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    public func nextBlock() throws -> RecordBlock? {
+        switch take() {
+        case .block(let block):
+            rowsRead += block.count + block.rejections.count
+            return block
+        case .failure(let error): throw error
+        case .header, nil: return nil
+        }
+    }
+
+    /// Waits for the next item; nil once the sheet is done.
+    private func take() -> SheetItem? {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            let (item, done) = handoff.withLock { state -> (SheetItem?, Bool) in
+                if !state.items.isEmpty { return (state.items.removeFirst(), false) }
+                return (nil, state.finished)
+            }
+            if let item {
+                condition.broadcast()
+                return item
+            }
+            if done { return nil }
+            condition.wait()
+        }
+    }
+
+    /// Hands an item over, waiting while two are waiting already.
+    private func put(_ item: SheetItem) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            let (stopped, full) = handoff.withLock { ($0.stopped, $0.items.count >= 2) }
+            if stopped { throw Stopped() }
+            if !full { break }
+            condition.wait()
+        }
+        handoff.withLock { $0.items.append(item) }
+        condition.broadcast()
+    }
+}
+
+/// What the scanning thread hands to the reader.
+private enum SheetItem {
+    case header([String])
+    case block(RecordBlock)
+    case failure(any Error)
+}
+
+/// Turns the scanner's events for `<sheetData>` into records: cells placed by their column
+/// (`r="D7"`), gaps filled with empty fields, values written as the user sees them.
+private final class SheetRowBuilder: @unchecked Sendable {  // used by the scanning thread alone
+    let styles: [XLSXWorkbook.NumberStyle]
+    let date1904: Bool
+    let strings: SharedStrings
+    let hasHeader: Bool
+    let blockBytes: Int
+    let name: String
+
+    private var block = RecordBlock()
+    private var width = 0
+    private var names: [String] = []
+    private var headerDone = false
+    // The row being read.
+    private var rowNumber = 0
+    private var lastRow = 0
+    private var cells: [(column: Int, value: Range<Int>)] = []
+    private var values: [UInt8] = []
+    private var errors: [(column: Int, text: String)] = []
+    // The cell being read.
+    private var column = -1
+    private var type: UInt8 = 0
+    private var style = 0
+    private var inValue = false
+    private var inInline = false
+    private var raw: [UInt8] = []
+
+    init(
+        styles: [XLSXWorkbook.NumberStyle], date1904: Bool, strings: SharedStrings, hasHeader: Bool, blockBytes: Int,
+        name: String
+    ) {
+        self.styles = styles
+        self.date1904 = date1904
+        self.strings = strings
+        self.hasHeader = hasHeader
+        self.blockBytes = blockBytes
+        self.name = name
+        block = RecordBlock(reservingBytes: blockBytes)
+    }
+
+    /// One event; returns what to hand over (the header, a full block).
+    func handle(_ event: XMLScanner.Event) throws -> [SheetItem] {
+        switch event {
+        case .start(let tag, let attributes, let selfClosing):
+            if XMLText.equals(tag, "row") {
+                rowNumber = XMLText.attribute("r", in: attributes).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? lastRow + 1
+                cells.removeAll(keepingCapacity: true)
+                values.removeAll(keepingCapacity: true)
+                errors.removeAll()
+                column = -1
+                if selfClosing { return try endRow() }
+            } else if XMLText.equals(tag, "c") {
+                column = XMLText.attribute("r", in: attributes).map(Self.columnIndex) ?? column + 1
+                type = XMLText.attribute("t", in: attributes).flatMap { $0.first } ?? UInt8(ascii: "n")
+                if let t = XMLText.attribute("t", in: attributes), XMLText.equals(t, "inlineStr") { type = UInt8(ascii: "I") }
+                if let t = XMLText.attribute("t", in: attributes), XMLText.equals(t, "str") { type = UInt8(ascii: "S") }
+                style = XMLText.attribute("s", in: attributes).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+                raw.removeAll(keepingCapacity: true)
+                if selfClosing { try endCell() }
+            } else if XMLText.equals(tag, "v") {
+                inValue = !selfClosing
+            } else if XMLText.equals(tag, "is") {
+                inInline = true
+            } else if XMLText.equals(tag, "t") && inInline {
+                inValue = !selfClosing
+            } else if XMLText.equals(tag, "rPh") {
+                inInline = false
+            }
+        case .end(let tag):
+            if XMLText.equals(tag, "v") || XMLText.equals(tag, "t") {
+                inValue = false
+            } else if XMLText.equals(tag, "is") {
+                inInline = false
+            } else if XMLText.equals(tag, "c") {
+                try endCell()
+            } else if XMLText.equals(tag, "row") {
+                return try endRow()
+            }
+        case .text(let text, let isRaw):
+            guard inValue else { return [] }
+            if isRaw { raw.appendBytes(text) } else { XMLText.appendDecoded(text, to: &raw) }
+        }
+        return []
+    }
+
+    /// `D7` → 3.
+    static func columnIndex(_ reference: UnsafeRawBufferPointer) -> Int {
+        var index = 0
+        for byte in reference {
+            guard byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") else { break }
+            index = index * 26 + Int(byte - UInt8(ascii: "A") + 1)
+        }
+        return index - 1
+    }
+
+    /// `3` → `D`.
+    static func columnName(_ index: Int) -> String {
+        var index = index + 1
+        var name = ""
+        while index > 0 {
+            let remainder = (index - 1) % 26
+            name = String(UnicodeScalar(UInt8(65 + remainder))) + name
+            index = (index - 1) / 26
+        }
+        return name
+    }
+
+    private func endCell() throws {
+        defer {
+            inValue = false
+            inInline = false
+        }
+        guard column >= 0 else { return }
+        let start = values.count
+        switch type {
+        case UInt8(ascii: "s"):
+            guard !raw.isEmpty else { return }
+            guard let index = Int(String(decoding: raw, as: UTF8.self)), let range = strings.range(index) else {
+                errors.append((column, "a shared string index \(String(decoding: raw, as: UTF8.self)) the workbook does not have"))
+                return
+            }
+            values += strings.bytes[range]
+        case UInt8(ascii: "I"), UInt8(ascii: "S"), UInt8(ascii: "d"):
+            values += raw
+        case UInt8(ascii: "b"):
+            guard !raw.isEmpty else { return }
+            values += Array((raw == [UInt8(ascii: "1")] ? "true" : "false").utf8)
+        case UInt8(ascii: "e"):
+            errors.append((column, "the error \(String(decoding: raw, as: UTF8.self))"))
+            values += raw
+        default:
+            guard !raw.isEmpty else { return }
+            let numberStyle = style < styles.count ? styles[style] : .general
+            SpreadsheetValue.appendNumber(raw, style: numberStyle, date1904: date1904, to: &values)
+        }
+        if values.count > start || type == UInt8(ascii: "I") || type == UInt8(ascii: "S") {
+            cells.append((column, start..<values.count))
+        }
+    }
+
+    private func endRow() throws -> [SheetItem] {
+        lastRow = rowNumber
+        guard cells.contains(where: { !$0.value.isEmpty }) || !errors.isEmpty else { return [] }
+        if !headerDone {
+            headerDone = true
+            width = (cells.map(\.column).max() ?? 0) + 1
+            names = (0..<width).map { Self.columnName($0) }
+            guard hasHeader else { return [.header(names)] + appendRecord() }
+            for cell in cells {
+                let text = String(decoding: values[cell.value], as: UTF8.self).trimmingSpaces
+                if !text.isEmpty { names[cell.column] = text }
+            }
+            var seen = Set<String>()
+            for column in names where !seen.insert(column).inserted {
+                throw ImportError(
+                    .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: rowNumber)
+            }
+            return [.header(names)]
+        }
+        return appendRecord()
+    }
+
+    /// Adds the row to the block; returns the block when it is full.
+    private func appendRecord() -> [SheetItem] {
+        var fields = [Range<Int>?](repeating: nil, count: width)
+        var past: Int?
+        for cell in cells {
+            if cell.column < width {
+                fields[cell.column] = cell.value
+            } else if !cell.value.isEmpty {
+                past = past ?? cell.column
+            }
+        }
+        if let error = errors.first {
+            reject(
+                .invalidCell, column: error.column,
+                message: "cell \(Self.columnName(error.column))\(rowNumber) holds \(error.text), expected a value",
+                fields: fields)
+        } else if let past {
+            reject(
+                .malformedRow, column: past,
+                message: "cell \(Self.columnName(past))\(rowNumber) has a value right of the header's \(width) columns",
+                fields: fields)
+        } else {
+            values.withUnsafeBytes { bytes in
+                for field in fields {
+                    block.appendField(field.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+            }
+            block.closeRecord(line: rowNumber)
+        }
+        guard block.bytes.count >= blockBytes || block.count + block.rejections.count >= blockBytes / 16 else {
+            return []
+        }
+        let full = block
+        block = RecordBlock(reservingBytes: blockBytes)
+        return [.block(full)]
+    }
+
+    private func reject(_ code: RejectCode, column: Int, message: String, fields: [Range<Int>?]) {
+        let strings = fields.map { $0.map { String(decoding: values[$0], as: UTF8.self) } ?? "" }
+        block.rejections.append(
+            Rejection(
+                line: rowNumber, code: code, column: column < width ? names[column] : Self.columnName(column),
+                message: message, fields: strings))
+    }
+
+    /// What is left at the end of the sheet.
+    func finish() -> [SheetItem] {
+        headerDone && block.count + block.rejections.count > 0 ? [.block(block)] : []
+    }
+}
