@@ -62,15 +62,26 @@ struct SpreadsheetTests {
     func handmade() throws {
         let result = try readSheet("handmade.xlsx")
         #expect(result.header == ["id", "name", "lat", "lon"])
-        #expect(result.records == [["1", "A&B", "45.5", "6.25"], ["2", " spaced\ttab ", "15", "-7"], ["3", "<raw> & ready", "1", "2"]])
+        #expect(
+            result.records == [
+                ["1", "A&B", "45.5", "6.25"], ["2", " spaced\ttab ", "15", "-7"], ["3", "<raw> & ready", "1", "2"],
+            ])
         #expect(result.lines == [2, 3, 5])
+    }
+
+    @Test("a header cell merged across columns names each of them")
+    func mergedHeader() throws {
+        let result = try readSheet("merged.xlsx")
+        #expect(result.header == ["id", "Address", "Address 2", "lat", "lon"])
+        #expect(result.records == [["1", "Main St 1", "Berlin", "52.5", "13.4"]])
     }
 
     @Test("the 1904 date system; a sheet chosen by name or position; headerless sheets")
     func datesSheetsAndHeaders() throws {
         #expect(try readSheet("dates1904.xlsx").records == [["1", "10.5", "20.5", "2024-02-29"]])
         #expect(try readSheet("multi.xlsx").header == ["The data is on the second sheet."])
-        #expect(try readSheet("multi.xlsx", sheet: "Sites").records == [["S1", "50.5", "4.5"], ["S2", "51.5", "5.5"]])
+        #expect(
+            try readSheet("multi.xlsx", sheet: "Sites").records == [["S1", "50.5", "4.5"], ["S2", "51.5", "5.5"]])
         #expect(try readSheet("multi.xlsx", sheet: "2").header == ["code", "lat", "lon"])
         let headerless = try readSheet("multi.xlsx", sheet: "Sites", hasHeader: false)
         #expect(headerless.header == ["A", "B", "C"])
@@ -114,7 +125,8 @@ struct SpreadsheetTests {
         let notZip = dir.write("stores.xlsx", "id,lat,lon\n1,2,3\n")
         let whole = try #require(FileManager.default.contents(atPath: fixtures + "/cells.xlsx"))
         let truncated = dir.write("cut.xlsx", [UInt8](whole.prefix(whole.count / 2)))
-        let ole = dir.write("locked.xlsx", [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1] + [UInt8](repeating: 0, count: 512))
+        let ole = dir.write(
+            "locked.xlsx", [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1] + [UInt8](repeating: 0, count: 512))
         let cases: [(String, String)] = [
             (notZip, "is not an .xlsx workbook (not a ZIP archive)"),
             (truncated, "is not a readable .xlsx workbook (the ZIP archive is damaged or truncated)"),
@@ -146,7 +158,8 @@ struct SpreadsheetTests {
         #expect(SpreadsheetValue.format(-1.5e-7) == "-0.00000015")
         #expect(SpreadsheetValue.format(9_007_199_254_740_992) == "9007199254740992")
         #expect(SpreadsheetValue.format(0.30000000000000004) == "0.3")
-        #expect(String(decoding: SpreadsheetValue.plain(Array("13.404954000000001".utf8)), as: UTF8.self) == "13.404954")
+        #expect(
+            String(decoding: SpreadsheetValue.plain(Array("13.404954000000001".utf8)), as: UTF8.self) == "13.404954")
         #expect(String(decoding: SpreadsheetValue.plain(Array("00123".utf8)), as: UTF8.self) == "00123")
         #expect(XLSXWorkbook.numberStyle(code: "dd.mm.yyyy") == .date(time: false))
         #expect(XLSXWorkbook.numberStyle(code: "yyyy-mm-dd hh:mm") == .date(time: true))
@@ -171,9 +184,11 @@ struct SpreadsheetTests {
                         switch event {
                         case .start(let name, let attributes, let closing):
                             out.append(
-                                "<\(String(decoding: name, as: UTF8.self)) \(XMLText.attributeString("r", in: attributes) ?? "")\(closing ? "/" : "")>")
+                                "<\(String(decoding: name, as: UTF8.self)) \(XMLText.attributeString("r", in: attributes) ?? "")\(closing ? "/" : "")>"
+                            )
                         case .end(let name): out.append("</\(String(decoding: name, as: UTF8.self))>")
-                        case .text(let text, let raw): out.append("\(raw ? "raw:" : "")\(String(decoding: text, as: UTF8.self))")
+                        case .text(let text, let raw):
+                            out.append("\(raw ? "raw:" : "")\(String(decoding: text, as: UTF8.self))")
                         }
                     }
                 }
@@ -181,7 +196,37 @@ struct SpreadsheetTests {
             return out
         }
         let whole = try events(chunk: xml.count)
-        #expect(whole == ["<row 2>", "<c A2>", "<v >", "12", "</v>", "</c>", "<c >", "<is >", "<t >", "raw:a<b", "</t>", "</is>", "</c>", "<c />", "</row>"])
+        #expect(
+            whole == [
+                "<row 2>", "<c A2>", "<v >", "12", "</v>", "</c>", "<c >", "<is >", "<t >", "raw:a<b", "</t>", "</is>",
+                "</c>", "<c />", "</row>",
+            ])
         for chunk in [1, 2, 3, 7, 16] { #expect(try events(chunk: chunk) == whole, "chunks of \(chunk)") }
+    }
+}
+
+@Suite("Spreadsheets: inspect (the built binary)")
+struct SpreadsheetInspectTests {
+    @Test("inspect lists the sheets with their used ranges; its starter pipeline imports the sheet unedited")
+    func inspectWorkbook() throws {
+        let dir = TempDir()
+        let file = fixtures + "/multi.xlsx"
+        let text = try runCLI(["inspect", file, "--sheet", "Sites"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains(#"sheet 1    "Read me" A1:A1"#))
+        #expect(text.stdout.contains(#"sheet 2    "Sites" A1:C3  ← profiled"#))
+        let json = try runCLI(["inspect", file, "--sheet", "2", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let sheets = try #require(object["sheets"] as? [[String: Any]])
+        #expect(sheets.map { $0["name"] as? String } == ["Read me", "Sites"])
+        let starter = try runCLI(["inspect", file, "--sheet", "Sites", "--emit-config"])
+        #expect(starter.stdout.contains("  format: xlsx\n  sheet: \"Sites\""))
+        let pipeline = dir.write("pipeline.yml", starter.stdout)
+        let validate = try runCLI(["validate", pipeline, "--report-dir", dir.path])
+        #expect(validate.status == 0, "\(validate.stderr)")
+        #expect(validate.stderr.contains("2 of 2 rows would be imported"))
+        let cells = try runCLI(["inspect", fixtures + "/cells.xlsx"])
+        #expect(cells.stdout.contains("2 of the sampled rows would be rejected (a cell holding an error"))
+        #expect(cells.stdout.contains("opened     date"))
     }
 }

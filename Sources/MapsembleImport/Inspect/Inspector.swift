@@ -12,7 +12,17 @@ public struct InspectOptions: Sendable {
     public var full = false
     /// `auto`, or the delimiter to use.
     public var delimiter = "auto"
+    /// For a workbook: the sheet to profile (name or 1-based position); the first when nil.
+    public var sheet: String?
     public init() {}
+}
+
+/// A sheet of a workbook, as `inspect` lists it.
+public struct SheetSummary: Sendable {
+    public var name: String
+    /// The used range the sheet declares (`A1:K500001`), when it does.
+    public var dimension: String?
+    public var hidden: Bool
 }
 
 /// What `inspect` found in a file: everything a first pipeline.yml needs.
@@ -43,6 +53,9 @@ public struct InspectReport: Sendable {
     public var quoteNone: Bool
     /// Findings worth a line of their own (problems first).
     public var notes: [String]
+    /// For a workbook: its sheets, and the one profiled.
+    public var sheets: [SheetSummary] = []
+    public var sheet: String?
 }
 
 /// One column as the sample shows it.
@@ -104,7 +117,7 @@ public enum Inspector {
             if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG { size = Int(info.st_size) }
         }
         let head = path == "-" ? [] : RawInput.head(path, 64 << 10)
-        let encoding = head.withUnsafeBytes { (bytes) -> String in
+        var encoding = head.withUnsafeBytes { (bytes) -> String in
             let found = SourceEncoding.detect(bytes)
             return found.rawValue + (found.byteOrderMarkLength(bytes) > 0 ? " (BOM)" : "")
         }
@@ -113,18 +126,25 @@ public enum Inspector {
         readerOptions.blockBytes = 64 << 10
         readerOptions.delimiter = try PipelinePlan.delimiter(options.delimiter, path: path, quote: readerOptions.quote)
         var quoteNone = false
-        if path != "-" {
-            let quoted = try malformedRows(path, readerOptions, name: name)
-            if quoted > 0 {
-                var unquoted = readerOptions
-                unquoted.quote = nil
-                if try malformedRows(path, unquoted, name: name) == 0 {
-                    quoteNone = true
-                    readerOptions.quote = nil
-                }
+        var sheets: [SheetSummary] = []
+        var sheetName: String?
+        var lastSheetRow: Int?
+        let reader: any RecordReader
+        if path != "-", try PipelinePlan.isWorkbook("auto", path: path) {
+            let workbook = try XLSXWorkbook(path: path, name: name)
+            sheets = try workbook.sheets.map {
+                SheetSummary(name: $0.name, dimension: try workbook.dimension(of: $0.part), hidden: $0.hidden)
             }
+            let chosen = try workbook.sheet(options.sheet)
+            sheetName = chosen.name
+            lastSheetRow = sheets.first { $0.name == chosen.name }?.dimension.flatMap(Self.lastRow)
+            readerOptions.delimiter = UInt8(ascii: ",")
+            encoding = "utf-8 (workbook)"
+            reader = try XLSXReader(
+                path: path, sheet: chosen.name, hasHeader: false, blockBytes: readerOptions.blockBytes, name: name)
+        } else {
+            reader = try csvReader(path: path, options: &readerOptions, quoteNone: &quoteNone, name: name)
         }
-        let reader = try CSVReader(path: path, options: readerOptions, name: name)
 
         // The first record decides the header; the profiles take the records after it.
         var first: [String]?
@@ -183,6 +203,12 @@ public enum Inspector {
         if complete || path == "-" {
             rows = sampled + malformed
             method = "parsed every row"
+        } else if let lastSheetRow {
+            rows = lastSheetRow - (header ? 1 : 0)
+            method = "from the sheet's used range"
+        } else if !sheets.isEmpty {
+            rows = sampled + malformed
+            method = "at least; the sheet declares no used range, --full counts every row"
         } else {
             let lines = try countLines(path, name: name)
             rows = lines - (header ? 1 : 0)
@@ -196,7 +222,11 @@ public enum Inspector {
         }
 
         var notes: [String] = []
-        if malformed > 0 {
+        if malformed > 0 && !sheets.isEmpty {
+            notes.append(
+                "\(malformed) of the \(options.full ? "" : "sampled ")rows would be rejected (a cell holding an error such as #N/A, or a value right of the header)"
+            )
+        } else if malformed > 0 {
             notes.append(
                 "\(malformed) of the \(options.full ? "" : "sampled ")rows cannot be parsed (stray quote or wrong number of fields)"
             )
@@ -209,7 +239,32 @@ public enum Inspector {
             file: name, sizeBytes: size, encoding: encoding, delimiter: readerOptions.delimiter, hasHeader: header,
             rows: rows, rowsMethod: method, sampledRows: sampled, malformedRows: malformed, columns: columns,
             coordinates: coordinates, label: label, remoteID: remoteID, decimalComma: decimalComma,
-            quoteNone: quoteNone, notes: notes)
+            quoteNone: quoteNone, notes: notes, sheets: sheets, sheet: sheetName)
+    }
+
+    /// A CSV reader for inspecting: no header assumed; `quote: none` when `"` is data (reading
+    /// with quotes breaks rows that reading without does not).
+    private static func csvReader(
+        path: String, options readerOptions: inout ReaderOptions, quoteNone: inout Bool, name: String
+    ) throws -> CSVReader {
+        if path != "-" {
+            let quoted = try malformedRows(path, readerOptions, name: name)
+            if quoted > 0 {
+                var unquoted = readerOptions
+                unquoted.quote = nil
+                if try malformedRows(path, unquoted, name: name) == 0 {
+                    quoteNone = true
+                    readerOptions.quote = nil
+                }
+            }
+        }
+        return try CSVReader(path: path, options: readerOptions, name: name)
+    }
+
+    /// `A1:K500001` → 500001.
+    static func lastRow(_ dimension: String) -> Int? {
+        guard let last = dimension.split(separator: ":").last else { return nil }
+        return Int(last.drop { $0.isLetter })
     }
 
     // MARK: - Sniffing

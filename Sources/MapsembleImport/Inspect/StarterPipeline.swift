@@ -16,7 +16,14 @@ extension InspectReport {
         out.append("")
         out.append("source:")
         out.append("  path: \(Self.quoted(path))")
-        out.append("  delimiter: \(delimiterSetting)")
+        if let sheet {
+            out.append("  format: xlsx")
+            out.append(
+                "  sheet: \(Self.quoted(sheet))\(sheets.count > 1 ? "                 # of \(sheets.count): \(sheets.map(\.name).joined(separator: ", "))" : "")"
+            )
+        } else {
+            out.append("  delimiter: \(delimiterSetting)")
+        }
         out.append(
             "  header: \(hasHeader)\(hasHeader ? "" : "                 # no header row: columns are named 1, 2, 3, ...")"
         )
@@ -24,7 +31,7 @@ extension InspectReport {
             out.append("  quote: none                   # \" is data here: reading it as a quote breaks rows")
         }
         if decimalComma { out.append("  decimal: auto                 # reads 50,94 as well as 50.94") }
-        if !encoding.hasPrefix("utf-8") {
+        if !encoding.hasPrefix("utf-8") && sheet == nil {
             let name = encoding.split(separator: " ").first.map(String.init) ?? encoding
             out.append(
                 "  encoding: \(name)\(String(repeating: " ", count: max(1, 22 - name.count)))# not UTF-8: transcoded as it is read"

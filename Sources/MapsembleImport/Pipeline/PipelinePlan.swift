@@ -288,7 +288,8 @@ struct PipelinePlan {
     private static func checkSupported(_ config: PipelineConfig) throws {
         if !["auto", "csv", "xlsx"].contains(config.source.format) {
             throw ImportError(
-                .config, "source.format \"\(config.source.format)\" is not one this version reads; use auto, csv or xlsx")
+                .config,
+                "source.format \"\(config.source.format)\" is not one this version reads; use auto, csv or xlsx")
         }
         switch config.mode {
         case .create: break

@@ -10,7 +10,9 @@ enum SpreadsheetValue {
     ) {
         switch style {
         case .date(let time):
-            if let value = Double(String(decoding: raw, as: UTF8.self)), let text = iso8601(value, time: time, date1904: date1904) {
+            if let value = Double(String(decoding: raw, as: UTF8.self)),
+                let text = iso8601(value, time: time, date1904: date1904)
+            {
                 out += Array(text.utf8)
                 return
             }
@@ -59,7 +61,8 @@ enum SpreadsheetValue {
         if value == value.rounded() && abs(value) <= 9_007_199_254_740_992 { return String(Int64(value)) }
         // "-1.23456789012346e+19": 15 significant digits and where the point goes.
         let scientific = String(format: "%.14e", value)
-        guard let e = scientific.firstIndex(where: { $0 == "e" }), let exponent = Int(scientific[scientific.index(after: e)...])
+        guard let e = scientific.firstIndex(where: { $0 == "e" }),
+            let exponent = Int(scientific[scientific.index(after: e)...])
         else { return scientific }
         let negative = scientific.hasPrefix("-")
         let digits = scientific[..<e].filter(\.isNumber)

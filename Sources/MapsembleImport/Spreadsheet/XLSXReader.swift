@@ -73,11 +73,39 @@ public final class XLSXReader: RecordReader, @unchecked Sendable {  // the hando
         thread.name = "mapsemble-import.xlsx"
         thread.start()
         switch take() {
-        case .header(let names): header = names
+        case .header(let names, let row, let empty):
+            header = names
+            if hasHeader && !empty.isEmpty {
+                header = try Self.mergedHeader(names, row: row, empty: empty, path: path, part: chosen.part, name: name)
+            }
         case .failure(let error): throw error
         case .block, nil:
             throw ImportError(.unreadableInput, "sheet \"\(chosen.name)\" is empty, expected a header row", file: name)
         }
+    }
+
+    /// Empty header cells covered by a merged cell of the header row take its name, numbered
+    /// (`Address`, `Address 2`). The merges are listed after the rows, so the sheet is scanned
+    /// once more for them (with an archive of its own), only when the header has empty cells.
+    private static func mergedHeader(
+        _ names: [String], row: Int, empty: [Int], path: String, part: String, name: String
+    ) throws -> [String] {
+        var names = names
+        let merges = try XLSXWorkbook(path: path, name: name).merges(of: part)
+        for merge in merges where merge.rows.contains(row) && merge.columns.lowerBound < names.count {
+            let first = merge.columns.lowerBound
+            guard !empty.contains(first) else { continue }
+            for (offset, column) in merge.columns.dropFirst().enumerated()
+            where empty.contains(column) && column < names.count {
+                names[column] = "\(names[first]) \(offset + 2)"
+            }
+        }
+        var seen = Set<String>()
+        for column in names where !seen.insert(column).inserted {
+            throw ImportError(
+                .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: row)
+        }
+        return names
     }
 
     deinit {
@@ -132,7 +160,8 @@ public final class XLSXReader: RecordReader, @unchecked Sendable {  // the hando
 
 /// What the scanning thread hands to the reader.
 private enum SheetItem {
-    case header([String])
+    /// The column names, the header's row, and the columns whose header cell was empty.
+    case header([String], row: Int, empty: [Int])
     case block(RecordBlock)
     case failure(any Error)
 }
@@ -183,18 +212,34 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
         switch event {
         case .start(let tag, let attributes, let selfClosing):
             if XMLText.equals(tag, "row") {
-                rowNumber = XMLText.attribute("r", in: attributes).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? lastRow + 1
+                rowNumber = XMLText.attribute("r", in: attributes).flatMap(XMLText.integer) ?? lastRow + 1
                 cells.removeAll(keepingCapacity: true)
                 values.removeAll(keepingCapacity: true)
                 errors.removeAll()
                 column = -1
                 if selfClosing { return try endRow() }
             } else if XMLText.equals(tag, "c") {
-                column = XMLText.attribute("r", in: attributes).map(Self.columnIndex) ?? column + 1
-                type = XMLText.attribute("t", in: attributes).flatMap { $0.first } ?? UInt8(ascii: "n")
-                if let t = XMLText.attribute("t", in: attributes), XMLText.equals(t, "inlineStr") { type = UInt8(ascii: "I") }
-                if let t = XMLText.attribute("t", in: attributes), XMLText.equals(t, "str") { type = UInt8(ascii: "S") }
-                style = XMLText.attribute("s", in: attributes).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+                // One pass over the attributes: r (where), t (type), s (style).
+                var reference: UnsafeRawBufferPointer?
+                type = UInt8(ascii: "n")
+                style = 0
+                XMLText.forEachAttribute(attributes) { key, value in
+                    guard key.count == 1 else { return }
+                    switch key[0] {
+                    case UInt8(ascii: "r"): reference = value
+                    case UInt8(ascii: "s"): style = XMLText.integer(value) ?? 0
+                    case UInt8(ascii: "t"):
+                        if XMLText.equals(value, "inlineStr") {
+                            type = UInt8(ascii: "I")
+                        } else if XMLText.equals(value, "str") {
+                            type = UInt8(ascii: "S")
+                        } else {
+                            type = value.first ?? UInt8(ascii: "n")
+                        }
+                    default: break
+                    }
+                }
+                column = reference.map(Self.columnIndex) ?? column + 1
                 raw.removeAll(keepingCapacity: true)
                 if selfClosing { try endCell() }
             } else if XMLText.equals(tag, "v") {
@@ -256,7 +301,9 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
         case UInt8(ascii: "s"):
             guard !raw.isEmpty else { return }
             guard let index = Int(String(decoding: raw, as: UTF8.self)), let range = strings.range(index) else {
-                errors.append((column, "a shared string index \(String(decoding: raw, as: UTF8.self)) the workbook does not have"))
+                errors.append(
+                    (column, "a shared string index \(String(decoding: raw, as: UTF8.self)) the workbook does not have")
+                )
                 return
             }
             values += strings.bytes[range]
@@ -285,17 +332,24 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
             headerDone = true
             width = (cells.map(\.column).max() ?? 0) + 1
             names = (0..<width).map { Self.columnName($0) }
-            guard hasHeader else { return [.header(names)] + appendRecord() }
+            guard hasHeader else { return [.header(names, row: rowNumber, empty: [])] + appendRecord() }
+            var empty = Set(0..<width)
             for cell in cells {
                 let text = String(decoding: values[cell.value], as: UTF8.self).trimmingSpaces
-                if !text.isEmpty { names[cell.column] = text }
+                if !text.isEmpty {
+                    names[cell.column] = text
+                    empty.remove(cell.column)
+                }
             }
-            var seen = Set<String>()
-            for column in names where !seen.insert(column).inserted {
-                throw ImportError(
-                    .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: rowNumber)
+            if empty.isEmpty {
+                var seen = Set<String>()
+                for column in names where !seen.insert(column).inserted {
+                    throw ImportError(
+                        .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: rowNumber
+                    )
+                }
             }
-            return [.header(names)]
+            return [.header(names, row: rowNumber, empty: empty.sorted())]
         }
         return appendRecord()
     }
@@ -324,7 +378,9 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
         } else {
             values.withUnsafeBytes { bytes in
                 for field in fields {
-                    block.appendField(field.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                    block.appendField(
+                        field.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }
+                            ?? UnsafeRawBufferPointer(start: nil, count: 0))
                 }
             }
             block.closeRecord(line: rowNumber)

@@ -61,14 +61,18 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
             ?? "xl/workbook.xml"
         let workbookFolder = (workbookPart as NSString).deletingLastPathComponent
         let relations = Self.relations(
-            (try? Self.entry(archive, workbookFolder + "/_rels/" + (workbookPart as NSString).lastPathComponent + ".rels", name: name))
+            (try? Self.entry(
+                archive, workbookFolder + "/_rels/" + (workbookPart as NSString).lastPathComponent + ".rels", name: name
+            ))
                 ?? [])
         var targets: [String: String] = [:]
         for relation in relations { targets[relation.id] = Self.resolve(relation.target, from: workbookFolder) }
         sharedStringsPart = relations.first { $0.type.hasSuffix("/sharedStrings") }.map {
             Self.resolve($0.target, from: workbookFolder)
         }
-        let stylesPart = relations.first { $0.type.hasSuffix("/styles") }.map { Self.resolve($0.target, from: workbookFolder) }
+        let stylesPart = relations.first { $0.type.hasSuffix("/styles") }.map {
+            Self.resolve($0.target, from: workbookFolder)
+        }
 
         var sheets: [Sheet] = []
         var date1904 = false
@@ -82,7 +86,8 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
                     sheets.append(
                         Sheet(
                             name: XMLText.attributeString("name", in: attributes) ?? "",
-                            part: targets[id] ?? "", hidden: XMLText.attributeString("state", in: attributes).map { $0 != "visible" } ?? false))
+                            part: targets[id] ?? "",
+                            hidden: XMLText.attributeString("state", in: attributes).map { $0 != "visible" } ?? false))
                 } else if XMLText.equals(tag, "workbookPr") {
                     let value = XMLText.attributeString("date1904", in: attributes)
                     date1904 = value == "1" || value == "true"
@@ -174,6 +179,51 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
         }
     }
 
+    /// The used range a sheet declares at its top (`<dimension ref="A1:K500001"/>`); only the
+    /// start of the part is inflated.
+    func dimension(of part: String) throws -> String? {
+        var scanner = XMLScanner()
+        var found: String?
+        do {
+            try stream(part) { chunk in
+                try scanner.feed(chunk) { event in
+                    guard case .start(let tag, let attributes, _) = event else { return }
+                    if XMLText.equals(tag, "dimension") { found = XMLText.attributeString("ref", in: attributes) }
+                    if found != nil || XMLText.equals(tag, "sheetData") { throw XLSXReader.Stopped() }
+                }
+            }
+        } catch is XLSXReader.Stopped {}
+        return found
+    }
+
+    /// The merged ranges of a sheet (`<mergeCell ref="B1:C1"/>`, after its rows): 1-based rows,
+    /// 0-based columns.
+    func merges(of part: String) throws -> [(rows: ClosedRange<Int>, columns: ClosedRange<Int>)] {
+        var scanner = XMLScanner()
+        var merges: [(rows: ClosedRange<Int>, columns: ClosedRange<Int>)] = []
+        try stream(part) { chunk in
+            try scanner.feed(chunk) { event in
+                guard case .start(let tag, let attributes, _) = event, XMLText.equals(tag, "mergeCell"),
+                    let ref = XMLText.attributeString("ref", in: attributes)
+                else { return }
+                let corners = ref.split(separator: ":").map { Self.cell(String($0)) }
+                guard corners.count == 2, let first = corners[0], let last = corners[1], first.row <= last.row,
+                    first.column <= last.column
+                else { return }
+                merges.append((first.row...last.row, first.column...last.column))
+            }
+        }
+        return merges
+    }
+
+    /// `C12` → (row 12, column 2).
+    static func cell(_ reference: String) -> (row: Int, column: Int)? {
+        let letters = reference.prefix { $0.isLetter }
+        guard !letters.isEmpty, let row = Int(reference.dropFirst(letters.count)) else { return nil }
+        let column = letters.uppercased().unicodeScalars.reduce(0) { $0 * 26 + Int($1.value) - 64 } - 1
+        return (row, column)
+    }
+
     /// Uncompressed size of a part, for progress.
     func size(of part: String) -> Int {
         archive[part].map { Int($0.uncompressedSize) } ?? 0
@@ -189,7 +239,8 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
         do {
             _ = try archive.extract(entry) { bytes.append(contentsOf: $0) }
         } catch {
-            throw ImportError(.unreadableInput, "cannot read \(part) from the workbook (damaged or truncated)", file: name)
+            throw ImportError(
+                .unreadableInput, "cannot read \(part) from the workbook (damaged or truncated)", file: name)
         }
         return bytes
     }
@@ -238,7 +289,9 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
             try scanner.feed(bytes) { event in
                 switch event {
                 case .start(let tag, let attributes, let selfClosing):
-                    if XMLText.equals(tag, "numFmt"), let id = XMLText.attributeString("numFmtId", in: attributes).flatMap({ Int($0) }) {
+                    if XMLText.equals(tag, "numFmt"),
+                        let id = XMLText.attributeString("numFmtId", in: attributes).flatMap({ Int($0) })
+                    {
                         custom[id] = XMLText.attributeString("formatCode", in: attributes) ?? ""
                     } else if XMLText.equals(tag, "cellXfs") {
                         inCellFormats = !selfClosing

@@ -112,23 +112,25 @@ struct XMLScanner {
         let attributesEnd = tag.count - (selfClosing ? 2 : 1)
         try handle(
             .start(
-                name: name, attributes: UnsafeRawBufferPointer(rebasing: tag[min(nameEnd, attributesEnd)..<attributesEnd]),
+                name: name,
+                attributes: UnsafeRawBufferPointer(rebasing: tag[min(nameEnd, attributesEnd)..<attributesEnd]),
                 selfClosing: selfClosing))
     }
 }
 
 /// Reading the pieces of a tag and of text.
 enum XMLText {
-    /// The raw value of attribute `name` (local name, prefix ignored) in a tag's attribute text.
-    static func attribute(_ name: String, in attributes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
-        let wanted = Array(name.utf8)
+    /// Calls `body` with each attribute's local name (prefix dropped) and raw value.
+    static func forEachAttribute(
+        _ attributes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+    ) {
         var index = 0
         let count = attributes.count
         while index < count {
-            while index < count && (attributes[index] == 0x20 || attributes[index] == 0x09 || attributes[index] == 0x0A
-                || attributes[index] == 0x0D)
-            {
+            let byte = attributes[index]
+            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
                 index += 1
+                continue
             }
             var keyStart = index
             while index < count && attributes[index] != UInt8(ascii: "=") {
@@ -137,20 +139,38 @@ enum XMLText {
             }
             let keyEnd = index
             index += 1
-            guard index < count else { return nil }
+            guard index < count else { return }
             let quote = attributes[index]
-            guard quote == 0x22 || quote == 0x27 else { return nil }
+            guard quote == 0x22 || quote == 0x27 else { return }
             let valueStart = index + 1
             var valueEnd = valueStart
             while valueEnd < count && attributes[valueEnd] != quote { valueEnd += 1 }
-            if keyEnd - keyStart == wanted.count
-                && (0..<wanted.count).allSatisfy({ attributes[keyStart + $0] == wanted[$0] })
-            {
-                return UnsafeRawBufferPointer(rebasing: attributes[valueStart..<valueEnd])
-            }
+            body(
+                UnsafeRawBufferPointer(rebasing: attributes[keyStart..<keyEnd]),
+                UnsafeRawBufferPointer(rebasing: attributes[valueStart..<min(valueEnd, count)]))
             index = valueEnd + 1
         }
-        return nil
+    }
+
+    /// A non-negative decimal integer, read from bytes.
+    static func integer(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard !bytes.isEmpty, bytes.count < 19 else { return nil }
+        var value = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    /// The raw value of attribute `name` (local name, prefix ignored) in a tag's attribute text.
+    static func attribute(_ name: String, in attributes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        let wanted = Array(name.utf8)
+        var found: UnsafeRawBufferPointer?
+        forEachAttribute(attributes) { key, value in
+            if found == nil && key.elementsEqual(wanted) { found = value }
+        }
+        return found
     }
 
     /// The attribute as a string (entities decoded).
@@ -178,10 +198,13 @@ enum XMLText {
         let count = text.count
         while index < count {
             let byte = text[index]
-            if byte == UInt8(ascii: "&"), let semicolon = (index + 1..<min(count, index + 12)).first(where: {
-                text[$0] == UInt8(ascii: ";")
-            }) {
-                let entity = String(decoding: UnsafeRawBufferPointer(rebasing: text[(index + 1)..<semicolon]), as: UTF8.self)
+            if byte == UInt8(ascii: "&"),
+                let semicolon = (index + 1..<min(count, index + 12)).first(where: {
+                    text[$0] == UInt8(ascii: ";")
+                })
+            {
+                let entity = String(
+                    decoding: UnsafeRawBufferPointer(rebasing: text[(index + 1)..<semicolon]), as: UTF8.self)
                 var scalar: Unicode.Scalar?
                 switch entity {
                 case "amp": scalar = "&"

@@ -6,13 +6,14 @@ import MapsembleImport
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Sniff a CSV file: encoding, delimiter, header, rows, column types, coordinate columns.",
+        abstract:
+            "Sniff a CSV file or a workbook: encoding, delimiter or sheets, header, rows, column types, coordinate columns.",
         discussion: """
             Reads a sample of rows (--sample-rows) and counts the file's lines without parsing them;
             --full parses every row. --emit-config prints a commented pipeline.yml that imports the file.
             """)
 
-    @Argument(help: "The CSV file.")
+    @Argument(help: "The CSV file or .xlsx workbook.")
     var file: String
 
     @Flag(help: "Print a starter pipeline.yml for the file instead of the profile.")
@@ -30,11 +31,15 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "The delimiter, or auto.")
     var delimiter = "auto"
 
+    @Option(help: "For a workbook: the sheet to profile, by name or 1-based position (default: the first).")
+    var sheet: String?
+
     func run() throws {
         var options = InspectOptions()
         options.full = full
         options.sampleRows = max(1, sampleRows)
         options.delimiter = delimiter == "tab" ? "\t" : delimiter
+        options.sheet = sheet
         let report: InspectReport
         do {
             report = try Inspector.inspect(path: file, options: options)
@@ -59,9 +64,18 @@ struct InspectCommand: ParsableCommand {
         let delimiterName = report.delimiter == 0x09 ? "tab" : "\"\(String(UnicodeScalar(report.delimiter)))\""
         print("file       \(report.file)\(report.sizeBytes.map { " (\(Self.size($0)))" } ?? "")")
         print("encoding   \(report.encoding)")
-        print(
-            "delimiter  \(delimiterName)\(report.decimalComma ? ", decimal comma" : "")\(report.quoteNone ? ", \" is data (quote: none)" : "")"
-        )
+        if let sheet = report.sheet {
+            for (index, summary) in report.sheets.enumerated() {
+                let marker = summary.name == sheet ? "  ← profiled" : ""
+                print(
+                    "sheet \(index + 1)    \"\(summary.name)\" \(summary.dimension ?? "(no used range declared)")\(summary.hidden ? " (hidden)" : "")\(marker)"
+                )
+            }
+        } else {
+            print(
+                "delimiter  \(delimiterName)\(report.decimalComma ? ", decimal comma" : "")\(report.quoteNone ? ", \" is data (quote: none)" : "")"
+            )
+        }
         print("header     \(report.hasHeader ? "yes" : "no (columns are named 1, 2, 3, ...)")")
         let about = report.rowsMethod.hasPrefix("estimated") ? "about " : ""
         print("rows       \(about)\(report.rows) (\(report.rowsMethod))")
@@ -113,6 +127,7 @@ struct InspectCommand: ParsableCommand {
             "malformed_rows": report.malformedRows, "decimal": report.decimalComma ? "comma" : "point",
             "quote": report.quoteNone ? "none" : "\"",
             "notes": report.notes,
+            "sheets": report.sheets.map { ["name": $0.name, "dimension": $0.dimension ?? "", "hidden": $0.hidden] },
             "columns": report.columns.map { (column) -> [String: Any] in
                 var entry: [String: Any] = [
                     "name": column.name, "type": column.kind.rawValue, "null_share": column.nullShare,

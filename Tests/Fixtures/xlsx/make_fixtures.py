@@ -9,6 +9,7 @@ Writes, beside this script:
   cells.xlsx     sheet "Stores": every cell kind (see the rows below)
   multi.xlsx     sheets "Read me" and "Sites": sheet selection by name and position
   dates1904.xlsx a workbook in the 1904 date system
+  merged.xlsx    a header cell merged across two columns
   handmade.xlsx  inline strings, t="str", an x: prefix, a row without r, merged-looking header
   twin.csv / twin.xlsx  the same 5,000 generated rows as CSV and as a workbook
 """
@@ -63,6 +64,17 @@ def multi():
     sites.append(["S1", 50.5, 4.5])
     sites.append(["S2", 51.5, 5.5])
     book.save(os.path.join(HERE, "multi.xlsx"))
+
+
+def merged():
+    """A header cell merged across two columns (B1:C1 "Address")."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Sites"
+    sheet.append(["id", "Address", None, "lat", "lon"])
+    sheet.merge_cells("B1:C1")
+    sheet.append([1, "Main St 1", "Berlin", 52.5, 13.4])
+    book.save(os.path.join(HERE, "merged.xlsx"))
 
 
 def dates1904():
@@ -146,6 +158,7 @@ if __name__ == "__main__":
     cells()
     multi()
     dates1904()
+    merged()
     handmade()
     twin()
     print("written:", ", ".join(sorted(n for n in os.listdir(HERE) if n.endswith((".xlsx", ".csv")))))
