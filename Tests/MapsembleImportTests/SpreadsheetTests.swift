@@ -22,7 +22,7 @@ private func readSheet(_ file: String, sheet: String? = nil, hasHeader: Bool = t
     return result
 }
 
-@Suite("Spreadsheets: .xlsx workbooks")
+@Suite("Spreadsheets: .xlsx workbooks", .serialized)
 struct SpreadsheetTests {
     @Test("every cell kind, as the user sees it (fixture written by openpyxl)")
     func cellKinds() throws {
@@ -145,6 +145,23 @@ struct SpreadsheetTests {
         let sites = try runCLI(["validate", "--input", renamed, "--sheet", "Sites", "--report-dir", dir.path])
         #expect(sites.status == 0, "\(sites.stderr)")
         #expect(sites.stderr.contains("2 of 2 rows would be imported"))
+    }
+
+    @Test("a reader let go before the end stops its scanning thread")
+    func readerLetGo() async throws {
+        let before = XLSXReader.scanningThreads
+        for _ in 0..<6 {
+            let reader = try XLSXReader(
+                path: fixtures + "/twin.xlsx", sheet: nil, hasHeader: true, blockBytes: 1 << 10, name: "twin.xlsx")
+            _ = try reader.nextBlock()
+            #expect(XLSXReader.scanningThreads > before)
+        }
+        var after = XLSXReader.scanningThreads
+        for _ in 0..<100 where after > before {
+            try await Task.sleep(for: .milliseconds(20))
+            after = XLSXReader.scanningThreads
+        }
+        #expect(after == before, "\(after - before) scanning threads left running")
     }
 
     @Test("date serials, number text and number formats")

@@ -11,15 +11,14 @@ import Synchronization
 /// digits a spreadsheet keeps), date and time cells as ISO 8601, booleans as `true`/`false`.
 /// A cell holding an error (`#N/A`) rejects its row as `invalid_cell`; a value right of the
 /// header's last column rejects it as `malformed_row`; empty rows are skipped.
-public final class XLSXReader: RecordReader, @unchecked Sendable {  // the handoff is locked
+public final class XLSXReader: RecordReader {
     public private(set) var header: [String] = []
     public private(set) var rowsRead = 0
     public let paddedRows = 0
     public let mayBlock = true
     public let encoding = SourceEncoding.utf8
     public var bytesRead: Int {
-        let scanned = handoff.withLock { $0.scanned }
-        return sheetSize > 0 ? Int(Double(scanned) / Double(sheetSize) * Double(fileSize)) : 0
+        sheetSize > 0 ? Int(Double(handoff.scanned) / Double(sheetSize) * Double(fileSize)) : 0
     }
     /// The sheet read.
     public let sheet: String
@@ -27,15 +26,11 @@ public final class XLSXReader: RecordReader, @unchecked Sendable {  // the hando
     /// Thrown into the extraction when the reader is let go before the end.
     struct Stopped: Error {}
 
-    private struct Handoff {
-        var items: [SheetItem] = []
-        var finished = false
-        var stopped = false
-        var scanned = 0
-    }
+    /// Scanning threads running now (in this process).
+    static var scanningThreads: Int { liveThreads.load(ordering: .relaxed) }
+    private static let liveThreads = Atomic<Int>(0)
 
-    private let handoff = Mutex(Handoff())
-    private let condition = NSCondition()
+    private let handoff = SheetHandoff()
     private let fileSize: Int
     private let sheetSize: Int
 
@@ -51,36 +46,45 @@ public final class XLSXReader: RecordReader, @unchecked Sendable {  // the hando
         let builder = SheetRowBuilder(
             styles: workbook.styles, date1904: workbook.date1904, strings: strings, hasHeader: hasHeader,
             blockBytes: blockBytes, name: name)
-        let thread = Thread { [self] in
+        // The thread holds the handoff, not the reader: a reader let go early (an error downstream,
+        // a sample of the first rows) stops it from its deinit.
+        let handoff = handoff
+        Self.liveThreads.add(1, ordering: .relaxed)
+        let thread = Thread {
+            defer { Self.liveThreads.subtract(1, ordering: .relaxed) }
             do {
                 var scanner = XMLScanner()
                 try workbook.stream(chosen.part) { chunk in
                     try scanner.feed(chunk) { event in
-                        for item in try builder.handle(event) { try put(item) }
+                        for item in try builder.handle(event) { try handoff.put(item) }
                     }
-                    handoff.withLock { $0.scanned += chunk.count }
+                    handoff.scanned += chunk.count
                 }
-                for item in builder.finish() { try put(item) }
+                for item in builder.finish() { try handoff.put(item) }
             } catch is Stopped {
             } catch {
-                try? put(.failure(error))
+                try? handoff.put(.failure(error))
             }
-            condition.lock()
-            handoff.withLock { $0.finished = true }
-            condition.broadcast()
-            condition.unlock()
+            handoff.finish()
         }
         thread.name = "mapsemble-import.xlsx"
         thread.start()
-        switch take() {
-        case .header(let names, let row, let empty):
-            header = names
-            if hasHeader && !empty.isEmpty {
-                header = try Self.mergedHeader(names, row: row, empty: empty, path: path, part: chosen.part, name: name)
+        do {
+            switch handoff.take() {
+            case .header(let names, let row, let empty):
+                header = names
+                if hasHeader && !empty.isEmpty {
+                    header = try Self.mergedHeader(
+                        names, row: row, empty: empty, path: path, part: chosen.part, name: name)
+                }
+            case .failure(let error): throw error
+            case .block, nil:
+                throw ImportError(
+                    .unreadableInput, "sheet \"\(chosen.name)\" is empty, expected a header row", file: name)
             }
-        case .failure(let error): throw error
-        case .block, nil:
-            throw ImportError(.unreadableInput, "sheet \"\(chosen.name)\" is empty, expected a header row", file: name)
+        } catch {
+            handoff.stop()
+            throw error
         }
     }
 
@@ -108,15 +112,10 @@ public final class XLSXReader: RecordReader, @unchecked Sendable {  // the hando
         return names
     }
 
-    deinit {
-        condition.lock()
-        handoff.withLock { $0.stopped = true }
-        condition.broadcast()
-        condition.unlock()
-    }
+    deinit { handoff.stop() }
 
     public func nextBlock() throws -> RecordBlock? {
-        switch take() {
+        switch handoff.take() {
         case .block(let block):
             rowsRead += block.count + block.rejections.count
             return block
@@ -124,37 +123,57 @@ public final class XLSXReader: RecordReader, @unchecked Sendable {  // the hando
         case .header, nil: return nil
         }
     }
+}
+
+/// Blocks passed from the scanning thread to the reader: at most two wait; the thread waits
+/// while they do, and stops when the reader is let go.
+private final class SheetHandoff: @unchecked Sendable {  // every field is read under `condition`
+    private let condition = NSCondition()
+    private var items: [SheetItem] = []
+    private var finished = false
+    private var stopped = false
+    private var scannedBytes = 0
+
+    /// Sheet XML bytes scanned so far.
+    var scanned: Int {
+        get { condition.withLock { scannedBytes } }
+        set { condition.withLock { scannedBytes = newValue } }
+    }
 
     /// Waits for the next item; nil once the sheet is done.
-    private func take() -> SheetItem? {
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            let (item, done) = handoff.withLock { state -> (SheetItem?, Bool) in
-                if !state.items.isEmpty { return (state.items.removeFirst(), false) }
-                return (nil, state.finished)
-            }
-            if let item {
-                condition.broadcast()
-                return item
-            }
-            if done { return nil }
-            condition.wait()
+    func take() -> SheetItem? {
+        condition.withLock {
+            while items.isEmpty && !finished { condition.wait() }
+            guard !items.isEmpty else { return nil }
+            condition.broadcast()
+            return items.removeFirst()
         }
     }
 
     /// Hands an item over, waiting while two are waiting already.
-    private func put(_ item: SheetItem) throws {
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            let (stopped, full) = handoff.withLock { ($0.stopped, $0.items.count >= 2) }
-            if stopped { throw Stopped() }
-            if !full { break }
-            condition.wait()
+    func put(_ item: SheetItem) throws {
+        try condition.withLock {
+            while items.count >= 2 && !stopped { condition.wait() }
+            if stopped { throw XLSXReader.Stopped() }
+            items.append(item)
+            condition.broadcast()
         }
-        handoff.withLock { $0.items.append(item) }
-        condition.broadcast()
+    }
+
+    func finish() {
+        condition.withLock {
+            finished = true
+            condition.broadcast()
+        }
+    }
+
+    /// The reader is gone: the thread's next `put` throws `Stopped`.
+    func stop() {
+        condition.withLock {
+            stopped = true
+            items.removeAll()
+            condition.broadcast()
+        }
     }
 }
 
