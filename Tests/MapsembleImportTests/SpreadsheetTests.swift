@@ -69,6 +69,33 @@ struct SpreadsheetTests {
         #expect(result.lines == [2, 3, 5])
     }
 
+    @Test("source.header as a row number: the rows above are skipped; an empty header row is an error")
+    func headerRow() throws {
+        let reader = try XLSXReader(
+            path: fixtures + "/cells.xlsx", sheet: nil, hasHeader: true, headerRow: 3, blockBytes: 1 << 10,
+            name: "cells.xlsx")
+        #expect(reader.header.prefix(3) == ["2", "Café \"Zur Post\", Süd", "80331"])
+        var lines: [Int] = []
+        var rejected: [Int] = []
+        while let block = try reader.nextBlock() {
+            lines += block.lines
+            rejected += block.rejections.map(\.line)
+        }
+        // Row 3 has 10 columns: row 4's note in K is past them.
+        #expect(lines == [7])
+        #expect(rejected == [4, 5, 8])
+        #expect(throws: ImportError.self) {
+            try XLSXReader(
+                path: fixtures + "/cells.xlsx", sheet: nil, hasHeader: true, headerRow: 6, blockBytes: 1 << 10,
+                name: "cells.xlsx")
+        }
+        #expect(throws: ImportError.self) {
+            try XLSXReader(
+                path: fixtures + "/cells.xlsx", sheet: nil, hasHeader: true, headerRow: 60, blockBytes: 1 << 10,
+                name: "cells.xlsx")
+        }
+    }
+
     @Test("a header cell merged across columns names each of them")
     func mergedHeader() throws {
         let result = try readSheet("merged.xlsx")

@@ -211,8 +211,11 @@ private struct NodeReader {
             case "header":
                 let text = try requiredString(value, path).lowercased()
                 let normalised = ["yes": "true", "no": "false", "on": "true", "off": "false"][text] ?? text
-                guard ["auto", "true", "false"].contains(normalised) else {
-                    throw error(value, "key \"\(path)\" must be auto, true or false, got \"\(text)\"")
+                guard ["auto", "true", "false"].contains(normalised) || (Int(normalised) ?? 0) >= 1 else {
+                    throw error(
+                        value,
+                        "key \"\(path)\" must be auto, true, false, or for a workbook the row number of its header, got \"\(text)\""
+                    )
                 }
                 source.header = normalised
             case "quote":

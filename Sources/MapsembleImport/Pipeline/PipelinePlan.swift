@@ -35,12 +35,19 @@ struct PipelinePlan {
             options.encoding = encoding
         }
         let workbook = try Self.isWorkbook(config.source.format, path: path)
+        let headerRow = Int(config.source.header)
+        if headerRow != nil && !workbook {
+            throw ImportError(
+                .config,
+                "source.header \(config.source.header) names a row, which only a workbook's header can be; for CSV use true or false",
+                file: inputName)
+        }
         if workbook {
             options.delimiter = UInt8(ascii: ",")
             readerOptions = options
             let sheetReader = try XLSXReader(
-                path: path, sheet: config.source.sheet, hasHeader: options.hasHeader, blockBytes: blockBytes,
-                name: inputName)
+                path: path, sheet: config.source.sheet, hasHeader: options.hasHeader, headerRow: headerRow,
+                blockBytes: blockBytes, name: inputName)
             reader = sheetReader
             notes.append(
                 "reading \(inputName): sheet \"\(sheetReader.sheet)\", \(sheetReader.header.count) columns\(options.hasHeader ? "" : " (no header row)")"
@@ -227,8 +234,8 @@ struct PipelinePlan {
         let sample: any RecordReader =
             workbook
             ? try XLSXReader(
-                path: path, sheet: config.source.sheet, hasHeader: options.hasHeader, blockBytes: options.blockBytes,
-                name: name)
+                path: path, sheet: config.source.sheet, hasHeader: options.hasHeader,
+                headerRow: Int(config.source.header), blockBytes: options.blockBytes, name: name)
             : try CSVReader(path: path, options: options, name: name)
         var longitudes: [Double] = []
         var latitudes: [Double] = []

@@ -36,7 +36,11 @@ public final class XLSXReader: RecordReader {
 
     /// Opens sheet `sheet` (a name or a 1-based position; the first when nil) of the workbook at
     /// `path` and reads up to its header row.
-    public init(path: String, sheet setting: String?, hasHeader: Bool, blockBytes: Int, name: String) throws {
+    /// `headerRow`: the sheet row holding the header (the rows above it are skipped); by
+    /// default the first row with a value.
+    public init(
+        path: String, sheet setting: String?, hasHeader: Bool, headerRow: Int? = nil, blockBytes: Int, name: String
+    ) throws {
         let workbook = try XLSXWorkbook(path: path, name: name)
         let chosen = try workbook.sheet(setting)
         sheet = chosen.name
@@ -45,7 +49,7 @@ public final class XLSXReader: RecordReader {
         let strings = try workbook.sharedStrings()
         let builder = SheetRowBuilder(
             styles: workbook.styles, date1904: workbook.date1904, strings: strings, hasHeader: hasHeader,
-            blockBytes: blockBytes, name: name)
+            headerRow: headerRow, blockBytes: blockBytes, name: name)
         // The thread holds the handoff, not the reader: a reader let go early (an error downstream,
         // a sample of the first rows) stops it from its deinit.
         let handoff = handoff
@@ -80,7 +84,9 @@ public final class XLSXReader: RecordReader {
             case .failure(let error): throw error
             case .block, nil:
                 throw ImportError(
-                    .unreadableInput, "sheet \"\(chosen.name)\" is empty, expected a header row", file: name)
+                    .unreadableInput,
+                    headerRow.map { "sheet \"\(chosen.name)\" ends before row \($0), expected the header there" }
+                        ?? "sheet \"\(chosen.name)\" is empty, expected a header row", file: name)
             }
         } catch {
             handoff.stop()
@@ -192,6 +198,7 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
     let date1904: Bool
     let strings: SharedStrings
     let hasHeader: Bool
+    let headerRow: Int?
     let blockBytes: Int
     let name: String
 
@@ -214,9 +221,10 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
     private var raw: [UInt8] = []
 
     init(
-        styles: [XLSXWorkbook.NumberStyle], date1904: Bool, strings: SharedStrings, hasHeader: Bool, blockBytes: Int,
-        name: String
+        styles: [XLSXWorkbook.NumberStyle], date1904: Bool, strings: SharedStrings, hasHeader: Bool, headerRow: Int?,
+        blockBytes: Int, name: String
     ) {
+        self.headerRow = headerRow
         self.styles = styles
         self.date1904 = date1904
         self.strings = strings
@@ -346,6 +354,15 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
 
     private func endRow() throws -> [SheetItem] {
         lastRow = rowNumber
+        if !headerDone, let headerRow {
+            // Rows above the stated header are a title, notes: not data.
+            if rowNumber < headerRow { return [] }
+            if rowNumber > headerRow || !cells.contains(where: { !$0.value.isEmpty }) {
+                throw ImportError(
+                    .unreadableInput, "row \(headerRow) of the sheet has no value, expected the header there",
+                    file: name, line: headerRow)
+            }
+        }
         guard cells.contains(where: { !$0.value.isEmpty }) || !errors.isEmpty else { return [] }
         if !headerDone {
             headerDone = true
