@@ -21,4 +21,17 @@ public struct Batch: Sendable {
     }
 
     public var count: Int { lines.count }
+
+    /// A block's features as a batch that is not a request body: `body` is the features back to
+    /// back (shared with the block, not copied), for a sink that writes features only.
+    init(featuresOf block: FeatureBlock, sequence: Int) {
+        self.sequence = sequence
+        body = block.bytes
+        featureRanges = (0..<block.count).map(block.range)
+        lines = block.lines
+    }
+
+    init(sequence: Int) {
+        self.sequence = sequence
+    }
 }

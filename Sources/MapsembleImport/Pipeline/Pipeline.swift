@@ -535,7 +535,9 @@ private final class Stages: @unchecked Sendable {
             let block = sift(block)
             state.rejected.store(rejects.count, ordering: .relaxed)
             try check(final: false)
-            let full = chunker.append(block)
+            // A sink that writes features only (`--dry-run --output`) takes the block's bytes as
+            // they are: cutting them into request bodies would copy every byte for nothing.
+            let full = sink.needsRequestBodies ? chunker.append(block) : [Batch(featuresOf: block, sequence: seen)]
             if holding {
                 held += full
                 if seen >= Self.percentSample {

@@ -11,10 +11,14 @@ public protocol BatchSink: AnyObject, Sendable {
     var featureCount: Int { get }
     /// Requests, retries and what the server did; zeros for a dry run.
     var stats: UploadStats { get }
+    /// Whether batches must be request bodies (a FeatureCollection each); a sink that writes
+    /// features only takes them as they come from the transformer.
+    var needsRequestBodies: Bool { get }
 }
 
 extension BatchSink {
     public var stats: UploadStats { UploadStats() }
+    public var needsRequestBodies: Bool { true }
 }
 
 /// What the uploader did, as the server reported it.
@@ -37,6 +41,7 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
     private let batches: ByteWriter?
     private var wroteFeature = false
     public private(set) var featureCount = 0
+    public var needsRequestBodies: Bool { batches != nil }
 
     public init(featuresPath: String?, batchesPath: String?) throws {
         features = try featuresPath.map { (path) in try ByteWriter(path: path) }
