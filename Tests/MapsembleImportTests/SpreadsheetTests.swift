@@ -8,18 +8,8 @@ private let fixtures = projectDirectory + "/Tests/Fixtures/xlsx"
 
 /// Reads a workbook through the XLSX reader: header, records as strings, their lines, rejections.
 private func readSheet(_ file: String, sheet: String? = nil, hasHeader: Bool = true) throws -> ReadResult {
-    let reader = try XLSXReader(
-        path: fixtures + "/" + file, sheet: sheet, hasHeader: hasHeader, blockBytes: 1 << 10, name: file)
-    var result = ReadResult(header: reader.header)
-    while let block = try reader.nextBlock() {
-        for record in 0..<block.count {
-            result.records.append(block.strings(record))
-            result.lines.append(block.lines[record])
-        }
-        result.rejections += block.rejections
-    }
-    result.rowsRead = reader.rowsRead
-    return result
+    try readAll(
+        XLSXReader(path: fixtures + "/" + file, sheet: sheet, hasHeader: hasHeader, blockBytes: 1 << 10, name: file))
 }
 
 @Suite("Spreadsheets: .xlsx workbooks", .serialized)

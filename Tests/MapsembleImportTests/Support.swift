@@ -44,7 +44,11 @@ struct ReadResult {
 func readAll(_ bytes: [UInt8], options: ReaderOptions = ReaderOptions()) throws -> ReadResult {
     let dir = TempDir()
     let path = dir.write("input.csv", bytes)
-    let reader = try CSVReader(path: path, options: options)
+    return try readAll(CSVReader(path: path, options: options))
+}
+
+/// Everything a reader (CSV or workbook) yields.
+func readAll(_ reader: any RecordReader) throws -> ReadResult {
     var result = ReadResult(header: reader.header)
     while let block = try reader.nextBlock() {
         for record in 0..<block.count {
