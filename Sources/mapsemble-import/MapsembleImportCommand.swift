@@ -7,7 +7,7 @@ import Foundation
 struct MapsembleImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mapsemble-import",
-        abstract: "Load CSV files into Mapsemble maps, accounting for every row.",
+        abstract: "Load CSV files and Excel workbooks into Mapsemble maps, accounting for every row.",
         subcommands: [
             RunCommand.self, ValidateCommand.self, InspectCommand.self, MapsCommand.self, FieldsCommand.self,
             SandboxCommand.self, WatchCommand.self,
