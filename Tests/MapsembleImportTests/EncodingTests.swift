@@ -116,12 +116,7 @@ struct GzipTests {
         try process.run()
         process.waitUntilExit()
         let path = plain + ".gz"
-        var config = PipelineConfig()
-        config.source.path = path
-        config.report.dir = dir.path
-        var options = RunOptions()
-        options.output = dir.path + "/out.geojson"
-        let summary = try await Pipeline(config: config, options: options).run()
+        let summary = try await dryRun(path, in: dir)
         #expect(summary.rowsRead == 5000)
         #expect(summary.imported == 5000)
         #expect(FileManager.default.fileExists(atPath: dir.path + "/places.summary.json"))

@@ -82,3 +82,13 @@ let projectDirectory: String = {
 
 /// As in the command's `main`: a peer closing a socket must not kill the test process.
 let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+
+/// A dry run of `input` with the default pipeline, writing `out.geojson` and the reports in `dir`.
+func dryRun(_ input: String, in dir: TempDir) async throws -> RunSummary {
+    var config = PipelineConfig()
+    config.source.path = input
+    config.report.dir = dir.path
+    var options = RunOptions()
+    options.output = dir.path + "/out.geojson"
+    return try await Pipeline(config: config, options: options).run()
+}
