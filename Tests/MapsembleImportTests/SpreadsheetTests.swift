@@ -156,6 +156,11 @@ struct SpreadsheetTests {
             #expect(result.stderr.contains(expected), "\(result.stderr)")
             #expect(result.stderr.split(separator: "\n").count == 1)
         }
+        #expect {
+            try PipelinePlan.isWorkbook("xlsx", path: "-")
+        } throws: { error in
+            (error as? ImportError)?.message.contains("cannot be read from standard input") == true
+        }
         // A workbook whose name says nothing is still recognised by its bytes.
         let renamed = dir.path + "/export.dat"
         try FileManager.default.copyItem(atPath: fixtures + "/multi.xlsx", toPath: renamed)

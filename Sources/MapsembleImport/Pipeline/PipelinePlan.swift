@@ -313,7 +313,13 @@ struct PipelinePlan {
     /// ZIP signature (a CSV never starts with `PK\u{3}\u{4}`).
     static func isWorkbook(_ format: String, path: String) throws -> Bool {
         switch format {
-        case "xlsx": return true
+        case "xlsx":
+            guard path != "-" else {
+                throw ImportError(
+                    .usage,
+                    "a workbook cannot be read from standard input (its ZIP directory is at the end): give its path")
+            }
+            return true
         case "csv": return false
         default:
             guard path != "-" else { return false }

@@ -28,7 +28,7 @@ struct WatchCommand: AsyncParsableCommand {
     var once = false
 
     @Option(help: "Which files to take: shell patterns, comma-separated.")
-    var pattern = "*.csv,*.csv.gz,*.tsv"
+    var pattern = "*.csv,*.csv.gz,*.tsv,*.xlsx"
 
     @Option(
         name: .customLong("route"),
