@@ -59,6 +59,16 @@ public enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// A remote id as a lookup key: strings as they are (nil when empty), numbers in their JSON
+    /// form, anything else nil.
+    public var remoteKey: String? {
+        switch self {
+        case .string(let text): text.isEmpty ? nil : text
+        case .number: text
+        default: nil
+        }
+    }
+
     /// Compact JSON text.
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 

@@ -125,7 +125,7 @@ extension SandboxStore {
         var errors: [(String, JSONValue)] = []
         for (index, feature) in features.enumerated() {
             let key = "features[\(index)]"
-            let remote = remoteField.flatMap { feature["properties"]?[$0].flatMap(remoteKey) }
+            let remote = remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }
             let pointless = feature["geometry"] == nil || feature["geometry"] == .null
             if !(pointless && remote.map(keepsPoint) == true) && !Self.isPointInRange(feature["geometry"]) {
                 errors.append(
@@ -136,7 +136,7 @@ extension SandboxStore {
                 errors.append(("\(key).properties", ["The properties must be an object."]))
                 continue
             }
-            if let remoteField, feature["properties"]?[remoteField].flatMap(remoteKey) == nil {
+            if let remoteField, feature["properties"]?[remoteField]?.remoteKey == nil {
                 errors.append(("\(key).properties.\(remoteField)", ["The remote id is required."]))
             }
             for (slug, value) in properties {
@@ -165,7 +165,7 @@ extension SandboxStore {
         let limit = map.config.plan == .free ? state.config.freePlanLimit : Int.max
         for (index, feature) in features.enumerated() {
             let coordinates = feature["geometry"]?["coordinates"]?.array
-            let remote = remoteField.flatMap { feature["properties"]?[$0].flatMap(remoteKey) }
+            let remote = remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }
             let properties = (feature["properties"]?.members ?? []).filter { slug, _ in
                 slug == "label" || map.config.fields.contains { $0.slug == slug }
             }
@@ -213,7 +213,7 @@ extension SandboxStore {
         }
         if method == "PUT", let remoteField {
             for feature in map.listed {
-                let remote = feature[remoteField].flatMap(remoteKey)
+                let remote = feature[remoteField]?.remoteKey
                 if remote == nil || !seen.contains(remote!) {
                     map.remove(id: feature.id)
                     deleted += 1
@@ -235,7 +235,7 @@ extension SandboxStore {
         for (index, feature) in features.enumerated() {
             let id =
                 feature["id"]?.string
-                ?? remoteField.flatMap { feature["properties"]?[$0].flatMap(remoteKey) }.flatMap { map.byRemoteID[$0] }
+                ?? remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }.flatMap { map.byRemoteID[$0] }
             guard let id, map.features[id] != nil else {
                 failed.append(["code": "not_found", "message": "No such feature.", "index": .number(Double(index))])
                 continue

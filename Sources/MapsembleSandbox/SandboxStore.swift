@@ -45,7 +45,7 @@ public final class SandboxStore: Sendable {
 
         mutating func remove(id: String) {
             guard let feature = features.removeValue(forKey: id) else { return }
-            if let slug = config.remoteField, let remote = feature[slug].flatMap(remoteKey) {
+            if let slug = config.remoteField, let remote = feature[slug]?.remoteKey {
                 byRemoteID.removeValue(forKey: remote)
             }
             if order.count > 64 && order.count > features.count * 2 { order.removeAll { features[$0] == nil } }
@@ -168,7 +168,7 @@ public final class SandboxStore: Sendable {
             let reply = write(request, body, mapID, &state)
             if state.config.recordWrites {
                 let slug = body?["remoteField"]?.string ?? ""
-                let ids = (body?["features"]?.array ?? []).map { $0["properties"]?[slug].flatMap(remoteKey) ?? "" }
+                let ids = (body?["features"]?.array ?? []).map { $0["properties"]?[slug]?.remoteKey ?? "" }
                 state.writeLog.append(
                     WriteRecord(method: request.method, status: reply.status, dropped: reply.drop, remoteIDs: ids))
             }
@@ -259,14 +259,5 @@ public final class SandboxStore: Sendable {
         var reply = SandboxReply(status: 200)
         reply.page = (map.page(start..<start + perPage), map.features.count)
         return reply
-    }
-}
-
-/// A remote id as a lookup key: strings as they are, numbers in their JSON form.
-func remoteKey(_ value: JSONValue) -> String? {
-    switch value {
-    case .string(let text): text.isEmpty ? nil : text
-    case .number: value.text
-    default: nil
     }
 }

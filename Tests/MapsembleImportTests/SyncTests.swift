@@ -123,7 +123,7 @@ struct SyncTests {
         var text = sitesCSV(Array(1...99))
         text = text.replacingOccurrences(of: "S5,Site 5,-37.5", with: "S5,Site 5,123.5")
         harness.dir.write("sites.csv", text)
-        var config = harness.config(mode: .sync)
+        let config = harness.config(mode: .sync)
         let summary = try await harness.run(config)
         #expect(summary.exitCode == 1)
         #expect(summary.deleted == 1)

@@ -511,6 +511,7 @@ private final class Stages: @unchecked Sendable {
     private func chunk(_ features: AsyncChannel<FeatureBlock>, into batches: AsyncChannel<Batch>) async throws {
         defer { batches.finish() }
         var seen = 0
+        var passedBlocks = 0
         var held: [Batch] = []
         var holding: Bool = {
             if case .percent = maxRejects { return true }
@@ -537,7 +538,13 @@ private final class Stages: @unchecked Sendable {
             try check(final: false)
             // A sink that writes features only (`--dry-run --output`) takes the block's bytes as
             // they are: cutting them into request bodies would copy every byte for nothing.
-            let full = sink.needsRequestBodies ? chunker.append(block) : [Batch(featuresOf: block, sequence: seen)]
+            let full: [Batch]
+            if sink.needsRequestBodies {
+                full = chunker.append(block)
+            } else {
+                full = [Batch(featuresOf: block, sequence: passedBlocks)]
+                passedBlocks += 1
+            }
             if holding {
                 held += full
                 if seen >= Self.percentSample {

@@ -336,11 +336,19 @@ public final class ResumeJournal: Sendable {
 
 /// FNV-1a, 64 bits, as hex: a cheap fingerprint of bytes (not a defence against tampering).
 func fnv1a<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in bytes {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x100_0000_01b3
-    }
-    let hex = String(hash, radix: 16)
+    var hash = FNV1a()
+    for byte in bytes { hash.mix(byte) }
+    let hex = String(hash.value, radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
+}
+
+/// FNV-1a, 64 bits: what the journal's fingerprint and a sync's digests are made with.
+struct FNV1a {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    @inline(__always)
+    mutating func mix(_ byte: UInt8) {
+        value ^= UInt64(byte)
+        value = value &* 0x100_0000_01b3
+    }
 }

@@ -7,25 +7,21 @@ import Synchronization
 /// numbers, empty text and null alike; the server's own properties, and the order of keys, do not
 /// count).
 enum FeatureDigest {
-    /// FNV-1a, 64 bits, over a sequence of tagged values.
+    /// Tagged values into FNV-1a: a string ends with 0xFF, a number is its 8 bytes.
     private struct Hash {
-        var value: UInt64 = 0xcbf2_9ce4_8422_2325
+        var fnv = FNV1a()
 
-        @inline(__always)
-        mutating func mix(_ byte: UInt8) {
-            value ^= UInt64(byte)
-            value = value &* 0x100_0000_01b3
-        }
+        mutating func mix(_ byte: UInt8) { fnv.mix(byte) }
 
         mutating func mix(_ text: String) {
-            for byte in text.utf8 { mix(byte) }
-            mix(0xFF)
+            for byte in text.utf8 { fnv.mix(byte) }
+            fnv.mix(0xFF)
         }
 
         mutating func mix(number: Double) {
             var bits = (number == 0 ? 0 : number).bitPattern
             for _ in 0..<8 {
-                mix(UInt8(truncatingIfNeeded: bits))
+                fnv.mix(UInt8(truncatingIfNeeded: bits))
                 bits >>= 8
             }
         }
@@ -60,7 +56,7 @@ enum FeatureDigest {
                 hash.mix(value.text)
             }
         }
-        return hash.value
+        return hash.fnv.value
     }
 }
 
@@ -74,8 +70,6 @@ public struct MapListing: Sendable {
     }
 
     var entries: [String: Entry] = [:]
-    /// Features without a remote id (made by hand on the map): a sync leaves them alone.
-    public var withoutRemoteID = 0
     /// Features listed.
     public var total = 0
     /// GET requests made.
@@ -134,10 +128,8 @@ extension MapsembleClient {
             }
             for feature in features {
                 listing.total += 1
-                guard let remote = feature["properties"]?[remoteField].flatMap(Self.remoteKey) else {
-                    listing.withoutRemoteID += 1
-                    continue
-                }
+                // A feature without a remote id (made by hand on the map) is left alone.
+                guard let remote = feature["properties"]?[remoteField]?.remoteKey else { continue }
                 listing.entries[remote] = MapListing.Entry(
                     withPoint: FeatureDigest.of(feature, keys: keys, geometry: true),
                     withoutPoint: FeatureDigest.of(feature, keys: keys, geometry: false))
@@ -147,14 +139,6 @@ extension MapsembleClient {
         }
     }
 
-    /// A remote id as a key: strings as they are, numbers in their JSON form.
-    static func remoteKey(_ value: JSONValue) -> String? {
-        switch value {
-        case .string(let text): text.isEmpty ? nil : text
-        case .number: value.text
-        default: nil
-        }
-    }
 }
 
 /// Compares the file with the map's listing, row by row, for `sync` and `update`: unchanged rows
@@ -227,7 +211,7 @@ public final class MapReconciler: Sendable {
     /// Decides one feature about to be sent.
     func decide(_ feature: UnsafeRawBufferPointer) -> Decision {
         guard let json = JSONParser.parse(Array(feature)),
-            let remote = json["properties"]?[remoteField].flatMap(MapsembleClient.remoteKey)
+            let remote = json["properties"]?[remoteField]?.remoteKey
         else { return .send }
         let hasPoint = json["geometry"]?["coordinates"] != nil
         let digest = FeatureDigest.of(json, keys: keys, geometry: hasPoint)
