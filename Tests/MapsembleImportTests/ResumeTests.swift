@@ -181,7 +181,7 @@ struct KillResumeTests {
               label: name
               remote_id: id
               fields: { category: category }
-            upload: { batch_size: 200, concurrency: 4, timeout_s: 10 }
+            upload: { batch_size: 100, concurrency: 4, timeout_s: 10 }
             report: { dir: \(dir.path)/reports }
             """)
         let journal = dir.path + "/reports/sites.journal"
@@ -198,8 +198,13 @@ struct KillResumeTests {
             let settled = settledIDs(journal: journal, lineOf: lineOf)
             let mark = server.store.writeLog.count
             let process = try startCLI(["run", pipeline, "-q"], environment: environment)
-            let delay = 0.15 + Double(generator.next() % 1000) / 1000 * 0.9
-            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            // Killed after 1 to 10 more write requests reached the server, plus 0-40 ms: a point
+            // anywhere in a run (before, during or after a request), and never after the end.
+            let target = mark + 1 + Int(generator.next() % 10)
+            while process.isRunning && server.store.writeLog.count < target {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            try await Task.sleep(for: .milliseconds(Int(generator.next() % 40)))
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
                 kills += 1
