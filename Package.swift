@@ -32,6 +32,9 @@ let package = Package(
         /// JSON from bytes to values and back without Foundation: the sandbox reads every request
         /// body with it, the uploader every answer.
         .target(name: "MapsembleJSON", swiftSettings: swiftSettings),
+        /// Maps drawn offline: Web Mercator, point samples, the world's outline, and the
+        /// self-contained HTML page of the import report and the sandbox viewer.
+        .target(name: "MapsembleMapView", swiftSettings: swiftSettings),
         .target(
             name: "MapsembleImport",
             dependencies: [
@@ -39,6 +42,7 @@ let package = Package(
                 "CCurl",
                 "CGzip",
                 "MapsembleJSON",
+                "MapsembleMapView",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
@@ -49,6 +53,7 @@ let package = Package(
             name: "MapsembleSandbox",
             dependencies: [
                 "MapsembleJSON",
+                "MapsembleMapView",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -66,7 +71,7 @@ let package = Package(
         .testTarget(
             name: "MapsembleImportTests",
             dependencies: [
-                "MapsembleImport", "MapsembleSandbox", "mapsemble-import",
+                "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "mapsemble-import",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ],
             swiftSettings: swiftSettings),

@@ -45,6 +45,7 @@ public struct Pipeline: Sendable {
         public var summary: String
         public var journal: String
         public var diff: String
+        public var html: String
     }
 
     /// Paths of the report files for the input.
@@ -56,7 +57,7 @@ public struct Pipeline: Sendable {
         let dir = config.report.dir
         return ReportPaths(
             rejected: "\(dir)/\(name).rejected.csv", summary: "\(dir)/\(name).summary.json",
-            journal: "\(dir)/\(name).journal", diff: "\(dir)/\(name).diff.csv")
+            journal: "\(dir)/\(name).journal", diff: "\(dir)/\(name).diff.csv", html: "\(dir)/\(name).report.html")
     }
 
     /// Runs the import. Throws only for problems found before any row moved (exit code 2);
@@ -130,10 +131,14 @@ public struct Pipeline: Sendable {
             }
             journal = opened
         }
+        let collector = config.report.html ? ReportCollector(validator: plan.validator) : nil
+        let rejectionLog = log.map { RejectionLog(log: $0, report: paths.rejected) }
         var observer: (@Sendable (Rejection) -> Void)?
-        if let log {
-            let rejectionLog = RejectionLog(log: log, report: paths.rejected)
-            observer = { rejectionLog.observe($0) }
+        if collector != nil || rejectionLog != nil {
+            observer = { rejection in
+                rejectionLog?.observe(rejection)
+                collector?.observe(rejection)
+            }
         }
         let rejects = try RejectedRowsWriter(
             path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter,
@@ -164,6 +169,7 @@ public struct Pipeline: Sendable {
             rejects: rejects, sink: sink, maxRejects: config.report.maxRejects, state: state, progress: progress)
         stages.settled = journal?.settled.isEmpty == false ? journal?.settled : nil
         stages.reconciler = reconciler
+        stages.collector = collector
 
         var interrupted = false
         do {
@@ -241,6 +247,18 @@ public struct Pipeline: Sendable {
         let writer = try ByteWriter(path: paths.summary)
         try writer.write(summary.json)
         try writer.close()
+        if let collector {
+            let report = HTMLReport(
+                summary: summary, collected: collector.snapshot,
+                target: options.dryRun && customSink == nil
+                    ? "dry run" : "\(config.target.apiURL), map \(config.target.mapID ?? "?")",
+                mode: config.mode.rawValue, notes: plan.notes, mapping: plan.mapping, header: plan.reader.header,
+                rejectedFile: (paths.rejected as NSString).lastPathComponent, batchSize: config.upload.batchSize,
+                concurrency: config.upload.concurrency)
+            let page = try ByteWriter(path: paths.html)
+            try page.write(report.html)
+            try page.close()
+        }
         return summary
     }
 }
@@ -423,6 +441,8 @@ private final class Stages: @unchecked Sendable {
     var settled: ResumeJournal.Settled?
     /// The map's features, in a sync or an update.
     var reconciler: MapReconciler?
+    /// What the HTML report draws.
+    var collector: ReportCollector?
 
     init(
         reader: any RecordReader, validator: Validator, transformer: Transformer, chunker: Chunker,
@@ -454,6 +474,7 @@ private final class Stages: @unchecked Sendable {
                 defer { validated.finish() }
                 for await block in records {
                     let result = self.validator.validate(block)
+                    self.collector?.observe(result)
                     self.state.notations.withLock { counts in
                         for index in counts.indices { counts[index] += result.notations[index] }
                     }

@@ -102,6 +102,8 @@ public struct PipelineConfig: Sendable, Equatable {
     public struct Report: Sendable, Equatable {
         public var dir = "reports"
         public var maxRejects: Threshold?
+        /// Write `NAME.report.html` (a page with a map of what landed and what was rejected).
+        public var html = true
     }
 
     public struct Sync: Sendable, Equatable {

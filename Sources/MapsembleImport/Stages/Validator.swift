@@ -345,3 +345,41 @@ public struct Validator: Sendable {
         value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 }
+
+extension Validator {
+    /// The point a row's coordinate fields say, read as the validator reads them but not judged
+    /// (out of range, outside bounds or swapped as it may be): for drawing rejected rows. Nil when
+    /// the fields are not numbers.
+    func statedPoint(_ fields: [String]) -> (longitude: Double, latitude: Double)? {
+        guard requireCoordinates else { return nil }
+        func field(_ column: Int) -> [UInt8]? { column < fields.count ? Array(fields[column].utf8) : nil }
+        if let pointColumn {
+            guard let bytes = field(pointColumn) else { return nil }
+            return bytes.withUnsafeBytes { bytes in
+                guard let parts = CoordinateText.splitPoint(bytes) else { return nil }
+                if parts.notation == .iso6709 {
+                    guard let latitude = CoordinateText.iso6709(parts.latitude, degreeDigits: 2),
+                        let longitude = CoordinateText.iso6709(parts.longitude, degreeDigits: 3)
+                    else { return nil }
+                    return (longitude.value, latitude.value)
+                }
+                guard
+                    case .success(let longitude) = coordinate(parts.longitude, column: pointColumn, axis: "longitude"),
+                    case .success(let latitude) = coordinate(parts.latitude, column: pointColumn, axis: "latitude")
+                else { return nil }
+                return (longitude.value, latitude.value)
+            }
+        }
+        guard let longitudeBytes = field(longitudeColumn), let latitudeBytes = field(latitudeColumn) else { return nil }
+        return longitudeBytes.withUnsafeBytes { longitudeBytes in
+            latitudeBytes.withUnsafeBytes { latitudeBytes in
+                guard
+                    case .success(let longitude) = coordinate(
+                        longitudeBytes, column: longitudeColumn, axis: "longitude"),
+                    case .success(let latitude) = coordinate(latitudeBytes, column: latitudeColumn, axis: "latitude")
+                else { return nil }
+                return (longitude.value, latitude.value)
+            }
+        }
+    }
+}

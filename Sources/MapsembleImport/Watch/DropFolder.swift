@@ -140,7 +140,8 @@ public final class DropFolder: Sendable {
         // A failed file's journal goes with it: another file of the same name dropped later is
         // another file, and must not meet it (dropped again, the same file is imported again).
         let reportFiles = [
-            reports.rejected, reports.summary, reports.diff, Self.errorPath(reports.summary), reports.journal,
+            reports.rejected, reports.summary, reports.diff, reports.html, Self.errorPath(reports.summary),
+            reports.journal,
         ].filter {
             FileManager.default.fileExists(atPath: $0)
         }

@@ -46,6 +46,9 @@ struct PipelineOptions: ParsableArguments {
         help: "With --dry-run: write each request body, one per line, to FILE (- for stdout).")
     var outputBatches: String?
 
+    @Flag(name: .customLong("no-html-report"), help: "Do not write NAME.report.html (report.html: false).")
+    var noHTMLReport = false
+
     @Flag(help: "Ignore a resume journal and start from the first row.")
     var fresh = false
 
@@ -118,6 +121,7 @@ struct PipelineOptions: ParsableArguments {
         if let batchSize { config.upload.batchSize = batchSize }
         if let concurrency { config.upload.concurrency = concurrency }
         if let maxRejects { config.report.maxRejects = PipelineConfig.Threshold(parsing: maxRejects) }
+        if noHTMLReport { config.report.html = false }
         return config
     }
 }

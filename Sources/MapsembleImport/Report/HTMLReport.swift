@@ -1,0 +1,272 @@
+import Foundation
+import MapsembleMapView
+import Synchronization
+
+/// Gathers, while a run goes, what `NAME.report.html` shows: a uniform sample of the rows that
+/// passed (with their points), a sample per reject code of the rejected rows that have a point
+/// (for `coordinates_swapped`, also where they would land the other way round), and the first
+/// rejected rows of each code for the table. Memory is bounded whatever the file's size: a few
+/// hundred thousand points at most.
+final class ReportCollector: Sendable {
+    /// Points of the rows that passed, at most.
+    static let passedSample = 30_000
+    /// Points per reject code, at most.
+    static let rejectedSample = 2_000
+    /// Rows per reject code in the table.
+    static let tableRows = 10
+
+    struct State {
+        var passed = PointReservoir(capacity: ReportCollector.passedSample)
+        var rejected: [RejectCode: PointReservoir] = [:]
+        var firstRejected: [RejectCode: [Rejection]] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let validator: Validator
+
+    init(validator: Validator) {
+        self.validator = validator
+    }
+
+    /// The rows of a block that passed the validator (in the validator's task).
+    func observe(_ block: ValidatedBlock) {
+        guard !block.accepted.isEmpty else { return }
+        state.withLock { state in
+            var index = 0
+            let count = block.accepted.count
+            while index < count {
+                let skip = min(state.passed.passesBeforeNext, count - index)
+                if skip > 0 {
+                    state.passed.pass(skip)
+                    index += skip
+                    continue
+                }
+                let start = index == 0 ? 0 : block.coordinateEnds[index - 1]
+                let end = block.coordinateEnds[index]
+                if let point = Self.point(block.coordinates[start..<end]) {
+                    state.passed.keep(
+                        MapPoint(
+                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]]))
+                } else {
+                    state.passed.pass()
+                }
+                index += 1
+            }
+        }
+    }
+
+    /// A rejected row, from any stage: it leaves the sample of passed rows if it was in it.
+    func observe(_ rejection: Rejection) {
+        state.withLock { state in
+            state.passed.remove(line: rejection.line)
+            if state.firstRejected[rejection.code, default: []].count < Self.tableRows {
+                state.firstRejected[rejection.code, default: []].append(rejection)
+            }
+            var sample = state.rejected[rejection.code] ?? PointReservoir(capacity: Self.rejectedSample)
+            sample.offer {
+                guard let stated = validator.statedPoint(rejection.fields) else { return nil }
+                var point = MapPoint(longitude: stated.longitude, latitude: stated.latitude, line: rejection.line)
+                if rejection.code == .coordinatesSwapped && abs(stated.longitude) <= 90
+                    && abs(stated.latitude) <= 180
+                {
+                    point.swapped = (stated.latitude, stated.longitude)
+                }
+                let onEarth = abs(stated.longitude) <= 180 && abs(stated.latitude) <= 90
+                return onEarth || point.swapped != nil ? point : nil
+            }
+            state.rejected[rejection.code] = sample
+        }
+    }
+
+    var snapshot: State { state.withLock { $0 } }
+
+    /// `lon,lat` JSON text to numbers.
+    static func point(_ text: ArraySlice<UInt8>) -> (Double, Double)? {
+        guard let comma = text.firstIndex(of: UInt8(ascii: ",")) else { return nil }
+        return text.withUnsafeBytes { bytes in
+            let split = comma - text.startIndex
+            guard case .success(let longitude) = NumberText.parse(UnsafeRawBufferPointer(rebasing: bytes[..<split])),
+                case .success(let latitude) = NumberText.parse(UnsafeRawBufferPointer(rebasing: bytes[(split + 1)...]))
+            else { return nil }
+            return (longitude.value, latitude.value)
+        }
+    }
+}
+
+/// `NAME.report.html`: the run on one page (see `MapPage`).
+struct HTMLReport {
+    var summary: RunSummary
+    var collected: ReportCollector.State
+    /// What the run was: `dry run`, or the API and map.
+    var target: String
+    var mode: String
+    var notes: [String]
+    var mapping: PropertyMapping
+    var header: [String]
+    var rejectedFile: String
+    var batchSize: Int
+    var concurrency: Int
+
+    static let importedColor = "#2563eb"
+
+    /// A colour per reject code; codes without one share grey.
+    static func color(_ code: RejectCode) -> String {
+        switch code {
+        case .coordinatesSwapped: "#dc2626"
+        case .outsideBounds: "#ea580c"
+        case .nullIsland: "#9333ea"
+        case .latitudeOutOfRange, .longitudeOutOfRange: "#be123c"
+        case .duplicateRemoteId: "#ca8a04"
+        case .missingRemoteId: "#0d9488"
+        case .serverRejected: "#db2777"
+        case .planLimit: "#7c3aed"
+        case .invalidFieldValue: "#0891b2"
+        default: "#6b7280"
+        }
+    }
+
+    var picture: MapPicture {
+        let passedLabel =
+            summary.status == .aborted
+            ? "rows that passed (not all sent)" : target == "dry run" ? "would be imported" : "imported"
+        var layers = [
+            MapLayer(
+                key: "imported", label: passedLabel, color: Self.importedColor,
+                total: summary.imported, points: collected.passed.points, density: true)
+        ]
+        for (code, sample) in collected.rejected.sorted(by: { $0.key.rawValue < $1.key.rawValue })
+        where !sample.points.isEmpty {
+            layers.append(
+                MapLayer(
+                    key: code.rawValue, label: code.rawValue.replacingOccurrences(of: "_", with: " "),
+                    color: Self.color(code), total: summary.rejectedByCode[code] ?? sample.points.count,
+                    points: sample.points))
+        }
+        let shown = collected.passed.points.count
+        var caption = "Web Mercator, zoomed to the points."
+        if shown < summary.imported {
+            caption +=
+                " The \(MapPage.grouped(summary.imported)) rows that passed are shown as a uniform sample of \(MapPage.grouped(shown)), binned to pixels (darker: more rows)."
+        }
+        let unplaced = summary.rejected - layers.dropFirst().reduce(0) { $0 + $1.points.count }
+        if unplaced > 0 {
+            caption += " \(MapPage.grouped(unplaced)) rejected rows have no point to draw or are not in the sample."
+        }
+        return MapPicture(layers: layers, caption: caption)
+    }
+
+    var html: String {
+        let status: (String, String) =
+            switch summary.status {
+            case .completed: ("completed", "ok")
+            case .completedWithRejects: ("completed with rejects", "warn")
+            case .aborted: ("aborted", "bad")
+            }
+        var header = "<h1>\(MapPage.escape(summary.input))"
+        header += "<span class=\"pill \(status.1)\">\(status.0)</span></h1>"
+        header += "<p class=\"sub\">\(MapPage.escape(target)) · mode \(MapPage.escape(mode))"
+        header += " · \(String(format: "%.2f", summary.durationSeconds)) s</p>"
+        header += "<div class=\"stats\">"
+        let stats: [(String, Int)] = [
+            ("rows read", summary.rowsRead), (target == "dry run" ? "would be imported" : "imported", summary.imported),
+            ("rejected", summary.rejected), ("not sent", summary.notSent),
+        ]
+        for (label, value) in stats {
+            header += "<div class=\"stat\"><b>\(MapPage.grouped(value))</b><span>\(label)</span></div>"
+        }
+        header += "</div>"
+        if let reason = summary.abortReason {
+            header += "<p class=\"pill bad\">\(MapPage.escape(reason.message))</p>"
+        }
+        return MapPage.document(
+            title: "\(summary.input): import report", header: header, picture: picture, sections: sections)
+    }
+
+    private var sections: String {
+        var html = "<h2>Rows</h2>"
+        var statuses: [(label: String, count: Int, color: String)] = [
+            (target == "dry run" ? "would be imported" : "imported", summary.imported, Self.importedColor),
+            ("rejected", summary.rejected, "#dc2626"), ("not sent", summary.notSent, "#9ca3af"),
+        ]
+        if summary.created + summary.updated + summary.unchanged + summary.resumedRows > 0 {
+            statuses += [
+                ("  created", summary.created, "#60a5fa"), ("  updated", summary.updated, "#93c5fd"),
+                ("  unchanged", summary.unchanged, "#bfdbfe"), ("  resumed", summary.resumedRows, "#dbeafe"),
+            ]
+        }
+        html += MapPage.bars(statuses)
+        if !summary.rejectedByCode.isEmpty {
+            html += "<h3>Rejected, by code</h3>"
+            html += MapPage.bars(
+                summary.rejectedByCode.sorted { ($1.value, $0.key.rawValue) < ($0.value, $1.key.rawValue) }.map {
+                    ($0.key.rawValue, $0.value, Self.color($0.key))
+                })
+        }
+        html += "<h2>How the file was read</h2><dl class=\"facts\">"
+        html += fact("encoding", summary.encoding)
+        for note in notes { html += fact("decided", note) }
+        let notations = summary.notations.sorted { $0.value > $1.value }.map {
+            "\($0.key.rawValue) \(MapPage.grouped($0.value))"
+        }
+        if !notations.isEmpty { html += fact("coordinate notations", notations.joined(separator: ", ")) }
+        if let label = mapping.label {
+            let text = label.map { part -> String in
+                switch part {
+                case .literal(let text): text
+                case .column(let column): "{\(column < header.count ? header[column] : "#\(column)")}"
+                }
+            }.joined()
+            html += fact("label", text)
+        }
+        if let remote = mapping.remoteID {
+            html += fact("remote id", "\(name(remote.column)) → \(remote.slug)")
+        }
+        for field in mapping.fields {
+            html += fact("field \(field.slug)", "\(name(field.column))\(field.isNumber ? " (number)" : "")")
+        }
+        html += fact("target", target)
+        html += fact(
+            "requests", "\(MapPage.grouped(summary.requests)) (batches of \(batchSize), \(concurrency) at a time)")
+        html += fact("retries", MapPage.grouped(summary.retries))
+        let rate = summary.durationSeconds > 0 ? Double(summary.rowsRead) / summary.durationSeconds : 0
+        html += fact("time", String(format: "%.2f s, %@ rows/s", summary.durationSeconds, MapPage.grouped(Int(rate))))
+        html += "</dl>"
+        html += rejectedTables
+        return html
+    }
+
+    private var rejectedTables: String {
+        guard !collected.firstRejected.isEmpty else { return "" }
+        var html = "<h2>Rejected rows</h2><p class=\"sub\">The first \(ReportCollector.tableRows) of each code; "
+        html += "all of them, with the reason, are in <a href=\"\(MapPage.escape(rejectedFile))\">"
+        html += "\(MapPage.escape(rejectedFile))</a>, which can be fixed and imported again.</p>"
+        let shownColumns = min(header.count, 12)
+        for (code, rows) in collected.firstRejected.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let total = summary.rejectedByCode[code] ?? rows.count
+            html += "<h3 id=\"code-\(code.rawValue)\">\(code.rawValue) · \(MapPage.grouped(total))</h3>"
+            html += "<div class=\"scroll\"><table><tr><th>line</th><th>column</th><th>why</th>"
+            for column in header.prefix(shownColumns) { html += "<th>\(MapPage.escape(column))</th>" }
+            if header.count > shownColumns { html += "<th>…</th>" }
+            html += "</tr>"
+            for row in rows {
+                html += "<tr id=\"line-\(row.line)\"><td><a href=\"#line-\(row.line)\">\(row.line)</a></td>"
+                html += "<td>\(MapPage.escape(row.column))</td><td class=\"msg\">\(MapPage.escape(row.message))</td>"
+                for value in row.fields.prefix(shownColumns) {
+                    html += "<td>\(MapPage.escape(String(value.prefix(80))))</td>"
+                }
+                if header.count > shownColumns { html += "<td>…</td>" }
+                html += "</tr>"
+            }
+            html += "</table></div>"
+        }
+        return html
+    }
+
+    private func name(_ column: Int) -> String {
+        column < header.count ? "\"\(header[column])\"" : "column \(column + 1)"
+    }
+
+    private func fact(_ term: String, _ value: String) -> String {
+        "<dt>\(MapPage.escape(term))</dt><dd>\(MapPage.escape(value))</dd>"
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+
+/// One kind of point on a map: the imported rows, or the rows of one reject code.
+public struct MapLayer: Sendable {
+    public var key: String
+    public var label: String
+    /// A CSS colour.
+    public var color: String
+    /// Rows of this kind in all (the layer may show a sample of them).
+    public var total: Int
+    public var points: [MapPoint]
+    /// Drawn as a density of pixels (many points, no lines to point at) rather than as dots one
+    /// can hover.
+    public var density: Bool
+
+    public init(key: String, label: String, color: String, total: Int, points: [MapPoint], density: Bool = false) {
+        self.key = key
+        self.label = label
+        self.color = color
+        self.total = total
+        self.points = points
+        self.density = density
+    }
+}
+
+/// The layers of a map, projected onto a canvas and written as the JSON the page's script draws:
+/// the land outline as an SVG path, density layers as pixel cells with counts, point layers as
+/// dots with their input lines (and, for swapped rows, a line to where they would land).
+public struct MapPicture: Sendable {
+    public var layers: [MapLayer]
+    public var width: Int
+    public var height: Int
+    /// A line under the map (what is shown of how much).
+    public var caption: String
+
+    public init(layers: [MapLayer], width: Int = 960, height: Int = 540, caption: String = "") {
+        self.layers = layers
+        self.width = width
+        self.height = height
+        self.caption = caption
+    }
+
+    /// Every point drawn, swapped positions included.
+    public var extent: GeoExtent {
+        var extent = GeoExtent()
+        for layer in layers {
+            for point in layer.points {
+                extent.include(longitude: point.longitude, latitude: point.latitude)
+                if let swapped = point.swapped {
+                    extent.include(longitude: swapped.longitude, latitude: swapped.latitude)
+                }
+            }
+        }
+        return extent
+    }
+
+    public var projection: MapProjection { MapProjection(fitting: extent, width: width, height: height) }
+
+    /// The picture as JSON: `{"w", "h", "caption", "land", "scale": {"px", "label"}, "layers": [...]}`.
+    public func json() -> String {
+        let projection = projection
+        var out = "{\"w\":\(width),\"h\":\(height),\"caption\":\(Self.quoted(caption)),\"land\":\""
+        out += Self.landPath(projection)
+        out += "\""
+        if let bar = Self.scaleBar(projection) {
+            out += ",\"scale\":{\"px\":\(bar.pixels),\"label\":\(Self.quoted(bar.label))}"
+        }
+        out += ",\"layers\":["
+        for (number, layer) in layers.enumerated() {
+            if number > 0 { out += "," }
+            out += "{\"key\":\(Self.quoted(layer.key)),\"label\":\(Self.quoted(layer.label))"
+            out += ",\"color\":\(Self.quoted(layer.color)),\"total\":\(layer.total),\"shown\":\(layer.points.count)"
+            if layer.density {
+                out += ",\"cells\":["
+                out += Self.cells(layer.points, projection).map(String.init).joined(separator: ",")
+                out += "]"
+            } else {
+                var dots: [Int] = []
+                var pairs: [Int] = []
+                for point in layer.points {
+                    let pixel = projection.pixel(longitude: point.longitude, latitude: point.latitude)
+                    let onEarth = abs(point.latitude) <= 90 && abs(point.longitude) <= 180
+                    if onEarth && projection.contains(x: pixel.x, y: pixel.y, slack: 4) {
+                        dots += [Int(pixel.x.rounded()), Int(pixel.y.rounded()), point.line]
+                    }
+                    if let swapped = point.swapped {
+                        // From where the row says to where it would be read the other way round
+                        // (a line of no length when where it says is not on Earth).
+                        let other = projection.pixel(longitude: swapped.longitude, latitude: swapped.latitude)
+                        let from = onEarth ? pixel : other
+                        pairs += [
+                            Int(from.x.rounded()), Int(from.y.rounded()), Int(other.x.rounded()),
+                            Int(other.y.rounded()),
+                        ]
+                    }
+                }
+                out += ",\"points\":[" + dots.map(String.init).joined(separator: ",") + "]"
+                if !pairs.isEmpty { out += ",\"pairs\":[" + pairs.map(String.init).joined(separator: ",") + "]" }
+            }
+            out += "}"
+        }
+        out += "]}"
+        return out
+    }
+
+    /// Points binned to pixels: `x, y, count` per pixel holding any, in row order.
+    static func cells(_ points: [MapPoint], _ projection: MapProjection) -> [Int] {
+        var counts: [Int: Int] = [:]
+        for point in points {
+            let pixel = projection.pixel(longitude: point.longitude, latitude: point.latitude)
+            guard projection.contains(x: pixel.x, y: pixel.y) else { continue }
+            counts[Int(pixel.y) * projection.width + Int(pixel.x), default: 0] += 1
+        }
+        var cells: [Int] = []
+        cells.reserveCapacity(counts.count * 3)
+        for key in counts.keys.sorted() {
+            cells += [key % projection.width, key / projection.width, counts[key]!]
+        }
+        return cells
+    }
+
+    /// The world outline as an SVG path in the canvas' pixels: rings wholly off the canvas are
+    /// left out, points that round to the pixel before them too.
+    static func landPath(_ projection: MapProjection) -> String {
+        var path = ""
+        for ring in WorldOutline.rings {
+            var pixels: [(Int, Int)] = []
+            var minX = Double.infinity
+            var minY = Double.infinity
+            var maxX = -Double.infinity
+            var maxY = -Double.infinity
+            for (longitude, latitude) in ring {
+                let pixel = projection.pixel(longitude: longitude, latitude: latitude)
+                minX = min(minX, pixel.x)
+                maxX = max(maxX, pixel.x)
+                minY = min(minY, pixel.y)
+                maxY = max(maxY, pixel.y)
+                let rounded = (Int(pixel.x.rounded()), Int(pixel.y.rounded()))
+                if pixels.last.map({ $0 != rounded }) ?? true { pixels.append(rounded) }
+            }
+            guard maxX >= 0, maxY >= 0, minX <= Double(projection.width), minY <= Double(projection.height),
+                pixels.count >= 3
+            else { continue }
+            for (index, (x, y)) in pixels.enumerated() { path += "\(index == 0 ? "M" : "L")\(x) \(y)" }
+            path += "Z"
+        }
+        return path
+    }
+
+    /// A round distance about a fifth of the map's width, and its length in pixels.
+    static func scaleBar(_ projection: MapProjection) -> (pixels: Int, label: String)? {
+        let across = projection.metresAcross
+        guard across.isFinite, across > 0 else { return nil }
+        let target = across / 5
+        let magnitude = pow(10, floor(log10(target)))
+        let step = [5.0, 2, 1].map { $0 * magnitude }.first { $0 <= target } ?? magnitude
+        let pixels = Int((step / across * Double(projection.width)).rounded())
+        let label = step >= 1000 ? "\(Int(step / 1000)) km" : "\(Int(step)) m"
+        return (pixels, label)
+    }
+
+    /// A JSON string, safe inside an HTML `<script>` element too.
+    public static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "<": out += "\\u003c"
+            case ">": out += "\\u003e"
+            case "&": out += "\\u0026"
+            case "\u{2028}": out += "\\u2028"
+            case "\u{2029}": out += "\\u2029"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension WorldOutline {
+    /// The rings as longitude/latitude pairs in degrees.
+    public static let rings: [[(Double, Double)]] = encoded.split(separator: "|").map { ring in
+        ring.split(separator: " ").compactMap { pair in
+            let parts = pair.split(separator: ",")
+            guard parts.count == 2, let x = Int(parts[0]), let y = Int(parts[1]) else { return nil }
+            return (Double(x) / 10, Double(y) / 10)
+        }
+    }
+}
