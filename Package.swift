@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(
             name: "MapsembleImportTests",
             dependencies: [
-                "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "mapsemble-import",
+                "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "MapsembleJSON", "CGzip", "mapsemble-import",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ],
             swiftSettings: swiftSettings),

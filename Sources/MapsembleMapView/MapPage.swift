@@ -6,8 +6,9 @@ import Foundation
 /// row's entry in the page on click. With `live`, it fetches the picture again from that URL every
 /// two seconds (the sandbox viewer, while an import runs).
 ///
-/// The root element gets `data-rendered` (the number of points drawn) once the script has run,
-/// and `data-error` if a script error happened: a headless browser's dump of the page shows both.
+/// The root element gets `data-rendered` (the number of points drawn) and `data-render-ms` (how
+/// long drawing took) once the script has run, and `data-error` if a script error happened: a
+/// headless browser's dump of the page shows them.
 public enum MapPage {
     /// HTML-escaped text.
     public static func escape(_ text: String) -> String {
@@ -88,7 +89,7 @@ public enum MapPage {
         return (number < 0 ? "-" : "") + out
     }
 
-    static let style = """
+    public static let style = """
         :root{--ink:#1f2937;--muted:#6b7280;--line:#e5e7eb;--sea:#eef4fa;--land:#fbfaf6;--coast:#b8c4cf}
         *{box-sizing:border-box}
         body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#f7f7f8}
@@ -194,6 +195,12 @@ public enum MapPage {
               }
               context.globalAlpha = 1;
             });
+            // The coast again over the dense pixels, thin, so that the land shows through them.
+            if (window.Path2D && picture.land) {
+              context.strokeStyle = "rgba(71,85,105,0.55)";
+              context.lineWidth = 0.6;
+              context.stroke(new Path2D(picture.land));
+            }
             picture.layers.forEach(function (layer) {
               var i, points = layer.points;
               if (!points) { return; }
@@ -266,7 +273,9 @@ public enum MapPage {
             var found = nearest(event);
             if (found && document.getElementById("line-" + found.hit[2])) { location.hash = "line-" + found.hit[2]; }
           });
+          var started = window.performance ? performance.now() : 0;
           draw(JSON.parse(document.getElementById("picture").textContent));
+          if (window.performance) { root.setAttribute("data-render-ms", String(Math.round(performance.now() - started))); }
           var live = document.body.getAttribute("data-live");
           if (live && window.fetch) {
             setInterval(function () {

@@ -86,7 +86,7 @@ public final class SandboxStore: Sendable {
         public var remoteIDs: [String]
     }
 
-    private let state: Mutex<State>
+    let state: Mutex<State>
 
     public init(config: SandboxConfig) {
         var state = State(config: config, random: SeededGenerator(state: config.faults.seed))
@@ -111,6 +111,7 @@ public final class SandboxStore: Sendable {
     public var writeLog: [WriteRecord] { state.withLock { $0.writeLog } }
 
     public func handle(_ request: SandboxRequest) -> SandboxReply {
+        if let page = viewer(request) { return page }
         // Parsing is most of the work and needs no lock: requests on different connections parse
         // in parallel.
         let body = request.method == "GET" || request.body.isEmpty ? nil : JSONValue.parse(request.body)

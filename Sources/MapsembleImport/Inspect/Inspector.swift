@@ -14,6 +14,8 @@ public struct InspectOptions: Sendable {
     public var delimiter = "auto"
     /// For a workbook: the sheet to profile (name or 1-based position); the first when nil.
     public var sheet: String?
+    /// Keep the first this many records profiled (for `inspect --html`, which draws them).
+    public var keepRecords = 0
     public init() {}
 }
 
@@ -56,6 +58,8 @@ public struct InspectReport: Sendable {
     /// For a workbook: its sheets, and the one profiled.
     public var sheets: [SheetSummary] = []
     public var sheet: String?
+    /// The first records profiled, with the line each starts on (`InspectOptions.keepRecords`).
+    public var records: [(line: Int, fields: [String])] = []
 }
 
 /// One column as the sample shows it.
@@ -154,6 +158,8 @@ public enum Inspector {
         var lastLine = 0
         var spansLines = false
         var complete = true
+        var kept: [(line: Int, fields: [String])] = []
+        var firstLine = 1
         let decimal = readerOptions.delimiter == UInt8(ascii: ",") ? UInt8(ascii: ".") : UInt8(ascii: ",")
         let limit = options.full ? Int.max : options.sampleRows
         reading: while let block = try reader.nextBlock() {
@@ -162,6 +168,7 @@ public enum Inspector {
                 if block.lines[record] != lastLine + 1 && lastLine > 0 { spansLines = true }
                 lastLine = block.lines[record]
                 if first == nil {
+                    firstLine = block.lines[record]
                     first = block.strings(record)
                     profiles = first!.indices.map { _ in Accumulator(decimal: decimal) }
                     continue
@@ -170,6 +177,7 @@ public enum Inspector {
                     complete = false
                     break reading
                 }
+                if kept.count < options.keepRecords { kept.append((block.lines[record], block.strings(record))) }
                 block.bytes.withUnsafeBytes { bytes in
                     for column in 0..<min(block.fieldCount(record), profiles.count) {
                         profiles[column].add(UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, column)]))
@@ -194,6 +202,7 @@ public enum Inspector {
                 value.withUTF8 { profiles[column].add(UnsafeRawBufferPointer($0)) }
             }
             sampled += 1
+            if options.keepRecords > 0 { kept.insert((firstLine, first), at: 0) }
         }
         let names = header ? first : first.indices.map { String($0 + 1) }
         let columns = zip(names, profiles).map { $0.1.profile(name: $0.0) }
@@ -235,11 +244,13 @@ public enum Inspector {
         let coordinates = guessCoordinates(columns, decimalComma: decimalComma, notes: &notes)
         let label = guessLabel(columns, excluding: coordinates)
         let remoteID = guessRemoteID(columns, sampled: sampled)
-        return InspectReport(
+        var report = InspectReport(
             file: name, sizeBytes: size, encoding: encoding, delimiter: readerOptions.delimiter, hasHeader: header,
             rows: rows, rowsMethod: method, sampledRows: sampled, malformedRows: malformed, columns: columns,
             coordinates: coordinates, label: label, remoteID: remoteID, decimalComma: decimalComma,
             quoteNone: quoteNone, notes: notes, sheets: sheets, sheet: sheetName)
+        report.records = kept
+        return report
     }
 
     /// A CSV reader for inspecting: no header assumed; `quote: none` when `"` is data (reading

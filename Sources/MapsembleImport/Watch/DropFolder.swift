@@ -1,5 +1,10 @@
 import Foundation
 
+#if canImport(CoreFoundation)
+    // `stat` and `lstat` (their defining module on Linux, as MemberImportVisibility sees it).
+    import CoreFoundation
+#endif
+
 /// A folder that receives files to import (`watch`): which files are complete, which pipeline
 /// takes each, and where each goes afterwards with its report.
 ///

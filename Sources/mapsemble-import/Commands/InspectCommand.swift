@@ -34,18 +34,39 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "For a workbook: the sheet to profile, by name or 1-based position (default: the first).")
     var sheet: String?
 
+    @Flag(
+        help:
+            "Also write NAME.inspect.html: a map of where the coordinate columns put the rows read, and where they would land swapped when they look swapped."
+    )
+    var html = false
+
+    @Option(name: .customLong("html-file"), help: "Where --html writes the page (default: NAME.inspect.html here).")
+    var htmlFile: String?
+
     func run() throws {
         var options = InspectOptions()
         options.full = full
         options.sampleRows = max(1, sampleRows)
         options.delimiter = delimiter == "tab" ? "\t" : delimiter
         options.sheet = sheet
+        let writeHTML = html || htmlFile != nil
+        if writeHTML { options.keepRecords = InspectReport.drawnRecords }
         let report: InspectReport
         do {
             report = try Inspector.inspect(path: file, options: options)
         } catch let error as ImportError {
             Console.error(error.description)
             throw ExitCode(2)
+        }
+        if writeHTML {
+            let page = htmlFile ?? Self.pageName(file)
+            do {
+                try Data(report.html.utf8).write(to: URL(fileURLWithPath: page))
+            } catch {
+                Console.error("cannot write \(page): \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+            Console.write("mapsemble-import: wrote \(page)\n")
         }
         if emitConfig {
             // Paths in pipeline.yml are relative to the file's own folder, which is not known here.
@@ -164,5 +185,13 @@ struct InspectCommand: ParsableCommand {
         bytes >= 1 << 20
             ? String(format: "%.1f MB", Double(bytes) / 1e6)
             : bytes >= 1024 ? String(format: "%.1f KB", Double(bytes) / 1e3) : "\(bytes) bytes"
+    }
+
+    /// `data/stores.csv` → `stores.inspect.html`.
+    static func pageName(_ file: String) -> String {
+        var name = file == "-" ? "stdin" : (file.split(separator: "/").last.map(String.init) ?? file)
+        if name.hasSuffix(".gz") { name.removeLast(3) }
+        if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
+        return name + ".inspect.html"
     }
 }

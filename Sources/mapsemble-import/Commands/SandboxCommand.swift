@@ -102,7 +102,10 @@ struct SandboxCommand: AsyncParsableCommand {
             Console.error("cannot listen on \(host):\(port): \(error)")
             throw ExitCode(2)
         }
-        var lines = ["mapsemble-import sandbox listening on \(server.url)", "  API key: \(apiKey)"]
+        var lines = [
+            "mapsemble-import sandbox listening on \(server.url)", "  API key: \(apiKey)",
+            "  viewer: \(server.url)/ (draws each map's features as they land)",
+        ]
         for map in config.maps {
             let fields = map.fields.map { $0.type == "text" ? $0.slug : "\($0.slug) (\($0.type))" }.joined(
                 separator: ", ")
