@@ -46,8 +46,9 @@ public struct MapPoint: Sendable, Equatable {
 public struct PointReservoir: Sendable {
     public let capacity: Int
     public private(set) var points: [MapPoint] = []
-    /// Position in `points` by input line.
-    private var positions: [Int: Int] = [:]
+    /// Position in `points` by input line: built by the first `remove` (most runs never remove
+    /// a point, and keeping it up to date costs a hash per point kept), kept up to date after.
+    private var positions: [Int: Int]?
     /// Points offered so far.
     public private(set) var seen = 0
     private var random: SplitMix64
@@ -76,7 +77,7 @@ public struct PointReservoir: Sendable {
     /// Keeps a point that `wantsNext` asked for.
     public mutating func keep(_ point: MapPoint) {
         if seen < capacity {
-            positions[point.line] = points.count
+            positions?[point.line] = points.count
             points.append(point)
             seen += 1
             if seen == capacity {
@@ -87,12 +88,14 @@ public struct PointReservoir: Sendable {
         }
         if points.count < capacity {
             // Some were removed.
-            positions[point.line] = points.count
+            positions?[point.line] = points.count
             points.append(point)
         } else {
             let position = Int(random.next() % UInt64(capacity))
-            positions.removeValue(forKey: points[position].line)
-            positions[point.line] = position
+            if positions != nil {
+                positions!.removeValue(forKey: points[position].line)
+                positions![point.line] = position
+            }
             points[position] = point
         }
         seen += 1
@@ -111,11 +114,14 @@ public struct PointReservoir: Sendable {
 
     /// Removes the point of an input line, if kept (a row found bad after it was sampled).
     public mutating func remove(line: Int) {
-        guard let position = positions.removeValue(forKey: line) else { return }
+        if positions == nil {
+            positions = Dictionary(points.enumerated().map { ($1.line, $0) }, uniquingKeysWith: { $1 })
+        }
+        guard let position = positions!.removeValue(forKey: line) else { return }
         let last = points.removeLast()
         if position < points.count {
             points[position] = last
-            positions[last.line] = position
+            positions![last.line] = position
         }
     }
 

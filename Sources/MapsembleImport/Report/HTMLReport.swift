@@ -58,7 +58,7 @@ final class ReportCollector: Sendable {
     /// A rejected row, from any stage: it leaves the sample of passed rows if it was in it.
     func observe(_ rejection: Rejection) {
         state.withLock { state in
-            state.passed.remove(line: rejection.line)
+            if !Self.beforeSampling.contains(rejection.code) { state.passed.remove(line: rejection.line) }
             if state.firstRejected[rejection.code, default: []].count < Self.tableRows {
                 state.firstRejected[rejection.code, default: []].append(rejection)
             }
@@ -79,6 +79,12 @@ final class ReportCollector: Sendable {
     }
 
     var snapshot: State { state.withLock { $0 } }
+
+    /// Codes given to rows before the validator passed them: such rows never enter the sample.
+    static let beforeSampling: Set<RejectCode> = [
+        .malformedRow, .invalidCell, .missingCoordinate, .invalidNumber, .nonFiniteNumber, .latitudeOutOfRange,
+        .longitudeOutOfRange, .coordinatesSwapped, .outsideBounds, .nullIsland,
+    ]
 
     /// `lon,lat` JSON text to numbers.
     static func point(_ text: ArraySlice<UInt8>) -> (Double, Double)? {
