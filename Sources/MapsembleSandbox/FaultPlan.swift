@@ -1,3 +1,5 @@
+import MapsembleMapView
+
 /// Faults the sandbox injects on write requests, deterministic for a given seed and request order.
 ///
 /// Each write request draws one fate, in this order: refused by the rate limit (429 with
@@ -25,6 +27,9 @@ public struct FaultPlan: Sendable, Equatable {
     /// Describe select fields without their options, so a client cannot check the values
     /// before sending and the server's own 422 is what rejects them.
     public var hiddenFieldOptions = false
+    /// Answer every API request with a 307 to this base URL (plus the request's path): a client
+    /// must not follow it with its key.
+    public var redirectTo: String?
 
     public init() {}
 
@@ -41,18 +46,10 @@ public struct FaultPlan: Sendable, Equatable {
 }
 
 /// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    var state: UInt64
+public typealias SeededGenerator = SplitMix64
 
-    public init(state: UInt64) { self.state = state }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    public init(state: UInt64) { self.init(seed: state) }
 
     /// A uniform draw in [0, 1).
     public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }

@@ -1,4 +1,5 @@
 import MapsembleJSON
+import MapsembleMapView
 
 extension SandboxStore {
     /// POST, PATCH, PUT and DELETE on a map's features, with the faults of the plan.

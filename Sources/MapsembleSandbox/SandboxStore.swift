@@ -1,4 +1,5 @@
 import MapsembleJSON
+import MapsembleMapView
 import Synchronization
 
 /// A feature as the sandbox stores it.
@@ -112,6 +113,11 @@ public final class SandboxStore: Sendable {
 
     public func handle(_ request: SandboxRequest) -> SandboxReply {
         if let page = viewer(request) { return page }
+        if let target = state.withLock({ $0.config.faults.redirectTo }) {
+            state.withLock { $0.requests += 1 }
+            return SandboxReply(
+                status: 307, json: ["message": "Moved"], headers: [("Location", target + request.path)])
+        }
         // Parsing is most of the work and needs no lock: requests on different connections parse
         // in parallel.
         let body = request.method == "GET" || request.body.isEmpty ? nil : JSONValue.parse(request.body)

@@ -1,5 +1,6 @@
 import Foundation
 import MapsembleJSON
+import MapsembleMapView
 import MapsembleSandbox
 import Testing
 

@@ -19,6 +19,8 @@ struct HTTPResponse: Sendable {
     var body: [UInt8]
     /// The `Retry-After` header, when sent.
     var retryAfter: String?
+    /// The `Location` header of a redirect (never followed: the key would go with it).
+    var location: String? = nil
     /// The answer came over a new connection although this handle had one open: the old one was
     /// closed, possibly after curl had sent the request on it (curl then sends it again by itself),
     /// so the request may have been applied twice.
@@ -79,6 +81,12 @@ final class CurlEasy {
         _ = ccurl_easy_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = request.url.withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_URL, $0) }
         _ = "http,https".withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_PROTOCOLS_STR, $0) }
+        // Stated although they are libcurl's defaults, so that no change of default loosens them:
+        // certificates and host names are checked, and a redirect is not followed (the
+        // Authorization header must not go to another address).
+        setLong(CURLOPT_SSL_VERIFYPEER, 1)
+        setLong(CURLOPT_SSL_VERIFYHOST, 2)
+        setLong(CURLOPT_FOLLOWLOCATION, 0)
         _ = ccurl_easy_setopt_ptr(handle, CURLOPT_HTTPHEADER, headers)
         let context = Unmanaged.passUnretained(sink).toOpaque()
         _ = ccurl_easy_setopt_data_cb(handle, CURLOPT_WRITEFUNCTION, onBody)
@@ -117,7 +125,9 @@ final class CurlEasy {
         let reconnected = connected && connects > 0
         connected = true
         return .success(
-            HTTPResponse(status: status, body: sink.body, retryAfter: sink.retryAfter, reconnected: reconnected))
+            HTTPResponse(
+                status: status, body: sink.body, retryAfter: sink.retryAfter, location: sink.location,
+                reconnected: reconnected))
     }
 
     private func setLong(_ option: CURLoption, _ value: Int) {
@@ -142,6 +152,7 @@ final class CurlEasy {
 private final class ResponseSink {
     var body: [UInt8] = []
     var retryAfter: String?
+    var location: String?
 }
 
 private let onBody: ccurl_data_cb = { data, size, count, context in
@@ -156,10 +167,15 @@ private let onHeader: ccurl_data_cb = { data, size, count, context in
     let length = size * count
     guard let data else { return length }
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-    if line.lowercased().hasPrefix("retry-after:") {
+    let lowered = line.lowercased()
+    if lowered.hasPrefix("retry-after:") {
         sink.retryAfter = line.dropFirst("retry-after:".count).trimmingSpaces
+    } else if lowered.hasPrefix("location:") {
+        sink.location = line.dropFirst("location:".count).trimmingSpaces
     } else if line.hasPrefix("HTTP/") {
-        sink.retryAfter = nil  // a new response (after a redirect or 100-continue) starts
+        // A new response (after a 100-continue) starts.
+        sink.retryAfter = nil
+        sink.location = nil
     }
     return length
 }

@@ -358,9 +358,11 @@ private struct NodeReader {
     }
 
     func readReport(_ node: Node, _ report: inout PipelineConfig.Report) throws {
-        for (key, value) in try entries(node, "report", allowed: ["dir", "max_rejects", "html"]) {
+        for (key, value) in try entries(node, "report", allowed: ["dir", "max_rejects", "html", "spreadsheet_safe"]) {
             if key == "dir" {
                 report.dir = try requiredString(value, "report.dir")
+            } else if key == "spreadsheet_safe" {
+                report.spreadsheetSafe = try oneOf(value, "report.spreadsheet_safe", ["true", "false"]) == "true"
             } else if key == "html" {
                 report.html = try oneOf(value, "report.html", ["true", "false"]) == "true"
             } else if try string(value, "report.max_rejects") != nil {

@@ -142,7 +142,7 @@ public struct Pipeline: Sendable {
         }
         let rejects = try RejectedRowsWriter(
             path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter,
-            observer: observer)
+            spreadsheetSafe: config.report.spreadsheetSafe, observer: observer)
         let sink: any BatchSink
         if let customSink {
             sink = customSink

@@ -104,6 +104,8 @@ public struct PipelineConfig: Sendable, Equatable {
         public var maxRejects: Threshold?
         /// Write `NAME.report.html` (a page with a map of what landed and what was rejected).
         public var html = true
+        /// Neutralise cells of `rejected.csv` a spreadsheet would run as formulas.
+        public var spreadsheetSafe = false
     }
 
     public struct Sync: Sendable, Equatable {

@@ -7,7 +7,8 @@
 /// A buffered writer to a file or standard output. `-` means stdout.
 ///
 /// Files are written under a temporary name and renamed into place by `close()`, so a reader of
-/// the report folder never sees half a file. Confined to one task.
+/// the report folder never sees half a file. A new file is readable by its owner only unless
+/// `mode` says otherwise: reports name rows of data nobody else should read. Confined to one task.
 public final class ByteWriter {
     private let fd: Int32
     private let path: String
@@ -18,7 +19,7 @@ public final class ByteWriter {
     /// Bytes taken so far (written or buffered).
     public private(set) var bytesWritten = 0
 
-    public init(path: String) throws {
+    public init(path: String, mode: mode_t = 0o600) throws {
         self.path = path
         if path == "-" {
             fd = 1
@@ -28,7 +29,7 @@ public final class ByteWriter {
             temporaryPath = nil
         } else {
             let temporary = path + ".partial"
-            fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
             temporaryPath = temporary
         }
         guard fd >= 0 else {

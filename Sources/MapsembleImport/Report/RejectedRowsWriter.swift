@@ -9,6 +9,11 @@ import Synchronization
 /// `_error_` are ignored on input). A row the parser could not split carries its raw line in the
 /// first original column. Written even when no row is rejected (header only).
 ///
+/// With `spreadsheetSafe` (`report.spreadsheet_safe: true`), a cell that a spreadsheet would run
+/// as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return, and not a plain
+/// number such as `-7.5`) gets a leading `'`, so the report opens in Excel or LibreOffice without
+/// running anything; such a report is for reading, no longer byte-for-byte the input's rows.
+///
 /// Rows come in input order from the validating stages; rows the server refuses come later and out
 /// of order (`writeLate`). Those are held, and merged into place by `close()`, which copies the
 /// in-order part by byte ranges it noted while writing. Safe to call from several tasks.
@@ -23,6 +28,7 @@ public final class RejectedRowsWriter: Sendable {
         /// For each row written in order: its input line and where it starts in the file.
         var index: [(line: Int, offset: Int)] = []
         var late: [Rejection] = []
+        var spreadsheetSafe = false
     }
 
     private let state: Mutex<State>
@@ -30,10 +36,12 @@ public final class RejectedRowsWriter: Sendable {
     private let observer: (@Sendable (Rejection) -> Void)?
 
     public init(
-        path: String, header: [String], delimiter: UInt8, observer: (@Sendable (Rejection) -> Void)? = nil
+        path: String, header: [String], delimiter: UInt8, spreadsheetSafe: Bool = false,
+        observer: (@Sendable (Rejection) -> Void)? = nil
     ) throws {
         self.observer = observer
         var state = State(writer: try ByteWriter(path: path), path: path, delimiter: delimiter)
+        state.spreadsheetSafe = spreadsheetSafe
         try Self.writeRow(["_error_line", "_error_code", "_error_column", "_error_message"] + header, &state)
         self.state = Mutex(state)
     }
@@ -69,7 +77,19 @@ public final class RejectedRowsWriter: Sendable {
     }
 
     private static func writeRow(_ fields: [String], _ state: inout State) throws {
-        try state.writer.write(encode(fields, delimiter: state.delimiter, into: &state.line))
+        let cells = state.spreadsheetSafe ? fields.map(neutralised) : fields
+        try state.writer.write(encode(cells, delimiter: state.delimiter, into: &state.line))
+    }
+
+    /// A cell a spreadsheet would take for a formula, with a `'` before it.
+    static func neutralised(_ cell: String) -> String {
+        guard let first = cell.utf8.first, [0x3D, 0x2B, 0x2D, 0x40, 0x09, 0x0D].contains(first) else { return cell }
+        if first == 0x2D || first == 0x2B,
+            case .success = Array(cell.utf8).withUnsafeBytes({ NumberText.parse($0) })
+        {
+            return cell
+        }
+        return "'" + cell
     }
 
     private static func encode(_ fields: [String], delimiter: UInt8, into line: inout [UInt8]) -> [UInt8] {
@@ -123,7 +143,11 @@ public final class RejectedRowsWriter: Sendable {
             for rejection in late {
                 while position < state.index.count && state.index[position].line <= rejection.line { position += 1 }
                 try copy(upTo: position < state.index.count ? state.index[position].offset : total)
-                try output.write(Self.encode(Self.fields(rejection), delimiter: state.delimiter, into: &line))
+                let cells = Self.fields(rejection)
+                try output.write(
+                    Self.encode(
+                        state.spreadsheetSafe ? cells.map(Self.neutralised) : cells, delimiter: state.delimiter,
+                        into: &line))
             }
             try copy(upTo: total)
             try output.close()

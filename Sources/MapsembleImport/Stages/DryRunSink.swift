@@ -44,8 +44,9 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
     public var needsRequestBodies: Bool { batches != nil }
 
     public init(featuresPath: String?, batchesPath: String?) throws {
-        features = try featuresPath.map { (path) in try ByteWriter(path: path) }
-        batches = try batchesPath.map { (path) in try ByteWriter(path: path) }
+        // Outputs asked for are data files like any other (the umask decides), unlike reports.
+        features = try featuresPath.map { (path) in try ByteWriter(path: path, mode: 0o644) }
+        batches = try batchesPath.map { (path) in try ByteWriter(path: path, mode: 0o644) }
         try features?.write(Self.head)
     }
 

@@ -167,6 +167,11 @@ final class MapsembleClient: Sendable {
     static func check(_ response: HTTPResponse, what: String, baseURL: String) throws {
         switch response.status {
         case 200..<300: return
+        case 300..<400:
+            throw ImportError(
+                .remote,
+                "\(baseURL) redirects (HTTP \(response.status)\(response.location.map { " to \($0)" } ?? "")); redirects are not followed, so that the key never goes to another address: set --api-url to the address the API answers at"
+            )
         case 401:
             throw ImportError(.remote, "the API key was refused by \(baseURL) (HTTP 401): check MAPSEMBLE_API_KEY")
         case 403: throw ImportError(.remote, "\(what) belongs to another account than the API key's (HTTP 403)")

@@ -90,9 +90,26 @@ public final class DropFolder: Sendable {
             } else if now.timeIntervalSince1970 - changed < settleSeconds {
                 continue
             }
+            guard Self.unlocked(path + "/" + name) else { continue }
             ready.append((name, route, changed))
         }
         return ready.sorted { ($0.changed, $0.name) < ($1.changed, $1.name) }.map { ($0.name, $0.route) }
+    }
+
+    /// Whether the file can be locked for reading: no other process holds a write lock on it,
+    /// neither a `flock` nor a POSIX record lock (a writer that locks while it writes is not
+    /// done). Opened without following a link.
+    static func unlocked(_ file: String) -> Bool {
+        let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else { return false }
+        defer { _ = flock(fd, LOCK_UN) }
+        var query = Glibc.flock()
+        query.l_type = Int16(F_RDLCK)
+        query.l_whence = Int16(SEEK_SET)
+        guard fcntl(fd, F_GETLK, &query) == 0 else { return false }
+        return query.l_type == Int16(F_UNLCK)
     }
 
     private static func seconds(_ time: timespec) -> Double {
@@ -171,7 +188,8 @@ public final class DropFolder: Sendable {
     /// `NAME.error.txt` beside where its summary would be, to travel with it to `failed/`.
     public func writeError(_ error: ImportError, reports: Pipeline.ReportPaths) {
         _ = FileManager.default.createFile(
-            atPath: Self.errorPath(reports.summary), contents: Data((error.description + "\n").utf8))
+            atPath: Self.errorPath(reports.summary), contents: Data((error.description + "\n").utf8),
+            attributes: [.posixPermissions: 0o600])
     }
 
     private static func errorPath(_ summary: String) -> String {

@@ -59,6 +59,11 @@ struct SandboxCommand: AsyncParsableCommand {
     @Option(name: .customLong("latency-ms"), help: "Added to every answer.")
     var latencyMilliseconds = 0
 
+    @Option(
+        name: .customLong("redirect-to"),
+        help: "Answer every API request with a 307 to this base URL (a client must not follow it with its key).")
+    var redirectTo: String?
+
     @Flag(
         name: .customLong("print-features"),
         help: "On exit, print every stored feature to stdout, one GeoJSON Feature a line.")
@@ -77,6 +82,7 @@ struct SandboxCommand: AsyncParsableCommand {
         config.faults.stalls = stalls
         config.faults.stallSeconds = stallSeconds
         config.faults.latencyMilliseconds = latencyMilliseconds
+        config.faults.redirectTo = redirectTo
         do {
             config.maps = try maps.map(Self.parseMap)
             if let pipeline {
