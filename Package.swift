@@ -73,6 +73,7 @@ let package = Package(
             dependencies: [
                 "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "MapsembleJSON", "CGzip", "mapsemble-import",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ],
             swiftSettings: swiftSettings),
     ],

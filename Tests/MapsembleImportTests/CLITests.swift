@@ -14,12 +14,15 @@ let binary: String = {
     return executable.deletingLastPathComponent().appendingPathComponent("mapsemble-import").path
 }()
 
+/// Runs the binary with `arguments`, or, with `launcher`, that program with `launcherArguments`
+/// (a shell script that sets limits and runs the binary).
 func runCLI(
-    _ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:]
+    _ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:],
+    launcher: String? = nil, launcherArguments: [String] = []
 ) throws -> CLIResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = arguments
+    process.executableURL = URL(fileURLWithPath: launcher ?? binary)
+    process.arguments = launcher == nil ? arguments : launcherArguments
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     env.removeValue(forKey: "MAPSEMBLE_API_KEY")

@@ -17,9 +17,21 @@ final class LibCSVParser {
         var scratch = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
         var scratchCount = 0
         var scratchCapacity = 4096
+        /// Fields kept per record: past it a record's fields are only counted (a line of ten
+        /// million delimiters must not become ten million fields in memory).
+        var maxFields = Int.max
+        var fieldsInRecord = 0
+        var droppedFields = 0
+        /// Records of `block` that had more fields than `maxFields`: index → how many they had.
+        var overflowed: [Int: Int] = [:]
 
         @inline(__always)
         mutating func appendField(_ data: UnsafeMutableRawPointer?, _ length: Int) {
+            if fieldsInRecord == maxFields {
+                droppedFields += 1
+                return
+            }
+            fieldsInRecord += 1
             if length > 0, let data {
                 if scratchCount + length > scratchCapacity { grow(scratchCount + length) }
                 (scratch + scratchCount).copyMemory(from: data, byteCount: length)
@@ -30,8 +42,11 @@ final class LibCSVParser {
 
         @inline(__always)
         mutating func closeRecord() {
+            if droppedFields > 0 { overflowed[block.count] = fieldsInRecord + droppedFields }
             block.bytes.appendBytes(UnsafeRawBufferPointer(start: scratch, count: scratchCount))
             scratchCount = 0
+            fieldsInRecord = 0
+            droppedFields = 0
             block.closeRecord(line: recordLine)
         }
 
@@ -67,6 +82,12 @@ final class LibCSVParser {
             _modify { yield &storage.pointee.block }
         }
 
+        /// Records of `block` past the field cap: index → how many fields they had.
+        var overflowed: [Int: Int] {
+            get { storage.pointee.overflowed }
+            set { storage.pointee.overflowed = newValue }
+        }
+
         /// Line where the record being parsed started.
         var recordLine: Int {
             get { storage.pointee.recordLine }
@@ -82,11 +103,12 @@ final class LibCSVParser {
     /// - Parameters:
     ///   - delimiter: the field separator.
     ///   - quote: the quote character, or `nil` when `"` is plain data.
-    init(delimiter: UInt8, quote: UInt8?) {
+    init(delimiter: UInt8, quote: UInt8?, maxFields: Int = Int.max) {
         self.delimiter = delimiter
         self.quote = quote ?? 0
         parser = .allocate(capacity: 1)
         initialise()
+        collector.storage.pointee.maxFields = maxFields
     }
 
     deinit {
@@ -121,6 +143,8 @@ final class LibCSVParser {
     /// Forgets a broken record: drops its fields and restarts the tokenizer.
     func reset() {
         collector.storage.pointee.scratchCount = 0
+        collector.storage.pointee.fieldsInRecord = 0
+        collector.storage.pointee.droppedFields = 0
         collector.block.discardOpenRecord()
         csv_free(parser)
         initialise()

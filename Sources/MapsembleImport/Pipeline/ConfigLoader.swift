@@ -10,6 +10,12 @@ public enum ConfigLoader {
     /// Loads and checks the pipeline file at `path`.
     public static func load(path: String, environment: [String: String]) throws -> PipelineConfig {
         let text: String
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
+            throw ImportError(
+                .config,
+                "the pipeline file is \(size) bytes, more than the \(maxFileBytes) a pipeline may have (they take a few kB)",
+                file: path)
+        }
         do {
             text = try String(contentsOfFile: path)
         } catch {
@@ -17,6 +23,11 @@ public enum ConfigLoader {
         }
         return try parse(yaml: text, file: path, environment: environment, baseDirectory: directory(of: path))
     }
+
+    /// The largest pipeline file read: a pipeline takes a few kB, and YAML's aliases can make a
+    /// small file stand for a huge document (the loader also stops at the first value of the
+    /// wrong shape, so an expanded alias is never walked).
+    static let maxFileBytes = 1 << 20
 
     /// Parses pipeline YAML text; `file` names it in errors.
     public static func parse(
@@ -194,7 +205,10 @@ private struct NodeReader {
     }
 
     func readSource(_ node: Node, _ source: inout PipelineConfig.Source) throws {
-        let keys = ["path", "format", "delimiter", "encoding", "header", "quote", "decimal", "sheet"]
+        let keys = [
+            "path", "format", "delimiter", "encoding", "header", "quote", "decimal", "sheet", "max_record_bytes",
+            "max_columns",
+        ]
         for (key, value) in try entries(node, "source", allowed: keys) {
             let path = "source.\(key)"
             switch key {
@@ -225,6 +239,8 @@ private struct NodeReader {
                 }
                 source.quote = text
             case "decimal": source.decimal = try oneOf(value, path, ["auto", "point", "comma"])
+            case "max_record_bytes": source.maxRecordBytes = try int(value, path, in: 1024...(1 << 30))
+            case "max_columns": source.maxColumns = try int(value, path, in: 1...1_000_000)
             default: source.sheet = try string(value, path)
             }
         }

@@ -16,6 +16,10 @@ public struct PipelineConfig: Sendable, Equatable {
         /// `auto`, `point` or `comma`.
         public var decimal = "auto"
         public var sheet: String?
+        /// A record (or a line) past this many bytes is rejected and read past, not held.
+        public var maxRecordBytes = ReaderOptions().maxRecordBytes
+        /// A record with more fields is rejected; a header with more is an error.
+        public var maxColumns = ReaderOptions().maxColumns
     }
 
     public enum Mode: String, Sendable, CaseIterable {

@@ -25,6 +25,8 @@ struct PipelinePlan {
         options.quote = config.source.quote == "none" ? nil : config.source.quote.utf8.first
         options.hasHeader = config.source.header != "false"
         options.blockBytes = blockBytes
+        options.maxRecordBytes = config.source.maxRecordBytes
+        options.maxColumns = config.source.maxColumns
         if config.source.encoding != "auto" {
             guard let encoding = SourceEncoding(setting: config.source.encoding) else {
                 throw ImportError(
@@ -47,7 +49,7 @@ struct PipelinePlan {
             readerOptions = options
             let sheetReader = try XLSXReader(
                 path: path, sheet: config.source.sheet, hasHeader: options.hasHeader, headerRow: headerRow,
-                blockBytes: blockBytes, name: inputName)
+                blockBytes: blockBytes, name: inputName, maxRecordBytes: config.source.maxRecordBytes)
             reader = sheetReader
             notes.append(
                 "reading \(inputName): sheet \"\(sheetReader.sheet)\", \(sheetReader.header.count) columns\(options.hasHeader ? "" : " (no header row)")"
@@ -78,7 +80,7 @@ struct PipelinePlan {
             guard let index = header.firstIndex(of: column) else {
                 throw ImportError(
                     .config,
-                    "\(key) names the column \"\(column)\", which the header does not have; its columns are: \(header.joined(separator: ", "))",
+                    "\(key) names the column \"\(column)\", which the header does not have; its columns are: \(Self.listing(header))",
                     file: name, line: 1)
             }
             return index
@@ -91,7 +93,7 @@ struct PipelinePlan {
             }
             throw ImportError(
                 .config,
-                "no \(what) column found; set \(key) in pipeline.yml to one of the columns: \(header.joined(separator: ", "))",
+                "no \(what) column found; set \(key) in pipeline.yml to one of the columns: \(Self.listing(header))",
                 file: name, line: 1)
         }
         // Deleting by remote id needs no coordinates; an update needs them only to move features.
@@ -351,5 +353,11 @@ struct PipelinePlan {
         let best = [UInt8(ascii: ","), UInt8(ascii: ";"), 0x09, UInt8(ascii: "|")]
             .max { counts[$0, default: 0] < counts[$1, default: 0] }!
         return counts[best, default: 0] > 0 ? best : UInt8(ascii: ",")
+    }
+
+    /// Column names for a message: all of them, or the first 50 and how many more.
+    static func listing(_ names: [String]) -> String {
+        guard names.count > 50 else { return names.joined(separator: ", ") }
+        return names.prefix(50).joined(separator: ", ") + " and \(names.count - 50) more"
     }
 }

@@ -39,14 +39,15 @@ public final class XLSXReader: RecordReader {
     /// `headerRow`: the sheet row holding the header (the rows above it are skipped); by
     /// default the first row with a value.
     public init(
-        path: String, sheet setting: String?, hasHeader: Bool, headerRow: Int? = nil, blockBytes: Int, name: String
+        path: String, sheet setting: String?, hasHeader: Bool, headerRow: Int? = nil, blockBytes: Int, name: String,
+        maxRecordBytes: Int = ReaderOptions().maxRecordBytes
     ) throws {
         let workbook = try XLSXWorkbook(path: path, name: name)
         let chosen = try workbook.sheet(setting)
         sheet = chosen.name
         fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         sheetSize = workbook.size(of: chosen.part)
-        let strings = try workbook.sharedStrings()
+        let strings = try workbook.sharedStrings(limit: maxRecordBytes * 64)
         let builder = SheetRowBuilder(
             styles: workbook.styles, date1904: workbook.date1904, strings: strings, hasHeader: hasHeader,
             headerRow: headerRow, blockBytes: blockBytes, name: name)

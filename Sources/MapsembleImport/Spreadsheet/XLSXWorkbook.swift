@@ -117,8 +117,10 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
             file: name)
     }
 
-    /// The shared strings table (cells with `t="s"` hold an index into it).
-    func sharedStrings() throws -> SharedStrings {
+    /// The shared strings table (cells with `t="s"` hold an index into it). It is held in
+    /// memory, so it may hold at most `limit` bytes of text: a zip bomb (a small file whose
+    /// strings inflate to gigabytes) stops here with an error instead of exhausting memory.
+    func sharedStrings(limit: Int = 1 << 30) throws -> SharedStrings {
         var strings = SharedStrings()
         guard let part = sharedStringsPart, archive[part] != nil else { return strings }
         var scanner = XMLScanner()
@@ -154,6 +156,12 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
                 case .text(let text, let raw):
                     guard inText else { return }
                     if raw { current.appendBytes(text) } else { XMLText.appendDecoded(text, to: &current) }
+                    if strings.bytes.count + current.count > limit {
+                        throw ImportError(
+                            .unreadableInput,
+                            "its shared strings inflate past \(limit) bytes, more than this reader holds (64 × source.max_record_bytes): a zip bomb, or a workbook to export as CSV",
+                            file: name)
+                    }
                 }
             }
         }
@@ -237,7 +245,15 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
         }
         var bytes: [UInt8] = []
         do {
-            _ = try archive.extract(entry) { bytes.append(contentsOf: $0) }
+            _ = try archive.extract(entry) { chunk in
+                bytes.append(contentsOf: chunk)
+                // These parts (workbook, relations, styles) take kilobytes.
+                if bytes.count > 64 << 20 {
+                    throw ImportError(.unreadableInput, "its part \(part) inflates past 64 MiB", file: name)
+                }
+            }
+        } catch let error as ImportError {
+            throw error
         } catch {
             throw ImportError(
                 .unreadableInput, "cannot read \(part) from the workbook (damaged or truncated)", file: name)

@@ -26,6 +26,11 @@ final class LineSource {
     /// For encodings other than UTF-8: the raw bytes of a read, and what turns them into UTF-8.
     private var raw: UnsafeMutableRawPointer?
     private var transcoder: Transcoder?
+    /// A line longer than this is not handed out whole: it is read past to its end (memory stays
+    /// bounded) and `nextLine` returns an empty line with `skippedLength` set.
+    var maxLineBytes = Int.max
+    /// The length of the line just skipped for being longer than `maxLineBytes`, else nil.
+    private(set) var skippedLength: Int?
 
     /// - Parameter encoding: nil finds it from the first block (`SourceEncoding.detect`).
     init(input: RawInput, blockSize: Int = 1 << 20, encoding: SourceEncoding? = nil) {
@@ -44,6 +49,7 @@ final class LineSource {
     /// The next physical line including its terminating `\n` (the last line may lack it), or nil
     /// at the end of the input. Valid until the next call.
     func nextLine() throws -> UnsafeRawBufferPointer? {
+        skippedLength = nil
         var scanFrom = start
         while true {
             if end > scanFrom, let newline = memchr(buffer + scanFrom, 0x0A, end - scanFrom) {
@@ -59,10 +65,30 @@ final class LineSource {
                 return line
             }
             let scanned = end - start
+            if scanned > maxLineBytes { return try skipLine() }
             try fill()
             // `fill` moved the unread bytes to the front.
             scanFrom = start + scanned
         }
+    }
+
+    /// Reads past the rest of an overlong line, keeping none of it.
+    private func skipLine() throws -> UnsafeRawBufferPointer {
+        var length = end - start
+        start = end
+        while !atEOF {
+            try fill()
+            if let newline = memchr(buffer + start, 0x0A, end - start) {
+                let lineEnd = buffer.distance(to: newline) + 1
+                length += lineEnd - start
+                start = lineEnd
+                break
+            }
+            length += end - start
+            start = end
+        }
+        skippedLength = length
+        return UnsafeRawBufferPointer(start: buffer, count: 0)
     }
 
     /// Puts bytes back in front of the unread input (used to re-parse after a malformed record).

@@ -10,8 +10,12 @@ public struct ReaderOptions: Sendable {
     /// The quote character, or nil when quotes are plain data.
     public var quote: UInt8? = UInt8(ascii: "\"")
     public var hasHeader = true
-    /// A record (with every line of a quoted field) larger than this is rejected as malformed.
+    /// A record (with every line of a quoted field) larger than this is rejected as malformed,
+    /// and read past without being held in memory (`source.max_record_bytes`).
     public var maxRecordBytes = 16 << 20
+    /// A record with more fields than this is rejected as malformed, a header with more is an
+    /// error (`source.max_columns`; 16,384 is a spreadsheet's limit).
+    public var maxColumns = 16_384
     /// A block is handed on once it holds this many field bytes.
     public var blockBytes = 128 << 10
     /// The input's encoding; nil finds it from the first block.
@@ -92,7 +96,8 @@ public final class CSVReader: RecordReader {
                 input: RawInput(fd: fd, gzip: RawInput.isGzip(path), closeOnDeinit: true), encoding: options.encoding)
             mayBlock = (info.st_mode & S_IFMT) != S_IFREG
         }
-        parser = LibCSVParser(delimiter: options.delimiter, quote: options.quote)
+        source.maxLineBytes = options.maxRecordBytes
+        parser = LibCSVParser(delimiter: options.delimiter, quote: options.quote, maxFields: options.maxColumns)
         try readHeader()
     }
 
@@ -109,6 +114,12 @@ public final class CSVReader: RecordReader {
         let block = parser.collector.block
         guard block.count > 0 else {
             throw ImportError(.unreadableInput, "the input is empty, expected a header row", file: name)
+        }
+        if let columns = parser.collector.overflowed[0] {
+            throw ImportError(
+                .unreadableInput,
+                "the first row has \(columns) fields, more than the \(options.maxColumns) source.max_columns allows",
+                file: name, line: block.lines[0])
         }
         if options.hasHeader {
             header = block.strings(0)
@@ -164,6 +175,10 @@ public final class CSVReader: RecordReader {
         }
         let lineNumber = nextLineNumber
         nextLineNumber += 1
+        if let skipped = source.skippedLength {
+            overlong(lineNumber, length: skipped)
+            return true
+        }
         let continuing = parser.inRecord
         if !continuing { parser.collector.recordLine = lineNumber }
         if let offset = parser.parse(line) {
@@ -185,6 +200,31 @@ public final class CSVReader: RecordReader {
             checkRecords()
         }
         return true
+    }
+
+    /// A line longer than `maxRecordBytes`, read past: a `malformed_row` of its own, or, when a
+    /// quoted field of the record in progress runs into it, of that record (its lines included).
+    private func overlong(_ lineNumber: Int, length: Int) {
+        let collector = parser.collector
+        let limit = "more than the \(options.maxRecordBytes) bytes source.max_record_bytes allows"
+        if parser.inRecord {
+            let first = collector.recordLine
+            let text = pending[..<pendingFirstLine].prefix { $0 != 0x0A && $0 != 0x0D }
+            parser.reset()
+            pending.removeAll(keepingCapacity: true)
+            collector.block.rejections.append(
+                Rejection(
+                    line: first, code: .malformedRow, column: "",
+                    message:
+                        "a quoted field runs from line \(first) into line \(lineNumber), which is \(length) bytes long, \(limit); lines \(first) to \(lineNumber) are skipped",
+                    fields: [String(decoding: text, as: UTF8.self)]))
+        } else {
+            collector.block.rejections.append(
+                Rejection(
+                    line: lineNumber, code: .malformedRow, column: "",
+                    message: "line \(lineNumber) is \(length) bytes long, \(limit); it is skipped", fields: [""]))
+        }
+        rowsRead += 1
     }
 
     private func syntaxMessage(_ line: UnsafeRawBufferPointer, _ offset: Int, _ lineNumber: Int) -> String {
@@ -235,10 +275,20 @@ public final class CSVReader: RecordReader {
         guard checkedRecords < block.count else { return }
         let expected = header.count
         let fresh = checkedRecords..<block.count
-        if !header.isEmpty, fresh.contains(where: { block.fieldCount($0) != expected }) {
+        let overflowed = parser.collector.overflowed
+        if !header.isEmpty, !overflowed.isEmpty || fresh.contains(where: { block.fieldCount($0) != expected }) {
             var kept = block
             kept.truncate(toRecords: checkedRecords)
             for record in fresh {
+                if let count = overflowed[record] {
+                    kept.rejections.append(
+                        Rejection(
+                            line: block.lines[record], code: .malformedRow, column: "",
+                            message:
+                                "expected \(expected) fields as in the header, found \(count), more than the \(options.maxColumns) source.max_columns allows",
+                            fields: []))
+                    continue
+                }
                 var fields = block.strings(record)
                 if fields.count < expected {
                     paddedRows += 1
@@ -258,6 +308,7 @@ public final class CSVReader: RecordReader {
             }
             parser.collector.block = kept
         }
+        if !overflowed.isEmpty && !header.isEmpty { parser.collector.overflowed = [:] }
         rowsRead += fresh.count
         checkedRecords = parser.collector.block.count
     }
