@@ -250,7 +250,7 @@ struct CLITests {
 
 @Suite("Command line: Ctrl-C")
 struct InterruptTests {
-    @Test("SIGINT mid-run: exit 130, the output is still valid GeoJSON, the reports add up", .timeLimit(.minutes(1)))
+    @Test("SIGINT mid-run: exit 130, the output is still valid GeoJSON, the reports add up", .timeLimit(minutes(1)))
     func interrupt() throws {
         let dir = TempDir()
         let rows = 300_000
@@ -307,7 +307,7 @@ struct SandboxCLITests {
     }
 
     @Test(
-        "a user tries a pipeline: sandbox, maps, fields, run, and the stored features on exit", .timeLimit(.minutes(1)))
+        "a user tries a pipeline: sandbox, maps, fields, run, and the stored features on exit", .timeLimit(minutes(1)))
     func tryAPipeline() throws {
         let dir = TempDir()
         let samples = projectDirectory + "/samples"

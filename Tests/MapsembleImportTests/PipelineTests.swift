@@ -63,7 +63,7 @@ func config(input: String, reports: String) -> PipelineConfig {
 
 @Suite("Pipeline: stages, back-pressure, cancellation, accounting")
 struct PipelineTests {
-    @Test("a slow sink holds the reader back: it runs at most a few blocks ahead", .timeLimit(.minutes(1)))
+    @Test("a slow sink holds the reader back: it runs at most a few blocks ahead", .timeLimit(minutes(1)))
     func backPressure() async throws {
         let dir = TempDir()
         let rows = 60_000
@@ -92,7 +92,7 @@ struct PipelineTests {
         #expect(maxLead.load(ordering: .relaxed) > 0)
     }
 
-    @Test("cancelling the run (Ctrl-C) stops every stage; the reports still add up", .timeLimit(.minutes(1)))
+    @Test("cancelling the run (Ctrl-C) stops every stage; the reports still add up", .timeLimit(minutes(1)))
     func cancellation() async throws {
         let dir = TempDir()
         let rows = 60_000
@@ -117,7 +117,7 @@ struct PipelineTests {
         #expect(written.contains("\"rows_read\": \(summary.rowsRead)"))
     }
 
-    @Test("a failing sink stops the reader and the run is aborted", .timeLimit(.minutes(1)))
+    @Test("a failing sink stops the reader and the run is aborted", .timeLimit(minutes(1)))
     func sinkFailure() async throws {
         let dir = TempDir()
         let input = writeRows(dir, rows: 60_000)
@@ -131,7 +131,7 @@ struct PipelineTests {
         #expect(summary.rowsRead == summary.imported + summary.rejected + summary.notSent)
     }
 
-    @Test("every row is imported or in rejected.csv, in input order", .timeLimit(.minutes(1)))
+    @Test("every row is imported or in rejected.csv, in input order", .timeLimit(minutes(1)))
     func accounting() async throws {
         let dir = TempDir()
         let input = writeRows(dir, rows: 5_000, badEvery: 7)
@@ -155,7 +155,7 @@ struct PipelineTests {
         #expect((output["features"] as! [Any]).count == summary.imported)
     }
 
-    @Test("max_rejects as a count stops the run with exit code 3", .timeLimit(.minutes(1)))
+    @Test("max_rejects as a count stops the run with exit code 3", .timeLimit(minutes(1)))
     func maxRejectsCount() async throws {
         let dir = TempDir()
         let input = writeRows(dir, rows: 20_000, badEvery: 10)

@@ -157,7 +157,7 @@ struct KillResumeTests {
 
     @Test(
         "20 kill -9 at random points and resumes: the map ends equal to the input; no acknowledged batch is sent again",
-        .timeLimit(.minutes(5)))
+        .timeLimit(minutes(5)))
     func killAndResume() async throws {
         _ = ignoreSIGPIPE
         var sandbox = SandboxConfig(maps: [

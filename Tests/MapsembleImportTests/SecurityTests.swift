@@ -123,7 +123,7 @@ struct SecurityTests {
 
     @Test(
         "TLS is verified: a server with a certificate nobody signed is refused, naming the certificate",
-        .enabled(if: openssl != nil), .timeLimit(.minutes(1)))
+        .enabled(if: openssl != nil), .timeLimit(minutes(1)))
     func tlsVerified() throws {
         let dir = TempDir()
         func openssl(_ arguments: [String]) throws -> Process {

@@ -92,3 +92,9 @@ func dryRun(_ input: String, in dir: TempDir) async throws -> RunSummary {
     options.output = dir.path + "/out.geojson"
     return try await Pipeline(config: config, options: options).run()
 }
+
+/// Set by `scripts/sanitize`: the suite runs under a sanitizer, several times slower.
+let underSanitizer = ProcessInfo.processInfo.environment["MAPSEMBLE_SANITIZER"] != nil
+
+/// A test's time limit in minutes, five times as long under a sanitizer.
+func minutes(_ count: Int) -> TimeLimitTrait.Duration { .minutes(underSanitizer ? count * 5 : count) }

@@ -174,7 +174,7 @@ struct SyncTests {
         #expect(s4.latitude == Double(4 % 160) / 2 - 40)
     }
 
-    @Test("a nightly sync of an unchanged 100,000-row file sends no write request", .timeLimit(.minutes(3)))
+    @Test("a nightly sync of an unchanged 100,000-row file sends no write request", .timeLimit(minutes(3)))
     func nightlySyncOfAnUnchangedFile() async throws {
         let harness = try await UploadHarness(rows: 100_000)
         let first = try await harness.run(harness.config(mode: .sync, batchSize: 1000))

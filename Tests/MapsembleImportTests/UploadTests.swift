@@ -95,7 +95,7 @@ func expectExactlyOnce(_ harness: UploadHarness, rows: Int, sourceLocation: Sour
     }
 }
 
-@Suite("Upload over libcurl to the sandbox", .serialized, .timeLimit(.minutes(2)))
+@Suite("Upload over libcurl to the sandbox", .serialized, .timeLimit(minutes(2)))
 struct UploadTests {
     @Test("upsert: every row lands once with its values; a second run updates instead of duplicating")
     func upsertTwice() async throws {

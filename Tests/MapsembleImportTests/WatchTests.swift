@@ -94,7 +94,7 @@ struct WatchTests {
 
     @Test(
         "a file written slowly in pieces is taken only once complete; a second watcher is refused",
-        .timeLimit(.minutes(1)))
+        .timeLimit(minutes(1)))
     func slowWriterAndLock() async throws {
         let harness = try await DropHarness()
         let watcher = try startCLI(
@@ -203,7 +203,7 @@ struct WatchTests {
         #expect(harness.storedCount == 31)
     }
 
-    @Test("kill -9 of the watcher mid-file: the restart resumes the file from its journal", .timeLimit(.minutes(2)))
+    @Test("kill -9 of the watcher mid-file: the restart resumes the file from its journal", .timeLimit(minutes(2)))
     func killedWatcherResumes() async throws {
         let harness = try await DropHarness()
         harness.write("big.csv", DropHarness.rows(1...20_000))
