@@ -178,7 +178,9 @@ struct SyncTests {
     func nightlySyncOfAnUnchangedFile() async throws {
         let harness = try await UploadHarness(rows: 100_000)
         let first = try await harness.run(harness.config(mode: .sync, batchSize: 1000))
-        #expect(first.created == 100_000)
+        // A batch whose answer came too late is sent again and counts as updated (under a
+        // sanitizer, say): every row is on the map either way.
+        #expect(first.imported == 100_000 && first.created + first.updated == 100_000)
         let writes = harness.writes
         let started = ContinuousClock.now
         let nightly = try await harness.run(harness.config(mode: .sync, batchSize: 1000))
