@@ -9,10 +9,19 @@ private func runDriver(
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 ) -> Int32
 
-public func runFuzzer(_ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Never {
+/// The harness's function, for the C callback (which cannot capture it).
+nonisolated(unsafe) private var harness: ((UnsafeRawBufferPointer) -> Void)?
+
+/// Runs libFuzzer, handing `body` every input it makes.
+public func runFuzzer(_ body: @escaping (UnsafeRawBufferPointer) -> Void) -> Never {
+    harness = body
     var argc = CommandLine.argc
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-    exit(runDriver(&argc, &argv, callback))
+    exit(
+        runDriver(&argc, &argv) { data, size in
+            harness?(UnsafeRawBufferPointer(start: data, count: size))
+            return 0
+        })
 }
 
 /// One scratch file per process, in memory where the machine has /dev/shm.

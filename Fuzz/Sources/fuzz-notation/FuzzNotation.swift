@@ -6,12 +6,10 @@ import FuzzSupport
 /// seconds and decimal minutes with hemisphere letters, points in one field (WKT, ISO 6709,
 /// "lat, lon"). Any value they return must be finite.
 @main struct Harness {
-    static func main() { runFuzzer(fuzzOne) }
+    static func main() { runFuzzer(fuzz) }
 }
 
-func fuzzOne(_ pointer: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let data = pointer else { return 0 }
-    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+func fuzz(_ bytes: UnsafeRawBufferPointer) {
     for separator in [UInt8(ascii: "."), UInt8(ascii: ",")] {
         if case .success(let number) = NumberText.parse(bytes, separator: separator), !number.value.isFinite {
             fatalError("NumberText gave \(number.value)")
@@ -31,5 +29,4 @@ func fuzzOne(_ pointer: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     let validator = Validator(longitudeColumn: 0, latitudeColumn: 0, pointColumn: 0, header: ["point"])
     _ = validator.checkPoint(bytes)
-    return 0
 }

@@ -6,16 +6,14 @@ import FuzzSupport
 /// The workbook reader (ZIPFoundation, our XML scanner, shared strings, styles, dates) on any
 /// bytes taken for an .xlsx file, and the XML scanner alone on them fed in small pieces.
 @main struct Harness {
-    static func main() { runFuzzer(fuzzOne) }
+    static func main() { runFuzzer(fuzz) }
 }
 
-func fuzzOne(_ pointer: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let data = pointer else { return 0 }
-    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+func fuzz(_ bytes: UnsafeRawBufferPointer) {
     var scanner = XMLScanner()
     var offset = 0
-    while offset < size {
-        let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(size, offset + 7)])
+    while offset < bytes.count {
+        let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + 7)])
         if (try? scanner.feed(piece) { _ in }) == nil { break }
         offset += 7
     }
@@ -23,9 +21,8 @@ func fuzzOne(_ pointer: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard
         let reader = try? XLSXReader(
             path: path, sheet: nil, hasHeader: true, blockBytes: 4096, name: "fuzz.xlsx", maxRecordBytes: 1 << 16)
-    else { return 0 }
+    else { return }
     while let block = try? reader.nextBlock() {
         _ = block.count
     }
-    return 0
 }
