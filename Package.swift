@@ -45,7 +45,6 @@ let package = Package(
                 "MapsembleMapView",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
-                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ],
             swiftSettings: swiftSettings),
         /// The Mapsemble-compatible local server: for tests, and for users to try a pipeline.

@@ -192,4 +192,18 @@ struct HostileInputTests {
         #expect(result.status == 2)
         #expect(result.stderr.contains("is not valid YAML"), "\(result.stderr)")
     }
+
+    @Test(
+        "A workbook whose part's deflate stream is cut short is an error, not a hang (found by scripts/fuzz)",
+        .timeLimit(minutes(1)))
+    func truncatedDeflate() throws {
+        let dir = TempDir()
+        let fixture = projectDirectory + "/Tests/Fixtures/xlsx/fuzz-truncated-deflate.xlsx"
+        let result = try runCapped(["validate", "--input", fixture, "--report-dir", dir.path], in: dir)
+        #expect(result.status == 2)
+        #expect(
+            result.stderr
+                == "mapsemble-import: error: \(fixture): cannot read xl/styles.xml from the workbook (damaged or truncated)\n"
+        )
+    }
 }

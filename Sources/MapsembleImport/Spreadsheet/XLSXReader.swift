@@ -4,7 +4,7 @@ import Synchronization
 /// Stage 1 for workbooks: a sheet of an `.xlsx` file as `RecordBlock`s, like the CSV reader's
 /// (a record's line is the sheet's row number), so everything after the reader is the same.
 ///
-/// The sheet's XML is inflated by ZIPFoundation and scanned as it comes, on a thread of its own
+/// The sheet's XML is inflated (`ZipParts`) and scanned as it comes, on a thread of its own
 /// that hands full blocks over (at most two waiting): memory is a few blocks and the shared
 /// strings, whatever the number of rows. Values are written as the user sees them: text as it
 /// is (leading zeros kept), numbers with their digits (without exponent, to the 15 significant

@@ -1,8 +1,7 @@
 import Foundation
-import ZIPFoundation
 
 /// An `.xlsx` workbook opened for reading: its sheets, date system, cell styles and shared
-/// strings, read from the ZIP with ZIPFoundation. Sheets themselves are streamed (`stream`).
+/// strings, read from the ZIP with `ZipParts`. Sheets themselves are streamed (`stream`).
 final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time: the opener, then the scanner
     struct Sheet: Sendable, Equatable {
         var name: String
@@ -28,7 +27,7 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
     let date1904: Bool
     /// By cell style index (`s` attribute).
     let styles: [NumberStyle]
-    private let archive: Archive
+    private let archive: ZipParts
     private let sharedStringsPart: String?
 
     /// Opens `path`; a file that is not a workbook stops here with one sentence.
@@ -49,7 +48,7 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
             throw ImportError(.unreadableInput, "is not an .xlsx workbook (not a ZIP archive)", file: name)
         }
         do {
-            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+            archive = try ZipParts(path: path)
         } catch {
             throw ImportError(
                 .unreadableInput, "is not a readable .xlsx workbook (the ZIP archive is damaged or truncated)",
@@ -122,7 +121,7 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
     /// strings inflate to gigabytes) stops here with an error instead of exhausting memory.
     func sharedStrings(limit: Int = 1 << 30) throws -> SharedStrings {
         var strings = SharedStrings()
-        guard let part = sharedStringsPart, archive[part] != nil else { return strings }
+        guard let part = sharedStringsPart, archive.parts[part] != nil else { return strings }
         var scanner = XMLScanner()
         var inItem = false
         var inText = false
@@ -168,15 +167,13 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
         return strings
     }
 
-    /// The decompressed bytes of a part, chunk by chunk, as ZIPFoundation inflates them.
+    /// The decompressed bytes of a part, chunk by chunk, as they are inflated.
     func stream(_ part: String, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let entry = archive[part] else {
+        guard archive.parts[part] != nil else {
             throw ImportError(.unreadableInput, "is missing the part \(part) its workbook names", file: name)
         }
         do {
-            _ = try archive.extract(entry, bufferSize: 1 << 16) { data in
-                try data.withUnsafeBytes { try consume($0) }
-            }
+            try archive.read(part, consume)
         } catch let error as ImportError {
             throw error
         } catch let error as XLSXReader.Stopped {
@@ -234,18 +231,18 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
 
     /// Uncompressed size of a part, for progress.
     func size(of part: String) -> Int {
-        archive[part].map { Int($0.uncompressedSize) } ?? 0
+        archive.parts[part]?.uncompressedSize ?? 0
     }
 
     // MARK: Parts read whole (small)
 
-    private static func entry(_ archive: Archive, _ part: String, name: String) throws -> [UInt8] {
-        guard let entry = archive[part] else {
+    private static func entry(_ archive: ZipParts, _ part: String, name: String) throws -> [UInt8] {
+        guard archive.parts[part] != nil else {
             throw ImportError(.unreadableInput, "is not an .xlsx workbook (it has no \(part))", file: name)
         }
         var bytes: [UInt8] = []
         do {
-            _ = try archive.extract(entry) { chunk in
+            try archive.read(part) { chunk in
                 bytes.append(contentsOf: chunk)
                 // These parts (workbook, relations, styles) take kilobytes.
                 if bytes.count > 64 << 20 {
