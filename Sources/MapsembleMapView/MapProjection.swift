@@ -27,12 +27,6 @@ public struct GeoExtent: Sendable, Equatable {
         minLatitude = min(minLatitude, latitude)
         maxLatitude = max(maxLatitude, latitude)
     }
-
-    public mutating func include(_ other: GeoExtent) {
-        guard !other.isEmpty else { return }
-        include(longitude: other.minLongitude, latitude: other.minLatitude)
-        include(longitude: other.maxLongitude, latitude: other.maxLatitude)
-    }
 }
 
 /// Web Mercator onto a canvas of `width` × `height` pixels, zoomed to fit an extent.
