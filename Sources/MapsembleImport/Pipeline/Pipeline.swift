@@ -48,12 +48,17 @@ public struct Pipeline: Sendable {
         public var html: String
     }
 
-    /// Paths of the report files for the input.
-    public var reportPaths: ReportPaths {
-        let input = config.source.path ?? "-"
+    /// The name an input's report files share: `data/stores.csv.gz` → `stores`, `-` → `stdin`.
+    public static func reportName(of input: String) -> String {
         var name = input == "-" ? "stdin" : (input.split(separator: "/").last.map(String.init) ?? input)
         if RawInput.isGzip(name) { name.removeLast(3) }
         if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
+        return name
+    }
+
+    /// Paths of the report files for the input.
+    public var reportPaths: ReportPaths {
+        let name = Self.reportName(of: config.source.path ?? "-")
         let dir = config.report.dir
         return ReportPaths(
             rejected: "\(dir)/\(name).rejected.csv", summary: "\(dir)/\(name).summary.json",
@@ -249,9 +254,8 @@ public struct Pipeline: Sendable {
         try writer.close()
         if let collector {
             let report = HTMLReport(
-                summary: summary, collected: collector.snapshot,
-                target: options.dryRun && customSink == nil
-                    ? "dry run" : "\(config.target.apiURL), map \(config.target.mapID ?? "?")",
+                summary: summary, collected: collector.snapshot, dryRun: options.dryRun && customSink == nil,
+                target: "\(config.target.apiURL), map \(config.target.mapID ?? "?")",
                 mode: config.mode.rawValue, notes: plan.notes, mapping: plan.mapping, header: plan.reader.header,
                 rejectedFile: (paths.rejected as NSString).lastPathComponent, batchSize: config.upload.batchSize,
                 concurrency: config.upload.concurrency)

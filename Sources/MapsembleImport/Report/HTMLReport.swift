@@ -103,7 +103,9 @@ final class ReportCollector: Sendable {
 struct HTMLReport {
     var summary: RunSummary
     var collected: ReportCollector.State
-    /// What the run was: `dry run`, or the API and map.
+    /// A dry run: rows "would be imported", and the target is not shown.
+    var dryRun: Bool
+    /// The API and map.
     var target: String
     var mode: String
     var notes: [String]
@@ -131,10 +133,15 @@ struct HTMLReport {
         }
     }
 
+    var importedLabel: String { dryRun ? "would be imported" : "imported" }
+
+    /// What the run went to.
+    var destination: String { dryRun ? "dry run" : target }
+
     var picture: MapPicture {
         let passedLabel =
             summary.status == .aborted
-            ? "rows that passed (not all sent)" : target == "dry run" ? "would be imported" : "imported"
+            ? "rows that passed (not all sent)" : importedLabel
         var layers = [
             MapLayer(
                 key: "imported", label: passedLabel, color: Self.importedColor,
@@ -170,11 +177,11 @@ struct HTMLReport {
             }
         var header = "<h1>\(MapPage.escape(summary.input))"
         header += "<span class=\"pill \(status.1)\">\(status.0)</span></h1>"
-        header += "<p class=\"sub\">\(MapPage.escape(target)) · mode \(MapPage.escape(mode))"
+        header += "<p class=\"sub\">\(MapPage.escape(destination)) · mode \(MapPage.escape(mode))"
         header += " · \(String(format: "%.2f", summary.durationSeconds)) s</p>"
         header += "<div class=\"stats\">"
         let stats: [(String, Int)] = [
-            ("rows read", summary.rowsRead), (target == "dry run" ? "would be imported" : "imported", summary.imported),
+            ("rows read", summary.rowsRead), (importedLabel, summary.imported),
             ("rejected", summary.rejected), ("not sent", summary.notSent),
         ]
         for (label, value) in stats {
@@ -191,7 +198,7 @@ struct HTMLReport {
     private var sections: String {
         var html = "<h2>Rows</h2>"
         var statuses: [(label: String, count: Int, color: String)] = [
-            (target == "dry run" ? "would be imported" : "imported", summary.imported, Self.importedColor),
+            (importedLabel, summary.imported, Self.importedColor),
             ("rejected", summary.rejected, "#dc2626"), ("not sent", summary.notSent, "#9ca3af"),
         ]
         if summary.created + summary.updated + summary.unchanged + summary.resumedRows > 0 {
@@ -230,7 +237,7 @@ struct HTMLReport {
         for field in mapping.fields {
             html += fact("field \(field.slug)", "\(name(field.column))\(field.isNumber ? " (number)" : "")")
         }
-        html += fact("target", target)
+        html += fact("target", destination)
         html += fact(
             "requests", "\(MapPage.grouped(summary.requests)) (batches of \(batchSize), \(concurrency) at a time)")
         html += fact("retries", MapPage.grouped(summary.retries))

@@ -59,7 +59,7 @@ struct InspectCommand: ParsableCommand {
             throw ExitCode(2)
         }
         if writeHTML {
-            let page = htmlFile ?? Self.pageName(file)
+            let page = htmlFile ?? Pipeline.reportName(of: file) + ".inspect.html"
             do {
                 try Data(report.html.utf8).write(to: URL(fileURLWithPath: page))
             } catch {
@@ -185,13 +185,5 @@ struct InspectCommand: ParsableCommand {
         bytes >= 1 << 20
             ? String(format: "%.1f MB", Double(bytes) / 1e6)
             : bytes >= 1024 ? String(format: "%.1f KB", Double(bytes) / 1e3) : "\(bytes) bytes"
-    }
-
-    /// `data/stores.csv` → `stores.inspect.html`.
-    static func pageName(_ file: String) -> String {
-        var name = file == "-" ? "stdin" : (file.split(separator: "/").last.map(String.init) ?? file)
-        if name.hasSuffix(".gz") { name.removeLast(3) }
-        if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
-        return name + ".inspect.html"
     }
 }
