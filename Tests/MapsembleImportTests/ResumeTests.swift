@@ -199,13 +199,15 @@ struct KillResumeTests {
             let settled = settledIDs(journal: journal, lineOf: lineOf)
             let mark = server.store.writeLog.count
             let process = try startCLI(["run", pipeline, "-q"], environment: environment)
-            // Killed after 1 to 10 more write requests reached the server, plus 0-40 ms: a point
-            // anywhere in a run (before, during or after a request), and never after the end.
+            // Killed after 1 to 10 more write requests reached the server, plus 0-5 ms: a point
+            // anywhere in a run (before, during or after a request; each takes about 3 ms), and
+            // never after the end. (With 0-40 ms, four workers sent some 50 more requests per cycle
+            // on a fast machine, and the import finished after 9 kills.)
             let target = mark + 1 + Int(generator.next() % 10)
             while process.isRunning && server.store.writeLog.count < target {
                 try await Task.sleep(for: .milliseconds(2))
             }
-            try await Task.sleep(for: .milliseconds(Int(generator.next() % 40)))
+            try await Task.sleep(for: .milliseconds(Int(generator.next() % 6)))
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
                 kills += 1
