@@ -12,6 +12,9 @@ public struct FaultPlan: Sendable, Equatable {
     public var rateLimited = 0.0
     /// `Retry-After` seconds sent with a 429; nil sends none.
     public var retryAfterSeconds: Int? = 1
+    /// Share (0…1) of 429s sent without `Retry-After` even when `retryAfterSeconds` is set, so a
+    /// client meets both kinds in one run.
+    public var withoutRetryAfter = 0.0
     /// Share answered 500, 502 or 503 before applying.
     public var serverErrors = 0.0
     /// Share applied and then dropped without a response.
@@ -19,6 +22,10 @@ public struct FaultPlan: Sendable, Equatable {
     /// Share stalled for `stallSeconds` and then dropped, not applied.
     public var stalls = 0.0
     public var stallSeconds = 5.0
+    /// Share of write requests whose body the server reads slowly: 4 kB at a time, with
+    /// `slowReadMilliseconds` between reads, so the client's send waits on a full socket.
+    public var slowReads = 0.0
+    public var slowReadMilliseconds = 20
     public var latencyMilliseconds = 0
     /// Answer 422s with errors that name no feature (as some servers do).
     public var anonymousValidationErrors = false

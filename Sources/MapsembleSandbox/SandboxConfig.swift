@@ -71,6 +71,9 @@ public struct SandboxConfig: Sendable {
     /// Keep a log of every write request (`SandboxStore.writeLog`), for tests that check what
     /// was sent how often.
     public var recordWrites = false
+    /// Append one JSON line per write request to this file (`{"method","status","dropped","ids"}`),
+    /// for a soak run that checks from outside what was sent how often.
+    public var writeLogPath: String?
 
     public init(maps: [Map] = []) {
         self.maps = maps

@@ -55,6 +55,8 @@ final class SandboxHTTPHandler: ChannelInboundHandler {
     private let store: SandboxStore
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
+    /// While a request's body is read slowly: the pause between reads, in milliseconds.
+    private var slowPause: Int?
 
     init(store: SandboxStore) {
         self.store = store
@@ -65,11 +67,25 @@ final class SandboxHTTPHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             body = context.channel.allocator.buffer(capacity: 0)
+            if let pause = store.slowRead(method: head.method.rawValue) {
+                // Read 4 kB at a time, only when asked (channelReadComplete asks after a pause).
+                slowPause = pause
+                try? context.channel.syncOptions?.setOption(
+                    .recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
+                try? context.channel.syncOptions?.setOption(.maxMessagesPerRead, value: 1)
+                try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+            }
         case .body(var chunk):
             body?.writeBuffer(&chunk)
         case .end:
             guard let head else { return }
             self.head = nil
+            if slowPause != nil {
+                slowPause = nil
+                try? context.channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator())
+                try? context.channel.syncOptions?.setOption(.maxMessagesPerRead, value: 4)
+                try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+            }
             var headers: [String: String] = [:]
             for (name, value) in head.headers { headers[name.lowercased()] = value }
             let bytes = body.map { Array($0.readableBytesView) } ?? []
@@ -88,6 +104,14 @@ final class SandboxHTTPHandler: ChannelInboundHandler {
                 send(reply, keepAlive: keepAlive, version: version, context: context)
             }
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let pause = slowPause {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(pause))) { bound.value.read() }
+        }
+        context.fireChannelReadComplete()
     }
 
     private func send(_ reply: SandboxReply, keepAlive: Bool, version: HTTPVersion, context: ChannelHandlerContext) {

@@ -12,7 +12,10 @@ extension SandboxStore {
         switch fate {
         case .rateLimited:
             var reply = SandboxReply.error(429, "Too Many Attempts.")
-            if let seconds = limits.faults.retryAfterSeconds { reply.headers.append(("Retry-After", String(seconds))) }
+            let bare = limits.faults.withoutRetryAfter > 0 && state.random.unit() < limits.faults.withoutRetryAfter
+            if let seconds = limits.faults.retryAfterSeconds, !bare {
+                reply.headers.append(("Retry-After", String(seconds)))
+            }
             return reply
         case .serverError(let status):
             return .error(status, "Server Error")

@@ -2,6 +2,10 @@ import MapsembleJSON
 import MapsembleMapView
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A feature as the sandbox stores it.
 public struct StoredFeature: Sendable, Equatable {
     public var id: String
@@ -88,11 +92,26 @@ public final class SandboxStore: Sendable {
     }
 
     let state: Mutex<State>
+    /// `SandboxConfig.writeLogPath`, open for appending; written under the state's lock, so its
+    /// lines are in the order the requests were answered.
+    private let writeLogFile: WriteLogFile?
 
     public init(config: SandboxConfig) {
         var state = State(config: config, random: SeededGenerator(state: config.faults.seed))
         for map in config.maps { state.maps[map.id] = MapState(config: map) }
         self.state = Mutex(state)
+        writeLogFile = config.writeLogPath.flatMap(WriteLogFile.init(path:))
+    }
+
+    /// Whether the body of the write request starting now is read slowly (`FaultPlan.slowReads`),
+    /// and the pause between reads in milliseconds.
+    func slowRead(method: String) -> Int? {
+        guard ["POST", "PATCH", "PUT", "DELETE"].contains(method) else { return nil }
+        return state.withLock { state in
+            let faults = state.config.faults
+            guard faults.slowReads > 0, state.random.unit() < faults.slowReads else { return nil }
+            return faults.slowReadMilliseconds
+        }
     }
 
     /// The features stored on a map, in creation order.
@@ -106,6 +125,14 @@ public final class SandboxStore: Sendable {
     /// Changes a map's plan, as an upgrade on Mapsemble would: its stored features stay.
     public func setPlan(_ plan: SandboxConfig.Plan, map: String) {
         state.withLock { $0.maps[map]?.config.plan = plan }
+    }
+
+    /// Changes the faults from the next request on (a test's server that starts failing part-way).
+    public func setFaults(_ faults: FaultPlan) {
+        state.withLock {
+            $0.config.faults = faults
+            $0.random = SeededGenerator(state: faults.seed)
+        }
     }
 
     /// Write requests so far, in the order they were answered (empty unless `recordWrites`).
@@ -173,11 +200,13 @@ public final class SandboxStore: Sendable {
             return list(request, map)
         case "POST", "PATCH", "PUT", "DELETE":
             let reply = write(request, body, mapID, &state)
-            if state.config.recordWrites {
+            if state.config.recordWrites || writeLogFile != nil {
                 let slug = body?["remoteField"]?.string ?? ""
                 let ids = (body?["features"]?.array ?? []).map { $0["properties"]?[slug]?.remoteKey ?? "" }
-                state.writeLog.append(
-                    WriteRecord(method: request.method, status: reply.status, dropped: reply.drop, remoteIDs: ids))
+                let record = WriteRecord(
+                    method: request.method, status: reply.status, dropped: reply.drop, remoteIDs: ids)
+                if state.config.recordWrites { state.writeLog.append(record) }
+                writeLogFile?.append(record)
             }
             return reply
         default: return .error(405, "Method not allowed")
@@ -266,5 +295,30 @@ public final class SandboxStore: Sendable {
         var reply = SandboxReply(status: 200)
         reply.page = (map.page(start..<start + perPage), map.features.count)
         return reply
+    }
+}
+
+/// An append-only file of write records, one JSON line each, flushed per line so that a process
+/// watching it sees every answered request.
+final class WriteLogFile: @unchecked Sendable {
+    private let file: UnsafeMutablePointer<FILE>
+
+    init?(path: String) {
+        guard let file = fopen(path, "a") else { return nil }
+        self.file = file
+    }
+
+    deinit { fclose(file) }
+
+    /// Called under the store's lock only.
+    func append(_ record: SandboxStore.WriteRecord) {
+        let line: JSONValue = [
+            "method": .string(record.method), "status": .number(Double(record.status)),
+            "dropped": .bool(record.dropped), "ids": .array(record.remoteIDs.map(JSONValue.string)),
+        ]
+        var bytes = line.bytes
+        bytes.append(UInt8(ascii: "\n"))
+        _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        fflush(file)
     }
 }

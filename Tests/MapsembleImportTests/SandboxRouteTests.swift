@@ -3,6 +3,8 @@ import MapsembleJSON
 import MapsembleSandbox
 import Testing
 
+@testable import MapsembleImport
+
 /// Calls the sandbox's routes directly (the HTTP server in front only moves bytes).
 struct Routes {
     let store: SandboxStore
@@ -277,6 +279,77 @@ struct SandboxRouteTests {
         let dropped = routes.call("PATCH", routes.path, body: Routes.collection([Routes.feature("a")]))
         #expect(dropped.reply.drop)
         #expect(routes.store.features(map: Routes.mapID).count == 1)
+    }
+
+    @Test("a share of 429s comes without Retry-After")
+    func barePushback() {
+        var config = Routes.config()
+        config.faults.rateLimited = 1
+        config.faults.retryAfterSeconds = 2
+        config.faults.withoutRetryAfter = 0.5
+        let routes = Routes(config)
+        let answers = (0..<40).map {
+            routes.call("PATCH", routes.path, body: Routes.collection([Routes.feature("f\($0)")])).reply
+        }
+        #expect(answers.allSatisfy { $0.status == 429 })
+        let withHeader = answers.filter { $0.headers.contains { $0.0 == "Retry-After" && $0.1 == "2" } }.count
+        #expect(withHeader > 5 && withHeader < 35, "\(withHeader) of 40 with Retry-After")
+    }
+
+    @Test("--write-log: one JSON line per write request, with its method, status, fate and remote ids")
+    func writeLog() throws {
+        let dir = TempDir()
+        var config = Routes.config()
+        config.writeLogPath = dir.path + "/writes.jsonl"
+        config.faults.droppedAfterApply = 0.5
+        config.faults.seed = 5
+        let routes = Routes(config)
+        var dropped: [Bool] = []
+        for batch in 0..<6 {
+            let features = (0..<3).map { Routes.feature("b\(batch)-\($0)") }
+            dropped.append(routes.call("PATCH", routes.path, body: Routes.collection(features)).reply.drop)
+        }
+        _ = routes.call("DELETE", routes.path, body: Routes.collection([Routes.feature("b0-0")]))
+        _ = routes.call("GET", routes.path)
+        let lines = dir.read("writes.jsonl").split(separator: "\n").map { JSONValue.parse(Array($0.utf8)) }
+        #expect(lines.count == 7, "the GET is not a write")
+        #expect(lines.prefix(6).map { $0?["dropped"] == .bool(true) } == dropped)
+        #expect(Set(dropped) == [true, false])
+        #expect(lines[1]?["method"]?.string == "PATCH")
+        #expect(lines[1]?["status"]?.integer == 200)
+        #expect(lines[1]?["ids"] == .array(["b1-0", "b1-1", "b1-2"]))
+        #expect(lines[6]?["method"]?.string == "DELETE")
+        #expect(lines[6]?["ids"] == .array(["b0-0"]))
+    }
+
+    @Test("slow reads: the body of a write is read 4 kB at a time, with a pause between reads")
+    func slowReads() async throws {
+        var config = Routes.config()
+        config.faults.slowReads = 1
+        config.faults.slowReadMilliseconds = 40
+        let server = try await SandboxServer(config: config)
+        defer { Task { await server.stop() } }
+        // About 160 kB: 40 reads of 4 kB, so at least 39 pauses of 40 ms.
+        let features = (0..<400).map { Routes.feature("s\($0)", #""city":"\#(String(repeating: "x", count: 300))""#) }
+        let body = Array(Routes.collection(features).utf8)
+        #expect(body.count > 160_000 && body.count < 200_000)
+        let started = ContinuousClock.now
+        let result = CurlEasy(abort: AbortFlag()).perform(
+            HTTPRequest(
+                method: "PATCH", url: server.url + Routes().path,
+                headers: ["Authorization: Bearer key-1", "Content-Type: application/json"], body: body))
+        let elapsed = ContinuousClock.now - started
+        guard case .success(let response) = result else {
+            Issue.record("the slow PATCH failed: \(result)")
+            return
+        }
+        #expect(response.status == 200)
+        #expect(server.store.features(map: Routes.mapID).count == 400)
+        #expect(elapsed >= .milliseconds(39 * 40), "read in \(elapsed)")
+        // The connection reads at full speed again for the next request.
+        let listing = CurlEasy(abort: AbortFlag()).perform(
+            HTTPRequest(method: "GET", url: server.url + Routes().path, headers: ["Authorization: Bearer key-1"]))
+        if case .success(let answer) = listing { #expect(answer.status == 200) } else { Issue.record("\(listing)") }
     }
 }
 

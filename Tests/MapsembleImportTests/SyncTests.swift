@@ -116,6 +116,40 @@ struct SyncTests {
         #expect(harness.stored.count == 60)
     }
 
+    @Test("sync: stopped part-way through its deletes, the resumed run deletes the rest and counts them all")
+    func resumedDeletesAreCounted() async throws {
+        let harness = try await UploadHarness(rows: 100)
+        _ = try await harness.run(harness.config())
+        harness.dir.write("sites.csv", sitesCSV(Array(41...100)))
+        var config = harness.config(mode: .sync, batchSize: 4, concurrency: 1)
+        config.sync.maxDelete = .count(50)
+        config.upload.maxRetries = 0
+        // A server that fails 30 % of writes, no retries: the first seed whose failure comes after
+        // a DELETE succeeded (a run stopped by the very first DELETE deleted nothing, and the next
+        // seed starts from the same map).
+        var faults = FaultPlan()
+        faults.serverErrors = 0.3
+        harness.server.store.setFaults(faults)
+        var stopped = try await harness.run(config)
+        while stopped.deleted == 0 && faults.seed < 20 {
+            faults.seed += 1
+            harness.server.store.setFaults(faults)
+            stopped = try await harness.run(config)
+        }
+        #expect(stopped.exitCode == 3)
+        let first = stopped.deleted
+        #expect(first > 0 && first < 40, "the first run should stop part-way through its 40 deletes: \(first)")
+        #expect(harness.stored.count == 100 - first)
+        #expect(FileManager.default.fileExists(atPath: harness.dir.path + "/sites.journal"))
+
+        harness.server.store.setFaults(FaultPlan())
+        let resumed = try await harness.run(config)
+        #expect(resumed.exitCode == 0)
+        #expect(resumed.deleted == 40, "the summary covers the whole import, the stopped run's deletes too")
+        #expect(harness.stored.count == 60)
+        #expect(!FileManager.default.fileExists(atPath: harness.dir.path + "/sites.journal"))
+    }
+
     @Test("sync: a rejected row keeps its feature; a row whose remote id cannot be read stops all deletes")
     func rejectedRowsProtectTheirFeatures() async throws {
         let harness = try await UploadHarness(rows: 100)

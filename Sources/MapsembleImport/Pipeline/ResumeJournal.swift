@@ -121,7 +121,7 @@ public final class ResumeJournal: Sendable {
         /// Journal entries read (server answers).
         public var answers = 0
 
-        public var isEmpty: Bool { spans.isEmpty }
+        public var isEmpty: Bool { spans.isEmpty && deleted == 0 }
 
         /// Whether the row starting at input line `line` was settled.
         public func contains(_ line: Int) -> Bool {
@@ -235,7 +235,7 @@ public final class ResumeJournal: Sendable {
     }
 
     /// Records one answer of the server: the rows it settled (by input line, as spans) and those
-    /// among them it refused. On disk when this returns. A journal that cannot be written stops
+    /// among them it refused, or (for a sync's DELETE) how many features it deleted. On disk when this returns. A journal that cannot be written stops
     /// being written (the run goes on: a resumption then sends those rows again, which an upsert
     /// absorbs); the returned message says so once.
     @discardableResult
@@ -243,7 +243,9 @@ public final class ResumeJournal: Sendable {
         spans: [ClosedRange<Int>], refused: [(line: Int, code: RejectCode, message: String)], created: Int,
         updated: Int, deleted: Int
     ) -> String? {
-        guard !failed.load(ordering: .relaxed), !spans.isEmpty else { return nil }
+        // A sync's DELETE settles no rows, only its count: a resumed run's summary then still
+        // says how many features the whole import deleted.
+        guard !failed.load(ordering: .relaxed), !spans.isEmpty || deleted > 0 else { return nil }
         var line = Array(#"{"spans":["#.utf8)
         for (index, span) in spans.enumerated() {
             if index > 0 { line.append(UInt8(ascii: ",")) }

@@ -365,7 +365,9 @@ public final class Uploader: BatchSink, Sendable {
 
     /// Deletes the map's features with these remote ids (a sync's last step), `batchSize` a
     /// request on `concurrency` workers, retried like every write. A feature already gone counts
-    /// as deleted by someone else: not an error. Returns how many this run deleted.
+    /// as deleted by someone else: not an error. Each answer's count goes to the journal, so a
+    /// resumed run's summary counts the deletes of the runs before it. Returns how many this run
+    /// deleted.
     func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int {
         let chunks = stride(from: 0, to: remoteIDs.count, by: batchSize).map {
             Array(remoteIDs[$0..<min($0 + batchSize, remoteIDs.count)])
@@ -394,7 +396,7 @@ public final class Uploader: BatchSink, Sendable {
                             body += Array("}}".utf8)
                         }
                         body += Array("]}".utf8)
-                        let (response, _) = try await self.send(
+                        let (response, uncertain) = try await self.send(
                             body, rows: chunks[index].count, with: worker, method: "DELETE")
                         guard (200..<300).contains(response.status) else {
                             self.stopping.set()
@@ -405,16 +407,25 @@ public final class Uploader: BatchSink, Sendable {
                         }
                         let object = JSONParser.parse(response.body)
                         let gone = (object?["failed"]?.array ?? []).count
-                        tally.deleted.add(
-                            object?["deleted"]?.integer ?? (chunks[index].count - gone), ordering: .relaxed)
+                        // After an attempt whose answer was lost, a feature already gone was most
+                        // likely deleted by that attempt: counted as this import's.
+                        let deleted =
+                            uncertain
+                            ? chunks[index].count : object?["deleted"]?.integer ?? (chunks[index].count - gone)
+                        tally.deleted.add(deleted, ordering: .relaxed)
+                        // Counted as each answer comes, so a run stopped part-way reports them.
+                        self.counters.withLock { $0.stats.deleted += deleted }
+                        if let problem = self.journal?.record(
+                            spans: [], refused: [], created: 0, updated: 0, deleted: deleted)
+                        {
+                            self.log?(LogEvent(.notice, problem))
+                        }
                     }
                 }
             }
             try await waitForWorkers(&group)
         }
-        let count = tally.deleted.load(ordering: .relaxed)
-        counters.withLock { $0.stats.deleted += count }
-        return count
+        return tally.deleted.load(ordering: .relaxed)
     }
 
     /// `Retry-After` as seconds: a number, or an HTTP date.

@@ -44,6 +44,11 @@ struct SandboxCommand: AsyncParsableCommand {
     @Option(name: .customLong("retry-after"), help: "Retry-After seconds sent with a 429 (-1: none).")
     var retryAfter = 1
 
+    @Option(
+        name: .customLong("without-retry-after"),
+        help: "Share of 429s sent without Retry-After (the client backs off by itself).")
+    var withoutRetryAfter = 0.0
+
     @Option(name: .customLong("server-errors"), help: "Share of writes answered 500/502/503 before applying.")
     var serverErrors = 0.0
 
@@ -56,6 +61,12 @@ struct SandboxCommand: AsyncParsableCommand {
     @Option(name: .customLong("stall-seconds"), help: "How long a stall lasts.")
     var stallSeconds = 60.0
 
+    @Option(name: .customLong("slow-reads"), help: "Share of writes whose body is read 4 kB at a time, with pauses.")
+    var slowReads = 0.0
+
+    @Option(name: .customLong("slow-read-ms"), help: "The pause between two reads of a slow read.")
+    var slowReadMilliseconds = 20
+
     @Option(name: .customLong("latency-ms"), help: "Added to every answer.")
     var latencyMilliseconds = 0
 
@@ -63,6 +74,11 @@ struct SandboxCommand: AsyncParsableCommand {
         name: .customLong("redirect-to"),
         help: "Answer every API request with a 307 to this base URL (a client must not follow it with its key).")
     var redirectTo: String?
+
+    @Option(
+        name: .customLong("write-log"),
+        help: "Append one JSON line per write request (method, status, dropped, remote ids) to this file.")
+    var writeLog: String?
 
     @Flag(
         name: .customLong("print-features"),
@@ -77,12 +93,22 @@ struct SandboxCommand: AsyncParsableCommand {
         config.faults.seed = seed
         config.faults.rateLimited = rateLimit
         config.faults.retryAfterSeconds = retryAfter < 0 ? nil : retryAfter
+        config.faults.withoutRetryAfter = withoutRetryAfter
+        config.faults.slowReads = slowReads
+        config.faults.slowReadMilliseconds = slowReadMilliseconds
         config.faults.serverErrors = serverErrors
         config.faults.droppedAfterApply = dropAfterApply
         config.faults.stalls = stalls
         config.faults.stallSeconds = stallSeconds
         config.faults.latencyMilliseconds = latencyMilliseconds
         config.faults.redirectTo = redirectTo
+        if let writeLog {
+            guard FileManager.default.createFile(atPath: writeLog, contents: nil) else {
+                Console.error("cannot write the write log \(writeLog)")
+                throw ExitCode(2)
+            }
+            config.writeLogPath = writeLog
+        }
         do {
             config.maps = try maps.map(Self.parseMap)
             if let pipeline {
