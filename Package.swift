@@ -45,6 +45,7 @@ let package = Package(
                 "MapsembleMapView",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         /// The Mapsemble-compatible local server: for tests, and for users to try a pipeline.
@@ -56,6 +57,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
@@ -65,6 +67,7 @@ let package = Package(
                 "MapsembleSandbox",
                 "MapsembleJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(
@@ -73,6 +76,7 @@ let package = Package(
                 "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "MapsembleJSON", "CGzip", "mapsemble-import",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
     ],

@@ -1,6 +1,6 @@
 import MapsembleJSON
 import MapsembleMapView
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
     import Glibc
@@ -91,7 +91,7 @@ public final class SandboxStore: Sendable {
         public var remoteIDs: [String]
     }
 
-    let state: Mutex<State>
+    let state: NIOLockedValueBox<State>
     /// `SandboxConfig.writeLogPath`, open for appending; written under the state's lock, so its
     /// lines are in the order the requests were answered.
     private let writeLogFile: WriteLogFile?
@@ -99,7 +99,7 @@ public final class SandboxStore: Sendable {
     public init(config: SandboxConfig) {
         var state = State(config: config, random: SeededGenerator(state: config.faults.seed))
         for map in config.maps { state.maps[map.id] = MapState(config: map) }
-        self.state = Mutex(state)
+        self.state = NIOLockedValueBox(state)
         writeLogFile = config.writeLogPath.flatMap(WriteLogFile.init(path:))
     }
 
@@ -107,7 +107,7 @@ public final class SandboxStore: Sendable {
     /// and the pause between reads in milliseconds.
     func slowRead(method: String) -> Int? {
         guard ["POST", "PATCH", "PUT", "DELETE"].contains(method) else { return nil }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             let faults = state.config.faults
             guard faults.slowReads > 0, state.random.unit() < faults.slowReads else { return nil }
             return faults.slowReadMilliseconds
@@ -116,39 +116,39 @@ public final class SandboxStore: Sendable {
 
     /// The features stored on a map, in creation order.
     public func features(map: String) -> [StoredFeature] {
-        state.withLock { $0.maps[map]?.listed ?? [] }
+        state.withLockedValue { $0.maps[map]?.listed ?? [] }
     }
 
     /// Requests answered so far, and how many of them were writes.
-    public var requestCounts: (all: Int, writes: Int) { state.withLock { ($0.requests, $0.writeRequests) } }
+    public var requestCounts: (all: Int, writes: Int) { state.withLockedValue { ($0.requests, $0.writeRequests) } }
 
     /// Changes a map's plan, as an upgrade on Mapsemble would: its stored features stay.
     public func setPlan(_ plan: SandboxConfig.Plan, map: String) {
-        state.withLock { $0.maps[map]?.config.plan = plan }
+        state.withLockedValue { $0.maps[map]?.config.plan = plan }
     }
 
     /// Changes the faults from the next request on (a test's server that starts failing part-way).
     public func setFaults(_ faults: FaultPlan) {
-        state.withLock {
+        state.withLockedValue {
             $0.config.faults = faults
             $0.random = SeededGenerator(state: faults.seed)
         }
     }
 
     /// Write requests so far, in the order they were answered (empty unless `recordWrites`).
-    public var writeLog: [WriteRecord] { state.withLock { $0.writeLog } }
+    public var writeLog: [WriteRecord] { state.withLockedValue { $0.writeLog } }
 
     public func handle(_ request: SandboxRequest) -> SandboxReply {
         if let page = viewer(request) { return page }
-        if let target = state.withLock({ $0.config.faults.redirectTo }) {
-            state.withLock { $0.requests += 1 }
+        if let target = state.withLockedValue({ $0.config.faults.redirectTo }) {
+            state.withLockedValue { $0.requests += 1 }
             return SandboxReply(
                 status: 307, json: ["message": "Moved"], headers: [("Location", target + request.path)])
         }
         // Parsing is most of the work and needs no lock: requests on different connections parse
         // in parallel.
         let body = request.method == "GET" || request.body.isEmpty ? nil : JSONValue.parse(request.body)
-        var reply = state.withLock { state in
+        var reply = state.withLockedValue { state in
             state.requests += 1
             var reply = route(request, body, &state)
             if state.config.faults.latencyMilliseconds > 0 {

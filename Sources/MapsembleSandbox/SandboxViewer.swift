@@ -1,6 +1,6 @@
 import MapsembleJSON
 import MapsembleMapView
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The sandbox's pages for people: `GET /` lists the maps, `GET /maps/{id}` draws a map's stored
 /// features (the page fetches `/maps/{id}/picture.json` every two seconds, so the points of an
@@ -56,7 +56,7 @@ extension SandboxStore {
     /// A map's facts and up to `viewerPoints` of its points, taken under the lock (a stride
     /// through the features, not all of them, so that an import into the map is not held up).
     private func snapshot(_ id: String) -> (MapFacts, [MapPoint])? {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard var map = state.maps[id] else { return nil }
             map.compact()
             state.maps[id] = map
@@ -75,7 +75,7 @@ extension SandboxStore {
     }
 
     private var index: String {
-        let maps = state.withLock { state in
+        let maps = state.withLockedValue { state in
             state.maps.values.sorted { $0.config.id < $1.config.id }.map {
                 ($0.config.id, $0.config.label, $0.features.count, $0.config.remoteField)
             }

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import MapsembleImport
@@ -161,15 +161,15 @@ struct NotationTests {
             return text.contains("look swapped") && text.contains("\"lat\" runs to 151.21")
         }
         config.coordinates.swapped = .fix
-        let notices = Mutex<[String]>([])
+        let notices = NIOLockedValueBox<[String]>([])
         var options = RunOptions()
         options.output = dir.path + "/out.geojson"
         let fixed = try await Pipeline(config: config, options: options).run(log: { event in
-            if event.level == .notice { notices.withLock { $0.append(event.message) } }
+            if event.level == .notice { notices.withLockedValue { $0.append(event.message) } }
         })
         #expect(fixed.imported == 3)
         #expect(dir.read("out.geojson").contains("[151.21,-33.87]"))
-        #expect(notices.withLock { $0 }.contains { $0.contains("columns are swapped") })
+        #expect(notices.withLockedValue { $0 }.contains { $0.contains("columns are swapped") })
         config.coordinates.swapped = .off
         let off = try await Pipeline(config: config, options: RunOptions()).run()
         #expect(off.rejectedByCode == [.latitudeOutOfRange: 3])

@@ -1,7 +1,7 @@
 import Foundation
 import MapsembleJSON
 import MapsembleSandbox
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import MapsembleImport
@@ -36,9 +36,9 @@ extension UploadHarness {
 }
 
 final class LogLines: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
+    private let lines = NIOLockedValueBox<[String]>([])
+    func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
+    var all: [String] { lines.withLockedValue { $0 } }
 }
 
 @Suite("Sync and update against the sandbox", .serialized)

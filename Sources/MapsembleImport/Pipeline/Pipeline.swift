@@ -1,5 +1,6 @@
 import AsyncAlgorithms
 import Foundation
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// What a command asks of a run beyond pipeline.yml.
@@ -220,7 +221,7 @@ public struct Pipeline: Sendable {
             durationSeconds: (ContinuousClock.now - started).seconds)
         summary.encoding = plan.reader.encoding.rawValue
         summary.longTexts = state.longTexts.load(ordering: .relaxed)
-        let notationCounts = state.notations.withLock { $0 }
+        let notationCounts = state.notations.withLockedValue { $0 }
         for notation in CoordinateNotation.allCases where notationCounts[notation.ordinal] > 0 {
             summary.notations[notation] = notationCounts[notation.ordinal]
         }
@@ -419,14 +420,14 @@ final class RunState: Sendable {
     /// Rows the map holds already as they are (sync, update): not sent.
     let unchanged = Atomic<Int>(0)
     /// Rows that passed the validator, per coordinate notation (`CoordinateNotation.ordinal`).
-    let notations = Mutex([Int](repeating: 0, count: CoordinateNotation.allCases.count))
-    private let firstFailure = Mutex<ImportError?>(nil)
+    let notations = NIOLockedValueBox([Int](repeating: 0, count: CoordinateNotation.allCases.count))
+    private let firstFailure = NIOLockedValueBox<ImportError?>(nil)
 
     func fail(_ error: ImportError) {
-        firstFailure.withLock { if $0 == nil { $0 = error } }
+        firstFailure.withLockedValue { if $0 == nil { $0 = error } }
     }
 
-    var failure: ImportError? { firstFailure.withLock { $0 } }
+    var failure: ImportError? { firstFailure.withLockedValue { $0 } }
 }
 
 /// The stage objects of one run. Each is owned by exactly one stage task at a time (the task
@@ -479,7 +480,7 @@ private final class Stages: @unchecked Sendable {
                 for await block in records {
                     let result = self.validator.validate(block)
                     self.collector?.observe(result)
-                    self.state.notations.withLock { counts in
+                    self.state.notations.withLockedValue { counts in
                         for index in counts.indices { counts[index] += result.notations[index] }
                     }
                     await validated.send(result)

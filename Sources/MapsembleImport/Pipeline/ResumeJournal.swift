@@ -1,5 +1,6 @@
 import Foundation
 import MapsembleJSON
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// The resume journal: which rows the server settled, written durably as the run goes, so that a
@@ -142,7 +143,7 @@ public final class ResumeJournal: Sendable {
     public let path: String
     /// What the runs before this one settled (empty for a new journal).
     public let settled: Settled
-    private let file: Mutex<(fd: Int32, synced: ContinuousClock.Instant, dirty: Bool)>
+    private let file: NIOLockedValueBox<(fd: Int32, synced: ContinuousClock.Instant, dirty: Bool)>
     /// Longest time a written answer waits to be synced to disk.
     static let syncInterval = Duration.milliseconds(100)
     private let failed = Atomic<Bool>(false)
@@ -173,7 +174,7 @@ public final class ResumeJournal: Sendable {
                 if fd >= 0 { close(fd) }
                 throw ImportError(.output, "cannot write the resume journal", file: path)
             }
-            file = Mutex((fd, .now, false))
+            file = NIOLockedValueBox((fd, .now, false))
         } else {
             let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw ImportError(.output, "cannot create the resume journal", file: path) }
@@ -188,7 +189,7 @@ public final class ResumeJournal: Sendable {
                 close(fd)
                 throw error
             }
-            file = Mutex((fd, .now, false))
+            file = NIOLockedValueBox((fd, .now, false))
         }
         self.settled = settled
     }
@@ -227,7 +228,7 @@ public final class ResumeJournal: Sendable {
     }
 
     deinit {
-        file.withLock {
+        file.withLockedValue {
             guard $0.fd >= 0 else { return }
             if $0.dirty { fdatasync($0.fd) }
             close($0.fd)
@@ -271,7 +272,7 @@ public final class ResumeJournal: Sendable {
 
     /// The run completed: nothing is left to resume.
     public func remove() {
-        file.withLock {
+        file.withLockedValue {
             if $0.fd >= 0 { close($0.fd) }
             $0.fd = -1
         }
@@ -280,7 +281,7 @@ public final class ResumeJournal: Sendable {
 
     /// Syncs what was written to disk (the run stopped and the journal stays).
     public func sync() {
-        file.withLock {
+        file.withLockedValue {
             guard $0.fd >= 0, $0.dirty else { return }
             fdatasync($0.fd)
             $0.dirty = false
@@ -289,7 +290,7 @@ public final class ResumeJournal: Sendable {
     }
 
     private func append(_ bytes: [UInt8]) throws {
-        try file.withLock { file in
+        try file.withLockedValue { file in
             try Self.append(bytes, to: file.fd, path: path)
             file.dirty = true
             let now = ContinuousClock.now

@@ -1,6 +1,6 @@
 import Foundation
 import MapsembleMapView
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Gathers, while a run goes, what `NAME.report.html` shows: a uniform sample of the rows that
 /// passed (with their points), a sample per reject code of the rejected rows that have a point
@@ -21,7 +21,7 @@ final class ReportCollector: Sendable {
         var firstRejected: [RejectCode: [Rejection]] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let validator: Validator
 
     init(validator: Validator) {
@@ -31,7 +31,7 @@ final class ReportCollector: Sendable {
     /// The rows of a block that passed the validator (in the validator's task).
     func observe(_ block: ValidatedBlock) {
         guard !block.accepted.isEmpty else { return }
-        state.withLock { state in
+        state.withLockedValue { state in
             var index = 0
             let count = block.accepted.count
             while index < count {
@@ -57,7 +57,7 @@ final class ReportCollector: Sendable {
 
     /// A rejected row, from any stage: it leaves the sample of passed rows if it was in it.
     func observe(_ rejection: Rejection) {
-        state.withLock { state in
+        state.withLockedValue { state in
             if !Self.beforeSampling.contains(rejection.code) { state.passed.remove(line: rejection.line) }
             if state.firstRejected[rejection.code, default: []].count < Self.tableRows {
                 state.firstRejected[rejection.code, default: []].append(rejection)
@@ -78,7 +78,7 @@ final class ReportCollector: Sendable {
         }
     }
 
-    var snapshot: State { state.withLock { $0 } }
+    var snapshot: State { state.withLockedValue { $0 } }
 
     /// Codes given to rows before the validator passed them: such rows never enter the sample.
     static let beforeSampling: Set<RejectCode> = [

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Writes `NAME.rejected.csv`: one row per rejected input row, in input order.
 ///
@@ -18,7 +18,8 @@ import Synchronization
 /// of order (`writeLate`). Those are held, and merged into place by `close()`, which copies the
 /// in-order part by byte ranges it noted while writing. Safe to call from several tasks.
 public final class RejectedRowsWriter: Sendable {
-    private struct State {
+    /// Only touched under the lock, which is what makes its writer safe to share.
+    private struct State: @unchecked Sendable {
         var writer: ByteWriter
         var path: String
         var delimiter: UInt8
@@ -31,7 +32,7 @@ public final class RejectedRowsWriter: Sendable {
         var spreadsheetSafe = false
     }
 
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     /// Told of each rejected row as it is reported (for log lines).
     private let observer: (@Sendable (Rejection) -> Void)?
 
@@ -43,17 +44,17 @@ public final class RejectedRowsWriter: Sendable {
         var state = State(writer: try ByteWriter(path: path), path: path, delimiter: delimiter)
         state.spreadsheetSafe = spreadsheetSafe
         try Self.writeRow(["_error_line", "_error_code", "_error_column", "_error_message"] + header, &state)
-        self.state = Mutex(state)
+        self.state = NIOLockedValueBox(state)
     }
 
     /// Rejected rows so far.
-    public var count: Int { state.withLock { $0.count } }
+    public var count: Int { state.withLockedValue { $0.count } }
     /// Rejected rows so far, by code.
-    public var byCode: [RejectCode: Int] { state.withLock { $0.byCode } }
+    public var byCode: [RejectCode: Int] { state.withLockedValue { $0.byCode } }
 
     /// Writes a rejection that comes in input order.
     public func write(_ rejection: Rejection) throws {
-        try state.withLock { state in
+        try state.withLockedValue { state in
             state.index.append((rejection.line, state.writer.bytesWritten))
             try Self.writeRow(Self.fields(rejection), &state)
             state.count += 1
@@ -64,7 +65,7 @@ public final class RejectedRowsWriter: Sendable {
 
     /// Records a rejection that comes after later rows were written (a server's answer).
     public func writeLate(_ rejection: Rejection) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.late.append(rejection)
             state.count += 1
             state.byCode[rejection.code, default: 0] += 1
@@ -117,7 +118,7 @@ public final class RejectedRowsWriter: Sendable {
 
     /// Finishes the file, with late rows merged into input order.
     public func close() throws {
-        try state.withLock { state in
+        try state.withLockedValue { state in
             try state.writer.close()
             guard !state.late.isEmpty else { return }
             let late = state.late.enumerated().sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }

@@ -1,6 +1,6 @@
 import Foundation
 import MapsembleJSON
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A digest of what a feature says, comparable between a feature about to be sent and the same
 /// feature as the map lists it: its point, and the values of the properties we send (numbers as
@@ -165,22 +165,22 @@ public final class MapReconciler: Sendable {
     let remoteField: String
     let remoteColumn: Int
     let keys: [String]
-    private let state: Mutex<(listing: MapListing, diff: Diff, unidentified: Int)>
+    private let state: NIOLockedValueBox<(listing: MapListing, diff: Diff, unidentified: Int)>
 
     init(mode: PipelineConfig.Mode, listing: MapListing, remoteField: String, remoteColumn: Int, keys: [String]) {
         self.mode = mode
         self.remoteField = remoteField
         self.remoteColumn = remoteColumn
         self.keys = keys
-        state = Mutex((listing, Diff(), 0))
+        state = NIOLockedValueBox((listing, Diff(), 0))
     }
 
     /// The map's features listed.
-    public var listing: MapListing { state.withLock { $0.listing } }
+    public var listing: MapListing { state.withLockedValue { $0.listing } }
 
     /// The map's features the rows of a sync never named, with the other changes of the run.
     public var diff: Diff {
-        state.withLock { state in
+        state.withLockedValue { state in
             var diff = state.diff
             if mode == .sync {
                 diff.delete = state.listing.entries.filter { !$0.value.seen }.map(\.key).sorted()
@@ -191,13 +191,13 @@ public final class MapReconciler: Sendable {
 
     /// Rejected rows whose remote id could not be read (a row the parser could not split): a sync
     /// cannot tell whether they name a feature of the map.
-    public var unidentifiedRejections: Int { state.withLock { $0.unidentified } }
+    public var unidentifiedRejections: Int { state.withLockedValue { $0.unidentified } }
 
     /// Marks the remote ids of rejected rows as present in the file: a sync never deletes the
     /// feature of a row that is there but was rejected.
     func see(_ rejections: [Rejection]) {
         guard mode == .sync, !rejections.isEmpty else { return }
-        state.withLock { state in
+        state.withLockedValue { state in
             for rejection in rejections {
                 guard rejection.code != .malformedRow, remoteColumn < rejection.fields.count else {
                     state.unidentified += 1
@@ -215,7 +215,7 @@ public final class MapReconciler: Sendable {
         else { return .send }
         let hasPoint = json["geometry"]?["coordinates"] != nil
         let digest = FeatureDigest.of(json, keys: keys, geometry: hasPoint)
-        return state.withLock { state in
+        return state.withLockedValue { state in
             guard var entry = state.listing.entries[remote] else {
                 if mode == .update { return .unknown(remote) }
                 state.diff.create.append(remote)

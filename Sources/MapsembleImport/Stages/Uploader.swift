@@ -1,6 +1,7 @@
 import AsyncAlgorithms
 import Foundation
 import MapsembleJSON
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Stage 5: sends batches to Mapsemble. `Batch` → requests, with `concurrency` workers, each a
@@ -33,7 +34,7 @@ public final class Uploader: BatchSink, Sendable {
     /// Where settled rows are recorded for a resumption, when the run keeps a journal.
     let journal: ResumeJournal?
     let log: (@Sendable (LogEvent) -> Void)?
-    private let counters = Mutex(Counters())
+    private let counters = NIOLockedValueBox(Counters())
     private let stopping = AbortFlag()
 
     struct Counters {
@@ -53,8 +54,8 @@ public final class Uploader: BatchSink, Sendable {
         self.log = log
     }
 
-    public var featureCount: Int { counters.withLock { $0.imported } }
-    public var stats: UploadStats { counters.withLock { $0.stats } }
+    public var featureCount: Int { counters.withLockedValue { $0.imported } }
+    public var stats: UploadStats { counters.withLockedValue { $0.stats } }
 
     public func close() throws {}
 
@@ -208,7 +209,7 @@ public final class Uploader: BatchSink, Sendable {
             (object?["created"]?.integer ?? (settings.method == "POST" ? stored : 0)) + duplicatesOfOurs
         let updated = object?["updated"]?.integer ?? 0
         let deleted = object?["deleted"]?.integer ?? (settings.method == "DELETE" ? stored : 0)
-        counters.withLock { counters in
+        counters.withLockedValue { counters in
             if unindexed > 0 {
                 counters.stats.unconfirmed += stored
             } else {
@@ -303,7 +304,7 @@ public final class Uploader: BatchSink, Sendable {
                     "Authorization: \(try await client.authorization())", "Content-Type: application/json",
                     "Accept: application/json",
                 ], body: body, timeoutSeconds: settings.timeoutSeconds)
-            counters.withLock { $0.stats.requests += 1 }
+            counters.withLockedValue { $0.stats.requests += 1 }
             let result = await worker.send(request)
             let reason: String
             var wait: Double?
@@ -347,7 +348,7 @@ public final class Uploader: BatchSink, Sendable {
                 wait
                 ?? Double.random(
                     in: 0...min(settings.maxBackoffSeconds, settings.backoffSeconds * pow(2, Double(attempt - 1))))
-            counters.withLock { $0.stats.retries += 1 }
+            counters.withLockedValue { $0.stats.retries += 1 }
             var fields: [String: LogEvent.Value] = [
                 "attempt": .int(attempt), "max_retries": .int(settings.maxRetries),
                 "delay_ms": .int(Int(delay * 1000)), "rows": .int(rows), "reason": .text(reason),
@@ -414,7 +415,7 @@ public final class Uploader: BatchSink, Sendable {
                             ? chunks[index].count : object?["deleted"]?.integer ?? (chunks[index].count - gone)
                         tally.deleted.add(deleted, ordering: .relaxed)
                         // Counted as each answer comes, so a run stopped part-way reports them.
-                        self.counters.withLock { $0.stats.deleted += deleted }
+                        self.counters.withLockedValue { $0.stats.deleted += deleted }
                         if let problem = self.journal?.record(
                             spans: [], refused: [], created: 0, updated: 0, deleted: deleted)
                         {

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A map as the pre-flight reads it: its fields and remote field.
 public struct MapInfo: Sendable, Equatable {
@@ -30,7 +30,7 @@ final class MapsembleClient: Sendable {
     let baseURL: String
     let timeoutSeconds: Double
     private let credentials: Credentials
-    private let token = Mutex<String?>(nil)
+    private let token = NIOLockedValueBox<String?>(nil)
     private let worker = CurlWorker(name: "api")
 
     init(baseURL: String, credentials: Credentials?, timeoutSeconds: Double) throws {
@@ -64,7 +64,7 @@ final class MapsembleClient: Sendable {
         switch credentials {
         case .apiKey(let key): return "Bearer \(key)"
         case .client:
-            if let current = token.withLock({ $0 }) { return "Bearer \(current)" }
+            if let current = token.withLockedValue({ $0 }) { return "Bearer \(current)" }
             return "Bearer \(try await fetchToken())"
         }
     }
@@ -73,7 +73,7 @@ final class MapsembleClient: Sendable {
     /// Returns whether trying again can help.
     func refreshAfterUnauthorized() -> Bool {
         guard case .client = credentials else { return false }
-        token.withLock { $0 = nil }
+        token.withLockedValue { $0 = nil }
         return true
     }
 
@@ -95,7 +95,7 @@ final class MapsembleClient: Sendable {
             throw ImportError(
                 .remote, "the client id and secret were refused by \(baseURL)/token (HTTP \(response.status))")
         }
-        token.withLock { $0 = value }
+        token.withLockedValue { $0 = value }
         return value
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import MapsembleImport
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Everything the command prints goes to stderr through here; stdout carries only data asked for.
 struct Console: Sendable {
@@ -105,7 +105,7 @@ final class ProgressMeter: Sendable {
     private let console: Console
     private let file: String?
     private let started = ContinuousClock.now
-    private let last = Mutex<ContinuousClock.Instant?>(nil)
+    private let last = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     init(totalBytes: Int?, console: Console, file: String?) {
         self.totalBytes = totalBytes
@@ -116,7 +116,7 @@ final class ProgressMeter: Sendable {
     func update(_ progress: MapsembleImport.Progress) {
         let now = ContinuousClock.now
         let period: Duration = console.format == .json ? .seconds(5) : .milliseconds(250)
-        let due = last.withLock { last -> Bool in
+        let due = last.withLockedValue { last -> Bool in
             if let previous = last, now - previous < period { return false }
             last = now
             return true
