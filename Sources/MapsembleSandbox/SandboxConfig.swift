@@ -71,7 +71,7 @@ public struct SandboxConfig: Sendable {
     /// Keep a log of every write request (`SandboxStore.writeLog`), for tests that check what
     /// was sent how often.
     public var recordWrites = false
-    /// Append one JSON line per write request to this file (`{"method","status","dropped","ids"}`),
+    /// Append one JSON line per write request to this file (`{"method","status","dropped","connected","ids"}`),
     /// for a soak run that checks from outside what was sent how often.
     public var writeLogPath: String?
 

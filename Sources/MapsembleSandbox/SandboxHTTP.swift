@@ -9,6 +9,10 @@ public struct SandboxRequest: Sendable {
     /// Header names in lower case.
     public var headers: [String: String]
     public var body: [UInt8]
+    /// When the connection that carried it was opened, in seconds since 1970 (0 when not over
+    /// HTTP): a process opens its connections while it lives, so a write log can name the process
+    /// that sent a request by it, even one read after that process was killed.
+    public var connected = 0.0
 
     public init(
         method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:], body: [UInt8] = []

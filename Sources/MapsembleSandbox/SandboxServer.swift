@@ -2,6 +2,10 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The sandbox over real HTTP/1.1 (SwiftNIO), with keep-alive, on loopback by default.
 public final class SandboxServer: Sendable {
     public let store: SandboxStore
@@ -55,11 +59,20 @@ final class SandboxHTTPHandler: ChannelInboundHandler {
     private let store: SandboxStore
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
+    /// When this connection was opened (`SandboxRequest.connected`).
+    private var connected = 0.0
     /// While a request's body is read slowly: the pause between reads, in milliseconds.
     private var slowPause: Int?
 
     init(store: SandboxStore) {
         self.store = store
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        connected = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -90,7 +103,8 @@ final class SandboxHTTPHandler: ChannelInboundHandler {
             for (name, value) in head.headers { headers[name.lowercased()] = value }
             let bytes = body.map { Array($0.readableBytesView) } ?? []
             body = nil
-            let request = SandboxRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: bytes)
+            var request = SandboxRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: bytes)
+            request.connected = connected
             let reply = store.handle(request)
             let keepAlive = head.isKeepAlive
             let version = head.version

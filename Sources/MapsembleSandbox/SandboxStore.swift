@@ -89,6 +89,8 @@ public final class SandboxStore: Sendable {
         public var dropped: Bool
         /// The remote ids in the body, in order (the `remoteField` property of each feature).
         public var remoteIDs: [String]
+        /// When the connection that carried it was opened (`SandboxRequest.connected`).
+        public var connected = 0.0
     }
 
     let state: NIOLockedValueBox<State>
@@ -204,7 +206,8 @@ public final class SandboxStore: Sendable {
                 let slug = body?["remoteField"]?.string ?? ""
                 let ids = (body?["features"]?.array ?? []).map { $0["properties"]?[slug]?.remoteKey ?? "" }
                 let record = WriteRecord(
-                    method: request.method, status: reply.status, dropped: reply.drop, remoteIDs: ids)
+                    method: request.method, status: reply.status, dropped: reply.drop, remoteIDs: ids,
+                    connected: request.connected)
                 if state.config.recordWrites { state.writeLog.append(record) }
                 writeLogFile?.append(record)
             }
@@ -314,7 +317,8 @@ final class WriteLogFile: @unchecked Sendable {
     func append(_ record: SandboxStore.WriteRecord) {
         let line: JSONValue = [
             "method": .string(record.method), "status": .number(Double(record.status)),
-            "dropped": .bool(record.dropped), "ids": .array(record.remoteIDs.map(JSONValue.string)),
+            "dropped": .bool(record.dropped), "connected": .number(record.connected),
+            "ids": .array(record.remoteIDs.map(JSONValue.string)),
         ]
         var bytes = line.bytes
         bytes.append(UInt8(ascii: "\n"))
