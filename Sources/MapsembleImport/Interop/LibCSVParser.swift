@@ -1,5 +1,11 @@
 import CLibCSV
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// libcsv in strict mode, delivering fields straight into a `RecordBlock`.
 ///
 /// Confined to the reader's task: not `Sendable`. The reader feeds it one physical line at a time,
@@ -7,23 +13,102 @@ import CLibCSV
 /// record (libcsv reports no positions of its own, and its lenient mode swallows the rest of a
 /// file after a stray quote).
 final class LibCSVParser {
-    /// What the callbacks write to: the block being filled and the line its next record starts on.
-    ///
-    /// A record's field bytes gather in `scratch` (a plain buffer, one `memcpy` per field) and join
-    /// the block in one append when the record ends: the block only ever holds whole records.
+    /// A growable buffer of plain values that the callbacks write to without reference counting,
+    /// uniqueness or exclusivity checks.
+    struct Buffer<Element: BitwiseCopyable> {
+        var base: UnsafeMutablePointer<Element>
+        var count = 0
+        var capacity: Int
+
+        init(capacity: Int) {
+            self.capacity = max(capacity, 16)
+            base = .allocate(capacity: self.capacity)
+        }
+
+        @inline(__always)
+        mutating func append(_ element: Element) {
+            if count == capacity { grow(count + 1) }
+            base[count] = element
+            count += 1
+        }
+
+        @inline(__always)
+        mutating func append(_ source: UnsafeRawPointer, _ length: Int) where Element == UInt8 {
+            if count + length > capacity { grow(count + length) }
+            UnsafeMutableRawPointer(base + count).copyMemory(from: source, byteCount: length)
+            count += length
+        }
+
+        mutating func grow(_ needed: Int) {
+            var bigger = capacity * 2
+            while bigger < needed { bigger *= 2 }
+            let moved = UnsafeMutablePointer<Element>.allocate(capacity: bigger)
+            moved.update(from: base, count: count)
+            base.deallocate()
+            base = moved
+            capacity = bigger
+        }
+
+        var elements: UnsafeBufferPointer<Element> { UnsafeBufferPointer(start: base, count: count) }
+
+        /// Replaces the contents with `elements`.
+        mutating func load(_ elements: [Element]) {
+            count = 0
+            elements.withUnsafeBufferPointer { source in
+                if source.count > capacity { grow(source.count) }
+                if let start = source.baseAddress { base.update(from: start, count: source.count) }
+            }
+            count = elements.count
+        }
+
+        func free() { base.deallocate() }
+    }
+
+    /// What the callbacks write to: the block being filled, in buffers of its own (a field costs a
+    /// copy of its bytes and a store, a record two stores), and the line its next record starts on.
+    /// `takeBlock` turns them into a `RecordBlock`: one copy per array per block. The block only
+    /// ever holds whole records: the fields of a record in progress follow its last record.
     struct Sink {
-        var block = RecordBlock()
+        /// Field bytes, back to back.
+        var bytes: Buffer<UInt8>
+        /// End offset in `bytes` of every field.
+        var fieldEnds: Buffer<Int>
+        /// Index into `fieldEnds` of the first field of each record, plus one entry for the next.
+        var recordFieldStarts: Buffer<Int>
+        /// Physical line each record starts on.
+        var lines: Buffer<Int>
+        var rejections: [Rejection] = []
         var recordLine = 1
-        var scratch = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
-        var scratchCount = 0
-        var scratchCapacity = 4096
         /// Fields kept per record: past it a record's fields are only counted (a line of ten
         /// million delimiters must not become ten million fields in memory).
         var maxFields = Int.max
         var fieldsInRecord = 0
         var droppedFields = 0
-        /// Records of `block` that had more fields than `maxFields`: index → how many they had.
+        /// The field count every record should have (the header's); 0 until it is known.
+        var expectedFields = 0
+        /// Records closed since the reader last checked that did not have `expectedFields` fields:
+        /// while it is 0 the reader skips looking at field counts.
+        var mismatches = 0
+        /// Records of the block that had more fields than `maxFields`: index → how many they had.
         var overflowed: [Int: Int] = [:]
+
+        init(reservingBytes: Int) {
+            bytes = Buffer(capacity: reservingBytes)
+            fieldEnds = Buffer(capacity: reservingBytes / 8)
+            recordFieldStarts = Buffer(capacity: reservingBytes / 48)
+            recordFieldStarts.append(0)
+            lines = Buffer(capacity: reservingBytes / 48)
+        }
+
+        func free() {
+            bytes.free()
+            fieldEnds.free()
+            recordFieldStarts.free()
+            lines.free()
+        }
+
+        /// Records closed so far.
+        var count: Int { lines.count }
 
         @inline(__always)
         mutating func appendField(_ data: UnsafeMutableRawPointer?, _ length: Int) {
@@ -32,60 +117,126 @@ final class LibCSVParser {
                 return
             }
             fieldsInRecord += 1
-            if length > 0, let data {
-                if scratchCount + length > scratchCapacity { grow(scratchCount + length) }
-                (scratch + scratchCount).copyMemory(from: data, byteCount: length)
-                scratchCount += length
-            }
-            block.fieldEnds.append(block.bytes.count + scratchCount)
+            if length > 0, let data { bytes.append(data, length) }
+            fieldEnds.append(bytes.count)
         }
 
         @inline(__always)
         mutating func closeRecord() {
-            if droppedFields > 0 { overflowed[block.count] = fieldsInRecord + droppedFields }
-            block.bytes.appendBytes(UnsafeRawBufferPointer(start: scratch, count: scratchCount))
-            scratchCount = 0
+            let fields = fieldsInRecord + droppedFields
+            if droppedFields > 0 { overflowed[count] = fields }
+            if fields != expectedFields { mismatches += 1 }
+            recordFieldStarts.append(fieldEnds.count)
+            lines.append(recordLine)
             fieldsInRecord = 0
             droppedFields = 0
-            block.closeRecord(line: recordLine)
         }
 
-        mutating func grow(_ needed: Int) {
-            var capacity = scratchCapacity * 2
-            while capacity < needed { capacity *= 2 }
-            let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-            bigger.copyMemory(from: scratch, byteCount: scratchCount)
-            scratch.deallocate()
-            scratch = bigger
-            scratchCapacity = capacity
+        /// Drops the fields of the record in progress.
+        mutating func discardOpenRecord() {
+            fieldEnds.count = recordFieldStarts.base[recordFieldStarts.count - 1]
+            bytes.count = fieldEnds.count == 0 ? 0 : fieldEnds.base[fieldEnds.count - 1]
+            fieldsInRecord = 0
+            droppedFields = 0
+        }
+
+        /// The records closed so far as a block (a copy; the sink keeps them).
+        var block: RecordBlock {
+            let fields = recordFieldStarts.base[recordFieldStarts.count - 1]
+            var block = RecordBlock()
+            block.bytes = Array(
+                UnsafeBufferPointer(start: bytes.base, count: fields == 0 ? 0 : fieldEnds.base[fields - 1]))
+            block.fieldEnds = Array(UnsafeBufferPointer(start: fieldEnds.base, count: fields))
+            block.recordFieldStarts = Array(recordFieldStarts.elements)
+            block.lines = Array(lines.elements)
+            block.rejections = rejections
+            return block
+        }
+
+        /// Hands the closed records and the rejections on and starts an empty block (the record in
+        /// progress, if any, moves to its front).
+        mutating func takeBlock() -> RecordBlock {
+            let block = block
+            let openFields = fieldEnds.count - (recordFieldStarts.base[recordFieldStarts.count - 1])
+            let openStart = block.bytes.count
+            let openBytes = bytes.count - openStart
+            if openFields > 0 {
+                memmove(bytes.base, bytes.base + openStart, openBytes)
+                for field in 0..<openFields {
+                    fieldEnds.base[field] = fieldEnds.base[fieldEnds.count - openFields + field] - openStart
+                }
+            }
+            bytes.count = openBytes
+            fieldEnds.count = openFields
+            recordFieldStarts.count = 1
+            lines.count = 0
+            rejections = []
+            overflowed = [:]
+            return block
+        }
+
+        /// Replaces the closed records with `block`'s (the reader's corrections); nothing may be in progress.
+        mutating func load(_ block: RecordBlock) {
+            bytes.load(block.bytes)
+            fieldEnds.load(block.fieldEnds)
+            recordFieldStarts.load(block.recordFieldStarts)
+            lines.load(block.lines)
+            rejections = block.rejections
         }
     }
 
-    /// Where completed records go; the reader swaps the block out when it is full. The callbacks
-    /// reach it through a plain pointer (no reference counting, no exclusivity checks per field).
+    /// Where completed records go. The callbacks reach it through a plain pointer (no reference
+    /// counting, no exclusivity checks per field).
     final class Collector {
         let storage: UnsafeMutablePointer<Sink>
 
-        init() {
+        init(reservingBytes: Int) {
             storage = .allocate(capacity: 1)
-            storage.initialize(to: Sink())
+            storage.initialize(to: Sink(reservingBytes: reservingBytes))
         }
 
         deinit {
-            storage.pointee.scratch.deallocate()
+            storage.pointee.free()
             storage.deinitialize(count: 1)
             storage.deallocate()
         }
 
+        /// Records closed so far in the block being filled.
+        var count: Int { storage.pointee.count }
+        /// Field bytes of the block being filled.
+        var byteCount: Int { storage.pointee.bytes.count }
+
+        /// The block being filled, as a copy; setting it replaces its records and rejections.
         var block: RecordBlock {
-            _read { yield storage.pointee.block }
-            _modify { yield &storage.pointee.block }
+            get { storage.pointee.block }
+            set { storage.pointee.load(newValue) }
         }
 
-        /// Records of `block` past the field cap: index → how many fields they had.
+        /// Hands the block on and starts an empty one.
+        func takeBlock() -> RecordBlock { storage.pointee.takeBlock() }
+
+        /// Rows rejected so far for the block being filled.
+        var rejections: [Rejection] {
+            _read { yield storage.pointee.rejections }
+            _modify { yield &storage.pointee.rejections }
+        }
+
+        /// Records of the block past the field cap: index → how many fields they had.
         var overflowed: [Int: Int] {
             get { storage.pointee.overflowed }
             set { storage.pointee.overflowed = newValue }
+        }
+
+        /// See `Sink.expectedFields`.
+        var expectedFields: Int {
+            get { storage.pointee.expectedFields }
+            set { storage.pointee.expectedFields = newValue }
+        }
+
+        /// See `Sink.mismatches`.
+        var mismatches: Int {
+            get { storage.pointee.mismatches }
+            set { storage.pointee.mismatches = newValue }
         }
 
         /// Line where the record being parsed started.
@@ -98,12 +249,14 @@ final class LibCSVParser {
     private let parser: UnsafeMutablePointer<csv_parser>
     private let delimiter: UInt8
     private let quote: UInt8
-    let collector = Collector()
+    let collector: Collector
 
     /// - Parameters:
     ///   - delimiter: the field separator.
     ///   - quote: the quote character, or `nil` when `"` is plain data.
-    init(delimiter: UInt8, quote: UInt8?, maxFields: Int = Int.max) {
+    ///   - blockBytes: the field bytes a block usually reaches before it is handed on.
+    init(delimiter: UInt8, quote: UInt8?, maxFields: Int = Int.max, blockBytes: Int = 128 << 10) {
+        collector = Collector(reservingBytes: blockBytes + blockBytes / 8)
         self.delimiter = delimiter
         self.quote = quote ?? 0
         parser = .allocate(capacity: 1)
@@ -142,10 +295,7 @@ final class LibCSVParser {
 
     /// Forgets a broken record: drops its fields and restarts the tokenizer.
     func reset() {
-        collector.storage.pointee.scratchCount = 0
-        collector.storage.pointee.fieldsInRecord = 0
-        collector.storage.pointee.droppedFields = 0
-        collector.block.discardOpenRecord()
+        collector.storage.pointee.discardOpenRecord()
         csv_free(parser)
         initialise()
     }

@@ -68,11 +68,4 @@ public struct RecordBlock: Sendable {
         recordFieldStarts.append(fieldEnds.count)
         lines.append(line)
     }
-
-    /// Drops the fields appended since the last closed record.
-    mutating func discardOpenRecord() {
-        let start = recordFieldStarts[recordFieldStarts.count - 1]
-        fieldEnds.removeSubrange(start...)
-        bytes.removeSubrange((fieldEnds.last ?? 0)...)
-    }
 }

@@ -90,8 +90,40 @@ public final class ByteWriter {
         try flush()
         closed = true
         if fd > 2 { Glibc.close(fd) }
-        if let temporaryPath, rename(temporaryPath, path) != 0 {
-            throw ImportError(.output, "cannot write: \(String(cString: strerror(errno)))", file: path)
+        if let temporaryPath, !Self.replace(path, with: temporaryPath) {
+            let reason = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw ImportError(.output, "cannot write: \(reason)", file: path)
         }
     }
+
+    /// Moves `temporary` to `path` in one step: whoever reads `path` sees the old file or the new
+    /// one, whole. An existing regular file is swapped with the new one (`renameat2` with
+    /// `RENAME_EXCHANGE`), then removed: a plain `rename` over it makes ext4 allocate and start
+    /// writing every block of the new file within the call (its `auto_da_alloc`), about 80 ms for a
+    /// 120 MB output, a tenth of a million-row run. Elsewhere (no such file, a directory, a file
+    /// system without the swap), a plain `rename`.
+    private static func replace(_ path: String, with temporary: String) -> Bool {
+        #if os(Linux)
+            var info = stat()
+            if let exchange = renameExchange, lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+                exchange(AT_FDCWD, temporary, AT_FDCWD, path, 1 << 1) == 0
+            {
+                unlink(temporary)
+                return true
+            }
+        #endif
+        return rename(temporary, path) == 0
+    }
 }
+
+#if os(Linux)
+    /// glibc's `renameat2` (since 2.28; not in the `Glibc` module), looked up once.
+    private let renameExchange:
+        (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32)? = {
+            guard let symbol = dlsym(nil, "renameat2") else { return nil }
+            return unsafeBitCast(
+                symbol,
+                to: (@convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32).self)
+        }()
+#endif

@@ -97,15 +97,17 @@ public final class CSVReader: RecordReader {
             mayBlock = (info.st_mode & S_IFMT) != S_IFREG
         }
         source.maxLineBytes = options.maxRecordBytes
-        parser = LibCSVParser(delimiter: options.delimiter, quote: options.quote, maxFields: options.maxColumns)
+        parser = LibCSVParser(
+            delimiter: options.delimiter, quote: options.quote, maxFields: options.maxColumns,
+            blockBytes: options.blockBytes)
         try readHeader()
     }
 
     private func readHeader() throws {
         // The header is the first record; a malformed first line is fatal (no columns to map).
-        while parser.collector.block.count == 0 {
+        while parser.collector.count == 0 {
             guard try advance() else { break }
-            if let rejection = parser.collector.block.rejections.first {
+            if let rejection = parser.collector.rejections.first {
                 throw ImportError(
                     .unreadableInput, "the header row cannot be parsed: \(rejection.message)",
                     file: name, line: rejection.line)
@@ -129,7 +131,7 @@ public final class CSVReader: RecordReader {
                     .unreadableInput, "the header names the column \"\(column)\" twice",
                     file: name, line: block.lines[0])
             }
-            parser.collector.block = newBlock()
+            _ = parser.collector.takeBlock()
             checkedRecords = 0
             rowsRead = 0
         } else {
@@ -137,12 +139,8 @@ public final class CSVReader: RecordReader {
             rowsRead = 1
             checkedRecords = 1
         }
-    }
-
-    /// An empty block with room for a full one (a block is handed on past `blockBytes`, after the
-    /// record that crossed it).
-    private func newBlock() -> RecordBlock {
-        RecordBlock(reservingBytes: options.blockBytes + options.blockBytes / 8)
+        parser.collector.expectedFields = header.count
+        parser.collector.mismatches = 0
     }
 
     /// The next block of records, or nil at the end of the input.
@@ -150,15 +148,16 @@ public final class CSVReader: RecordReader {
         // A block is handed on only between records: the fields of a record in progress (a quoted
         // field spanning lines) are already in it.
         while parser.inRecord
-            || (parser.collector.block.bytes.count < options.blockBytes && parser.collector.block.count < 65_536)
+            || (parser.collector.byteCount < options.blockBytes && parser.collector.count < 65_536)
         {
             guard try advance() else { break }
         }
-        let block = parser.collector.block
-        guard block.count > 0 || !block.rejections.isEmpty else { return nil }
-        parser.collector.block = newBlock()
+        // A line can end records and then break (a record ended by a lone `\r`, then a stray quote):
+        // those records are checked before the block is handed on.
+        checkRecords()
+        guard parser.collector.count > 0 || !parser.collector.rejections.isEmpty else { return nil }
         checkedRecords = 0
-        return block
+        return parser.collector.takeBlock()
     }
 
     /// Feeds one physical line to libcsv. Returns false at the end of the input.
@@ -212,14 +211,14 @@ public final class CSVReader: RecordReader {
             let text = pending[..<pendingFirstLine].prefix { $0 != 0x0A && $0 != 0x0D }
             parser.reset()
             pending.removeAll(keepingCapacity: true)
-            collector.block.rejections.append(
+            collector.rejections.append(
                 Rejection(
                     line: first, code: .malformedRow, column: "",
                     message:
                         "a quoted field runs from line \(first) into line \(lineNumber), which is \(length) bytes long, \(limit); lines \(first) to \(lineNumber) are skipped",
                     fields: [String(decoding: text, as: UTF8.self)]))
         } else {
-            collector.block.rejections.append(
+            collector.rejections.append(
                 Rejection(
                     line: lineNumber, code: .malformedRow, column: "",
                     message: "line \(lineNumber) is \(length) bytes long, \(limit); it is skipped", fields: [""]))
@@ -259,7 +258,7 @@ public final class CSVReader: RecordReader {
         nextLineNumber = collector.recordLine + 1
         var text = firstLine[...]
         while let last = text.last, last == 0x0A || last == 0x0D { text = text.dropLast() }
-        collector.block.rejections.append(
+        collector.rejections.append(
             Rejection(
                 line: collector.recordLine, code: .malformedRow, column: "", message: message,
                 fields: [String(decoding: text, as: UTF8.self)]))
@@ -271,12 +270,13 @@ public final class CSVReader: RecordReader {
     /// columns); extra fields are dropped when they are all empty (a trailing delimiter). Any
     /// other count is a `malformed_row`.
     private func checkRecords() {
-        let block = parser.collector.block
-        guard checkedRecords < block.count else { return }
+        guard checkedRecords < parser.collector.count else { return }
         let expected = header.count
-        let fresh = checkedRecords..<block.count
+        let fresh = checkedRecords..<parser.collector.count
         let overflowed = parser.collector.overflowed
-        if !header.isEmpty, !overflowed.isEmpty || fresh.contains(where: { block.fieldCount($0) != expected }) {
+        // The callbacks counted the records whose field count is off: most blocks have none.
+        if !header.isEmpty, !overflowed.isEmpty || parser.collector.mismatches > 0 {
+            let block = parser.collector.block
             var kept = block
             kept.truncate(toRecords: checkedRecords)
             for record in fresh {
@@ -309,8 +309,9 @@ public final class CSVReader: RecordReader {
             parser.collector.block = kept
         }
         if !overflowed.isEmpty && !header.isEmpty { parser.collector.overflowed = [:] }
+        parser.collector.mismatches = 0
         rowsRead += fresh.count
-        checkedRecords = parser.collector.block.count
+        checkedRecords = parser.collector.count
     }
 }
 
