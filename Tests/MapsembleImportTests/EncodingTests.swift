@@ -104,6 +104,59 @@ struct EncodingTests {
 
 @Suite("Compressed input")
 struct GzipTests {
+    /// Compresses `path` with the gzip tool, keeping it; returns the `.gz` path.
+    func gzip(_ path: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["gzip", "-k", "-f", path]
+        try process.run()
+        process.waitUntilExit()
+        return path + ".gz"
+    }
+
+    @Test("a .gz file over several read-ahead chunks gives the plain file's records and lines, then its size as read")
+    func readAhead() throws {
+        let dir = TempDir()
+        var text = "id,name,lat,lon,notes\n"
+        for row in 1...90_000 {
+            let notes = row % 1000 == 0 ? "\"spans\nlines\"" : "note \(row * 7919 % 100_003)"
+            text += "\(row),Place \(row),\(Double(row % 180) - 89.5),\(Double(row % 360) - 179.5),\(notes)\n"
+        }
+        #expect(text.utf8.count > 3 << 20)
+        let plain = dir.write("places.csv", text)
+        let compressed = try gzip(plain)
+        let expected = try readAll(CSVReader(path: plain, options: ReaderOptions()))
+        let reader = try CSVReader(path: compressed, options: ReaderOptions())
+        let result = try readAll(reader)
+        #expect(result.records.count == 90_000)
+        #expect(result.records == expected.records)
+        #expect(result.lines == expected.lines)
+        #expect(result.lines.last == 90_090)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: compressed)[.size] as? Int)
+        #expect(reader.bytesRead == size)
+    }
+
+    @Test("a .gz file cut short: the rows before the cut come out, then an error naming the file and the reason")
+    func truncated() async throws {
+        let dir = TempDir()
+        var text = "name,lat,lon\n"
+        for row in 1...200_000 {
+            text += "Place \(row * 7919 % 100_003),\(row % 80).\(row % 997),\(row % 170).\(row % 991)\n"
+        }
+        let compressed = try gzip(dir.write("places.csv", text))
+        let bytes = try #require(FileManager.default.contents(atPath: compressed))
+        try Data(bytes.prefix(bytes.count / 2)).write(to: URL(fileURLWithPath: compressed))
+        let reader = try CSVReader(path: compressed, options: ReaderOptions())
+        var rows = 0
+        let error = #expect(throws: ImportError.self) {
+            while let block = try reader.nextBlock() { rows += block.count }
+        }
+        #expect(rows > 50_000 && rows < 200_000)
+        #expect(error?.message.contains("cut short") == true)
+        #expect(error?.file?.hasSuffix("places.csv.gz") == true)
+        #expect((error?.line ?? 0) > rows + 1)
+    }
+
     @Test("a .gz file is read as a stream, inspected, and named in the reports without .gz")
     func gzip() async throws {
         let dir = TempDir()

@@ -1,4 +1,5 @@
 import CGzip
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -8,22 +9,28 @@ import CGzip
 
 /// An input's bytes as stored or, for a `.gz` file, as decompressed on the fly (zlib), so a
 /// compressed drop is read in one pass without being unpacked to disk first.
+///
+/// With `readAhead`, a thread of its own reads and decompresses the next megabytes while the
+/// caller parses the ones before: the reader's thread, the pipeline's busiest, then only copies.
 final class RawInput {
-    private let fd: Int32
-    private let gz: gzFile?
+    private let source: Source
     private let closeOnDeinit: Bool
+    private var ahead: ReadAhead?
     /// Bytes of the file itself consumed so far (compressed bytes for `.gz`): for progress.
     private(set) var offset = 0
 
     /// Whether `path` names a gzip file (by its extension).
     static func isGzip(_ path: String) -> Bool { path.lowercased().hasSuffix(".gz") }
 
-    init(fd: Int32, gzip: Bool, closeOnDeinit: Bool) {
-        self.fd = fd
+    /// - Parameter readAhead: read on a thread of its own, up to two chunks ahead (for a regular
+    ///   file: a pipe's reads can wait on its writer, and the reader reads those off the pool).
+    init(fd: Int32, gzip: Bool, closeOnDeinit: Bool, readAhead: Bool = false) {
         self.closeOnDeinit = closeOnDeinit
         // gzdopen takes the descriptor over: `gzclose` closes it. A duplicate keeps the caller's.
-        gz = gzip ? gzdopen(closeOnDeinit ? fd : dup(fd), "rb") : nil
+        let gz = gzip ? gzdopen(closeOnDeinit ? fd : dup(fd), "rb") : nil
         if let gz { gzbuffer(gz, 1 << 20) }
+        source = Source(fd: fd, gz: gz)
+        if readAhead { ahead = ReadAhead(source: source) }
     }
 
     /// Opens `path` for reading; nil with `errno` set when it cannot be opened.
@@ -34,36 +41,26 @@ final class RawInput {
     }
 
     deinit {
-        if let gz {
+        // The thread reading ahead stops before the descriptor it reads closes.
+        ahead?.stop()
+        if let gz = source.gz {
             gzclose(gz)
         } else if closeOnDeinit {
-            close(fd)
+            close(source.fd)
         }
     }
 
     /// Reads up to `limit` bytes; 0 at the end. Throws with the reason on a read error.
     func read(into destination: UnsafeMutableRawPointer, _ limit: Int) throws -> Int {
-        if let gz {
-            let count = Int(gzread(gz, destination, UInt32(min(limit, Int(Int32.max)))))
-            if count < 0 {
-                var code: Int32 = 0
-                let message = gzerror(gz, &code).map { String(cString: $0) } ?? "unknown"
-                throw ImportError(.unreadableInput, "cannot decompress the input: \(message)")
-            }
-            offset = Int(gzoffset(gz))
+        if let ahead {
+            let (count, offset) = try ahead.take(into: destination, limit)
+            self.offset = offset
             return count
         }
-        while true {
-            let count = systemRead(fd, destination, limit)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ImportError(.unreadableInput, "cannot read the input: \(String(cString: strerror(errno)))")
-            }
-            offset += count
-            return count
-        }
+        let (count, offset) = try source.read(into: destination, limit, offset: offset)
+        self.offset = offset
+        return count
     }
-
     /// The first `count` bytes of `path` (decompressed for `.gz`), for sniffing.
     static func head(_ path: String, _ count: Int) -> [UInt8] {
         guard let input = RawInput(path: path) else { return [] }
@@ -83,4 +80,154 @@ final class RawInput {
 /// `read(2)`, under a name the method above does not hide.
 private func systemRead(_ fd: Int32, _ destination: UnsafeMutableRawPointer, _ limit: Int) -> Int {
     read(fd, destination, limit)
+}
+
+/// The descriptor or the zlib stream an input reads from.
+private struct Source: @unchecked Sendable {  // used by one thread at a time
+    let fd: Int32
+    let gz: gzFile?
+
+    /// One read of up to `limit` bytes, and the file offset after it (`offset` before it).
+    func read(into destination: UnsafeMutableRawPointer, _ limit: Int, offset: Int) throws -> (Int, Int) {
+        if let gz {
+            let count = Int(gzread(gz, destination, UInt32(min(limit, Int(Int32.max)))))
+            var code: Int32 = 0
+            if count < 0 {
+                let message = gzerror(gz, &code).map { String(cString: $0) } ?? "unknown"
+                throw ImportError(.unreadableInput, "cannot decompress the input: \(message)")
+            }
+            // A stream cut short is no read error to zlib: the data before the cut, then 0, and
+            // `Z_BUF_ERROR` for whoever asks. Taking that 0 for the end would import part of the
+            // file as if it were all of it.
+            if count == 0, gzerror(gz, &code) != nil, code == Z_BUF_ERROR {
+                throw ImportError(
+                    .unreadableInput,
+                    "cannot decompress the input: it ends in the middle of its gzip stream (the file is cut short), expected the rest of it"
+                )
+            }
+            return (count, Int(gzoffset(gz)))
+        }
+        while true {
+            let count = systemRead(fd, destination, limit)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ImportError(.unreadableInput, "cannot read the input: \(String(cString: strerror(errno)))")
+            }
+            return (count, offset + count)
+        }
+    }
+}
+
+/// Reads a source on a thread of its own into two chunks of a megabyte, each handed to `take`
+/// once full and reused once taken.
+private final class ReadAhead: @unchecked Sendable {  // state guarded by `condition`
+    static let chunkSize = 1 << 20
+
+    private struct Chunk {
+        let bytes: UnsafeMutableRawPointer
+        var count = 0
+        /// Where the input stood after this chunk was read.
+        var offset = 0
+    }
+
+    private let condition = NSCondition()
+    /// Filled chunks in order; the first is being taken from `position` on.
+    private var ready: [Chunk] = []
+    private var position = 0
+    private var empty: [Chunk]
+    /// The producer's end: the input ended (after the chunks in `ready`), or failed.
+    private var ended = false
+    /// Where the input stood when it ended.
+    private var endOffset = 0
+    private var failure: (any Error)?
+    private var stopping = false
+    private var running = true
+
+    init(source: Source) {
+        empty = (0..<2).map { _ in Chunk(bytes: .allocate(byteCount: Self.chunkSize, alignment: 16)) }
+        let thread = Thread { [self] in produce(source) }
+        thread.name = "mapsemble-import.read-ahead"
+        thread.start()
+    }
+
+    deinit {
+        for chunk in ready + empty { chunk.bytes.deallocate() }
+    }
+
+    private func produce(_ source: Source) {
+        var offset = 0
+        condition.lock()
+        defer {
+            running = false
+            condition.broadcast()
+            condition.unlock()
+        }
+        while true {
+            while empty.isEmpty && !stopping { condition.wait() }
+            if stopping { return }
+            var chunk = empty.removeLast()
+            condition.unlock()
+            var result: Result<Int, any Error> = .success(0)
+            // Fill the chunk (a pipe or a decompressor may hand out less than asked).
+            while chunk.count < Self.chunkSize {
+                do {
+                    let (count, after) = try source.read(
+                        into: chunk.bytes + chunk.count, Self.chunkSize - chunk.count, offset: offset)
+                    offset = after
+                    if count == 0 { break }
+                    chunk.count += count
+                } catch {
+                    result = .failure(error)
+                    break
+                }
+            }
+            chunk.offset = offset
+            condition.lock()
+            if chunk.count > 0 {
+                ready.append(chunk)
+            } else {
+                empty.append(chunk)
+            }
+            if case .failure(let error) = result {
+                failure = error
+                ended = true
+            } else if chunk.count < Self.chunkSize {
+                ended = true
+            }
+            endOffset = offset
+            condition.broadcast()
+            if ended { return }
+        }
+    }
+
+    /// Copies up to `limit` bytes of the next chunk; 0 at the end. Returns the input's offset.
+    func take(into destination: UnsafeMutableRawPointer, _ limit: Int) throws -> (Int, Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        while ready.isEmpty && !ended { condition.wait() }
+        guard var chunk = ready.first else {
+            if let failure { throw failure }
+            return (0, endOffset)
+        }
+        let count = min(limit, chunk.count - position)
+        destination.copyMemory(from: chunk.bytes + position, byteCount: count)
+        position += count
+        if position == chunk.count {
+            ready.removeFirst()
+            position = 0
+            chunk.count = 0
+            empty.append(chunk)
+            condition.broadcast()
+        }
+        return (count, chunk.offset)
+    }
+
+    /// Stops the thread and waits for it to end.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
+    }
 }
