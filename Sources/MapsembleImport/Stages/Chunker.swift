@@ -62,8 +62,10 @@ public struct Chunker: Sendable {
     }
 
     private mutating func take() -> Batch {
-        var batch = current
-        batch.body.append(contentsOf: Self.suffix)
+        // The suffix goes on before the batch is handed out: appended to a copy that still shares
+        // its body with `current`, it would copy the whole body.
+        current.body.append(contentsOf: Self.suffix)
+        let batch = current
         current = Batch(sequence: nextSequence)
         current.body.reserveCapacity(min(batch.body.count + batch.body.count / 4, maxBodyBytes))
         current.featureRanges.reserveCapacity(batch.count)
