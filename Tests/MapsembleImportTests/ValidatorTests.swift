@@ -111,4 +111,32 @@ struct NumberTextTests {
         }!
         #expect(number.value == Double(text)!)
     }
+
+    @Test(
+        "a number already written as JSON is copied as it is, any other is normalised digit by digit",
+        arguments: [
+            ("52.520008", ".", "52.520008", true), ("-170.996128", ".", "-170.996128", true), ("0", ".", "0", true),
+            ("-0.0", ".", "-0.0", true), ("0.5", ".", "0.5", true), (" 7.25\t", ".", "7.25", true),
+            ("+7.50", ".", "7.50", false), ("007", ".", "7", false), ("00.5", ".", "0.5", false),
+            (".5", ".", "0.5", false),
+            ("-.5", ".", "-0.5", false), ("5.", ".", "5", false), ("1E+5", ".", "1e5", false),
+            ("2e-3", ".", "2e-3", false),
+            ("12,5", ",", "12.5", false), ("12", ",", "12", true), ("-000", ".", "-0", false),
+        ])
+    func json(text: String, separator: String, expected: String, copied: Bool) throws {
+        var out: [UInt8] = []
+        var normalised: [UInt8] = []
+        var isCopy = false
+        try text.utf8.withContiguousStorageIfAvailable { buffer in
+            let bytes = UnsafeRawBufferPointer(buffer)
+            var number = try NumberText.parse(bytes, separator: separator.utf8.first!).get()
+            isCopy = number.json != nil
+            number.appendJSON(from: bytes, to: &out)
+            number.json = nil
+            number.appendJSON(from: bytes, to: &normalised)
+        }!
+        #expect(String(decoding: out, as: UTF8.self) == expected)
+        #expect(out == normalised)
+        #expect(isCopy == copied)
+    }
 }

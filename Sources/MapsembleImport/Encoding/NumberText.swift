@@ -24,6 +24,9 @@ struct NumberText {
     var fraction: Range<Int>
     var exponentNegative: Bool
     var exponent: Range<Int>
+    /// The number's text when it is already JSON as `appendJSON` writes it (no `+`, no leading
+    /// zeros, a `.` separator, no exponent): the common case, copied in one piece.
+    var json: Range<Int>? = nil
 
     /// Parses `bytes`; `separator` is the decimal separator (`.` or `,`).
     @inline(__always)
@@ -68,6 +71,7 @@ struct NumberText {
             if exponent.isEmpty { return .failure(.invalid) }
         }
         if i != end { return .failure(.invalid) }
+        let rawInteger = integer
         while !integer.isEmpty && bytes[integer.lowerBound] == UInt8(ascii: "0") {
             integer = (integer.lowerBound + 1)..<integer.upperBound
         }
@@ -104,10 +108,15 @@ struct NumberText {
         }
         if negative { value = -value }
         if !value.isFinite { return .failure(.nonFinite) }
+        let canonical =
+            (intStart == start || bytes[start] == UInt8(ascii: "-"))
+            && (integer.count == rawInteger.count ? !integer.isEmpty : rawInteger.count == 1 && integer.isEmpty)
+            && (fraction.isEmpty ? fraction.lowerBound == rawInteger.upperBound : separator == UInt8(ascii: "."))
+            && exponent.isEmpty
         return .success(
             NumberText(
                 value: value, negative: negative, integer: integer, fraction: fraction,
-                exponentNegative: exponentNegative, exponent: exponent))
+                exponentNegative: exponentNegative, exponent: exponent, json: canonical ? start..<end : nil))
     }
 
     private static func isNonFinite(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
@@ -134,6 +143,10 @@ struct NumberText {
     /// Appends the number as JSON: no leading `+` or zeros, `0.` before a bare fraction.
     @inline(__always)
     func appendJSON(from bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        if let json {
+            out.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[json]))
+            return
+        }
         if negative { out.append(UInt8(ascii: "-")) }
         if integer.isEmpty {
             out.append(UInt8(ascii: "0"))
