@@ -241,25 +241,14 @@ extension WorldOutline {
 }
 
 extension String {
-    /// Appends the numbers separated by commas (one buffer, not a `String` per number).
+    /// Appends the numbers separated by commas, through one byte buffer (a number's text is a
+    /// small string: no allocation each).
     mutating func appendJoined(_ numbers: [Int]) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(numbers.count * 5)
-        var digits = [UInt8](repeating: 0, count: 20)
         for (index, number) in numbers.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            if number < 0 { bytes.append(UInt8(ascii: "-")) }
-            var rest = number.magnitude
-            var count = 0
-            repeat {
-                digits[count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                count += 1
-            } while rest > 0
-            while count > 0 {
-                count -= 1
-                bytes.append(digits[count])
-            }
+            bytes.append(contentsOf: String(number).utf8)
         }
         append(String(decoding: bytes, as: UTF8.self))
     }

@@ -132,21 +132,24 @@ final class LibCSVParser {
             droppedFields = 0
         }
 
+        /// Fields of the closed records (those after them belong to the record in progress).
+        var closedFields: Int { recordFieldStarts.base[recordFieldStarts.count - 1] }
+        /// Bytes of the closed records' fields.
+        var closedBytes: Int { closedFields == 0 ? 0 : fieldEnds.base[closedFields - 1] }
+
         /// Drops the fields of the record in progress.
         mutating func discardOpenRecord() {
-            fieldEnds.count = recordFieldStarts.base[recordFieldStarts.count - 1]
-            bytes.count = fieldEnds.count == 0 ? 0 : fieldEnds.base[fieldEnds.count - 1]
+            bytes.count = closedBytes
+            fieldEnds.count = closedFields
             fieldsInRecord = 0
             droppedFields = 0
         }
 
         /// The records closed so far as a block (a copy; the sink keeps them).
         var block: RecordBlock {
-            let fields = recordFieldStarts.base[recordFieldStarts.count - 1]
             var block = RecordBlock()
-            block.bytes = Array(
-                UnsafeBufferPointer(start: bytes.base, count: fields == 0 ? 0 : fieldEnds.base[fields - 1]))
-            block.fieldEnds = Array(UnsafeBufferPointer(start: fieldEnds.base, count: fields))
+            block.bytes = Array(UnsafeBufferPointer(start: bytes.base, count: closedBytes))
+            block.fieldEnds = Array(UnsafeBufferPointer(start: fieldEnds.base, count: closedFields))
             block.recordFieldStarts = Array(recordFieldStarts.elements)
             block.lines = Array(lines.elements)
             block.rejections = rejections
@@ -157,8 +160,8 @@ final class LibCSVParser {
         /// progress, if any, moves to its front).
         mutating func takeBlock() -> RecordBlock {
             let block = block
-            let openFields = fieldEnds.count - (recordFieldStarts.base[recordFieldStarts.count - 1])
-            let openStart = block.bytes.count
+            let openFields = fieldEnds.count - closedFields
+            let openStart = closedBytes
             let openBytes = bytes.count - openStart
             if openFields > 0 {
                 memmove(bytes.base, bytes.base + openStart, openBytes)
