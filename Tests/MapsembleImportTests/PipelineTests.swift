@@ -7,7 +7,7 @@ import Testing
 
 /// A sink that takes its time, counts what it took and can signal or fail after some batches.
 final class SlowSink: BatchSink, @unchecked Sendable {
-    func drain(_ batches: AsyncChannel<Batch>) async throws {
+    func drain(_ batches: BatchQueue) async throws {
         for await batch in batches {
             try await consume(batch)
             try Task.checkCancellation()

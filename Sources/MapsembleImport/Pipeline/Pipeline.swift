@@ -472,7 +472,7 @@ private final class Stages: @unchecked Sendable {
         let records = AsyncChannel<RecordBlock>()
         let validated = AsyncChannel<ValidatedBlock>()
         let features = AsyncChannel<FeatureBlock>()
-        let batches = AsyncChannel<Batch>()
+        let batches = BatchQueue(capacity: sink.queueCapacity)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.read(into: records) }
             group.addTask {
@@ -534,7 +534,7 @@ private final class Stages: @unchecked Sendable {
 
     /// Writes each block's rejections, checks `max_rejects`, cuts batches. With a percentage
     /// limit, batches are held back until enough rows have been seen to judge it.
-    private func chunk(_ features: AsyncChannel<FeatureBlock>, into batches: AsyncChannel<Batch>) async throws {
+    private func chunk(_ features: AsyncChannel<FeatureBlock>, into batches: BatchQueue) async throws {
         defer { batches.finish() }
         var seen = 0
         var passedBlocks = 0

@@ -1,10 +1,8 @@
-import AsyncAlgorithms
-
 /// The last stage: where batches go. The `Uploader` sends them to Mapsemble; `DryRunSink` writes
 /// them to files.
 public protocol BatchSink: AnyObject, Sendable {
     /// Takes batches until the channel ends. A thrown error stops the run.
-    func drain(_ batches: AsyncChannel<Batch>) async throws
+    func drain(_ batches: BatchQueue) async throws
     /// Called once after the last batch (also after an error).
     func close() throws
     /// Rows taken so far (imported, or in a dry run: would be).
@@ -14,11 +12,14 @@ public protocol BatchSink: AnyObject, Sendable {
     /// Whether batches must be request bodies (a FeatureCollection each); a sink that writes
     /// features only takes them as they come from the transformer.
     var needsRequestBodies: Bool { get }
+    /// How many batches may wait for the sink (`BatchQueue`'s capacity).
+    var queueCapacity: Int { get }
 }
 
 extension BatchSink {
     public var stats: UploadStats { UploadStats() }
     public var needsRequestBodies: Bool { true }
+    public var queueCapacity: Int { 1 }
 }
 
 /// What the uploader did, as the server reported it.
@@ -54,7 +55,7 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
     private static let separator: [UInt8] = Array(",\n".utf8)
     private static let tail: [UInt8] = Array("\n]}\n".utf8)
 
-    public func drain(_ batches: AsyncChannel<Batch>) async throws {
+    public func drain(_ batches: BatchQueue) async throws {
         for await batch in batches {
             try consume(batch)
             try Task.checkCancellation()

@@ -1,4 +1,3 @@
-import AsyncAlgorithms
 import Foundation
 import MapsembleJSON
 import NIOConcurrencyHelpers
@@ -59,7 +58,10 @@ public final class Uploader: BatchSink, Sendable {
 
     public func close() throws {}
 
-    public func drain(_ batches: AsyncChannel<Batch>) async throws {
+    /// Two batches per worker, the chunker woken when half are taken (see `BatchQueue`).
+    public var queueCapacity: Int { settings.singleRequest ? 1 : 2 * settings.concurrency }
+
+    public func drain(_ batches: BatchQueue) async throws {
         if settings.singleRequest { return try await drainSingle(batches) }
         let workers = (0..<settings.concurrency).map { CurlWorker(name: "upload-\($0)") }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -90,7 +92,7 @@ public final class Uploader: BatchSink, Sendable {
 
     /// `replace` sends the whole data set in one PUT: a second batch means the file is too large,
     /// found before anything is sent.
-    private func drainSingle(_ batches: AsyncChannel<Batch>) async throws {
+    private func drainSingle(_ batches: BatchQueue) async throws {
         var first: Batch?
         for await batch in batches {
             guard first == nil else {
