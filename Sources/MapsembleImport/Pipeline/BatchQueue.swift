@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The hand-off from the chunker to the sink: a bounded queue of batches, taken by any number of
 /// consumers (the upload workers) and filled by one producer (the chunker).
@@ -23,7 +23,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
         var continuation: UnsafeContinuation<Batch?, Never>
     }
 
-    private struct State: ~Copyable {
+    private struct State {
         var buffer: [Batch] = []
         /// Where the next batch to take sits in `buffer` (taken slots are compacted now and then).
         var head = 0
@@ -48,7 +48,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     /// `capacity` at least 1; the producer is woken again at `lowWater` (by default half of it).
     public init(capacity: Int = 1, lowWater: Int? = nil) {
@@ -63,7 +63,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
             case done, suspend
             case hand(UnsafeContinuation<Batch?, Never>)
         }
-        let action: Action = state.withLock { state in
+        let action: Action = state.withLockedValue { state in
             if state.finished { return .done }
             if !state.consumers.isEmpty { return .hand(state.consumers.removeFirst().continuation) }
             state.buffer.append(batch)
@@ -75,7 +75,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
         case .suspend:
             await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    let waits = state.withLock { state in
+                    let waits = state.withLockedValue { state in
                         guard state.count > lowWater && !state.finished && !state.producerCancelled else {
                             return false
                         }
@@ -85,7 +85,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
                     if !waits { continuation.resume() }
                 }
             } onCancel: {
-                let producer = state.withLock { state in
+                let producer = state.withLockedValue { state in
                     state.producerCancelled = true
                     defer { state.producer = nil }
                     return state.producer
@@ -97,7 +97,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
 
     /// No more batches: consumers waiting get `nil`, and the rest take what is queued, then `nil`.
     public func finish() {
-        let (consumers, producer) = state.withLock { state in
+        let (consumers, producer) = state.withLockedValue { state in
             state.finished = true
             defer {
                 state.consumers = []
@@ -114,7 +114,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
     public func next() async -> Batch? {
         if Task.isCancelled { return nil }
         if let batch = takeIfQueued() { return batch }
-        let id = state.withLock { state in
+        let id = state.withLockedValue { state in
             state.nextID += 1
             return state.nextID
         }
@@ -125,7 +125,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
                     case now(Batch?)
                     case nowWaking(Batch, UnsafeContinuation<Void, Never>)
                 }
-                let outcome: Outcome = state.withLock { state in
+                let outcome: Outcome = state.withLockedValue { state in
                     if state.cancelledConsumers.remove(id) != nil { return .now(nil) }
                     if state.count > 0 {
                         let batch = state.take()
@@ -145,7 +145,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
                 }
             }
         } onCancel: {
-            let waiter = state.withLock { state -> Waiter? in
+            let waiter = state.withLockedValue { state -> Waiter? in
                 if let index = state.consumers.firstIndex(where: { $0.id == id }) {
                     return state.consumers.remove(at: index)
                 }
@@ -158,7 +158,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
 
     /// Takes a queued batch without suspending, waking the producer at the low-water mark.
     private func takeIfQueued() -> Batch? {
-        let (batch, producer): (Batch?, UnsafeContinuation<Void, Never>?) = state.withLock { state in
+        let (batch, producer): (Batch?, UnsafeContinuation<Void, Never>?) = state.withLockedValue { state in
             guard state.count > 0 else { return (nil, nil) }
             let batch = state.take()
             return (batch, wakeProducer(&state))
