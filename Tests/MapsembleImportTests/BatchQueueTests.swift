@@ -12,8 +12,23 @@ private func eventually(_ condition: () -> Bool) async -> Bool {
     return condition()
 }
 
-extension Atomic where Value == Int {
-    var value: Int { load(ordering: .relaxed) }
+/// How many of a producer's sends have returned.
+private final class SendCount: Sendable {
+    let atomic = Atomic<Int>(0)
+    var value: Int { atomic.load(ordering: .relaxed) }
+}
+
+/// A task sending batches 0..<count into `queue`, then finishing it.
+private func produce(_ count: Int, into queue: BatchQueue) -> (task: Task<Void, Never>, sent: SendCount) {
+    let sent = SendCount()
+    let task = Task {
+        for sequence in 0..<count {
+            await queue.send(Batch(sequence: sequence))
+            sent.atomic.add(1, ordering: .relaxed)
+        }
+        queue.finish()
+    }
+    return (task, sent)
 }
 
 extension Atomic where Value == Bool {
@@ -28,10 +43,7 @@ struct BatchQueueTests {
     @Test("one consumer gets every batch once, in order, then nil", .timeLimit(minutes(1)))
     func order() async {
         let queue = BatchQueue(capacity: 4)
-        let producer = Task {
-            for sequence in 0..<500 { await queue.send(Batch(sequence: sequence)) }
-            queue.finish()
-        }
+        let (producer, _) = produce(500, into: queue)
         var taken: [Int] = []
         for await batch in queue { taken.append(batch.sequence) }
         await producer.value
@@ -68,16 +80,9 @@ struct BatchQueueTests {
     @Test("the producer waits when the queue is full, and is woken only at half", .timeLimit(minutes(1)))
     func lowWater() async {
         let queue = BatchQueue(capacity: 4)
-        let sent = Atomic<Int>(0)
-        let producer = Task {
-            for sequence in 0..<100 {
-                await queue.send(Batch(sequence: sequence))
-                sent.add(1, ordering: .relaxed)
-            }
-            queue.finish()
-        }
+        let (producer, sent) = produce(100, into: queue)
         // Three sends return; the fourth fills the queue and waits.
-        #expect(await eventually { sent.load(ordering: .relaxed) == 3 })
+        #expect(await eventually { sent.value == 3 })
         await settle()
         #expect(sent.value == 3)
         // Taking one leaves three queued, above the low-water mark of two: the producer sleeps on.
@@ -87,7 +92,7 @@ struct BatchQueueTests {
         // At two it is woken, and fills the queue again: the fourth send returns, the fifth
         // queues, the sixth fills it and waits.
         #expect(await queue.next()?.sequence == 1)
-        #expect(await eventually { sent.load(ordering: .relaxed) == 5 })
+        #expect(await eventually { sent.value == 5 })
         await settle()
         #expect(sent.value == 5)
         var rest: [Int] = []
@@ -99,18 +104,11 @@ struct BatchQueueTests {
     @Test("capacity 1 keeps the producer at most one batch ahead", .timeLimit(minutes(1)))
     func channelLike() async {
         let queue = BatchQueue(capacity: 1)
-        let sent = Atomic<Int>(0)
-        let producer = Task {
-            for sequence in 0..<3 {
-                await queue.send(Batch(sequence: sequence))
-                sent.add(1, ordering: .relaxed)
-            }
-            queue.finish()
-        }
+        let (producer, sent) = produce(3, into: queue)
         await settle()
         #expect(sent.value == 0)
         #expect(await queue.next()?.sequence == 0)
-        #expect(await eventually { sent.load(ordering: .relaxed) == 1 })
+        #expect(await eventually { sent.value == 1 })
         await settle()
         #expect(sent.value == 1)
         #expect(await queue.next()?.sequence == 1)
