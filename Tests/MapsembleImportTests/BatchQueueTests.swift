@@ -101,6 +101,19 @@ struct BatchQueueTests {
         #expect(rest == Array(2..<100))
     }
 
+    @Test("a queue that never runs empty does not keep a slot per batch that went through", .timeLimit(minutes(1)))
+    func neverEmpty() async {
+        let queue = BatchQueue(capacity: 1000)
+        for sequence in 0..<3 { await queue.send(Batch(sequence: sequence)) }
+        var taken: [Int] = []
+        for sequence in 3..<5000 {
+            await queue.send(Batch(sequence: sequence))
+            if let batch = await queue.next() { taken.append(batch.sequence) }
+        }
+        #expect(taken == Array(0..<4997))
+        #expect(queue.slots <= 40)
+    }
+
     @Test("capacity 1 keeps the producer at most one batch ahead", .timeLimit(minutes(1)))
     func channelLike() async {
         let queue = BatchQueue(capacity: 1)

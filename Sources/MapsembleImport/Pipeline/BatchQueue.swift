@@ -25,7 +25,8 @@ public final class BatchQueue: AsyncSequence, Sendable {
 
     private struct State {
         var buffer: [Batch] = []
-        /// Where the next batch to take sits in `buffer` (taken slots are compacted now and then).
+        /// Where the next batch to take sits in `buffer`; the slots before it are dropped once they
+        /// are half of it (an upload's queue may never run empty).
         var head = 0
         var finished = false
         var producer: UnsafeContinuation<Void, Never>?
@@ -43,12 +44,29 @@ public final class BatchQueue: AsyncSequence, Sendable {
             if head == buffer.count {
                 buffer.removeAll(keepingCapacity: true)
                 head = 0
+            } else if head >= 16 && head * 2 >= buffer.count {
+                buffer.removeFirst(head)
+                head = 0
             }
             return batch
+        }
+
+        /// Takes a queued batch, with the producer to wake when that brought the queue down to
+        /// `lowWater`.
+        mutating func takeQueued(lowWater: Int) -> (batch: Batch, producer: UnsafeContinuation<Void, Never>?)? {
+            guard count > 0 else { return nil }
+            let batch = take()
+            guard count <= lowWater, let waiting = producer else { return (batch, nil) }
+            producer = nil
+            return (batch, waiting)
         }
     }
 
     private let state = NIOLockedValueBox(State())
+
+    /// Slots the queue's buffer holds, taken ones included (for tests: it must not grow with the
+    /// number of batches that went through).
+    var slots: Int { state.withLockedValue { $0.buffer.count } }
 
     /// `capacity` at least 1; the producer is woken again at `lowWater` (by default half of it).
     public init(capacity: Int = 1, lowWater: Int? = nil) {
@@ -122,25 +140,19 @@ public final class BatchQueue: AsyncSequence, Sendable {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Batch?, Never>) in
                 enum Outcome {
                     case waits
-                    case now(Batch?)
-                    case nowWaking(Batch, UnsafeContinuation<Void, Never>)
+                    case now(Batch?, wake: UnsafeContinuation<Void, Never>?)
                 }
                 let outcome: Outcome = state.withLockedValue { state in
-                    if state.cancelledConsumers.remove(id) != nil { return .now(nil) }
-                    if state.count > 0 {
-                        let batch = state.take()
-                        if let producer = wakeProducer(&state) { return .nowWaking(batch, producer) }
-                        return .now(batch)
+                    if state.cancelledConsumers.remove(id) != nil { return .now(nil, wake: nil) }
+                    if let taken = state.takeQueued(lowWater: lowWater) {
+                        return .now(taken.batch, wake: taken.producer)
                     }
-                    if state.finished { return .now(nil) }
+                    if state.finished { return .now(nil, wake: nil) }
                     state.consumers.append(Waiter(id: id, continuation: continuation))
                     return .waits
                 }
-                switch outcome {
-                case .waits: break
-                case .now(let batch): continuation.resume(returning: batch)
-                case .nowWaking(let batch, let producer):
-                    producer.resume()
+                if case .now(let batch, let producer) = outcome {
+                    producer?.resume()
                     continuation.resume(returning: batch)
                 }
             }
@@ -158,19 +170,9 @@ public final class BatchQueue: AsyncSequence, Sendable {
 
     /// Takes a queued batch without suspending, waking the producer at the low-water mark.
     private func takeIfQueued() -> Batch? {
-        let (batch, producer): (Batch?, UnsafeContinuation<Void, Never>?) = state.withLockedValue { state in
-            guard state.count > 0 else { return (nil, nil) }
-            let batch = state.take()
-            return (batch, wakeProducer(&state))
-        }
-        producer?.resume()
-        return batch
-    }
-
-    private func wakeProducer(_ state: inout State) -> UnsafeContinuation<Void, Never>? {
-        guard state.count <= lowWater, let producer = state.producer else { return nil }
-        state.producer = nil
-        return producer
+        let taken = state.withLockedValue { $0.takeQueued(lowWater: lowWater) }
+        taken?.producer?.resume()
+        return taken?.batch
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
