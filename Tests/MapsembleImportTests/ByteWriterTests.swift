@@ -23,6 +23,33 @@ struct ByteWriterTests {
         #expect(dir.read("out.geojson") == "first part, second part")
     }
 
+    @Test("features written out of a batch: each range after the separator, across buffer flushes")
+    func ranges() throws {
+        let dir = TempDir()
+        // Ranges of 1 to 40,000 bytes, 3 MB in all: the buffer flushes (at 1 MiB) inside the loop.
+        var body: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        var expected: [UInt8] = Array("head".utf8)
+        for index in 0..<150 {
+            let start = body.count
+            body += Array(repeating: UInt8(ascii: "a") + UInt8(index % 26), count: 1 + (index * 7_919) % 40_000)
+            ranges.append(start..<body.count)
+            body += Array("|gap|".utf8)  // bytes between ranges are left out
+        }
+        let writer = try ByteWriter(path: "\(dir.path)/out.txt")
+        try writer.write("head")
+        try body.withUnsafeBytes { bytes in
+            try writer.write(Array(ranges[..<100]), of: bytes, separatedBy: ",\n", separateFirst: true)
+            try writer.write(Array(ranges[100...]), of: bytes, separatedBy: ",\n", separateFirst: true)
+        }
+        // No ranges: nothing, not even a separator.
+        try writer.write([], of: UnsafeRawBufferPointer(start: nil, count: 0), separatedBy: ",", separateFirst: true)
+        for range in ranges { expected += Array(",\n".utf8) + body[range] }
+        #expect(writer.bytesWritten == expected.count)
+        try writer.close()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(dir.path)/out.txt")) == Data(expected))
+    }
+
     @Test("an existing file is replaced in one step: a reader holding the old one still reads it whole")
     func replacesExisting() throws {
         let dir = TempDir()

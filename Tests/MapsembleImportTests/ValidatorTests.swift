@@ -99,6 +99,44 @@ struct ValidatorTests {
 
 @Suite("NumberText: strict decimal numbers")
 struct NumberTextTests {
+    @Test("the one-pass path reads what it takes exactly as the general one does")
+    func plainPath() {
+        // Random coordinates as files write them, and random strings of number characters.
+        var state: UInt64 = 42
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        var texts = ["0", "-0", "-0.0", "0.5", "5", "-5.25", "00.5", "5.", ".5", "-", "1234567890.12345", "1e5"]
+        for _ in 0..<20_000 {
+            let degrees = String(next(181))
+            let fraction = String(repeating: "0", count: next(3)) + String(next(1_000_000))
+            texts.append((next(2) == 0 ? "-" : "") + degrees + (next(8) == 0 ? "" : "." + fraction))
+            texts.append(String((0..<(1 + next(18))).map { _ in Array("0123456789-.+e, ")[next(16)] }))
+        }
+        var taken = 0
+        for text in texts {
+            var bytes = Array(text.utf8)
+            bytes.withUnsafeMutableBytes { raw in
+                let bytes = UnsafeRawBufferPointer(raw)
+                guard let plain = NumberText.parsePlain(bytes) else { return }
+                taken += 1
+                guard case .success(let general) = NumberText.parseAny(bytes, separator: UInt8(ascii: ".")) else {
+                    Issue.record("\(text): the one-pass path took what the general one refuses")
+                    return
+                }
+                #expect(plain.value.bitPattern == general.value.bitPattern, "\(text)")
+                #expect(plain.negative == general.negative, "\(text)")
+                #expect(plain.integer == general.integer, "\(text)")
+                #expect(plain.fraction == general.fraction, "\(text)")
+                #expect(plain.exponent == general.exponent && !plain.exponentNegative, "\(text)")
+                #expect(plain.json == general.json, "\(text)")
+            }
+        }
+        // Every coordinate-shaped text but the long ones takes the one-pass path.
+        #expect(taken > 20_000)
+    }
+
     @Test(
         "values match strtod, including long mantissas and exponents",
         arguments: [

@@ -33,6 +33,58 @@ struct NumberText {
     static func parse(_ bytes: UnsafeRawBufferPointer, separator: UInt8 = UInt8(ascii: ".")) -> Result<
         NumberText, Failure
     > {
+        if separator == UInt8(ascii: "."), let number = parsePlain(bytes) { return .success(number) }
+        return parseAny(bytes, separator: separator)
+    }
+
+    /// The common shape in one pass: `-?digits(.digits)?`, 15 digits at most, no leading zero but
+    /// a lone one, nothing around it (a coordinate as files write it). Nil for anything else, which
+    /// `parseAny` reads; both give the same result for what this one takes (tested).
+    @inline(__always)
+    static func parsePlain(_ bytes: UnsafeRawBufferPointer) -> NumberText? {
+        let count = bytes.count
+        guard count > 0, count <= 17 else { return nil }
+        let negative = bytes[0] == UInt8(ascii: "-")
+        var i = negative ? 1 : 0
+        let integerStart = i
+        var mantissa: UInt64 = 0
+        while i < count {
+            let digit = bytes[i] &- 0x30
+            if digit >= 10 { break }
+            mantissa = mantissa &* 10 &+ UInt64(digit)
+            i += 1
+        }
+        let integerEnd = i
+        guard integerEnd > integerStart else { return nil }
+        let leadingZero = bytes[integerStart] == UInt8(ascii: "0")
+        if leadingZero && integerEnd - integerStart > 1 { return nil }
+        var fraction = i..<i
+        if i < count {
+            guard bytes[i] == UInt8(ascii: ".") else { return nil }
+            i += 1
+            let fractionStart = i
+            while i < count {
+                let digit = bytes[i] &- 0x30
+                if digit >= 10 { return nil }
+                mantissa = mantissa &* 10 &+ UInt64(digit)
+                i += 1
+            }
+            fraction = fractionStart..<i
+            if fraction.isEmpty { return nil }
+        }
+        // Up to 15 digits: the mantissa is exact in a Double, and one division by an exact power
+        // of ten rounds correctly (Clinger's fast path).
+        guard (integerEnd - integerStart) + fraction.count <= 15 else { return nil }
+        var value = Double(mantissa)
+        if !fraction.isEmpty { value /= exactPowersOfTen[fraction.count] }
+        return NumberText(
+            value: negative ? -value : value, negative: negative,
+            integer: (leadingZero ? integerEnd : integerStart)..<integerEnd, fraction: fraction,
+            exponentNegative: false, exponent: count..<count, json: 0..<count)
+    }
+
+    /// Any number `parse` accepts.
+    static func parseAny(_ bytes: UnsafeRawBufferPointer, separator: UInt8) -> Result<NumberText, Failure> {
         var start = 0
         var end = bytes.count
         while start < end && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
@@ -102,7 +154,7 @@ struct NumberText {
         var value: Double
         if fastPath && digits <= 15 && exp10 >= -22 && exp10 <= 22 {
             value = Double(mantissa)
-            if exp10 < 0 { value /= powersOfTen[-exp10] } else { value *= powersOfTen[exp10] }
+            if exp10 < 0 { value /= exactPowersOfTen[-exp10] } else { value *= exactPowersOfTen[exp10] }
         } else {
             value = slowParse(bytes, start: start, end: end, separator: separator)
         }
@@ -165,8 +217,9 @@ struct NumberText {
     }
 }
 
-private let powersOfTen: [Double] = (0...22).map { exponent in
-    var value = 1.0
-    for _ in 0..<exponent { value *= 10 }
-    return value
-}
+/// 10^0 through 10^22, every one exact in a Double. Written out, so the table is a constant of the
+/// binary rather than computed on first use.
+private let exactPowersOfTen: [Double] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    1e20, 1e21, 1e22,
+]

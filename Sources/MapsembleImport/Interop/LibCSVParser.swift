@@ -230,6 +230,9 @@ final class LibCSVParser {
             set { storage.pointee.overflowed = newValue }
         }
 
+        /// Whether any record of the block went past the field cap (no copy of `overflowed`).
+        var hasOverflowed: Bool { !storage.pointee.overflowed.isEmpty }
+
         /// See `Sink.expectedFields`.
         var expectedFields: Int {
             get { storage.pointee.expectedFields }

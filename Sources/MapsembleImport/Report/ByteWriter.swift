@@ -57,6 +57,34 @@ public final class ByteWriter {
         if buffer.count >= flushAt { try flush() }
     }
 
+    /// Writes the `ranges` of `bytes`, each after `separator` (the first too when `separateFirst`):
+    /// features out of a batch. One access to the buffer for the whole loop, not two per range (a
+    /// class's stored property is checked for exclusive access at each), which for a million
+    /// features was a tenth of the dry run's CPU time in `write`.
+    func write(
+        _ ranges: [Range<Int>], of bytes: UnsafeRawBufferPointer, separatedBy separator: StaticString,
+        separateFirst: Bool
+    ) throws {
+        let separatorBytes = UnsafeRawBufferPointer(start: separator.utf8Start, count: separator.utf8CodeUnitCount)
+        var local: [UInt8] = []
+        swap(&local, &buffer)
+        defer { swap(&local, &buffer) }
+        var taken = 0
+        for (index, range) in ranges.enumerated() {
+            if index > 0 || separateFirst {
+                local.appendBytes(separatorBytes)
+                taken += separatorBytes.count
+            }
+            local.appendBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))
+            taken += range.count
+            if local.count >= flushAt {
+                try local.withUnsafeBytes { (raw) in try writeAll(raw) }
+                local.removeAll(keepingCapacity: true)
+            }
+        }
+        bytesWritten += taken
+    }
+
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { (raw) in try write(raw) }
     }

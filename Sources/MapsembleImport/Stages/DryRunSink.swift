@@ -53,7 +53,6 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
     }
 
     private static let head: [UInt8] = Array("{\"type\":\"FeatureCollection\",\"features\":[\n".utf8)
-    private static let separator: [UInt8] = Array(",\n".utf8)
     private static let tail: [UInt8] = Array("\n]}\n".utf8)
 
     public func drain(_ batches: BatchQueue) async throws {
@@ -65,16 +64,11 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
 
     /// Takes one batch; its features count as imported once written.
     public func consume(_ batch: Batch) throws {
-        if let features {
+        if let features, !batch.featureRanges.isEmpty {
             try batch.body.withUnsafeBytes { (body) in
-                for range in batch.featureRanges {
-                    if wroteFeature {
-                        try Self.separator.withUnsafeBytes { (raw) in try features.write(raw) }
-                    }
-                    try features.write(UnsafeRawBufferPointer(rebasing: body[range]))
-                    wroteFeature = true
-                }
+                try features.write(batch.featureRanges, of: body, separatedBy: ",\n", separateFirst: wroteFeature)
             }
+            wroteFeature = true
         }
         if let batches {
             try batches.write(batch.body)

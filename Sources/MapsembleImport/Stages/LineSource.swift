@@ -9,12 +9,16 @@
 ///
 /// Lines are always UTF-8: a file in another encoding is transcoded as it is read, and the
 /// encoding is found from the first block when not given. A byte-order mark is dropped.
+///
+/// Used by one reader on one task at a time. The state `nextLine` touches per line is not checked
+/// for exclusive access at run time (`@exclusivity(unchecked)`): nothing accesses it but the
+/// reader's own calls, and the checks were a few percent of the reader's time.
 final class LineSource {
-    private var buffer: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
-    private var start = 0
-    private var end = 0
-    private var atEOF = false
+    @exclusivity(unchecked) private var start = 0
+    @exclusivity(unchecked) private var end = 0
+    @exclusivity(unchecked) private var atEOF = false
     private let input: RawInput
     private let blockSize: Int
     /// Bytes of the input file consumed so far (compressed bytes for `.gz`).
@@ -30,7 +34,7 @@ final class LineSource {
     /// bounded) and `nextLine` returns an empty line with `skippedLength` set.
     var maxLineBytes = Int.max
     /// The length of the line just skipped for being longer than `maxLineBytes`, else nil.
-    private(set) var skippedLength: Int?
+    @exclusivity(unchecked) private(set) var skippedLength: Int?
 
     /// - Parameter encoding: nil finds it from the first block (`SourceEncoding.detect`).
     init(input: RawInput, blockSize: Int = 1 << 20, encoding: SourceEncoding? = nil) {
