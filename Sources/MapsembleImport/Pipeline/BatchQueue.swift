@@ -68,10 +68,10 @@ public final class BatchQueue: AsyncSequence, Sendable {
     /// number of batches that went through).
     var slots: Int { state.withLockedValue { $0.buffer.count } }
 
-    /// `capacity` at least 1; the producer is woken again at `lowWater` (by default half of it).
-    public init(capacity: Int = 1, lowWater: Int? = nil) {
+    /// `capacity` at least 1; the producer is woken again at `capacity / 2`.
+    public init(capacity: Int = 1) {
         self.capacity = Swift.max(1, capacity)
-        self.lowWater = Swift.min(Swift.max(0, lowWater ?? self.capacity / 2), self.capacity - 1)
+        lowWater = self.capacity / 2
     }
 
     /// Queues `batch`, or hands it to a consumer waiting for one; waits while the queue is full.
