@@ -1,37 +1,6 @@
 import Foundation
 import Testing
 
-/// Headless Chromium (Debian's `chromium`), when installed. `scripts/test` installs it, so CI
-/// always renders; elsewhere the browser tests are skipped when it is missing.
-let chromium: String? = {
-    for candidate in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-    where FileManager.default.isExecutableFile(atPath: candidate) {
-        return candidate
-    }
-    return nil
-}()
-
-/// Runs headless Chromium on a page (with a profile folder of its own, so that tests running
-/// side by side do not share one) and returns what it printed on stdout.
-@discardableResult
-func headless(_ arguments: [String], page: String, in dir: TempDir) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    let profile = dir.path + "/chromium-profile-\(UUID().uuidString)"
-    process.arguments =
-        [
-            "120", chromium!, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-            "--user-data-dir=\(profile)", "--window-size=1100,900",
-        ] + arguments + ["file://" + page]
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
-}
-
 @Suite("Reports in a browser", .enabled(if: chromium != nil || ProcessInfo.processInfo.environment["CI"] != nil))
 struct BrowserTests {
     struct Rendering {

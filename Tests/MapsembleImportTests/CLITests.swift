@@ -1,57 +1,6 @@
 import Foundation
 import Testing
 
-/// Runs the built `mapsemble-import` binary and collects what it printed.
-struct CLIResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// The binary is built beside the test bundle.
-let binary: String = {
-    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    return executable.deletingLastPathComponent().appendingPathComponent("mapsemble-import").path
-}()
-
-/// Runs the binary with `arguments`, or, with `launcher`, that program with `launcherArguments`
-/// (a shell script that sets limits and runs the binary).
-func runCLI(
-    _ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:],
-    launcher: String? = nil, launcherArguments: [String] = []
-) throws -> CLIResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: launcher ?? binary)
-    process.arguments = launcher == nil ? arguments : launcherArguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    var env = ProcessInfo.processInfo.environment
-    env.removeValue(forKey: "MAPSEMBLE_API_KEY")
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    let input = Pipe()
-    process.standardInput = input
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
-    // Read before waiting so a large output cannot fill the pipe and stall the child.
-    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return CLIResult(
-        status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
-        stderr: String(decoding: stderrData, as: UTF8.self))
-}
-
-/// A summary with its timing masked, for byte comparisons.
-func maskDuration(_ summary: String) -> String {
-    summary.replacingOccurrences(
-        of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression)
-}
-
 @Suite("Command line, end to end (the built binary)", .serialized)
 struct CLITests {
     let samples = projectDirectory + "/samples"
@@ -347,6 +296,34 @@ struct SandboxCLITests {
         #expect(result.stderr.contains("now holds 15 features"))
         #expect(result.stderr.contains("Kaffeehaus Mitte  [13.404954, 52.520008]"))
         #expect(dir.read("stores.summary.json").contains("\"created\": 15"))
+    }
+
+    @Test("a southern-hemisphere \"lat, lon\" column imports into the sandbox, every sign combination")
+    func southernPoints() throws {
+        let dir = TempDir()
+        dir.write(
+            "places.csv",
+            "id,name,where\nAU1,Melbourne,\"-37.8136, 144.9631\"\nBR1,Rio,\"-22.9068, -43.1729\"\n"
+                + "ZA1,Cape Town,\"-33.9249, 18.4241\"\nUS1,New York,\"40.7128, -74.0060\"\nPT1,Atlantic,\"-38.183646, -16.774028\"\n"
+        )
+        let pipeline = dir.write(
+            "pipeline.yml",
+            """
+            version: 1
+            source: { path: places.csv }
+            target: { map_id: "00000000-0000-0000-0000-000000000000" }
+            coordinates: { point: where }
+            properties: { label: "{name}", remote_id: id, remote_field: store_id }
+            report: { dir: reports }
+            """)
+        let result = try runCLI(["run", pipeline, "--sandbox", "--report-dir", dir.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("now holds 5 features"), "\(result.stderr)")
+        #expect(result.stderr.contains("[144.9631, -37.8136]"), "\(result.stderr)")
+        #expect(result.stderr.contains("[-43.1729, -22.9068]"), "\(result.stderr)")
+        #expect(result.stderr.contains("[18.4241, -33.9249]"), "\(result.stderr)")
+        let summary = dir.read("places.summary.json")
+        #expect(summary.contains("\"created\": 5") && summary.contains("\"rejected\": 0"), "\(summary)")
     }
 
     @Test("the API key stays out of every output, log line and report, retries and --verbose included")

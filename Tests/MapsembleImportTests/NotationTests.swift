@@ -175,3 +175,116 @@ struct NotationTests {
         #expect(off.rejectedByCode == [.latitudeOutOfRange: 3])
     }
 }
+
+@Suite("Points in one field: every sign, separator and decimal mark, read from the whole value's shape")
+struct PointFieldTests {
+    /// A point column in a file whose delimiter is not a comma (`decimal: auto` reads both marks).
+    let validator = Validator(
+        longitudeColumn: 0, latitudeColumn: 0, pointColumn: 0, header: ["point"],
+        alternateSeparator: UInt8(ascii: ","))
+
+    func read(_ text: String) -> (longitude: Double, latitude: Double)? {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard case .accepted(let lon, let lat, false) = validator.checkPoint(UnsafeRawBufferPointer(bytes))
+            else { return nil }
+            return (lon.value, lat.value)
+        }
+    }
+
+    /// Every way a pair of `latitude`, `longitude` texts is written in one field.
+    static func forms(_ lat: String, _ lon: String) -> [String] {
+        [
+            "\(lat), \(lon)", "\(lat),\(lon)", "\(lat) \(lon)", "(\(lat), \(lon))", "[\(lat);\(lon)]",
+            " \(lat) ;  \(lon) ",
+        ]
+    }
+
+    @Test(
+        "\"lat, lon\", \"lat lon\", (lat, lon) and [lat;lon] with all four sign combinations",
+        arguments: [(-38.183646, -16.774028), (-38.183646, 16.774028), (38.183646, -16.774028), (38.183646, 16.774028)])
+    func signs(_ latitude: Double, _ longitude: Double) throws {
+        for plus in [false, true] {
+            func text(_ value: Double) -> String { (plus && value > 0 ? "+" : "") + String(value) }
+            for form in Self.forms(text(latitude), text(longitude)) {
+                let point = try #require(read(form), "\(form)")
+                #expect(point.latitude == latitude && point.longitude == longitude, "\(form)")
+            }
+        }
+        // Decimal commas: in the forms whose separator is not a bare comma.
+        let lat = String(latitude).replacingOccurrences(of: ".", with: ",")
+        let lon = String(longitude).replacingOccurrences(of: ".", with: ",")
+        for form in ["\(lat), \(lon)", "\(lat) \(lon)", "(\(lat) ; \(lon))", "[\(lat);\(lon)]", "\(lat),\(lon)"] {
+            let point = try #require(read(form), "\(form)")
+            #expect(point.latitude == latitude && point.longitude == longitude, "\(form)")
+        }
+    }
+
+    @Test(
+        "ISO 6709 beside them: packed, signed, with or without the slash and an altitude",
+        arguments: [
+            ("-38.183646-016.774028/", -38.183646, -16.774028), ("+38.183646+016.774028/", 38.183646, 16.774028),
+            ("-3811+01646/", -38.183333, 16.766667), ("+381101-0164627", 38.183611, -16.774167),
+            ("-33.8688+151.2093+58/", -33.8688, 151.2093),
+        ])
+    func iso(_ text: String, _ latitude: Double, _ longitude: Double) throws {
+        let point = try #require(read(text), "\(text)")
+        #expect(abs(point.latitude - latitude) < 1e-6 && abs(point.longitude - longitude) < 1e-6, "\(text)")
+        var bytes = Array(text.utf8)
+        let notation = bytes.withUnsafeMutableBytes { CoordinateText.splitPoint(UnsafeRawBufferPointer($0))?.notation }
+        #expect(notation == .iso6709)
+    }
+
+    @Test("a pair with spaces or a comma is never ISO 6709, whatever its signs")
+    func pairsAreNotISO() {
+        for text in ["-38.18, -16.77", "-38.18 -16.77", "+38.18,+16.77", "-38.18;-16.77"] {
+            var bytes = Array(text.utf8)
+            let parts = bytes.withUnsafeMutableBytes { CoordinateText.splitPoint(UnsafeRawBufferPointer($0)) }
+            #expect(parts != nil && parts?.notation == nil, "\(text)")
+        }
+    }
+
+    /// Generated points (seeded), every form, sign and decimal mark: each reads back as written.
+    @Test("round trip: generated points written in every form read back to the same value")
+    func roundTrip() throws {
+        var generator = SplitMix(seed: 6709)
+        for _ in 0..<2000 {
+            let decimals = Int.random(in: 0...7, using: &generator)
+            func value(_ limit: Double) -> Double {
+                let scale = pow(10, Double(decimals))
+                return (Double.random(in: -limit...limit, using: &generator) * scale).rounded() / scale
+            }
+            let latitude = value(90)
+            let longitude = value(180)
+            guard latitude != 0 || longitude != 0 else { continue }
+            func text(_ value: Double, comma: Bool, plus: Bool) -> String {
+                var text = String(format: "%.\(decimals)f", value)
+                if plus && !text.hasPrefix("-") { text = "+" + text }
+                return comma ? text.replacingOccurrences(of: ".", with: ",") : text
+            }
+            let plus = Bool.random(using: &generator)
+            var forms = Self.forms(
+                text(latitude, comma: false, plus: plus), text(longitude, comma: false, plus: plus))
+            let lat = text(latitude, comma: true, plus: plus)
+            let lon = text(longitude, comma: true, plus: plus)
+            forms += ["\(lat); \(lon)", "\(lat) \(lon)", "(\(lat), \(lon))"]
+            for form in forms {
+                let point = try #require(read(form), "\(form)")
+                #expect(abs(point.latitude - latitude) < 1e-9 && abs(point.longitude - longitude) < 1e-9, "\(form)")
+            }
+        }
+    }
+}
+
+/// A small seeded generator, so that a failing generated case is the same on every run.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

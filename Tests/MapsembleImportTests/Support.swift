@@ -98,3 +98,89 @@ let underSanitizer = ProcessInfo.processInfo.environment["MAPSEMBLE_SANITIZER"] 
 
 /// A test's time limit in minutes, five times as long under a sanitizer.
 func minutes(_ count: Int) -> TimeLimitTrait.Duration { .minutes(underSanitizer ? count * 5 : count) }
+
+// MARK: - The built binary
+
+/// Runs the built `mapsemble-import` binary and collects what it printed.
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// The binary is built beside the test bundle.
+let binary: String = {
+    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    return executable.deletingLastPathComponent().appendingPathComponent("mapsemble-import").path
+}()
+
+/// Runs the binary with `arguments`, or, with `launcher`, that program with `launcherArguments`
+/// (a shell script that sets limits and runs the binary).
+func runCLI(
+    _ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:],
+    launcher: String? = nil, launcherArguments: [String] = []
+) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: launcher ?? binary)
+    process.arguments = launcher == nil ? arguments : launcherArguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "MAPSEMBLE_API_KEY")
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    let input = Pipe()
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    // Read before waiting so a large output cannot fill the pipe and stall the child.
+    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CLIResult(
+        status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+        stderr: String(decoding: stderrData, as: UTF8.self))
+}
+
+/// A summary with its timing masked, for byte comparisons.
+func maskDuration(_ summary: String) -> String {
+    summary.replacingOccurrences(
+        of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression)
+}
+
+// MARK: - Headless Chromium
+
+/// Headless Chromium (Debian's `chromium`), when installed. `scripts/test` installs it, so CI
+/// always renders; elsewhere the browser tests are skipped when it is missing.
+let chromium: String? = {
+    for candidate in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+    where FileManager.default.isExecutableFile(atPath: candidate) {
+        return candidate
+    }
+    return nil
+}()
+
+/// Runs headless Chromium on a page (with a profile folder of its own, so that tests running
+/// side by side do not share one) and returns what it printed on stdout.
+@discardableResult
+func headless(_ arguments: [String], page: String, in dir: TempDir) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+    let profile = dir.path + "/chromium-profile-\(UUID().uuidString)"
+    process.arguments =
+        [
+            "120", chromium!, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            "--user-data-dir=\(profile)", "--window-size=1100,900",
+        ] + arguments + ["file://" + page]
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}

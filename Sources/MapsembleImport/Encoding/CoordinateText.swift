@@ -116,9 +116,14 @@ enum CoordinateText {
     }
 
     /// Splits a field holding both coordinates: WKT `POINT(lon lat)`; ISO 6709 `+DD.dd+DDD.dd/`
-    /// (also `±DDMM[SS]` packed); else two numbers, latitude first, separated by a comma,
-    /// semicolon or spaces, optionally in parentheses or brackets. Returns the latitude and
-    /// longitude texts, or nil.
+    /// (also `±DDMM[SS]` packed); else two numbers, latitude first, optionally in parentheses or
+    /// brackets. Returns the latitude and longitude texts, or nil.
+    ///
+    /// The notation is decided from the whole value's shape, never from a leading sign: ISO 6709
+    /// is a run of signs, digits and points with no separator (`-38.18-016.77/`), so
+    /// `-38.18, -16.77` is a pair. The pair's separator, in this order: a semicolon; a comma
+    /// followed by a space or tab (`-38,18, -16,77` has decimal commas); the only comma; the middle
+    /// one of three commas (`52,5,13,4`); else the first run of spaces or tabs (`52,5 13,4`).
     static func splitPoint(_ raw: UnsafeRawBufferPointer) -> (
         latitude: UnsafeRawBufferPointer, longitude: UnsafeRawBufferPointer, notation: CoordinateNotation?
     )? {
@@ -134,33 +139,69 @@ enum CoordinateText {
             let latitude = trimmed(UnsafeRawBufferPointer(rebasing: inner[(space + 1)...]))
             return (latitude, longitude, .wkt)
         }
-        // ISO 6709: a sign, digits, a second sign, digits, an optional '/'.
-        if let first = bytes.first, first == UInt8(ascii: "+") || first == UInt8(ascii: "-"),
-            let second = bytes.dropFirst().firstIndex(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") })
-        {
-            var end = bytes.count
-            if bytes.last == UInt8(ascii: "/") { end -= 1 }
-            // A third sign would be an altitude: ignore it.
-            let third = bytes[(second + 1)..<end].firstIndex { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }
-            let latitude = UnsafeRawBufferPointer(rebasing: bytes[0..<second])
-            let longitude = UnsafeRawBufferPointer(rebasing: bytes[second..<(third ?? end)])
-            return (latitude, longitude, .iso6709)
-        }
+        if let (latitude, longitude) = iso6709Parts(bytes) { return (latitude, longitude, .iso6709) }
         if let first = bytes.first, let last = bytes.last,
             (first == UInt8(ascii: "(") && last == UInt8(ascii: ")"))
                 || (first == UInt8(ascii: "[") && last == UInt8(ascii: "]"))
         {
             bytes = trimmed(UnsafeRawBufferPointer(rebasing: bytes[1..<(bytes.count - 1)]))
         }
-        // "lat, lon", "lat;lon", "lat lon"
-        let cut =
-            bytes.firstIndex(of: UInt8(ascii: ",")) ?? bytes.firstIndex(of: UInt8(ascii: ";"))
-            ?? bytes.firstIndex(of: 0x20)
-        guard let cut else { return nil }
+        guard let cut = pairSeparator(bytes) else { return nil }
         let latitude = trimmed(UnsafeRawBufferPointer(rebasing: bytes[..<cut]))
         let longitude = trimmed(UnsafeRawBufferPointer(rebasing: bytes[(cut + 1)...]))
         guard !latitude.isEmpty, !longitude.isEmpty else { return nil }
         return (latitude, longitude, nil)
+    }
+
+    /// ISO 6709 packed in one value: a sign, digits (a point among them), a second sign, digits, an
+    /// optional third signed part (an altitude, ignored) and an optional `/`; nothing else. Returns
+    /// the latitude and longitude texts with their signs.
+    private static func iso6709Parts(_ bytes: UnsafeRawBufferPointer) -> (
+        UnsafeRawBufferPointer, UnsafeRawBufferPointer
+    )? {
+        var end = bytes.count
+        if bytes.last == UInt8(ascii: "/") { end -= 1 }
+        var signs: [Int] = []
+        for index in 0..<end {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") {
+                // A sign starts a part, which needs a digit after it.
+                guard index + 1 < end, bytes[index + 1] &- 0x30 < 10, signs.count < 3 else { return nil }
+                signs.append(index)
+            } else if byte &- 0x30 >= 10 && byte != UInt8(ascii: ".") {
+                return nil
+            }
+        }
+        guard signs.count >= 2, signs[0] == 0 else { return nil }
+        let longitudeEnd = signs.count > 2 ? signs[2] : end
+        return (
+            UnsafeRawBufferPointer(rebasing: bytes[0..<signs[1]]),
+            UnsafeRawBufferPointer(rebasing: bytes[signs[1]..<longitudeEnd])
+        )
+    }
+
+    /// Where a pair of numbers splits (see `splitPoint`), or nil when it holds no separator.
+    private static func pairSeparator(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        if let semicolon = bytes.firstIndex(of: UInt8(ascii: ";")) { return semicolon }
+        var commas: [Int] = []
+        var commaBeforeSpace: [Int] = []
+        var firstSpace: Int?
+        for index in bytes.indices {
+            switch bytes[index] {
+            case UInt8(ascii: ","):
+                commas.append(index)
+                if index + 1 < bytes.count, bytes[index + 1] == 0x20 || bytes[index + 1] == 0x09 {
+                    commaBeforeSpace.append(index)
+                }
+            case 0x20, 0x09:
+                if firstSpace == nil { firstSpace = index }
+            default: break
+            }
+        }
+        if commaBeforeSpace.count == 1 { return commaBeforeSpace[0] }
+        if commas.count == 1 { return commas[0] }
+        if commas.count == 3 && firstSpace == nil { return commas[1] }
+        return firstSpace
     }
 
     /// ISO 6709 packed degrees: `+DD.dd`, `+DDMM.m`, `+DDMMSS.s` (latitude, 2 degree digits) or

@@ -91,6 +91,12 @@ final class LibCSVParser {
         var mismatches = 0
         /// Records of the block that had more fields than `maxFields`: index → how many they had.
         var overflowed: [Int: Int] = [:]
+        /// The text of the block's records whose cells may differ from their bytes in the input
+        /// (quoted, or with spaces around a field): record index → its lines as read, the last
+        /// line's end left out. See `RecordBlock.originalCells`.
+        var originals: [Int: [UInt8]] = [:]
+        var delimiter = UInt8(ascii: ",")
+        var quote: UInt8 = 0
 
         init(reservingBytes: Int) {
             bytes = Buffer(capacity: reservingBytes)
@@ -117,7 +123,16 @@ final class LibCSVParser {
                 return
             }
             fieldsInRecord += 1
-            if length > 0, let data { bytes.append(data, length) }
+            // Spaces and tabs around a value are not part of it, quoted or not (libcsv drops them
+            // around unquoted fields only); the report keeps them (`originals`).
+            if length > 0, let data {
+                let text = data.assumingMemoryBound(to: UInt8.self)
+                var start = 0
+                var end = length
+                while start < end && (text[start] == 0x20 || text[start] == 0x09) { start += 1 }
+                while end > start && (text[end - 1] == 0x20 || text[end - 1] == 0x09) { end -= 1 }
+                if end > start { bytes.append(text + start, end - start) }
+            }
             fieldEnds.append(bytes.count)
         }
 
@@ -137,6 +152,14 @@ final class LibCSVParser {
         /// Bytes of the closed records' fields.
         var closedBytes: Int { closedFields == 0 ? 0 : fieldEnds.base[closedFields - 1] }
 
+        /// Field bytes and fields of the record closed last.
+        var lastRecord: (bytes: Int, fields: Int) {
+            let first = recordFieldStarts.base[recordFieldStarts.count - 2]
+            let end = recordFieldStarts.base[recordFieldStarts.count - 1]
+            let start = first == 0 ? 0 : fieldEnds.base[first - 1]
+            return ((end == 0 ? 0 : fieldEnds.base[end - 1]) - start, end - first)
+        }
+
         /// Drops the fields of the record in progress.
         mutating func discardOpenRecord() {
             bytes.count = closedBytes
@@ -153,6 +176,9 @@ final class LibCSVParser {
             block.recordFieldStarts = Array(recordFieldStarts.elements)
             block.lines = Array(lines.elements)
             block.rejections = rejections
+            block.originals = originals
+            block.delimiter = delimiter
+            block.quote = quote
             return block
         }
 
@@ -175,6 +201,7 @@ final class LibCSVParser {
             lines.count = 0
             rejections = []
             overflowed = [:]
+            if !originals.isEmpty { originals = [:] }
             return block
         }
 
@@ -185,6 +212,7 @@ final class LibCSVParser {
             recordFieldStarts.load(block.recordFieldStarts)
             lines.load(block.lines)
             rejections = block.rejections
+            originals = block.originals
         }
     }
 
@@ -230,6 +258,15 @@ final class LibCSVParser {
             set { storage.pointee.overflowed = newValue }
         }
 
+        /// See `Sink.originals`.
+        var originals: [Int: [UInt8]] {
+            _read { yield storage.pointee.originals }
+            _modify { yield &storage.pointee.originals }
+        }
+
+        /// See `Sink.lastRecord`.
+        var lastRecord: (bytes: Int, fields: Int) { storage.pointee.lastRecord }
+
         /// Whether any record of the block went past the field cap (no copy of `overflowed`).
         var hasOverflowed: Bool { !storage.pointee.overflowed.isEmpty }
 
@@ -268,6 +305,8 @@ final class LibCSVParser {
         parser = .allocate(capacity: 1)
         initialise()
         collector.storage.pointee.maxFields = maxFields
+        collector.storage.pointee.delimiter = delimiter
+        collector.storage.pointee.quote = quote ?? 0
     }
 
     deinit {
@@ -304,6 +343,41 @@ final class LibCSVParser {
         collector.storage.pointee.discardOpenRecord()
         csv_free(parser)
         initialise()
+    }
+}
+
+extension LibCSVParser {
+    /// The cells of one record's text exactly as written: spaces and tabs around unquoted values
+    /// kept, quoted values unquoted. Nil when the text is not exactly one record in strict CSV
+    /// read that way (spaces between a closing quote and the delimiter, say).
+    static func cells(of text: [UInt8], delimiter: UInt8, quote: UInt8) -> [String]? {
+        final class Cells {
+            var values: [String] = []
+            var records = 0
+        }
+        let parser = UnsafeMutablePointer<csv_parser>.allocate(capacity: 1)
+        defer { parser.deallocate() }
+        guard csv_init(parser, UInt8(CSV_STRICT | CSV_STRICT_FINI)) == 0 else { return nil }
+        defer { csv_free(parser) }
+        csv_set_delim(parser, delimiter)
+        csv_set_quote(parser, quote)
+        csv_set_space_func(parser) { _ in 0 }
+        let cells = Cells()
+        let context = Unmanaged.passUnretained(cells).toOpaque()
+        let onCell: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> Void = {
+            data, length, context in
+            let cells = Unmanaged<Cells>.fromOpaque(context!).takeUnretainedValue()
+            let bytes = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length)
+            cells.values.append(String(decoding: bytes, as: UTF8.self))
+        }
+        let onRow: @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void = { _, context in
+            Unmanaged<Cells>.fromOpaque(context!).takeUnretainedValue().records += 1
+        }
+        let consumed = text.withUnsafeBytes { csv_parse(parser, $0.baseAddress, $0.count, onCell, onRow, context) }
+        guard consumed == text.count, csv_fini(parser, onCell, onRow, context) == 0, cells.records == 1 else {
+            return nil
+        }
+        return withExtendedLifetime(cells) { cells.values }
     }
 }
 

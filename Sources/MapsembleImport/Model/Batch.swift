@@ -17,7 +17,7 @@ public struct Batch: Sendable {
     public func originalRow(_ index: Int) -> [String] {
         guard index < rowRefs.count else { return [] }
         let ref = rowRefs[index]
-        return sources[Int(ref.source)].strings(Int(ref.record))
+        return sources[Int(ref.source)].originalCells(Int(ref.record))
     }
 
     public var count: Int { lines.count }

@@ -15,6 +15,12 @@ public struct RecordBlock: Sendable {
     public var lines: [Int] = []
     /// Rows rejected so far for this block, in line order.
     public var rejections: [Rejection] = []
+    /// The input text of records whose cells may differ from the values read (quoted, or with
+    /// spaces around a value): record index → the record's lines, the last line's end left out.
+    var originals: [Int: [UInt8]] = [:]
+    /// How `originals` are split.
+    var delimiter = UInt8(ascii: ",")
+    var quote: UInt8 = 0
 
     public init() {}
 
@@ -53,6 +59,22 @@ public struct RecordBlock: Sendable {
     /// All fields of record `record` as strings.
     public func strings(_ record: Int) -> [String] {
         (0..<fieldCount(record)).map { string(record, $0) }
+    }
+
+    /// Record `record`'s cells as the input has them, byte for byte (spaces around values kept),
+    /// for the report of rejected rows. Values read are trimmed of spaces and tabs; the cells of a
+    /// record whose text was kept (`originals`) are split from it again. A record read short of
+    /// fields has empty ones after its own, one with empty extra fields does not have those.
+    public func originalCells(_ record: Int) -> [String] {
+        guard let text = originals[record], var cells = LibCSVParser.cells(of: text, delimiter: delimiter, quote: quote)
+        else { return strings(record) }
+        let count = fieldCount(record)
+        if cells.count < count {
+            cells += Array(repeating: "", count: count - cells.count)
+        } else if cells.count > count {
+            cells.removeSubrange(count...)
+        }
+        return cells
     }
 
     /// Appends one field's bytes.

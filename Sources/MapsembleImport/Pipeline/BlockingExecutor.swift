@@ -1,8 +1,8 @@
 import Dispatch
 
 /// Runs blocking work (file reads, libcsv parsing) on a thread of its own instead of Swift's
-/// cooperative pool, which has as many threads as cores (two here): a read from a slow pipe there
-/// would stall every other stage.
+/// cooperative pool, which has as many threads as cores (two on a two-core machine): a read from a
+/// slow pipe there would stall every other stage.
 final class BlockingExecutor: Sendable {
     private let queue: DispatchQueue
 

@@ -512,7 +512,7 @@ private final class Stages: @unchecked Sendable {
 
     /// Reads block by block. A pipe or terminal can block a read for as long as its writer
     /// likes, so those are read on a thread of their own (`BlockingExecutor`); a regular file is
-    /// read in this task, which measured faster (no extra thread competing for the two cores).
+    /// read in this task, which measured faster on two cores (no extra thread competing for them).
     private func read(into records: AsyncChannel<RecordBlock>) async throws {
         defer { records.finish() }
         let executor = reader.mayBlock ? BlockingExecutor(label: "mapsemble-import.reader") : nil
@@ -609,7 +609,7 @@ extension Stages {
                 let feature = UnsafeRawBufferPointer(rebasing: bytes[block.range(index)])
                 let decision = reconciler?.decide(feature) ?? .send
                 func reject(_ code: RejectCode, _ message: String) {
-                    let fields = index < block.records.count ? block.source?.strings(block.records[index]) : nil
+                    let fields = index < block.records.count ? block.source?.originalCells(block.records[index]) : nil
                     rejects.writeLate(
                         Rejection(line: line, code: code, column: "", message: message, fields: fields ?? []))
                 }

@@ -6,7 +6,8 @@ import NIOConcurrencyHelpers
 /// Columns: `_error_line`, `_error_code`, `_error_column`, `_error_message`, then the original
 /// columns under the original header, unchanged and quoted only where CSV needs it, with the input's
 /// delimiter, so the file can be fixed and fed back with the same pipeline (columns starting with
-/// `_error_` are ignored on input). A row the parser could not split carries its raw line in the
+/// `_error_` are ignored on input). The cells are the input's bytes, spaces and tabs around values
+/// included (a cell starting or ending with one is quoted, so that it reads back the same). A row the parser could not split carries its raw line in the
 /// first original column. Written even when no row is rejected (header only).
 ///
 /// With `spreadsheetSafe` (`report.spreadsheet_safe: true`), a cell that a spreadsheet would run
@@ -100,7 +101,7 @@ public final class RejectedRowsWriter: Sendable {
             let bytes = Array(field.utf8)
             let needsQuotes =
                 bytes.contains { $0 == delimiter || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
-                || bytes.first == 0x20 || bytes.last == 0x20
+                || bytes.first == 0x20 || bytes.last == 0x20 || bytes.first == 0x09 || bytes.last == 0x09
             if needsQuotes {
                 line.append(0x22)
                 for byte in bytes {

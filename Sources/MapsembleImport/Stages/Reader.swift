@@ -199,6 +199,7 @@ public final class CSVReader: RecordReader {
         }
         let continuing = parser.inRecord
         if !continuing { parser.collector.recordLine = lineNumber }
+        let recordsBefore = parser.collector.count
         if let offset = parser.parse(line) {
             malformed(current: line, message: syntaxMessage(line, offset, lineNumber))
             return true
@@ -215,9 +216,29 @@ public final class CSVReader: RecordReader {
                     message: "a quoted field runs past \(options.maxRecordBytes) bytes without its closing quote")
             }
         } else {
+            if parser.collector.count == recordsBefore + 1 { keepOriginal(line, continuing: continuing) }
             checkRecords()
         }
         return true
+    }
+
+    /// Keeps the text of the record just closed when its cells may differ from the values read:
+    /// when its field bytes and delimiters do not add up to the line (quotes, or spaces libcsv
+    /// trimmed), or it spans lines. Plain records, most of a file, cost a comparison.
+    @inline(__always)
+    private func keepOriginal(_ line: UnsafeRawBufferPointer, continuing: Bool) {
+        var end = line.count
+        while end > 0 && (line[end - 1] == 0x0A || line[end - 1] == 0x0D) { end -= 1 }
+        let collector = parser.collector
+        let text: [UInt8]
+        if continuing {
+            text = pending + line[..<end]
+        } else {
+            let record = collector.lastRecord
+            if record.bytes + record.fields - 1 == end { return }
+            text = Array(line[..<end])
+        }
+        collector.originals[collector.count - 1] = text
     }
 
     /// A line longer than `maxRecordBytes`, read past: a `malformed_row` of its own, or, when a
@@ -317,12 +338,13 @@ public final class CSVReader: RecordReader {
                 }
                 if fields.count == expected {
                     kept.append(fields: fields, line: block.lines[record])
+                    if let text = block.originals[record] { kept.originals[kept.count - 1] = text }
                 } else {
                     kept.rejections.append(
                         Rejection(
                             line: block.lines[record], code: .malformedRow, column: "",
                             message: "expected \(expected) fields as in the header, found \(fields.count)",
-                            fields: fields))
+                            fields: block.originalCells(record)))
                 }
             }
             parser.collector.block = kept
@@ -342,6 +364,7 @@ extension RecordBlock {
         bytes.removeSubrange((fieldCount == 0 ? 0 : fieldEnds[fieldCount - 1])...)
         recordFieldStarts.removeSubrange((records + 1)...)
         lines.removeSubrange(records...)
+        originals = originals.filter { $0.key < records }
     }
 
     /// Appends a record given as strings.

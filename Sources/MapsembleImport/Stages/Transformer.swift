@@ -154,7 +154,7 @@ public final class Transformer {
         func reject(_ code: RejectCode, _ column: Int, _ message: String) -> Rejection {
             Rejection(
                 line: records.lines[record], code: code, column: mapping.header[column], message: message,
-                fields: records.strings(record))
+                fields: records.originalCells(record))
         }
         if mapping.geometryless || coordinates.isEmpty {
             // A delete by remote id, or an update that leaves the point where it is.

@@ -135,7 +135,7 @@ public struct Validator: Sendable {
                     result.records.rejections.append(
                         Rejection(
                             line: block.lines[record], code: code, column: header[column], message: message,
-                            fields: block.strings(record)))
+                            fields: block.originalCells(record)))
                 }
             }
         }
@@ -167,45 +167,51 @@ public struct Validator: Sendable {
 
     /// Checks a field holding both coordinates.
     func checkPoint(_ bytes: UnsafeRawBufferPointer) -> Outcome {
-        let column = pointColumn ?? latitudeColumn
-        if CoordinateText.trimmed(bytes).isEmpty {
-            return .rejected(code: .missingCoordinate, column: column, message: "the point is empty")
+        switch point(bytes) {
+        case .success(let (lon, lat)): judge(longitude: lon, latitude: lat)
+        case .failure(let rejection): rejection.outcome
         }
+    }
+
+    /// Reads a field holding both coordinates (`CoordinateText.splitPoint`), not judged.
+    func point(_ bytes: UnsafeRawBufferPointer) -> Result<(Coordinate, Coordinate), CoordinateRejection> {
+        let column = pointColumn ?? latitudeColumn
+        func rejection(_ code: RejectCode, _ message: String) -> Result<(Coordinate, Coordinate), CoordinateRejection> {
+            .failure(CoordinateRejection(outcome: .rejected(code: code, column: column, message: message)))
+        }
+        if CoordinateText.trimmed(bytes).isEmpty { return rejection(.missingCoordinate, "the point is empty") }
         guard let parts = CoordinateText.splitPoint(bytes) else {
-            return .rejected(
-                code: .invalidNumber, column: column,
-                message:
-                    "\"\(String(decoding: bytes, as: UTF8.self))\" is not a point, expected \"lat, lon\", \"(lat, lon)\", \"lat lon\", POINT(lon lat) or ISO 6709 (+DD.dd+DDD.dd/)"
+            return rejection(
+                .invalidNumber,
+                "\"\(String(decoding: bytes, as: UTF8.self))\" is not a point, expected \"lat, lon\", \"(lat, lon)\", \"lat lon\", POINT(lon lat) or ISO 6709 (+DD.dd+DDD.dd/)"
             )
         }
-        var lon: Coordinate
-        var lat: Coordinate
         if parts.notation == .iso6709 {
             guard let latitude = CoordinateText.iso6709(parts.latitude, degreeDigits: 2),
                 let longitude = CoordinateText.iso6709(parts.longitude, degreeDigits: 3)
             else {
-                return .rejected(
-                    code: .invalidNumber, column: column,
-                    message:
-                        "\"\(String(decoding: bytes, as: UTF8.self))\" is not ISO 6709, expected ±DD[MM[SS]][.f]±DDD[MM[SS]][.f]/"
+                return rejection(
+                    .invalidNumber,
+                    "\"\(String(decoding: bytes, as: UTF8.self))\" is not ISO 6709, expected ±DD[MM[SS]][.f]±DDD[MM[SS]][.f]/"
                 )
             }
-            (lon, lat) = (longitude, latitude)
-        } else {
-            switch coordinate(parts.longitude, column: column, axis: "longitude") {
-            case .success(let value): lon = value
-            case .failure(let rejection): return rejection.outcome
-            }
-            switch coordinate(parts.latitude, column: column, axis: "latitude") {
-            case .success(let value): lat = value
-            case .failure(let rejection): return rejection.outcome
-            }
-            if let notation = parts.notation {
-                lon.notation = notation
-                lat.notation = notation
-            }
+            return .success((longitude, latitude))
         }
-        return judge(longitude: lon, latitude: lat)
+        var lon: Coordinate
+        var lat: Coordinate
+        switch coordinate(parts.longitude, column: column, axis: "longitude") {
+        case .success(let value): lon = value
+        case .failure(let rejection): return .failure(rejection)
+        }
+        switch coordinate(parts.latitude, column: column, axis: "latitude") {
+        case .success(let value): lat = value
+        case .failure(let rejection): return .failure(rejection)
+        }
+        if let notation = parts.notation {
+            lon.notation = notation
+            lat.notation = notation
+        }
+        return .success((lon, lat))
     }
 
     struct CoordinateRejection: Error {
@@ -356,17 +362,7 @@ extension Validator {
         if let pointColumn {
             guard let bytes = field(pointColumn) else { return nil }
             return bytes.withUnsafeBytes { bytes in
-                guard let parts = CoordinateText.splitPoint(bytes) else { return nil }
-                if parts.notation == .iso6709 {
-                    guard let latitude = CoordinateText.iso6709(parts.latitude, degreeDigits: 2),
-                        let longitude = CoordinateText.iso6709(parts.longitude, degreeDigits: 3)
-                    else { return nil }
-                    return (longitude.value, latitude.value)
-                }
-                guard
-                    case .success(let longitude) = coordinate(parts.longitude, column: pointColumn, axis: "longitude"),
-                    case .success(let latitude) = coordinate(parts.latitude, column: pointColumn, axis: "latitude")
-                else { return nil }
+                guard case .success(let (longitude, latitude)) = point(bytes) else { return nil }
                 return (longitude.value, latitude.value)
             }
         }
