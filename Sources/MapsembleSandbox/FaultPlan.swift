@@ -5,7 +5,9 @@ import MapsembleMapView
 /// Each write request draws one fate, in this order: refused by the rate limit (429 with
 /// `Retry-After`), answered 500/502/503 before anything is applied, applied and then the connection
 /// dropped without a response, or stalled past the client's time-out (then dropped, not applied).
-/// `latencyMilliseconds` is added to every response.
+/// `latencyMilliseconds` is added to every response. With `faultListings`, each GET of a map's
+/// features (the listing a sync reads) draws a fate too: refused with 429 or answered 5xx, else
+/// answered.
 public struct FaultPlan: Sendable, Equatable {
     public var seed: UInt64 = 1
     /// Share (0…1) of write requests refused with 429.
@@ -27,6 +29,8 @@ public struct FaultPlan: Sendable, Equatable {
     public var slowReads = 0.0
     public var slowReadMilliseconds = 20
     public var latencyMilliseconds = 0
+    /// The listing of a map's features (GET) meets the 429s and 5xx of the plan as writes do.
+    public var faultListings = false
     /// Answer 422s with errors that name no feature (as some servers do).
     public var anonymousValidationErrors = false
     /// Leave `index` out of `failed[]` entries.

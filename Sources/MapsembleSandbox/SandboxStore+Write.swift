@@ -9,22 +9,14 @@ extension SandboxStore {
         if request.body.count > limits.maxBodyBytes { return .error(413, "The request body is too large.") }
 
         let fate = drawFate(&state)
+        if let refusal = refusal(fate, &state) { return refusal }
         switch fate {
-        case .rateLimited:
-            var reply = SandboxReply.error(429, "Too Many Attempts.")
-            let bare = limits.faults.withoutRetryAfter > 0 && state.random.unit() < limits.faults.withoutRetryAfter
-            if let seconds = limits.faults.retryAfterSeconds, !bare {
-                reply.headers.append(("Retry-After", String(seconds)))
-            }
-            return reply
-        case .serverError(let status):
-            return .error(status, "Server Error")
         case .stall:
             var reply = SandboxReply(status: 504)
             reply.drop = true
             reply.delaySeconds = limits.faults.stallSeconds
             return reply
-        case .normal, .dropAfterApply:
+        default:
             break
         }
 
@@ -94,6 +86,30 @@ extension SandboxStore {
             reply.body = JSONValue.object(object).bytes
         }
         return reply
+    }
+
+    /// A listing page with the faults of the plan (`faultListings`): refused, or nil to answer it.
+    func listingFault(_ state: inout State) -> SandboxReply? {
+        guard state.config.faults.faultListings else { return nil }
+        return refusal(drawFate(&state), &state)
+    }
+
+    /// The answer of a request refused by its fate (429, 5xx), or nil when it is not.
+    private func refusal(_ fate: FaultPlan.Fate, _ state: inout State) -> SandboxReply? {
+        let faults = state.config.faults
+        switch fate {
+        case .rateLimited:
+            var reply = SandboxReply.error(429, "Too Many Attempts.")
+            let bare = faults.withoutRetryAfter > 0 && state.random.unit() < faults.withoutRetryAfter
+            if let seconds = faults.retryAfterSeconds, !bare {
+                reply.headers.append(("Retry-After", String(seconds)))
+            }
+            return reply
+        case .serverError(let status):
+            return .error(status, "Server Error")
+        default:
+            return nil
+        }
     }
 
     private func drawFate(_ state: inout State) -> FaultPlan.Fate {

@@ -196,6 +196,7 @@ public final class SandboxStore: Sendable {
         guard parts.count == 5, parts[4] == "features" else { return .error(404, "Not found") }
         switch request.method {
         case "GET":
+            if let refusal = listingFault(&state) { return refusal }
             var map = state.maps.removeValue(forKey: mapID)!
             map.compact()
             defer { state.maps[mapID] = map }

@@ -206,8 +206,7 @@ public enum Inspector {
     /// Non-empty lines of the file, counted with `memchr` in 1 MiB reads: no parsing.
     static func countLines(_ path: String, name: String) throws -> Int {
         guard let input = RawInput(path: path) else {
-            throw ImportError(
-                .unreadableInput, "cannot open the input: \(String(cString: strerror(errno)))", file: name)
+            throw ImportError.system(.unreadableInput, "cannot open the input", file: name)
         }
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)

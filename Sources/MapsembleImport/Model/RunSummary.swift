@@ -36,18 +36,29 @@ public struct RunSummary: Sendable, Equatable {
     public var abortReason: ImportError?
     /// The run was stopped by a signal (exit 130).
     public var interrupted = false
+    /// Rows went somewhere before the run stopped (sent, written to an output, or settled by an
+    /// earlier run): an abort is then "aborted part-way" (3), never "nothing sent" (2).
+    public var rowsMoved = false
 
     public var rejected: Int { rejectedByCode.values.reduce(0, +) }
     public var notSent: Int { rowsRead - imported - rejected }
 
-    /// The exit code of spec/cli.md: 0 all imported, 1 some rejected, 3 aborted, 130 interrupted.
+    /// The exit code of spec/cli.md: 0 all imported, 1 some rejected, 3 aborted part-way, 130
+    /// interrupted; an abort before any row moved keeps its error's code (2: nothing sent).
     public var exitCode: Int32 {
         if interrupted { return 130 }
         switch status {
         case .completed: return 0
         case .completedWithRejects: return 1
-        case .aborted: return abortReason?.exitCode ?? 3
+        case .aborted: return rowsMoved ? 3 : abortReason?.exitCode ?? 3
         }
+    }
+
+    /// A report that could not be written once rows had moved: the run is `aborted` (its first
+    /// problem is kept as the reason).
+    mutating func reportFailed(_ error: ImportError) {
+        status = .aborted
+        if abortReason == nil { abortReason = error }
     }
 
     private var notationsJSON: String {

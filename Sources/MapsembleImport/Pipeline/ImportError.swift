@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A fatal problem: the run cannot go on. Row-level problems are `Rejection` values instead.
 ///
 /// `description` is one sentence naming the file, and the line and column when known — what the
@@ -55,5 +61,14 @@ public struct ImportError: Error, Sendable, CustomStringConvertible, Equatable {
         var copy = self
         if copy.file == nil { copy.file = name }
         return copy
+    }
+}
+
+extension ImportError {
+    /// A failed system call, its reason read from `errno`: "`what`: reason", e.g. "cannot open the
+    /// input: No such file or directory". Make it right after the call that failed, before another
+    /// one (`close`, `unlink`) can change `errno`.
+    static func system(_ kind: Kind, _ what: String, file: String? = nil, line: Int? = nil) -> ImportError {
+        ImportError(kind, "\(what): \(String(cString: strerror(errno)))", file: file, line: line)
     }
 }

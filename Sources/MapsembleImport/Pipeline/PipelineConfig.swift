@@ -171,6 +171,14 @@ extension PipelineConfig.Threshold {
 }
 
 extension StringProtocol {
+    /// Without the spaces and tabs at either end: a cell's value as the reader reads it.
+    var trimmingBlanks: String {
+        var view = Substring(self)
+        while let first = view.first, first == " " || first == "\t" { view = view.dropFirst() }
+        while let last = view.last, last == " " || last == "\t" { view = view.dropLast() }
+        return String(view)
+    }
+
     var trimmingSpaces: String {
         var view = Substring(self)
         while let first = view.first, first.isWhitespace { view = view.dropFirst() }

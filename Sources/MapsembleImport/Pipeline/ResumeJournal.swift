@@ -296,8 +296,7 @@ public final class ResumeJournal: Sendable {
             let now = ContinuousClock.now
             if now - file.synced >= Self.syncInterval {
                 guard fdatasync(file.fd) == 0 else {
-                    throw ImportError(
-                        .output, "cannot sync the resume journal (\(String(cString: strerror(errno))))", file: path)
+                    throw ImportError.system(.output, "cannot sync the resume journal", file: path)
                 }
                 file.synced = now
                 file.dirty = false
@@ -308,8 +307,7 @@ public final class ResumeJournal: Sendable {
     private static func append(_ bytes: [UInt8], to fd: Int32, path: String) throws {
         let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
         guard written == bytes.count else {
-            throw ImportError(
-                .output, "cannot write the resume journal (\(String(cString: strerror(errno))))", file: path)
+            throw ImportError.system(.output, "cannot write the resume journal", file: path)
         }
     }
 

@@ -33,7 +33,7 @@ public final class ByteWriter {
             temporaryPath = temporary
         }
         guard fd >= 0 else {
-            throw ImportError(.output, "cannot write: \(String(cString: strerror(errno)))", file: path)
+            throw ImportError.system(.output, "cannot write", file: path)
         }
         buffer.reserveCapacity(flushAt + (64 << 10))
     }
@@ -106,7 +106,7 @@ public final class ByteWriter {
             let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
-                throw ImportError(.output, "cannot write: \(String(cString: strerror(errno)))", file: path)
+                throw ImportError.system(.output, "cannot write", file: path)
             }
             offset += written
         }
@@ -119,9 +119,9 @@ public final class ByteWriter {
         closed = true
         if fd > 2 { Glibc.close(fd) }
         if let temporaryPath, !Self.replace(path, with: temporaryPath) {
-            let reason = String(cString: strerror(errno))
+            let error = ImportError.system(.output, "cannot write", file: path)
             unlink(temporaryPath)
-            throw ImportError(.output, "cannot write: \(reason)", file: path)
+            throw error
         }
     }
 

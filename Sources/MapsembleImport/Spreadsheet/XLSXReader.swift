@@ -18,19 +18,24 @@ public final class XLSXReader: RecordReader {
     public let mayBlock = true
     public let encoding = SourceEncoding.utf8
     public var bytesRead: Int {
-        sheetSize > 0 ? Int(Double(handoff.scanned) / Double(sheetSize) * Double(fileSize)) : 0
+        sheetSize > 0 ? Int(Double(scanned.bytes.load(ordering: .relaxed)) / Double(sheetSize) * Double(fileSize)) : 0
     }
     /// The sheet read.
     public let sheet: String
 
-    /// Thrown into the extraction when the reader is let go before the end.
-    struct Stopped: Error {}
+    /// Thrown into the extraction when the reader is let go before the end (by the hand-off's
+    /// `put`), or to stop a scan early.
+    typealias Stopped = HandoffStopped
 
     /// Scanning threads running now (in this process).
     static var scanningThreads: Int { liveThreads.load(ordering: .relaxed) }
     private static let liveThreads = Atomic<Int>(0)
 
-    private let handoff = SheetHandoff()
+    /// Items from the scanning thread: at most two wait; the thread waits while they do, and
+    /// stops when the reader is let go.
+    private let handoff = BoundedHandoff<SheetItem>(capacity: 2)
+    /// Sheet XML bytes scanned so far.
+    private let scanned = ByteCount()
     private let fileSize: Int
     private let sheetSize: Int
 
@@ -52,37 +57,30 @@ public final class XLSXReader: RecordReader {
             styles: workbook.styles, date1904: workbook.date1904, strings: strings, hasHeader: hasHeader,
             headerRow: headerRow, blockBytes: blockBytes, name: name)
         // The thread holds the handoff, not the reader: a reader let go early (an error downstream,
-        // a sample of the first rows) stops it from its deinit.
+        // a sample of the first rows) stops it from its deinit. An error of the thread ends the
+        // hand-off: `take` throws it after the items put before it.
         let handoff = handoff
+        let scanned = scanned
         Self.liveThreads.add(1, ordering: .relaxed)
-        let thread = Thread {
+        handoff.startProducer(named: "mapsemble-import.xlsx") {
             defer { Self.liveThreads.subtract(1, ordering: .relaxed) }
-            do {
-                var scanner = XMLScanner()
-                try workbook.stream(chosen.part) { chunk in
-                    try scanner.feed(chunk) { event in
-                        for item in try builder.handle(event) { try handoff.put(item) }
-                    }
-                    handoff.scanned += chunk.count
+            var scanner = XMLScanner()
+            try workbook.stream(chosen.part) { chunk in
+                try scanner.feed(chunk) { event in
+                    for item in try builder.handle(event) { try handoff.put(item) }
                 }
-                for item in builder.finish() { try handoff.put(item) }
-            } catch is Stopped {
-            } catch {
-                try? handoff.put(.failure(error))
+                scanned.bytes.add(chunk.count, ordering: .relaxed)
             }
-            handoff.finish()
+            for item in builder.finish() { try handoff.put(item) }
         }
-        thread.name = "mapsemble-import.xlsx"
-        thread.start()
         do {
-            switch handoff.take() {
+            switch try handoff.take() {
             case .header(let names, let row, let empty):
                 header = names
                 if hasHeader && !empty.isEmpty {
                     header = try Self.mergedHeader(
                         names, row: row, empty: empty, path: path, part: chosen.part, name: name)
                 }
-            case .failure(let error): throw error
             case .block, nil:
                 throw ImportError(
                     .unreadableInput,
@@ -122,74 +120,25 @@ public final class XLSXReader: RecordReader {
     deinit { handoff.stop() }
 
     public func nextBlock() throws -> RecordBlock? {
-        switch handoff.take() {
+        switch try handoff.take() {
         case .block(let block):
             rowsRead += block.count + block.rejections.count
             return block
-        case .failure(let error): throw error
         case .header, nil: return nil
         }
     }
 }
 
-/// Blocks passed from the scanning thread to the reader: at most two wait; the thread waits
-/// while they do, and stops when the reader is let go.
-private final class SheetHandoff: @unchecked Sendable {  // every field is read under `condition`
-    private let condition = NSCondition()
-    private var items: [SheetItem] = []
-    private var finished = false
-    private var stopped = false
-    private var scannedBytes = 0
-
-    /// Sheet XML bytes scanned so far.
-    var scanned: Int {
-        get { condition.withLock { scannedBytes } }
-        set { condition.withLock { scannedBytes = newValue } }
-    }
-
-    /// Waits for the next item; nil once the sheet is done.
-    func take() -> SheetItem? {
-        condition.withLock {
-            while items.isEmpty && !finished { condition.wait() }
-            guard !items.isEmpty else { return nil }
-            condition.broadcast()
-            return items.removeFirst()
-        }
-    }
-
-    /// Hands an item over, waiting while two are waiting already.
-    func put(_ item: SheetItem) throws {
-        try condition.withLock {
-            while items.count >= 2 && !stopped { condition.wait() }
-            if stopped { throw XLSXReader.Stopped() }
-            items.append(item)
-            condition.broadcast()
-        }
-    }
-
-    func finish() {
-        condition.withLock {
-            finished = true
-            condition.broadcast()
-        }
-    }
-
-    /// The reader is gone: the thread's next `put` throws `Stopped`.
-    func stop() {
-        condition.withLock {
-            stopped = true
-            items.removeAll()
-            condition.broadcast()
-        }
-    }
-}
-
 /// What the scanning thread hands to the reader.
-private enum SheetItem {
+private enum SheetItem: Sendable {
     /// The column names, the header's row, and the columns whose header cell was empty.
     case header([String], row: Int, empty: [Int])
     case block(RecordBlock)
-    case failure(any Error)
+}
+
+/// A count one thread adds to and another reads.
+private final class ByteCount: Sendable {
+    let bytes = Atomic<Int>(0)
 }
 
 /// Turns the scanner's events for `<sheetData>` into records: cells placed by their column

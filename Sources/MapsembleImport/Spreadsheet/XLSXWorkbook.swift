@@ -34,8 +34,7 @@ final class XLSXWorkbook: @unchecked Sendable {  // read by one thread at a time
     init(path: String, name: String) throws {
         self.name = name
         guard access(path, R_OK) == 0 else {
-            throw ImportError(
-                .unreadableInput, "cannot open the input: \(String(cString: strerror(errno)))", file: name)
+            throw ImportError.system(.unreadableInput, "cannot open the input", file: name)
         }
         let head = RawInput.head(path, 8)
         if head.starts(with: [0xD0, 0xCF, 0x11, 0xE0]) {

@@ -14,6 +14,9 @@ public protocol BatchSink: AnyObject, Sendable {
     var needsRequestBodies: Bool { get }
     /// The queue the chunker hands batches to this sink through.
     func makeQueue() -> BatchQueue
+    /// Deletes the destination's features with these remote ids (the end of a sync), `batchSize`
+    /// a request; returns how many it deleted. Only called outside dry runs.
+    func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int
 }
 
 extension BatchSink {
@@ -76,6 +79,9 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
         }
         featureCount += batch.count
     }
+
+    /// A dry run deletes nothing (the sync says what it would delete).
+    public func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int { 0 }
 
     /// Ends the collection and closes both outputs.
     public func close() throws {

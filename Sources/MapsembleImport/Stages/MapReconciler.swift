@@ -78,45 +78,21 @@ public struct MapListing: Sendable {
 
 extension MapsembleClient {
     /// Pages through a map's features (`per_page` 500, until a short page), keeping each remote
-    /// id's digest over `keys`. 429, 5xx and dropped connections are retried like writes.
+    /// id's digest over `keys`. Each page is retried under the client's policy, as writes are.
     func listing(
-        mapID: String, remoteField: String, keys: [String], maxRetries: Int, backoffSeconds: Double,
-        log: (@Sendable (LogEvent) -> Void)?
+        mapID: String, remoteField: String, keys: [String], log: (@Sendable (LogEvent) -> Void)?
     ) async throws -> MapListing {
         var listing = MapListing()
         let perPage = 500
         var page = 1
         while true {
-            let path = "/api/v1/maps/\(mapID)/features?page=\(page)&per_page=\(perPage)"
-            var attempt = 0
-            var response: HTTPResponse
-            while true {
-                do {
-                    response = try await get(path, what: "listing the map's features")
-                    if ![429, 500, 502, 503, 504].contains(response.status) { break }
-                } catch let error as ImportError where attempt < maxRetries {
-                    log?(LogEvent(.notice, "retry \(attempt + 1) of \(maxRetries): \(error.message)"))
-                    attempt += 1
-                    try await Task.sleep(for: .milliseconds(Int(backoffSeconds * 1000 * pow(2, Double(attempt - 1)))))
-                    continue
-                }
-                guard attempt < maxRetries else {
-                    throw ImportError(
-                        .uploadAborted,
-                        "listing the map's features failed \(attempt + 1) times (last: HTTP \(response.status)); stopped"
-                    )
-                }
-                attempt += 1
-                let wait =
-                    response.retryAfter.flatMap(Uploader.retryAfterSeconds)
-                    ?? backoffSeconds * pow(2, Double(attempt - 1))
-                log?(
-                    LogEvent(
-                        .notice,
-                        "retry \(attempt) of \(maxRetries) in \(String(format: "%.1f", wait)) s: HTTP \(response.status)"
-                    ))
-                try await Task.sleep(for: .milliseconds(Int(wait * 1000)))
-            }
+            let response = try await get(
+                APIPath.features(mapID, page: page, perPage: perPage), what: "listing the map's features",
+                onRetry: { retry in
+                    var fields = retry.fields
+                    fields["page"] = .int(page)
+                    log?(LogEvent(.notice, retry.sentence + " (listing page \(page))", event: "retry", fields: fields))
+                })
             try Self.check(response, what: "the features of map \"\(mapID)\"", baseURL: baseURL)
             listing.requests += 1
             guard let body = JSONParser.parse(response.body),
@@ -203,7 +179,8 @@ public final class MapReconciler: Sendable {
                     state.unidentified += 1
                     continue
                 }
-                state.listing.entries[rejection.fields[remoteColumn]]?.seen = true
+                // The listing's ids are values as sent: trimmed, as the report's cells are not.
+                state.listing.entries[rejection.fields[remoteColumn].trimmingBlanks]?.seen = true
             }
         }
     }

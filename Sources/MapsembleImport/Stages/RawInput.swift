@@ -111,123 +111,88 @@ private struct Source: @unchecked Sendable {  // used by one thread at a time
             let count = systemRead(fd, destination, limit)
             if count < 0 {
                 if errno == EINTR { continue }
-                throw ImportError(.unreadableInput, "cannot read the input: \(String(cString: strerror(errno)))")
+                throw ImportError.system(.unreadableInput, "cannot read the input")
             }
             return (count, offset + count)
         }
     }
 }
 
-/// Reads a source on a thread of its own into two chunks of a megabyte, each handed to `take`
-/// once full and reused once taken.
-private final class ReadAhead: @unchecked Sendable {  // state guarded by `condition`
+/// Reads a source on a thread of its own, a megabyte at a time, one chunk ahead of `take`: at most
+/// two chunks exist, the one being taken from and the next (being filled, or full and waiting).
+private final class ReadAhead {
     static let chunkSize = 1 << 20
 
-    private struct Chunk {
-        let bytes: UnsafeMutableRawPointer
+    /// A megabyte of the input, and where the input stood after it was read.
+    final class Chunk: @unchecked Sendable {  // one thread at a time: the reading thread, then (handed over) `take`'s
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: ReadAhead.chunkSize, alignment: 16)
         var count = 0
-        /// Where the input stood after this chunk was read.
         var offset = 0
+
+        deinit { bytes.deallocate() }
     }
 
-    private let condition = NSCondition()
-    /// Filled chunks in order; the first is being taken from `position` on.
-    private var ready: [Chunk] = []
+    /// Filled chunks in order, at most one waiting: the thread waits for room before it allocates
+    /// and fills the next. The last one is partial or empty (its offset is where the input ends).
+    private let handoff = BoundedHandoff<Chunk>(capacity: 1)
+    // `take`'s side: the chunk being taken from `position` on, and the input's offset after it.
+    private var current: Chunk?
     private var position = 0
-    private var empty: [Chunk]
-    /// The producer's end: the input ended (after the chunks in `ready`), or failed.
-    private var ended = false
-    /// Where the input stood when it ended.
-    private var endOffset = 0
-    private var failure: (any Error)?
-    private var stopping = false
-    private var running = true
+    private var offset = 0
 
     init(source: Source) {
-        empty = (0..<2).map { _ in Chunk(bytes: .allocate(byteCount: Self.chunkSize, alignment: 16)) }
-        let thread = Thread { [self] in produce(source) }
-        thread.name = "mapsemble-import.read-ahead"
-        thread.start()
-    }
-
-    deinit {
-        for chunk in ready + empty { chunk.bytes.deallocate() }
-    }
-
-    private func produce(_ source: Source) {
-        var offset = 0
-        condition.lock()
-        defer {
-            running = false
-            condition.broadcast()
-            condition.unlock()
-        }
-        while true {
-            while empty.isEmpty && !stopping { condition.wait() }
-            if stopping { return }
-            var chunk = empty.removeLast()
-            condition.unlock()
-            var result: Result<Int, any Error> = .success(0)
-            // Fill the chunk (a pipe or a decompressor may hand out less than asked).
-            while chunk.count < Self.chunkSize {
-                do {
-                    let (count, after) = try source.read(
-                        into: chunk.bytes + chunk.count, Self.chunkSize - chunk.count, offset: offset)
-                    offset = after
-                    if count == 0 { break }
-                    chunk.count += count
-                } catch {
-                    result = .failure(error)
-                    break
+        let handoff = handoff
+        let size = Self.chunkSize
+        handoff.startProducer(named: "mapsemble-import.read-ahead") {
+            var offset = 0
+            while true {
+                try handoff.waitForRoom()
+                let chunk = Chunk()
+                var failure: (any Error)?
+                // Fill the chunk (a pipe or a decompressor may hand out less than asked).
+                while chunk.count < size {
+                    do {
+                        let (count, after) = try source.read(
+                            into: chunk.bytes + chunk.count, size - chunk.count, offset: offset)
+                        offset = after
+                        if count == 0 { break }
+                        chunk.count += count
+                    } catch {
+                        failure = error
+                        break
+                    }
                 }
+                chunk.offset = offset
+                // The bytes read before a failure are taken before it is thrown.
+                try handoff.put(chunk)
+                if let failure { throw failure }
+                if chunk.count < size { return }
             }
-            chunk.offset = offset
-            condition.lock()
-            if chunk.count > 0 {
-                ready.append(chunk)
-            } else {
-                empty.append(chunk)
-            }
-            if case .failure(let error) = result {
-                failure = error
-                ended = true
-            } else if chunk.count < Self.chunkSize {
-                ended = true
-            }
-            endOffset = offset
-            condition.broadcast()
-            if ended { return }
         }
     }
 
     /// Copies up to `limit` bytes of the next chunk; 0 at the end. Returns the input's offset.
     func take(into destination: UnsafeMutableRawPointer, _ limit: Int) throws -> (Int, Int) {
-        condition.lock()
-        defer { condition.unlock() }
-        while ready.isEmpty && !ended { condition.wait() }
-        guard var chunk = ready.first else {
-            if let failure { throw failure }
-            return (0, endOffset)
+        while true {
+            if let chunk = current {
+                let count = min(limit, chunk.count - position)
+                destination.copyMemory(from: chunk.bytes + position, byteCount: count)
+                position += count
+                if position == chunk.count {
+                    // Let go of it: the thread fills the next one once the one waiting is taken.
+                    current = nil
+                    position = 0
+                }
+                return (count, chunk.offset)
+            }
+            guard let next = try handoff.take() else { return (0, offset) }
+            offset = next.offset
+            if next.count > 0 { current = next }
         }
-        let count = min(limit, chunk.count - position)
-        destination.copyMemory(from: chunk.bytes + position, byteCount: count)
-        position += count
-        if position == chunk.count {
-            ready.removeFirst()
-            position = 0
-            chunk.count = 0
-            empty.append(chunk)
-            condition.broadcast()
-        }
-        return (count, chunk.offset)
     }
 
     /// Stops the thread and waits for it to end.
     func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while running { condition.wait() }
-        condition.unlock()
+        handoff.stop(waitingForProducer: true)
     }
 }

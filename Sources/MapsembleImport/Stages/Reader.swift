@@ -87,8 +87,7 @@ public final class CSVReader: RecordReader {
         } else {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
-                throw ImportError(
-                    .unreadableInput, "cannot open the input: \(String(cString: strerror(errno)))", file: path)
+                throw ImportError.system(.unreadableInput, "cannot open the input", file: path)
             }
             var info = stat()
             if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {

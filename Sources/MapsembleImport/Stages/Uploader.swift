@@ -6,8 +6,8 @@ import Synchronization
 /// Stage 5: sends batches to Mapsemble. `Batch` → requests, with `concurrency` workers, each a
 /// libcurl handle with its own keep-alive connection on a thread of its own.
 ///
-/// Per batch: 429 waits as `Retry-After` says (else exponential backoff with full jitter); 5xx,
-/// dropped connections and time-outs are retried up to `maxRetries`; 400 "maximum number of
+/// Per batch: 429, 5xx, dropped connections and time-outs are retried under the client's
+/// `RetryPolicy` (`Retry-After`, else capped exponential backoff with full jitter); 400 "maximum number of
 /// features" and 413 halve the batch; a 422 rejects the features it names (`server_rejected`) and
 /// sends the rest again, or bisects when it names none; `failed[]` entries reject exactly their
 /// rows; `location_limit_reached` stops the import (`plan_limit`, the rest `not_sent`, exit 3).
@@ -17,11 +17,7 @@ public final class Uploader: BatchSink, Sendable {
     public struct Settings: Sendable {
         public var method: String
         public var concurrency: Int
-        public var maxRetries: Int
         public var timeoutSeconds: Double
-        /// First backoff step; doubled each retry, capped at `maxBackoffSeconds`.
-        public var backoffSeconds = 0.5
-        public var maxBackoffSeconds = 30.0
         /// `replace`: the whole data set must fit one request.
         public var singleRequest = false
     }
@@ -46,7 +42,7 @@ public final class Uploader: BatchSink, Sendable {
         journal: ResumeJournal? = nil, log: (@Sendable (LogEvent) -> Void)?
     ) {
         self.client = client
-        path = "/api/v1/maps/\(mapID)/features"
+        path = APIPath.features(mapID)
         self.settings = settings
         self.rejects = rejects
         self.journal = journal
@@ -300,79 +296,39 @@ public final class Uploader: BatchSink, Sendable {
         return spans
     }
 
-    /// Sends one body until it gets an answer worth reading. Returns the answer and whether an
-    /// earlier attempt may have been applied (it got no answer).
+    /// Sends one body until it gets an answer worth reading (the client's retry policy). Returns
+    /// the answer and whether an earlier attempt may have been applied (it got no answer).
     private func send(
         _ body: [UInt8], rows: Int, batch: Int? = nil, with worker: CurlWorker, method: String? = nil
     ) async throws -> (HTTPResponse, Bool) {
-        var attempt = 0
-        var uncertain = false
-        var refreshed = false
-        while true {
-            let request = HTTPRequest(
-                method: method ?? settings.method, url: client.baseURL + path,
-                headers: [
-                    "Authorization: \(try await client.authorization())", "Content-Type: application/json",
-                    "Accept: application/json",
-                ], body: body, timeoutSeconds: settings.timeoutSeconds)
-            counters.withLockedValue { $0.stats.requests += 1 }
-            let result = await worker.send(request)
-            let reason: String
-            var wait: Double?
-            switch result {
-            case .success(let response):
-                if response.reconnected { uncertain = true }
-                switch response.status {
-                case 429:
-                    reason = "rate limited (HTTP 429)"
-                    wait = response.retryAfter.flatMap(Self.retryAfterSeconds)
-                case 500, 502, 503, 504:
-                    reason = "HTTP \(response.status)"
-                case 401 where !refreshed && client.refreshAfterUnauthorized():
-                    refreshed = true
-                    continue
-                case 401, 403:
-                    stopping.set()
-                    throw ImportError(
-                        .uploadAborted,
-                        "\(client.baseURL) refused the credentials part-way (HTTP \(response.status)); stopped, the rest was not sent"
-                    )
-                default:
-                    return (response, uncertain)
-                }
-            case .failure(let error):
-                if error.kind == .aborted { throw CancellationError() }
-                if error.kind != .connect { uncertain = true }
-                reason =
-                    error.kind == .timeout ? "no answer within \(settings.timeoutSeconds.formatted()) s" : error.message
-            }
-            guard attempt < settings.maxRetries else {
-                stopping.set()
-                throw ImportError(
-                    .uploadAborted,
-                    "a request of \(rows) features failed \(attempt + 1) times (last: \(reason)); stopped after max_retries, the rest was not sent"
-                )
-            }
-            if Task.isCancelled { throw CancellationError() }
-            attempt += 1
-            let delay =
-                wait
-                ?? Double.random(
-                    in: 0...min(settings.maxBackoffSeconds, settings.backoffSeconds * pow(2, Double(attempt - 1))))
-            counters.withLockedValue { $0.stats.retries += 1 }
-            var fields: [String: LogEvent.Value] = [
-                "attempt": .int(attempt), "max_retries": .int(settings.maxRetries),
-                "delay_ms": .int(Int(delay * 1000)), "rows": .int(rows), "reason": .text(reason),
-            ]
-            if let batch { fields["batch"] = .int(batch) }
-            if case .success(let response) = result { fields["status"] = .int(response.status) }
-            log?(
-                LogEvent(
-                    .notice,
-                    "retry \(attempt) of \(settings.maxRetries) in \(String(format: "%.1f", delay)) s: \(reason)",
-                    event: "retry", fields: fields))
-            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+        let exchanged: (response: HTTPResponse, uncertain: Bool)
+        do {
+            exchanged = try await client.exchange(
+                method ?? settings.method, path, body: body, contentType: "application/json", worker: worker,
+                timeoutSeconds: settings.timeoutSeconds,
+                onAttempt: { self.counters.withLockedValue { $0.stats.requests += 1 } },
+                onRetry: { retry in
+                    self.counters.withLockedValue { $0.stats.retries += 1 }
+                    var fields = retry.fields
+                    fields["rows"] = .int(rows)
+                    if let batch { fields["batch"] = .int(batch) }
+                    self.log?(LogEvent(.notice, retry.sentence, event: "retry", fields: fields))
+                })
+        } catch let error as RetriesExhausted {
+            stopping.set()
+            throw ImportError(
+                .uploadAborted,
+                "a request of \(rows) features failed \(error.attempts) times (last: \(error.reason)); stopped after max_retries, the rest was not sent"
+            )
         }
+        if exchanged.response.status == 401 || exchanged.response.status == 403 {
+            stopping.set()
+            throw ImportError(
+                .uploadAborted,
+                "\(client.baseURL) refused the credentials part-way (HTTP \(exchanged.response.status)); stopped, the rest was not sent"
+            )
+        }
+        return exchanged
     }
 
     /// Deletes the map's features with these remote ids (a sync's last step), `batchSize` a
@@ -380,7 +336,7 @@ public final class Uploader: BatchSink, Sendable {
     /// as deleted by someone else: not an error. Each answer's count goes to the journal, so a
     /// resumed run's summary counts the deletes of the runs before it. Returns how many this run
     /// deleted.
-    func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int {
+    public func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int {
         let chunks = stride(from: 0, to: remoteIDs.count, by: batchSize).map {
             Array(remoteIDs[$0..<min($0 + batchSize, remoteIDs.count)])
         }
@@ -438,17 +394,6 @@ public final class Uploader: BatchSink, Sendable {
             try await waitForWorkers(&group)
         }
         return tally.deleted.load(ordering: .relaxed)
-    }
-
-    /// `Retry-After` as seconds: a number, or an HTTP date.
-    static func retryAfterSeconds(_ value: String) -> Double? {
-        if let seconds = Double(value.trimmingSpaces), seconds >= 0 { return min(seconds, 3600) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: value.trimmingSpaces) else { return nil }
-        return min(max(0, date.timeIntervalSinceNow), 3600)
     }
 
     static func isTooManyFeatures(_ response: HTTPResponse) -> Bool {

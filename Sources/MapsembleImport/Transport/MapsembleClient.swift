@@ -24,16 +24,31 @@ public enum Credentials: Sendable {
     case client(id: String, secret: String)
 }
 
-/// The Mapsemble API's read side and the request plumbing the uploader shares: base URL checks,
-/// authentication, error sentences. The key is only ever put in the `Authorization` header.
+/// The paths of the Mapsemble API, in one place.
+enum APIPath {
+    static let token = "/token"
+    static let maps = "/api/v1/maps"
+    static func map(_ id: String) -> String { "/api/v1/maps/\(id)" }
+    /// Where a map's features are written (POST, PATCH, PUT, DELETE) and listed (GET).
+    static func features(_ mapID: String) -> String { "/api/v1/maps/\(mapID)/features" }
+    static func features(_ mapID: String, page: Int, perPage: Int) -> String {
+        "\(features(mapID))?page=\(page)&per_page=\(perPage)"
+    }
+}
+
+/// The Mapsemble API's client: base URL checks, authentication, the one retry policy
+/// (`RetryPolicy`) every request goes through (`exchange`), and error sentences. The key is only
+/// ever put in the `Authorization` header.
 final class MapsembleClient: Sendable {
     let baseURL: String
     let timeoutSeconds: Double
+    /// How every request of this client is retried.
+    let policy: RetryPolicy
     private let credentials: Credentials
     private let token = NIOLockedValueBox<String?>(nil)
     private let worker = CurlWorker(name: "api")
 
-    init(baseURL: String, credentials: Credentials?, timeoutSeconds: Double) throws {
+    init(baseURL: String, credentials: Credentials?, timeoutSeconds: Double, policy: RetryPolicy) throws {
         self.baseURL = try Self.checkedBaseURL(baseURL)
         guard let credentials else {
             throw ImportError(
@@ -43,6 +58,7 @@ final class MapsembleClient: Sendable {
         }
         self.credentials = credentials
         self.timeoutSeconds = timeoutSeconds
+        self.policy = policy
     }
 
     /// `https://` everywhere; plain `http://` only to this machine.
@@ -60,7 +76,7 @@ final class MapsembleClient: Sendable {
     }
 
     /// The `Authorization` header value.
-    func authorization() async throws -> String {
+    private func authorization() async throws -> String {
         switch credentials {
         case .apiKey(let key): return "Bearer \(key)"
         case .client:
@@ -71,7 +87,7 @@ final class MapsembleClient: Sendable {
 
     /// After a 401 with client credentials: forget the token so the next request fetches one.
     /// Returns whether trying again can help.
-    func refreshAfterUnauthorized() -> Bool {
+    private func refreshAfterUnauthorized() -> Bool {
         guard case .client = credentials else { return false }
         token.withLockedValue { $0 = nil }
         return true
@@ -83,11 +99,9 @@ final class MapsembleClient: Sendable {
             text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
         }
         let body = "grant_type=client_credentials_with_user&client_id=\(encode(id))&client_secret=\(encode(secret))"
-        let request = HTTPRequest(
-            method: "POST", url: baseURL + "/token",
-            headers: ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"],
-            body: Array(body.utf8), timeoutSeconds: timeoutSeconds)
-        let response = try await send(request, what: "fetching an OAuth token")
+        let response = try await request(
+            "POST", APIPath.token, body: Array(body.utf8), contentType: "application/x-www-form-urlencoded",
+            authorized: false, what: "fetching an OAuth token")
         guard response.status == 200,
             let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
             let value = object["access_token"] as? String
@@ -99,34 +113,91 @@ final class MapsembleClient: Sendable {
         return value
     }
 
-    private func send(_ request: HTTPRequest, what: String) async throws -> HTTPResponse {
-        switch await worker.send(request) {
-        case .success(let response): return response
-        case .failure(let error):
-            throw ImportError(.remote, "cannot reach \(baseURL) while \(what): \(error.message)")
+    /// Sends a request until it gets an answer worth reading, under `policy` (the client's by
+    /// default): 429, 5xx, time-outs and dropped connections are tried again after the policy's
+    /// wait; a 401 with client credentials fetches a new token and tries once more. Returns the
+    /// answer (any status the policy does not retry, 401 and 403 included) and whether an earlier
+    /// attempt may have been applied (it got no answer, or the connection was replaced).
+    /// - Throws: `RetriesExhausted` after the last retry; `CancellationError` when the worker's
+    ///   transfer was aborted or the task cancelled.
+    func exchange(
+        _ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil, authorized: Bool = true,
+        worker: CurlWorker? = nil, policy: RetryPolicy? = nil, timeoutSeconds: Double? = nil,
+        onAttempt: (() -> Void)? = nil, onRetry: ((RetryNotice) -> Void)? = nil
+    ) async throws -> (response: HTTPResponse, uncertain: Bool) {
+        let policy = policy ?? self.policy
+        let timeout = timeoutSeconds ?? self.timeoutSeconds
+        var attempt = 0
+        var uncertain = false
+        var refreshed = false
+        while true {
+            var headers = ["Accept: application/json"]
+            if authorized { headers.append("Authorization: \(try await authorization())") }
+            if let contentType { headers.append("Content-Type: \(contentType)") }
+            let request = HTTPRequest(
+                method: method, url: baseURL + path, headers: headers, body: body, timeoutSeconds: timeout)
+            onAttempt?()
+            let reason: String
+            var status: Int?
+            var retryAfter: String?
+            switch await (worker ?? self.worker).send(request) {
+            case .success(let response):
+                if response.reconnected { uncertain = true }
+                if response.status == 401 && authorized && !refreshed && refreshAfterUnauthorized() {
+                    refreshed = true
+                    continue
+                }
+                guard RetryPolicy.isRetryable(status: response.status) else { return (response, uncertain) }
+                status = response.status
+                retryAfter = response.retryAfter
+                reason = response.status == 429 ? "rate limited (HTTP 429)" : "HTTP \(response.status)"
+            case .failure(let error):
+                if error.kind == .aborted { throw CancellationError() }
+                if error.kind != .connect { uncertain = true }
+                reason = error.kind == .timeout ? "no answer within \(timeout.formatted()) s" : error.message
+            }
+            guard attempt < policy.maxRetries else {
+                throw RetriesExhausted(attempts: attempt + 1, reason: reason, status: status)
+            }
+            if Task.isCancelled { throw CancellationError() }
+            attempt += 1
+            let delay = policy.delay(attempt: attempt, retryAfter: retryAfter)
+            onRetry?(
+                RetryNotice(
+                    attempt: attempt, maxRetries: policy.maxRetries, delaySeconds: delay, reason: reason, status: status
+                ))
+            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
         }
     }
 
-    /// GET on the API, authenticated, with one token refresh on a 401.
-    func get(_ path: String, what: String) async throws -> HTTPResponse {
-        var refreshed = false
-        while true {
-            let request = HTTPRequest(
-                method: "GET", url: baseURL + path,
-                headers: ["Authorization: \(try await authorization())", "Accept: application/json"],
-                timeoutSeconds: timeoutSeconds)
-            let response = try await send(request, what: what)
-            if response.status == 401 && !refreshed && refreshAfterUnauthorized() {
-                refreshed = true
-                continue
+    /// A request whose failure after every retry is one sentence (`ImportError`, `remote`).
+    func request(
+        _ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil, authorized: Bool = true,
+        what: String, onRetry: ((RetryNotice) -> Void)? = nil
+    ) async throws -> HTTPResponse {
+        do {
+            return try await exchange(
+                method, path, body: body, contentType: contentType, authorized: authorized, onRetry: onRetry
+            ).response
+        } catch let error as RetriesExhausted {
+            guard error.status != nil else {
+                throw ImportError(
+                    .remote,
+                    "cannot reach \(baseURL) while \(what): \(error.reason)"
+                        + (error.attempts > 1 ? " (\(error.attempts) attempts)" : ""))
             }
-            return response
+            throw ImportError(.remote, "\(what) failed \(error.attempts) times (last: \(error.reason)); stopped")
         }
+    }
+
+    /// GET on the API, authenticated and retried.
+    func get(_ path: String, what: String, onRetry: ((RetryNotice) -> Void)? = nil) async throws -> HTTPResponse {
+        try await request("GET", path, what: what, onRetry: onRetry)
     }
 
     /// `GET /api/v1/maps/{id}`: the pre-flight.
     func map(_ id: String) async throws -> MapInfo {
-        let response = try await get("/api/v1/maps/\(id)", what: "reading map \(id)")
+        let response = try await get(APIPath.map(id), what: "reading map \(id)")
         try Self.check(response, what: "map \"\(id)\"", baseURL: baseURL)
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
             throw ImportError(.remote, "the answer for map \"\(id)\" is not the JSON object expected")
@@ -136,7 +207,7 @@ final class MapsembleClient: Sendable {
 
     /// `GET /api/v1/maps`: a bare array, or `{"data": [...]}`.
     func maps() async throws -> [MapInfo] {
-        let response = try await get("/api/v1/maps", what: "listing maps")
+        let response = try await get(APIPath.maps, what: "listing maps")
         try Self.check(response, what: "the list of maps", baseURL: baseURL)
         let object = try? JSONSerialization.jsonObject(with: Data(response.body))
         let list = (object as? [[String: Any]]) ?? ((object as? [String: Any])?["data"] as? [[String: Any]]) ?? []
@@ -204,9 +275,11 @@ public enum MapsembleAPI {
         try await client(config).map(id)
     }
 
+    /// A client for a command's reads: a server that does not answer is reported after two retries.
     private static func client(_ config: PipelineConfig) throws -> MapsembleClient {
         try MapsembleClient(
-            baseURL: config.target.apiURL, credentials: config.credentials, timeoutSeconds: config.upload.timeoutSeconds
-        )
+            baseURL: config.target.apiURL, credentials: config.credentials,
+            timeoutSeconds: config.upload.timeoutSeconds,
+            policy: RetryPolicy(maxRetries: min(2, config.upload.maxRetries)))
     }
 }

@@ -198,8 +198,7 @@ public final class DropFolder: Sendable {
 
     private static func rename(_ source: String, to target: String) throws {
         guard Foundation.rename(source, target) == 0 else {
-            throw ImportError(
-                .output, "cannot move it to \(target): \(String(cString: strerror(errno)))", file: source)
+            throw ImportError.system(.output, "cannot move it to \(target)", file: source)
         }
     }
 
