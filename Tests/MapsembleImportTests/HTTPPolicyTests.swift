@@ -39,7 +39,7 @@ struct HTTPPolicyTests {
         faults.serverErrors = 0.3
         harness.server.store.setFaults(faults)
 
-        let events = NIOLockedValueBox<[LogEvent]>([])
+        let events = NIOLockedValueBox<[RunEvent]>([])
         var options = RunOptions()
         options.dryRun = false
         options.backoffSeconds = 0.01

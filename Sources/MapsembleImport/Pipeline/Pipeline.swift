@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Runs one import: reader → validator → transformer → chunker → sink, each stage in a task of its
 /// own, handing blocks of rows to the next (`StageGraph`). A slow stage holds every stage before it
@@ -19,17 +20,20 @@ public struct Pipeline: Sendable {
     ///   - sink: where batches go instead of the API or the dry run's files (an embedding
     ///     application's own destination).
     ///   - progress: called after every block read.
-    ///   - log: told what was decided (delimiter, columns, mapping) before rows move, and each retry.
+    ///   - logger: told what was decided (delimiter, columns, mapping; `info`) before rows move, and
+    ///     what happened to the run (retries, rejected rows, notices; `notice`), each record with its
+    ///     `event` name and fields as metadata (`Logger.log(_:)`, `RunEvent(_:)`).
     public func run(
         sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
-        log: (@Sendable (LogEvent) -> Void)? = nil
+        logger: Logger = .silent
     ) async throws -> RunSummary {
+        let log: (@Sendable (RunEvent) -> Void)? = { logger.log($0) }
         let started = ContinuousClock.now
         let destination = Destination(customSink: customSink, options: options)
         var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
         let client = try await preflight(destination, &plan)
-        plan.notes.forEach { log?(LogEvent(.detail, $0)) }
-        plan.notices.forEach { log?(LogEvent(.notice, $0)) }
+        plan.notes.forEach { log?(RunEvent(.detail, $0)) }
+        plan.notices.forEach { log?(RunEvent(.notice, $0)) }
         let reconciler = try await readMap(client, destination, plan, log: log)
         let reports = try RunReports(paths: reportPaths, plan: plan, config: config, log: log)
         let journal = try openJournal(destination, log: log)
@@ -52,13 +56,23 @@ public struct Pipeline: Sendable {
         var summary = graph.summary(outcome, sink: sink, input: plan.inputName, started: started)
         if plan.reader.paddedRows > 0 {
             log?(
-                LogEvent(
+                RunEvent(
                     .notice,
                     "\(plan.reader.paddedRows) rows had fewer fields than the header; their missing trailing fields were read as empty"
                 ))
         }
         reports.write(&summary, diff: reconciler?.diff, journal: journal, dryRun: destination.isDryRun)
         return summary
+    }
+}
+
+extension Pipeline {
+    /// `run(sink:progress:logger:)` with each event handed to `log` (an `EventLogHandler`).
+    public func run(
+        sink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
+        log: @escaping @Sendable (RunEvent) -> Void
+    ) async throws -> RunSummary {
+        try await run(sink: sink, progress: progress, logger: .events(log))
     }
 }
 
@@ -143,13 +157,13 @@ extension Pipeline {
     /// A sync or an update reads the map's features first, to compare the file with them.
     private func readMap(
         _ client: MapsembleClient?, _ destination: Destination, _ plan: PipelinePlan,
-        log: (@Sendable (LogEvent) -> Void)?
+        log: (@Sendable (RunEvent) -> Void)?
     ) async throws -> MapReconciler? {
         guard config.mode == .sync || config.mode == .update else { return nil }
         guard let client, let mapID = config.target.mapID, let remote = plan.mapping.remoteID else {
             if destination.isDryRun {
                 log?(
-                    LogEvent(
+                    RunEvent(
                         .notice,
                         "mode \(config.mode.rawValue) compares the file with the map's features: give credentials and a map id to see what a run would create, update\(config.mode == .sync ? " and delete" : "")"
                     ))
@@ -159,7 +173,7 @@ extension Pipeline {
         let keys = plan.mapping.digestKeys
         let listing = try await client.listing(mapID: mapID, remoteField: remote.slug, keys: keys, log: log)
         log?(
-            LogEvent(
+            RunEvent(
                 .detail,
                 "the map holds \(listing.total) features, \(listing.entries.count) with a remote id (\(listing.requests) pages read)"
             ))
@@ -168,7 +182,7 @@ extension Pipeline {
     }
 
     /// An upload of a file keeps a resume journal (not `replace`, which is one request).
-    private func openJournal(_ destination: Destination, log: (@Sendable (LogEvent) -> Void)?) throws -> ResumeJournal?
+    private func openJournal(_ destination: Destination, log: (@Sendable (RunEvent) -> Void)?) throws -> ResumeJournal?
     {
         guard case .api = destination, let input = config.source.path, input != "-", options.journal,
             config.mode != .replace
@@ -178,7 +192,7 @@ extension Pipeline {
         let journal = try ResumeJournal(path: path, fingerprint: fingerprint, fresh: options.fresh)
         if !journal.settled.isEmpty {
             log?(
-                LogEvent(
+                RunEvent(
                     .notice,
                     "resuming the unfinished run recorded in \(path) (\(journal.settled.answers) server answers): rows it settled are not sent again; --fresh starts over",
                     event: "resume", fields: ["journal": .text(path), "answers": .int(journal.settled.answers)]))
@@ -188,7 +202,7 @@ extension Pipeline {
 
     private func makeSink(
         _ destination: Destination, client: MapsembleClient?, reports: RunReports, journal: ResumeJournal?,
-        log: (@Sendable (LogEvent) -> Void)?
+        log: (@Sendable (RunEvent) -> Void)?
     ) throws -> any BatchSink {
         switch destination {
         case .custom(let sink):

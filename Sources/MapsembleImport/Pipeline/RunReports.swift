@@ -15,9 +15,9 @@ final class RunReports {
     private let notes: [String]
     private let mapping: PropertyMapping
     private let header: [String]
-    private let log: (@Sendable (LogEvent) -> Void)?
+    private let log: (@Sendable (RunEvent) -> Void)?
 
-    init(paths: Pipeline.ReportPaths, plan: PipelinePlan, config: PipelineConfig, log: (@Sendable (LogEvent) -> Void)?)
+    init(paths: Pipeline.ReportPaths, plan: PipelinePlan, config: PipelineConfig, log: (@Sendable (RunEvent) -> Void)?)
         throws
     {
         do {
@@ -80,7 +80,7 @@ final class RunReports {
             let problem = error as? ImportError ?? ImportError(.output, "\(error)")
             summary.reportFailed(problem)
             log?(
-                LogEvent(
+                RunEvent(
                     .notice, "the \(what) could not be written: \(problem.description)", event: "report_failed",
                     fields: ["report": .text(what)]))
         }

@@ -6,14 +6,14 @@ extension Pipeline {
     /// `--force-delete`), or a rejected row's remote id could not be read. A dry run says what
     /// would be deleted.
     func finishSync(
-        _ reconciler: MapReconciler, sink: any BatchSink, dryRun: Bool, log: (@Sendable (LogEvent) -> Void)?
+        _ reconciler: MapReconciler, sink: any BatchSink, dryRun: Bool, log: (@Sendable (RunEvent) -> Void)?
     ) async throws {
         let diff = reconciler.diff
         func ids(_ list: [String]) -> String {
             list.prefix(10).joined(separator: ", ") + (list.count > 10 ? ", … (\(list.count - 10) more)" : "")
         }
         log?(
-            LogEvent(
+            RunEvent(
                 .notice,
                 "\(dryRun ? "would " : "")\(config.mode == .sync ? "sync" : "update"): \(diff.create.count) to create, \(diff.update.count) to update, \(diff.unchanged) unchanged"
                     + (config.mode == .sync ? ", \(diff.delete.count) to delete" : ""),
@@ -23,10 +23,10 @@ extension Pipeline {
                     "unchanged": .int(diff.unchanged),
                     "delete": .int(diff.delete.count),
                 ]))
-        if !diff.create.isEmpty { log?(LogEvent(.detail, "to create: \(ids(diff.create))", event: "diff")) }
-        if !diff.update.isEmpty { log?(LogEvent(.detail, "to update: \(ids(diff.update))", event: "diff")) }
+        if !diff.create.isEmpty { log?(RunEvent(.detail, "to create: \(ids(diff.create))", event: "diff")) }
+        if !diff.update.isEmpty { log?(RunEvent(.detail, "to update: \(ids(diff.update))", event: "diff")) }
         guard config.mode == .sync, !diff.delete.isEmpty else { return }
-        log?(LogEvent(.notice, "not in the file, to delete: \(ids(diff.delete))", event: "diff"))
+        log?(RunEvent(.notice, "not in the file, to delete: \(ids(diff.delete))", event: "diff"))
         let listed = reconciler.listing.entries.count
         let unidentified = reconciler.unidentifiedRejections
         if unidentified > 0 && !options.forceDelete {
@@ -40,7 +40,7 @@ extension Pipeline {
             let message =
                 "the sync would delete \(diff.delete.count) of the map's \(listed) features (\(String(format: "%.1f", share)) %), more than sync.max_delete allows (\(config.sync.maxDelete.text))"
             if dryRun {
-                log?(LogEvent(.notice, message + "; a run would refuse without --force-delete"))
+                log?(RunEvent(.notice, message + "; a run would refuse without --force-delete"))
                 return
             }
             throw ImportError(
@@ -51,7 +51,7 @@ extension Pipeline {
         let deleted = try await sink.delete(
             remoteIDs: diff.delete, remoteField: reconciler.remoteField, batchSize: config.upload.batchSize)
         log?(
-            LogEvent(
+            RunEvent(
                 .detail, "deleted \(deleted) features no longer in the file", event: "delete",
                 fields: ["deleted": .int(deleted)]))
     }

@@ -80,7 +80,7 @@ extension MapsembleClient {
     /// Pages through a map's features (`per_page` 500, until a short page), keeping each remote
     /// id's digest over `keys`. Each page is retried under the client's policy, as writes are.
     func listing(
-        mapID: String, remoteField: String, keys: [String], log: (@Sendable (LogEvent) -> Void)?
+        mapID: String, remoteField: String, keys: [String], log: (@Sendable (RunEvent) -> Void)?
     ) async throws -> MapListing {
         var listing = MapListing()
         let perPage = 500
@@ -91,7 +91,7 @@ extension MapsembleClient {
                 onRetry: { retry in
                     var fields = retry.fields
                     fields["page"] = .int(page)
-                    log?(LogEvent(.notice, retry.sentence + " (listing page \(page))", event: "retry", fields: fields))
+                    log?(RunEvent(.notice, retry.sentence + " (listing page \(page))", event: "retry", fields: fields))
                 })
             try Self.check(response, what: "the features of map \"\(mapID)\"", baseURL: baseURL)
             listing.requests += 1

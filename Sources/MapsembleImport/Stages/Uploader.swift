@@ -28,7 +28,7 @@ public final class Uploader: BatchSink, Sendable {
     let rejects: RejectedRowsWriter
     /// Where settled rows are recorded for a resumption, when the run keeps a journal.
     let journal: ResumeJournal?
-    let log: (@Sendable (LogEvent) -> Void)?
+    let log: (@Sendable (RunEvent) -> Void)?
     private let counters = NIOLockedValueBox(Counters())
     private let stopping = AbortFlag()
 
@@ -39,7 +39,7 @@ public final class Uploader: BatchSink, Sendable {
 
     init(
         client: MapsembleClient, mapID: String, settings: Settings, rejects: RejectedRowsWriter,
-        journal: ResumeJournal? = nil, log: (@Sendable (LogEvent) -> Void)?
+        journal: ResumeJournal? = nil, log: (@Sendable (RunEvent) -> Void)?
     ) {
         self.client = client
         path = APIPath.features(mapID)
@@ -123,7 +123,7 @@ public final class Uploader: BatchSink, Sendable {
             case 400 where Self.isTooManyFeatures(response), 413:
                 if part.count > 1 {
                     log?(
-                        LogEvent(
+                        RunEvent(
                             .notice,
                             "the server took \(part.count) features as too many (HTTP \(response.status)); sending them in halves"
                         ))
@@ -230,12 +230,12 @@ public final class Uploader: BatchSink, Sendable {
                 spans: Self.spans(settledRows, of: batch), refused: refusals, created: created, updated: updated,
                 deleted: deleted)
             {
-                log?(LogEvent(.notice, problem))
+                log?(RunEvent(.notice, problem))
             }
         }
         if unindexed > 0 {
             log?(
-                LogEvent(
+                RunEvent(
                     .notice,
                     "the server reported \(unindexed) failures without saying which features; \(part.count - refused.count) rows of that request stay unconfirmed (not_sent)"
                 ))
@@ -272,7 +272,7 @@ public final class Uploader: BatchSink, Sendable {
                 spans: Self.spans(part, of: batch), refused: part.map { (batch.lines[$0], code, message) },
                 created: 0, updated: 0, deleted: 0)
         {
-            log?(LogEvent(.notice, problem))
+            log?(RunEvent(.notice, problem))
         }
     }
 
@@ -312,7 +312,7 @@ public final class Uploader: BatchSink, Sendable {
                     var fields = retry.fields
                     fields["rows"] = .int(rows)
                     if let batch { fields["batch"] = .int(batch) }
-                    self.log?(LogEvent(.notice, retry.sentence, event: "retry", fields: fields))
+                    self.log?(RunEvent(.notice, retry.sentence, event: "retry", fields: fields))
                 })
         } catch let error as RetriesExhausted {
             stopping.set()
@@ -386,7 +386,7 @@ public final class Uploader: BatchSink, Sendable {
                         if let problem = self.journal?.record(
                             spans: [], refused: [], created: 0, updated: 0, deleted: deleted)
                         {
-                            self.log?(LogEvent(.notice, problem))
+                            self.log?(RunEvent(.notice, problem))
                         }
                     }
                 }

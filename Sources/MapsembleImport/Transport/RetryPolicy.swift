@@ -81,8 +81,8 @@ struct RetryNotice: Sendable {
     }
 
     /// The `retry` log event's fields.
-    var fields: [String: LogEvent.Value] {
-        var fields: [String: LogEvent.Value] = [
+    var fields: [String: RunEvent.Value] {
+        var fields: [String: RunEvent.Value] = [
             "attempt": .int(attempt), "max_retries": .int(maxRetries), "delay_ms": .int(Int(delaySeconds * 1000)),
             "reason": .text(reason),
         ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import MapsembleImport
 import MapsembleJSON
 import MapsembleSandbox
@@ -67,17 +68,17 @@ struct PipelineRunner {
             : nil
         let report: (@Sendable (MapsembleImport.Progress) -> Void)? =
             if let meter { { meter.update($0) } } else { nil }
-        let verbose = options.verbose && !options.quiet
-        let quiet = options.quiet
         let file = config.source.path
-        let log: @Sendable (LogEvent) -> Void = { event in
-            guard event.level == .notice ? !quiet : verbose else { return }
+        // The run's events through swift-log, written as text or JSON lines: decisions (`info`)
+        // with --verbose, what happens to the run (`notice`) unless --quiet.
+        let level: Logger.Level = options.quiet ? .warning : options.verbose ? .info : .notice
+        let logger = Logger.events(logLevel: level) { event in
             meter?.clear()
             console.log(event, file: file)
         }
         let summary: RunSummary
         do {
-            summary = try await pipeline.run(progress: report, log: log)
+            summary = try await pipeline.run(progress: report, logger: logger)
         } catch {
             meter?.clear()
             await sandbox?.stop()

@@ -30,13 +30,13 @@ struct Console: Sendable {
     }
 
     /// A line about what the command does (`event` names it for `--log-format json`).
-    func info(_ message: String, event: String = "info", fields: [String: LogEvent.Value] = [:]) {
-        log(LogEvent(.notice, message, event: event, fields: fields), file: nil)
+    func info(_ message: String, event: String = "info", fields: [String: RunEvent.Value] = [:]) {
+        log(RunEvent(.notice, message, event: event, fields: fields), file: nil)
     }
 
     /// A log line of a run. JSON keys: `level` (`debug` for detail, `warning` for retries, else
     /// `info`), `event`, `message`, `file` when known, then the event's own fields.
-    func log(_ event: LogEvent, file: String?) {
+    func log(_ event: RunEvent, file: String?) {
         switch format {
         case .text: Self.write("mapsemble-import: \(event.message)\n")
         case .json:
@@ -128,13 +128,13 @@ final class ProgressMeter: Sendable {
         if let totalBytes, totalBytes > 0 { share = Double(progress.bytesRead) / Double(totalBytes) }
         let eta = share.flatMap { $0 > 0.01 ? elapsed / $0 - elapsed : nil }
         if console.format == .json {
-            var fields: [String: LogEvent.Value] = [
+            var fields: [String: RunEvent.Value] = [
                 "rows": .int(progress.rowsRead), "rows_per_s": .int(rate), "rejected": .int(progress.rejected),
                 "retries": .int(progress.retries), "bytes": .int(progress.bytesRead),
             ]
             if let share { fields["percent"] = .int(Int(share * 100)) }
             if let eta { fields["eta_s"] = .int(Int(eta)) }
-            console.log(LogEvent(.notice, "\(progress.rowsRead) rows", event: "progress", fields: fields), file: file)
+            console.log(RunEvent(.notice, "\(progress.rowsRead) rows", event: "progress", fields: fields), file: file)
             return
         }
         var line = "\r\u{1B}[K\(progress.rowsRead) rows, \(rate) rows/s, \(progress.rejected) rejected"
