@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZIPFoundation
 
 @testable import MapsembleImport
 
@@ -93,4 +94,96 @@ struct ByteExactReportTests {
         #expect(properties.map { $0["remote_id"] as? String } == ["ST1", "ST2"])
         #expect(dir.read("out.geojson").contains("[13.5,52.6]"))
     }
+
+    @Test("the last record without a line end, and a record over several lines, keep their cells too")
+    func lastLineAndMultiLine() async throws {
+        let dir = TempDir()
+        let input = dir.write(
+            "edge.csv", "id,name,lat,lon\nA1,\"two\n lines \",y,13.4\nA2,ok,52.5,13.4\nCO3 ,x ,y,13.4")
+        let summary = try await run(input, in: dir)
+        #expect(summary.rowsRead == 3)
+        #expect(summary.imported == 1)
+        let rejected = try rows(dir.read("edge.rejected.csv").replacingOccurrences(of: "two\n", with: "two\\n"))
+        #expect(
+            rejected.map { Array($0.dropFirst(4)) } == [
+                ["A1", "two\\n lines ", "y", "13.4"], ["CO3 ", "x ", "y", "13.4"],
+            ])
+    }
+
+    @Test("a broken line after a record over several lines is one malformed row, and the lines are right")
+    func brokenLineAfterMultiLine() async throws {
+        let dir = TempDir()
+        let input = dir.write(
+            "broken.csv", "id,name,lat,lon\n1,\"a\nb\",52.5,13.4\n2,x\"y,52.5,13.4\n3,c,52.5,13.4\n")
+        let summary = try await run(input, in: dir)
+        #expect(summary.rowsRead == 3)
+        #expect(summary.imported == 2)
+        #expect(summary.rejectedByCode == [.malformedRow: 1])
+        let report = dir.read("broken.rejected.csv")
+        #expect(report.contains("\n4,malformed_row,"), "\(report)")
+        #expect(report.hasSuffix(",\"2,x\"\"y,52.5,13.4\"\n"), "\(report)")
+    }
+
+    @Test("a workbook's values are trimmed as a CSV file's are, and its rejected cells kept as they were")
+    func workbookCells() async throws {
+        let dir = TempDir()
+        let path = try makeWorkbook(
+            in: dir,
+            rows: [["id", "name", "lat", "lon"], [" W1 ", "Ok ", "52.5", "13.4"], ["W2\t", " bad", "x", "13.4"]])
+        let summary = try await run(path, in: dir)
+        #expect(summary.imported == 1)
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(dir.read("out.geojson").utf8)) as? [String: Any])
+        let properties = (object["features"] as? [[String: Any]])?.first?["properties"] as? [String: Any]
+        #expect(properties?["remote_id"] as? String == "W1")
+        #expect(properties?["label"] as? String == "Ok")
+        let rejected = try rows(dir.read("sheet.rejected.csv"))
+        #expect(rejected.map { Array($0.dropFirst(4)) } == [["W2\t", " bad", "x", "13.4"]])
+    }
+}
+
+/// A workbook of one sheet of text cells (inline strings), written part by part.
+func makeWorkbook(in dir: TempDir, rows: [[String]]) throws -> String {
+    func escaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+    }
+    var sheet =
+        #"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#
+    for (number, row) in rows.enumerated() {
+        sheet += #"<row r="\#(number + 1)">"#
+        for (column, value) in row.enumerated() {
+            let reference = String(UnicodeScalar(UInt8(65 + column))) + String(number + 1)
+            sheet += #"<c r="\#(reference)" t="inlineStr"><is><t xml:space="preserve">\#(escaped(value))</t></is></c>"#
+        }
+        sheet += "</row>"
+    }
+    sheet += "</sheetData></worksheet>"
+    let parts: [(String, String)] = [
+        (
+            "[Content_Types].xml",
+            #"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#
+        ),
+        (
+            "_rels/.rels",
+            #"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#
+        ),
+        (
+            "xl/workbook.xml",
+            #"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            #"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#
+        ),
+        ("xl/worksheets/sheet1.xml", sheet),
+    ]
+    let path = dir.path + "/sheet.xlsx"
+    let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create)
+    for (name, text) in parts {
+        let data = Data(text.utf8)
+        try archive.addEntry(
+            with: name, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate,
+            provider: { position, size in data.subdata(in: Int(position)..<Int(position) + size) })
+    }
+    return path
 }

@@ -36,8 +36,6 @@ final class SlowSink: BatchSink, @unchecked Sendable {
     }
 
     func close() throws {}
-
-    func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int { 0 }
 }
 
 /// Writes a file of `rows` valid rows (plus a bad one every `badEvery` rows).

@@ -164,6 +164,16 @@ struct SyncTests {
         #expect(harness.labels()["S5"] == "Site 5")
         #expect(harness.labels()["S100"] == nil)
 
+        // The report keeps a rejected row's id as the file has it (" S6 "); the feature stored
+        // under the value sent ("S6") is still that row's.
+        text = sitesCSV(Array(1...99)).replacingOccurrences(of: "S6,Site 6,-37", with: "\" S6 \",Site 6,x-37")
+        harness.dir.write("sites.csv", text)
+        let padded = try await harness.run(config)
+        #expect(padded.rejectedByCode == [.invalidNumber: 1])
+        #expect(padded.deleted == 0)
+        #expect(harness.labels()["S6"] == "Site 6")
+        #expect(harness.dir.read("sites.rejected.csv").contains(",\" S6 \",Site 6,x-37"))
+
         harness.dir.write("sites.csv", sitesCSV(Array(1...90)) + "S91,\"Site 91,1,2,shop,91\n")
         let blocked = try await harness.run(config)
         #expect(blocked.exitCode == 3)

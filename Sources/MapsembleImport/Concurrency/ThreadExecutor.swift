@@ -1,7 +1,7 @@
 import Foundation
 
 /// A thread of its own for work that blocks, so that it never holds one of the cooperative pool's
-/// threads (as many as cores: two here, and a blocked one stalls every other stage).
+/// threads (as many as cores, and on a two-core machine a blocked one stalls every other stage).
 ///
 /// Two ways in, both run on that thread in the order they arrive:
 /// - as a `TaskExecutor`: a task preferring it (`executorPreference:`) runs its jobs here. An

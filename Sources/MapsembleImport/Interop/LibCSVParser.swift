@@ -92,9 +92,11 @@ final class LibCSVParser {
         /// Records of the block that had more fields than `maxFields`: index → how many they had.
         var overflowed: [Int: Int] = [:]
         /// The text of the block's records whose cells may differ from their bytes in the input
-        /// (quoted, or with spaces around a field): record index → its lines as read, the last
-        /// line's end left out. See `RecordBlock.originalCells`.
-        var originals: [Int: [UInt8]] = [:]
+        /// (quoted, or with spaces around a field), as `OriginalTexts` holds them: their record
+        /// indices, the end of each text, the texts back to back. See `RecordBlock.originalCells`.
+        var originalRecords: Buffer<Int>
+        var originalEnds: Buffer<Int>
+        var originalBytes: Buffer<UInt8>
         var delimiter = UInt8(ascii: ",")
         var quote: UInt8 = 0
 
@@ -104,6 +106,9 @@ final class LibCSVParser {
             recordFieldStarts = Buffer(capacity: reservingBytes / 48)
             recordFieldStarts.append(0)
             lines = Buffer(capacity: reservingBytes / 48)
+            originalRecords = Buffer(capacity: 64)
+            originalEnds = Buffer(capacity: 64)
+            originalBytes = Buffer(capacity: 4096)
         }
 
         func free() {
@@ -111,6 +116,9 @@ final class LibCSVParser {
             fieldEnds.free()
             recordFieldStarts.free()
             lines.free()
+            originalRecords.free()
+            originalEnds.free()
+            originalBytes.free()
         }
 
         /// Records closed so far.
@@ -124,14 +132,18 @@ final class LibCSVParser {
             }
             fieldsInRecord += 1
             // Spaces and tabs around a value are not part of it, quoted or not (libcsv drops them
-            // around unquoted fields only); the report keeps them (`originals`).
+            // around unquoted fields only); the report keeps them (`keepOriginal`).
             if length > 0, let data {
                 let text = data.assumingMemoryBound(to: UInt8.self)
-                var start = 0
-                var end = length
-                while start < end && (text[start] == 0x20 || text[start] == 0x09) { start += 1 }
-                while end > start && (text[end - 1] == 0x20 || text[end - 1] == 0x09) { end -= 1 }
-                if end > start { bytes.append(text + start, end - start) }
+                if text[0] > 0x20 && text[length - 1] > 0x20 {
+                    bytes.append(data, length)
+                } else {
+                    var start = 0
+                    var end = length
+                    while start < end && (text[start] == 0x20 || text[start] == 0x09) { start += 1 }
+                    while end > start && (text[end - 1] == 0x20 || text[end - 1] == 0x09) { end -= 1 }
+                    if end > start { bytes.append(text + start, end - start) }
+                }
             }
             fieldEnds.append(bytes.count)
         }
@@ -152,7 +164,16 @@ final class LibCSVParser {
         /// Bytes of the closed records' fields.
         var closedBytes: Int { closedFields == 0 ? 0 : fieldEnds.base[closedFields - 1] }
 
+        /// Keeps the text of the record closed last: `pending` (its earlier lines) then `line`.
+        mutating func keepOriginal(pending: [UInt8], line: UnsafeRawBufferPointer) {
+            pending.withUnsafeBytes { if let base = $0.baseAddress { originalBytes.append(base, $0.count) } }
+            if let base = line.baseAddress { originalBytes.append(base, line.count) }
+            originalRecords.append(count - 1)
+            originalEnds.append(originalBytes.count)
+        }
+
         /// Field bytes and fields of the record closed last.
+        @inline(__always)
         var lastRecord: (bytes: Int, fields: Int) {
             let first = recordFieldStarts.base[recordFieldStarts.count - 2]
             let end = recordFieldStarts.base[recordFieldStarts.count - 1]
@@ -176,7 +197,11 @@ final class LibCSVParser {
             block.recordFieldStarts = Array(recordFieldStarts.elements)
             block.lines = Array(lines.elements)
             block.rejections = rejections
-            block.originals = originals
+            if originalRecords.count > 0 {
+                block.originals.records = Array(originalRecords.elements)
+                block.originals.ends = Array(originalEnds.elements)
+                block.originals.bytes = Array(originalBytes.elements)
+            }
             block.delimiter = delimiter
             block.quote = quote
             return block
@@ -201,7 +226,9 @@ final class LibCSVParser {
             lines.count = 0
             rejections = []
             overflowed = [:]
-            if !originals.isEmpty { originals = [:] }
+            originalRecords.count = 0
+            originalEnds.count = 0
+            originalBytes.count = 0
             return block
         }
 
@@ -212,7 +239,9 @@ final class LibCSVParser {
             recordFieldStarts.load(block.recordFieldStarts)
             lines.load(block.lines)
             rejections = block.rejections
-            originals = block.originals
+            originalRecords.load(block.originals.records)
+            originalEnds.load(block.originals.ends)
+            originalBytes.load(block.originals.bytes)
         }
     }
 
@@ -258,13 +287,13 @@ final class LibCSVParser {
             set { storage.pointee.overflowed = newValue }
         }
 
-        /// See `Sink.originals`.
-        var originals: [Int: [UInt8]] {
-            _read { yield storage.pointee.originals }
-            _modify { yield &storage.pointee.originals }
+        /// See `Sink.keepOriginal`.
+        func keepOriginal(pending: [UInt8], line: UnsafeRawBufferPointer) {
+            storage.pointee.keepOriginal(pending: pending, line: line)
         }
 
         /// See `Sink.lastRecord`.
+        @inline(__always)
         var lastRecord: (bytes: Int, fields: Int) { storage.pointee.lastRecord }
 
         /// Whether any record of the block went past the field cap (no copy of `overflowed`).

@@ -16,8 +16,8 @@ public struct RecordBlock: Sendable {
     /// Rows rejected so far for this block, in line order.
     public var rejections: [Rejection] = []
     /// The input text of records whose cells may differ from the values read (quoted, or with
-    /// spaces around a value): record index → the record's lines, the last line's end left out.
-    var originals: [Int: [UInt8]] = [:]
+    /// spaces around a value).
+    var originals = OriginalTexts()
     /// How `originals` are split.
     var delimiter = UInt8(ascii: ",")
     var quote: UInt8 = 0
@@ -66,7 +66,8 @@ public struct RecordBlock: Sendable {
     /// record whose text was kept (`originals`) are split from it again. A record read short of
     /// fields has empty ones after its own, one with empty extra fields does not have those.
     public func originalCells(_ record: Int) -> [String] {
-        guard let text = originals[record], var cells = LibCSVParser.cells(of: text, delimiter: delimiter, quote: quote)
+        guard let text = originals.text(of: record),
+            var cells = LibCSVParser.cells(of: Array(text), delimiter: delimiter, quote: quote)
         else { return strings(record) }
         let count = fieldCount(record)
         if cells.count < count {
@@ -75,6 +76,33 @@ public struct RecordBlock: Sendable {
             cells.removeSubrange(count...)
         }
         return cells
+    }
+
+    /// Appends a record of cell values (a workbook's row): each value trimmed of spaces and tabs,
+    /// as the CSV reader reads values; when that changed a value, the cells as they were are kept
+    /// (`originals`, as one CSV record) for the report.
+    mutating func appendRecord(cells: [UnsafeRawBufferPointer], line: Int) {
+        var changed = false
+        for cell in cells {
+            let value = CoordinateText.trimmed(cell)
+            if value.count != cell.count { changed = true }
+            appendField(value)
+        }
+        if changed {
+            var text: [UInt8] = []
+            for (index, cell) in cells.enumerated() {
+                if index > 0 { text.append(delimiter) }
+                text.append(0x22)
+                for byte in cell {
+                    if byte == 0x22 { text.append(0x22) }
+                    text.append(byte)
+                }
+                text.append(0x22)
+            }
+            quote = 0x22
+            originals.append(text, for: count)
+        }
+        closeRecord(line: line)
     }
 
     /// Appends one field's bytes.
@@ -89,5 +117,46 @@ public struct RecordBlock: Sendable {
     mutating func closeRecord(line: Int) {
         recordFieldStarts.append(fieldEnds.count)
         lines.append(line)
+    }
+}
+
+/// The input text of some of a block's records, back to back: a record's lines as read, the last
+/// line's end left out. Kept for the few records whose cells differ from the values read, so it
+/// costs no allocation per record.
+struct OriginalTexts: Sendable {
+    /// Record indices, ascending.
+    var records: [Int] = []
+    /// End offset in `bytes` of each record's text.
+    var ends: [Int] = []
+    var bytes: [UInt8] = []
+
+    var isEmpty: Bool { records.isEmpty }
+
+    /// The text of `record`, when kept.
+    func text(of record: Int) -> ArraySlice<UInt8>? {
+        var low = 0
+        var high = records.count
+        while low < high {
+            let middle = (low + high) / 2
+            if records[middle] < record { low = middle + 1 } else { high = middle }
+        }
+        guard low < records.count, records[low] == record else { return nil }
+        return bytes[(low == 0 ? 0 : ends[low - 1])..<ends[low]]
+    }
+
+    /// Keeps `text` for `record`, which comes after every record kept so far.
+    mutating func append(_ text: some Collection<UInt8>, for record: Int) {
+        bytes.append(contentsOf: text)
+        records.append(record)
+        ends.append(bytes.count)
+    }
+
+    /// Forgets the texts of records from `record` on.
+    mutating func removeRecords(from record: Int) {
+        let kept = records.firstIndex { $0 >= record } ?? records.count
+        guard kept < records.count else { return }
+        bytes.removeSubrange((kept == 0 ? 0 : ends[kept - 1])...)
+        records.removeSubrange(kept...)
+        ends.removeSubrange(kept...)
     }
 }

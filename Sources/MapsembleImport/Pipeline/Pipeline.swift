@@ -45,15 +45,21 @@ public struct Pipeline: Sendable {
         graph.settled = journal?.settled.isEmpty == false ? journal?.settled : nil
         graph.reconciler = reconciler
         var outcome = await graph.run()
-        outcome.fail(closing: sink, reports.rejects)
+        outcome.close(sink, reports.rejects)
+        // The diff says what the run did or would do: only when every row was read and sent.
+        var diff: MapReconciler.Diff?
         if let reconciler, outcome.failure == nil, !outcome.interrupted {
+            diff = reconciler.diff
             do {
                 try await finishSync(reconciler, sink: sink, dryRun: destination.isDryRun, log: log)
+            } catch is CancellationError {
+                outcome.interrupted = true
             } catch {
                 outcome.failure = error as? ImportError ?? ImportError(.uploadAborted, "\(error)")
             }
         }
-        var summary = graph.summary(outcome, sink: sink, input: plan.inputName, started: started)
+        var summary = graph.summary(
+            outcome, sink: sink, sends: !destination.isDryRun, input: plan.inputName, started: started)
         if plan.reader.paddedRows > 0 {
             log?(
                 RunEvent(
@@ -61,7 +67,7 @@ public struct Pipeline: Sendable {
                     "\(plan.reader.paddedRows) rows had fewer fields than the header; their missing trailing fields were read as empty"
                 ))
         }
-        reports.write(&summary, diff: reconciler?.diff, journal: journal, dryRun: destination.isDryRun)
+        reports.write(&summary, diff: diff, journal: journal, dryRun: destination.isDryRun)
         return summary
     }
 }
@@ -93,11 +99,14 @@ enum Destination {
         }
     }
 
-    /// The map is read before anything moves (the upload's pre-flight, or `validate` with credentials).
-    var readsMap: Bool {
+    /// The map is read before anything moves (the upload's pre-flight, or `validate` with
+    /// credentials). A custom sink reads it in a sync or an update, which compare the file with
+    /// the map's features (and a sync deletes through the sink).
+    func readsMap(mode: PipelineConfig.Mode) -> Bool {
         switch self {
         case .api, .files(checkMap: true): true
-        default: false
+        case .custom: mode == .sync || mode == .update
+        case .files(checkMap: false): false
         }
     }
 
@@ -140,7 +149,7 @@ extension Pipeline {
     /// The pre-flight: reads the map and checks the mapping against it, when the destination
     /// needs the map. Returns the client every request of the run goes through.
     private func preflight(_ destination: Destination, _ plan: inout PipelinePlan) async throws -> MapsembleClient? {
-        guard destination.readsMap else { return nil }
+        guard destination.readsMap(mode: config.mode) else { return nil }
         guard let mapID = config.target.mapID else {
             throw ImportError(.usage, "no map to import into: give --map ID or target.map_id in pipeline.yml")
         }

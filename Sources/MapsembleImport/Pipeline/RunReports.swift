@@ -59,8 +59,12 @@ final class RunReports {
                 concurrency: config.upload.concurrency)
             attempt("HTML report", &summary) { try Self.write(report.html, to: paths.html) }
         }
+        if let journal, summary.status == .aborted { summary.journal = journal.path }
+        let json = summary.json
+        attempt("summary", &summary) { try Self.write(json, to: paths.summary) }
         if let journal {
-            // Done: nothing to resume. Stopped early: the same command continues from the journal.
+            // Done: nothing to resume. Stopped early (a report that could not be written
+            // included): the same command continues from the journal, sending nothing twice.
             if summary.status == .aborted {
                 journal.sync()
                 summary.journal = journal.path
@@ -68,8 +72,6 @@ final class RunReports {
                 journal.remove()
             }
         }
-        let json = summary.json
-        attempt("summary", &summary) { try Self.write(json, to: paths.summary) }
     }
 
     /// Runs `write`; a failure is told and makes the run aborted.

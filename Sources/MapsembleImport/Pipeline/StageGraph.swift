@@ -29,14 +29,15 @@ struct StageOutcome {
     var interrupted = false
     var failure: ImportError?
 
-    /// Closes the sink and the rejected rows' report; a failure to do so is the run's failure
-    /// unless it had one already.
-    mutating func fail(closing sink: any BatchSink, _ rejects: RejectedRowsWriter) {
-        do {
-            try sink.close()
-            try rejects.close()
-        } catch {
-            failure = failure ?? (error as? ImportError ?? ImportError(.output, "\(error)"))
+    /// Closes the sink and the rejected rows' report, each whatever the other did; a failure to
+    /// close is the run's failure unless it had one already.
+    mutating func close(_ sink: any BatchSink, _ rejects: RejectedRowsWriter) {
+        for close in [sink.close, rejects.close] {
+            do {
+                try close()
+            } catch {
+                failure = failure ?? (error as? ImportError ?? ImportError(.output, "\(error)"))
+            }
         }
     }
 }
@@ -264,9 +265,11 @@ extension StageGraph {
 
 extension StageGraph {
     /// The books of the run once the stages (and a sync's deletes) are over.
-    func summary(_ outcome: StageOutcome, sink: any BatchSink, input: String, started: ContinuousClock.Instant)
-        -> RunSummary
-    {
+    /// - Parameter sends: the sink is a real destination (not a dry run's files): rows it took
+    ///   have moved.
+    func summary(
+        _ outcome: StageOutcome, sink: any BatchSink, sends: Bool, input: String, started: ContinuousClock.Instant
+    ) -> RunSummary {
         let stats = sink.stats
         var failure = outcome.failure
         if stats.unconfirmed > 0 && failure == nil && !outcome.interrupted {
@@ -294,7 +297,7 @@ extension StageGraph {
         summary.deleted = stats.deleted + (settled?.deleted ?? 0)
         summary.requests = stats.requests
         summary.retries = stats.retries
-        summary.rowsMoved = stats.requests > 0 || sink.featureCount > 0 || resumed > 0
+        summary.rowsMoved = stats.requests > 0 || resumed > 0 || (sends && sink.featureCount > 0)
         summary.interrupted = outcome.interrupted
         summary.abortReason = failure
         if outcome.interrupted || failure != nil {

@@ -363,13 +363,12 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
                 fields: fields)
         } else {
             values.withUnsafeBytes { bytes in
-                for field in fields {
-                    block.appendField(
-                        field.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }
-                            ?? UnsafeRawBufferPointer(start: nil, count: 0))
-                }
+                block.appendRecord(
+                    cells: fields.map {
+                        $0.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }
+                            ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                    }, line: rowNumber)
             }
-            block.closeRecord(line: rowNumber)
         }
         guard block.bytes.count >= blockBytes || block.count + block.rejections.count >= blockBytes / 16 else {
             return []

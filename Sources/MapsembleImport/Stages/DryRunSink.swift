@@ -14,8 +14,10 @@ public protocol BatchSink: AnyObject, Sendable {
     var needsRequestBodies: Bool { get }
     /// The queue the chunker hands batches to this sink through.
     func makeQueue() -> BatchQueue
-    /// Deletes the destination's features with these remote ids (the end of a sync), `batchSize`
-    /// a request; returns how many it deleted. Only called outside dry runs.
+    /// Deletes the destination's features with these remote ids (the end of a sync, after the
+    /// last batch and `close()`), `batchSize` a request; returns how many it deleted. Not called
+    /// in a dry run. A sink that cannot delete throws (the default): a sync then stops with that
+    /// sentence instead of leaving features the file no longer has.
     func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int
 }
 
@@ -24,6 +26,13 @@ extension BatchSink {
     public var needsRequestBodies: Bool { true }
     /// One batch ahead at most, as a channel.
     public func makeQueue() -> BatchQueue { BatchQueue(capacity: 1) }
+
+    public func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int {
+        throw ImportError(
+            .uploadAborted,
+            "the sync would delete \(remoteIDs.count) features no longer in the file, but this destination cannot delete; nothing was deleted"
+        )
+    }
 }
 
 /// What the uploader did, as the server reported it.
@@ -79,9 +88,6 @@ public final class DryRunSink: BatchSink, @unchecked Sendable {  // used by one 
         }
         featureCount += batch.count
     }
-
-    /// A dry run deletes nothing (the sync says what it would delete).
-    public func delete(remoteIDs: [String], remoteField: String, batchSize: Int) async throws -> Int { 0 }
 
     /// Ends the collection and closes both outputs.
     public func close() throws {

@@ -179,8 +179,11 @@ public final class MapReconciler: Sendable {
                     state.unidentified += 1
                     continue
                 }
-                // The listing's ids are values as sent: trimmed, as the report's cells are not.
-                state.listing.entries[rejection.fields[remoteColumn].trimmingBlanks]?.seen = true
+                // The report's cell as the input has it, and the value as sent (trimmed): a
+                // feature stored by either name stays.
+                let cell = rejection.fields[remoteColumn]
+                state.listing.entries[cell]?.seen = true
+                state.listing.entries[cell.trimmingBlanks]?.seen = true
             }
         }
     }

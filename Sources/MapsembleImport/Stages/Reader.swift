@@ -182,10 +182,16 @@ public final class CSVReader: RecordReader {
     private func advance() throws -> Bool {
         if finished { return false }
         guard let line = try source.nextLine() else {
+            let recordsBefore = parser.collector.count
             guard parser.finish() else {
                 malformed(current: nil, message: "a quoted field is never closed before the end of the file")
                 return true
             }
+            // A last record without a line end: its text is all in `pending`.
+            if parser.collector.count == recordsBefore + 1 {
+                pending.withUnsafeBytes { keepOriginal($0, continuing: false, always: true) }
+            }
+            pending.removeAll(keepingCapacity: true)
             checkRecords()
             finished = true
             return false
@@ -216,6 +222,8 @@ public final class CSVReader: RecordReader {
             }
         } else {
             if parser.collector.count == recordsBefore + 1 { keepOriginal(line, continuing: continuing) }
+            // The record's earlier lines belong to it alone: a later broken line must not take them.
+            if continuing { pending.removeAll(keepingCapacity: true) }
             checkRecords()
         }
         return true
@@ -225,19 +233,15 @@ public final class CSVReader: RecordReader {
     /// when its field bytes and delimiters do not add up to the line (quotes, or spaces libcsv
     /// trimmed), or it spans lines. Plain records, most of a file, cost a comparison.
     @inline(__always)
-    private func keepOriginal(_ line: UnsafeRawBufferPointer, continuing: Bool) {
+    private func keepOriginal(_ line: UnsafeRawBufferPointer, continuing: Bool, always: Bool = false) {
         var end = line.count
         while end > 0 && (line[end - 1] == 0x0A || line[end - 1] == 0x0D) { end -= 1 }
         let collector = parser.collector
-        let text: [UInt8]
-        if continuing {
-            text = pending + line[..<end]
-        } else {
+        if !continuing && !always {
             let record = collector.lastRecord
             if record.bytes + record.fields - 1 == end { return }
-            text = Array(line[..<end])
         }
-        collector.originals[collector.count - 1] = text
+        collector.keepOriginal(pending: continuing ? pending : [], line: UnsafeRawBufferPointer(rebasing: line[..<end]))
     }
 
     /// A line longer than `maxRecordBytes`, read past: a `malformed_row` of its own, or, when a
@@ -337,7 +341,7 @@ public final class CSVReader: RecordReader {
                 }
                 if fields.count == expected {
                     kept.append(fields: fields, line: block.lines[record])
-                    if let text = block.originals[record] { kept.originals[kept.count - 1] = text }
+                    if let text = block.originals.text(of: record) { kept.originals.append(text, for: kept.count - 1) }
                 } else {
                     kept.rejections.append(
                         Rejection(
@@ -363,7 +367,7 @@ extension RecordBlock {
         bytes.removeSubrange((fieldCount == 0 ? 0 : fieldEnds[fieldCount - 1])...)
         recordFieldStarts.removeSubrange((records + 1)...)
         lines.removeSubrange(records...)
-        originals = originals.filter { $0.key < records }
+        originals.removeRecords(from: records)
     }
 
     /// Appends a record given as strings.

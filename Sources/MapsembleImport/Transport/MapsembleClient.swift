@@ -173,11 +173,12 @@ final class MapsembleClient: Sendable {
     /// A request whose failure after every retry is one sentence (`ImportError`, `remote`).
     func request(
         _ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil, authorized: Bool = true,
-        what: String, onRetry: ((RetryNotice) -> Void)? = nil
+        policy: RetryPolicy? = nil, what: String, onRetry: ((RetryNotice) -> Void)? = nil
     ) async throws -> HTTPResponse {
         do {
             return try await exchange(
-                method, path, body: body, contentType: contentType, authorized: authorized, onRetry: onRetry
+                method, path, body: body, contentType: contentType, authorized: authorized, policy: policy,
+                onRetry: onRetry
             ).response
         } catch let error as RetriesExhausted {
             guard error.status != nil else {
@@ -190,14 +191,17 @@ final class MapsembleClient: Sendable {
         }
     }
 
-    /// GET on the API, authenticated and retried.
-    func get(_ path: String, what: String, onRetry: ((RetryNotice) -> Void)? = nil) async throws -> HTTPResponse {
-        try await request("GET", path, what: what, onRetry: onRetry)
+    /// GET on the API, authenticated and retried (under `policy`, the client's by default).
+    func get(
+        _ path: String, what: String, policy: RetryPolicy? = nil, onRetry: ((RetryNotice) -> Void)? = nil
+    ) async throws -> HTTPResponse {
+        try await request("GET", path, policy: policy, what: what, onRetry: onRetry)
     }
 
     /// `GET /api/v1/maps/{id}`: the pre-flight.
     func map(_ id: String) async throws -> MapInfo {
-        let response = try await get(APIPath.map(id), what: "reading map \(id)")
+        // The first request of a run: a wrong address or a server that is down is said at once.
+        let response = try await get(APIPath.map(id), what: "reading map \(id)", policy: policy.firstContact)
         try Self.check(response, what: "map \"\(id)\"", baseURL: baseURL)
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
             throw ImportError(.remote, "the answer for map \"\(id)\" is not the JSON object expected")
@@ -275,11 +279,11 @@ public enum MapsembleAPI {
         try await client(config).map(id)
     }
 
-    /// A client for a command's reads: a server that does not answer is reported after two retries.
+    /// A client for a command's reads: a server that does not answer is said after two retries.
     private static func client(_ config: PipelineConfig) throws -> MapsembleClient {
         try MapsembleClient(
             baseURL: config.target.apiURL, credentials: config.credentials,
             timeoutSeconds: config.upload.timeoutSeconds,
-            policy: RetryPolicy(maxRetries: min(2, config.upload.maxRetries)))
+            policy: RetryPolicy(maxRetries: config.upload.maxRetries).firstContact)
     }
 }

@@ -21,6 +21,13 @@ public struct RetryPolicy: Sendable, Equatable {
         self.maxBackoffSeconds = maxBackoffSeconds
     }
 
+    /// For a command's first request (reading the map): two retries at most, so that a mistyped
+    /// address or a server that is down is said in seconds, not after every retry of a long run.
+    public var firstContact: RetryPolicy {
+        RetryPolicy(
+            maxRetries: min(maxRetries, 2), backoffSeconds: backoffSeconds, maxBackoffSeconds: maxBackoffSeconds)
+    }
+
     /// Whether an answer with this status is worth sending again.
     public static func isRetryable(status: Int) -> Bool {
         status == 429 || status == 500 || status == 502 || status == 503 || status == 504
