@@ -131,20 +131,7 @@ final class LibCSVParser {
                 return
             }
             fieldsInRecord += 1
-            // Spaces and tabs around a value are not part of it, quoted or not (libcsv drops them
-            // around unquoted fields only); the report keeps them (`keepOriginal`).
-            if length > 0, let data {
-                let text = data.assumingMemoryBound(to: UInt8.self)
-                if text[0] > 0x20 && text[length - 1] > 0x20 {
-                    bytes.append(data, length)
-                } else {
-                    var start = 0
-                    var end = length
-                    while start < end && (text[start] == 0x20 || text[start] == 0x09) { start += 1 }
-                    while end > start && (text[end - 1] == 0x20 || text[end - 1] == 0x09) { end -= 1 }
-                    if end > start { bytes.append(text + start, end - start) }
-                }
-            }
+            if length > 0, let data { bytes.append(data, length) }
             fieldEnds.append(bytes.count)
         }
 
@@ -170,6 +157,29 @@ final class LibCSVParser {
             if let base = line.baseAddress { originalBytes.append(base, line.count) }
             originalRecords.append(count - 1)
             originalEnds.append(originalBytes.count)
+        }
+
+        /// Trims the spaces and tabs around the values of the record closed last, which libcsv
+        /// keeps inside quotes (around unquoted values it drops them itself): values are trimmed
+        /// quoted or not. Only records kept by `keepOriginal` can hold a quoted value, so only
+        /// those are trimmed here. Does nothing while a record is in progress after it.
+        mutating func trimLastRecord() {
+            let first = recordFieldStarts.base[recordFieldStarts.count - 2]
+            let end = recordFieldStarts.base[recordFieldStarts.count - 1]
+            guard fieldEnds.count == end else { return }
+            var write = first == 0 ? 0 : fieldEnds.base[first - 1]
+            var read = write
+            for field in first..<end {
+                var start = read
+                var stop = fieldEnds.base[field]
+                read = stop
+                while start < stop && (bytes.base[start] == 0x20 || bytes.base[start] == 0x09) { start += 1 }
+                while stop > start && (bytes.base[stop - 1] == 0x20 || bytes.base[stop - 1] == 0x09) { stop -= 1 }
+                if start != write && stop > start { memmove(bytes.base + write, bytes.base + start, stop - start) }
+                write += stop - start
+                fieldEnds.base[field] = write
+            }
+            bytes.count = write
         }
 
         /// Field bytes and fields of the record closed last.
@@ -287,9 +297,11 @@ final class LibCSVParser {
             set { storage.pointee.overflowed = newValue }
         }
 
-        /// See `Sink.keepOriginal`.
+        /// Keeps the text of the record closed last and trims its values (`Sink.keepOriginal`,
+        /// `Sink.trimLastRecord`).
         func keepOriginal(pending: [UInt8], line: UnsafeRawBufferPointer) {
             storage.pointee.keepOriginal(pending: pending, line: line)
+            storage.pointee.trimLastRecord()
         }
 
         /// See `Sink.lastRecord`.
