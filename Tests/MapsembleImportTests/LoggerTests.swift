@@ -21,15 +21,20 @@ struct RecordingHandler: LogHandler {
 
 @Suite("A run's events go through swift-log")
 struct LoggerTests {
+    /// A dry run of `csv`, its reports in `dir`.
+    func pipeline(_ csv: String, in dir: TempDir) -> Pipeline {
+        var config = PipelineConfig()
+        config.source.path = dir.write("points.csv", csv)
+        config.report.dir = dir.path
+        return Pipeline(config: config, options: RunOptions())
+    }
+
     @Test("an embedding application's logger gets decisions at info and what happened at notice, with event and fields")
     func applicationLogger() async throws {
         let dir = TempDir()
-        var config = PipelineConfig()
-        config.source.path = dir.write("points.csv", "name,lat,lon\nA,50.9,6.9\nB,x,6.9\n")
-        config.report.dir = dir.path
         let records = NIOLockedValueBox<[Logging.LogEvent]>([])
         let logger = Logger(label: "my-app.import", factory: { _ in RecordingHandler(records: records) })
-        let summary = try await Pipeline(config: config, options: RunOptions()).run(logger: logger)
+        let summary = try await pipeline("name,lat,lon\nA,50.9,6.9\nB,x,6.9\n", in: dir).run(logger: logger)
         #expect(summary.rejected == 1)
         let logged = records.withLockedValue { $0 }
         let plan = try #require(logged.first { $0.metadata?["event"] == "plan" })
@@ -49,15 +54,13 @@ struct LoggerTests {
     @Test("a handler's level filters: notices only, as the command line without --verbose")
     func levels() async throws {
         let dir = TempDir()
-        var config = PipelineConfig()
-        config.source.path = dir.write("points.csv", "name,lat,lon\nA,50.9,6.9\n")
-        config.report.dir = dir.path
+        let run = pipeline("name,lat,lon\nA,50.9,6.9\n", in: dir)
         let events = NIOLockedValueBox<[RunEvent]>([])
         let logger = Logger.events(logLevel: .notice) { event in events.withLockedValue { $0.append(event) } }
-        _ = try await Pipeline(config: config, options: RunOptions()).run(logger: logger)
+        _ = try await run.run(logger: logger)
         #expect(events.withLockedValue { $0 }.allSatisfy { $0.level == .notice })
         let all = NIOLockedValueBox<[RunEvent]>([])
-        _ = try await Pipeline(config: config, options: RunOptions()).run(log: { event in
+        _ = try await run.run(log: { event in
             all.withLockedValue { $0.append(event) }
         })
         #expect(all.withLockedValue { $0 }.contains { $0.level == .detail && $0.event == "plan" })

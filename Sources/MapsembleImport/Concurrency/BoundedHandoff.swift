@@ -21,10 +21,8 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
     let capacity: Int
 
     private let condition = NSCondition()
-    /// The waiting elements are `buffer[head...]`; a taken slot is set to nil at once, so the
-    /// hand-off holds no element it has handed over.
-    private var buffer: [Element?] = []
-    private var head = 0
+    /// The waiting elements; the hand-off holds no element it has handed over.
+    private var buffer = FIFOBuffer<Element>()
     private var finished = false
     private var failure: (any Error)?
     private var stopped = false
@@ -35,7 +33,7 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
     }
 
     /// Waiting elements (under `condition`).
-    private var count: Int { buffer.count - head }
+    private var count: Int { buffer.count }
 
     // MARK: The producer's side
 
@@ -105,16 +103,7 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
             return nil
         }
         let wasFull = count >= capacity
-        let element = buffer[head]
-        buffer[head] = nil
-        head += 1
-        if head == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 32 && head * 2 >= buffer.count {
-            buffer.removeFirst(head)
-            head = 0
-        }
+        let element = buffer.popFirst()
         // Only a full buffer has producers waiting for room.
         if wasFull { condition.broadcast() }
         return element
@@ -129,7 +118,6 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
         defer { condition.unlock() }
         stopped = true
         buffer.removeAll()
-        head = 0
         condition.broadcast()
         if waitingForProducer {
             while !finished { condition.wait() }

@@ -24,10 +24,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
     }
 
     private struct State {
-        var buffer: [Batch] = []
-        /// Where the next batch to take sits in `buffer`; the slots before it are dropped once they
-        /// are half of it (an upload's queue may never run empty).
-        var head = 0
+        var buffer = FIFOBuffer<Batch>()
         var finished = false
         var producer: UnsafeContinuation<Void, Never>?
         var producerCancelled = false
@@ -35,27 +32,12 @@ public final class BatchQueue: AsyncSequence, Sendable {
         var cancelledConsumers: Set<UInt64> = []
         var nextID: UInt64 = 0
 
-        var count: Int { buffer.count - head }
-
-        mutating func take() -> Batch {
-            let batch = buffer[head]
-            buffer[head] = Batch(sequence: batch.sequence)
-            head += 1
-            if head == buffer.count {
-                buffer.removeAll(keepingCapacity: true)
-                head = 0
-            } else if head >= 16 && head * 2 >= buffer.count {
-                buffer.removeFirst(head)
-                head = 0
-            }
-            return batch
-        }
+        var count: Int { buffer.count }
 
         /// Takes a queued batch, with the producer to wake when that brought the queue down to
         /// `lowWater`.
         mutating func takeQueued(lowWater: Int) -> (batch: Batch, producer: UnsafeContinuation<Void, Never>?)? {
-            guard count > 0 else { return nil }
-            let batch = take()
+            guard let batch = buffer.popFirst() else { return nil }
             guard count <= lowWater, let waiting = producer else { return (batch, nil) }
             producer = nil
             return (batch, waiting)
@@ -66,7 +48,7 @@ public final class BatchQueue: AsyncSequence, Sendable {
 
     /// Slots the queue's buffer holds, taken ones included (for tests: it must not grow with the
     /// number of batches that went through).
-    var slots: Int { state.withLockedValue { $0.buffer.count } }
+    var slots: Int { state.withLockedValue { $0.buffer.slots } }
 
     /// `capacity` at least 1; the producer is woken again at `capacity / 2`.
     public init(capacity: Int = 1) {
