@@ -60,6 +60,26 @@ struct BoundedHandoffTests {
         #expect(try handoff.take() == nil)
     }
 
+    @Test("takeAll takes every waiting element in order, many at a time, and ends with the stream")
+    func takeAll() throws {
+        let handoff = BoundedHandoff<Int>(capacity: 64)
+        handoff.startProducer(named: "test.producer") {
+            for value in 0..<5_000 { try handoff.put(value) }
+        }
+        var received: [Int] = []
+        var batch: [Int] = []
+        var takes = 0
+        while try handoff.takeAll(into: &batch) {
+            #expect(!batch.isEmpty && batch.count <= 64)
+            received += batch
+            takes += 1
+            if takes % 10 == 0 { usleep(2_000) }  // let elements pile up now and then
+        }
+        #expect(received == Array(0..<5_000))
+        #expect(takes < 5_000, "some takes took several")
+        #expect(try handoff.takeAll(into: &batch) == false && batch.isEmpty)
+    }
+
     @Test("a producer's error reaches the consumer after the elements put before it, and stays")
     func failure() throws {
         let handoff = BoundedHandoff<Int>(capacity: 2)

@@ -109,6 +109,24 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
         return element
     }
 
+    /// Waits for elements and takes every one waiting, in order, into `elements` (emptied first):
+    /// one lock for many, for a consumer that runs what it takes (`ThreadExecutor`). False at the
+    /// end of the stream (or once stopped); throws like `take`.
+    func takeAll(into elements: inout [Element]) throws -> Bool {
+        elements.removeAll(keepingCapacity: true)
+        condition.lock()
+        defer { condition.unlock() }
+        while count == 0 && !finished && !stopped { condition.wait() }
+        guard count > 0 else {
+            if !stopped, let failure { throw failure }
+            return false
+        }
+        let wasFull = count >= capacity
+        while let element = buffer.popFirst() { elements.append(element) }
+        if wasFull { condition.broadcast() }
+        return true
+    }
+
     /// The consumer goes away: drops the waiting elements, and makes the producer's waiting or
     /// next `put` (or `waitForRoom`) throw `HandoffStopped`. With `waitingForProducer`, returns
     /// once the producer has called `finish` (`startProducer` calls it as its thread ends): for a

@@ -26,11 +26,15 @@ final class ThreadExecutor: TaskExecutor {
     init(name: String) {
         let queue = self.queue
         let thread = Thread {
-            // Ends when the queue is finished (`shutdown`, `deinit`) and empty.
-            while let work = try? queue.take() {
-                switch work {
-                case .job(let job, let executor): job.runSynchronously(on: executor.asUnownedTaskExecutor())
-                case .call(let body): body()
+            // Ends when the queue is finished (`shutdown`, `deinit`) and empty. Takes what waits
+            // in one go: a request's jobs often come several at once.
+            var batch: [Work] = []
+            while (try? queue.takeAll(into: &batch)) == true {
+                for work in batch {
+                    switch work {
+                    case .job(let job, let executor): job.runSynchronously(on: executor.asUnownedTaskExecutor())
+                    case .call(let body): body()
+                    }
                 }
             }
         }
