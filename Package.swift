@@ -30,6 +30,9 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]),
         /// zlib (Debian `zlib1g-dev`): `.gz` inputs read as a stream.
         .systemLibrary(name: "CGzip", path: "Sources/CGzip", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        /// SQLite (Debian `libsqlite3-dev`): the state kept between runs (the geocoding cache).
+        .systemLibrary(
+            name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         /// JSON from bytes to values and back without Foundation: the sandbox reads every request
         /// body with it, the uploader every answer.
         .target(name: "MapsembleJSON", swiftSettings: swiftSettings),
@@ -42,6 +45,7 @@ let package = Package(
                 "CLibCSV",
                 "CCurl",
                 "CGzip",
+                "CSQLite",
                 "MapsembleJSON",
                 "MapsembleMapView",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),

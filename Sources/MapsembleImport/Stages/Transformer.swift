@@ -290,14 +290,17 @@ public final class Transformer {
 
 extension PropertyMapping {
     /// Parses a label setting: a column name, or a template where `{column}` stands for a
-    /// column's value and `{{`/`}}` for literal braces.
-    public static func labelParts(_ setting: String, header: [String]) -> Result<[LabelPart], ImportError> {
+    /// column's value and `{{`/`}}` for literal braces. `key` names the setting in errors (the
+    /// geocoder's address is such a template too).
+    public static func labelParts(_ setting: String, header: [String], key: String = "properties.label") -> Result<
+        [LabelPart], ImportError
+    > {
         guard setting.contains("{") else {
             guard let column = header.firstIndex(of: setting) else {
                 return .failure(
                     ImportError(
                         .config,
-                        "properties.label names the column \"\(setting)\", which the input does not have; its columns are: \(header.joined(separator: ", "))"
+                        "\(key) names the column \"\(setting)\", which the input does not have; its columns are: \(header.joined(separator: ", "))"
                     ))
             }
             return .success([.column(column)])
@@ -312,14 +315,14 @@ extension PropertyMapping {
                 rest = rest.dropFirst()
             } else if character == "{" {
                 guard let close = rest.firstIndex(of: "}") else {
-                    return .failure(ImportError(.config, "properties.label has a \"{\" without its closing \"}\""))
+                    return .failure(ImportError(.config, "\(key) has a \"{\" without its closing \"}\""))
                 }
                 let name = String(rest[..<close])
                 guard let column = header.firstIndex(of: name) else {
                     return .failure(
                         ImportError(
                             .config,
-                            "properties.label uses the column \"{\(name)}\", which the input does not have; its columns are: \(header.joined(separator: ", "))"
+                            "\(key) uses the column \"{\(name)}\", which the input does not have; its columns are: \(header.joined(separator: ", "))"
                         ))
                 }
                 if !literal.isEmpty { parts.append(.literal(literal)) }
