@@ -113,11 +113,10 @@ final class MapsembleClient: Sendable {
         return value
     }
 
-    /// Sends a request until it gets an answer worth reading, under `policy` (the client's by
-    /// default): 429, 5xx, time-outs and dropped connections are tried again after the policy's
-    /// wait; a 401 with client credentials fetches a new token and tries once more. Returns the
-    /// answer (any status the policy does not retry, 401 and 403 included) and whether an earlier
-    /// attempt may have been applied (it got no answer, or the connection was replaced).
+    /// Sends a request to the API under `policy` (the client's by default; `CurlWorker.exchange`
+    /// retries), authenticated unless `authorized` is false: a 401 with client credentials
+    /// fetches a new token and tries once more. Returns the answer (any status the policy does not
+    /// retry, 401 and 403 included) and whether an earlier attempt may have been applied.
     /// - Throws: `RetriesExhausted` after the last retry; `CancellationError` when the worker's
     ///   transfer was aborted or the task cancelled.
     func exchange(
@@ -125,49 +124,18 @@ final class MapsembleClient: Sendable {
         worker: CurlWorker? = nil, policy: RetryPolicy? = nil, timeoutSeconds: Double? = nil,
         onAttempt: (() -> Void)? = nil, onRetry: ((RetryNotice) -> Void)? = nil
     ) async throws -> (response: HTTPResponse, uncertain: Bool) {
-        let policy = policy ?? self.policy
         let timeout = timeoutSeconds ?? self.timeoutSeconds
-        var attempt = 0
-        var uncertain = false
-        var refreshed = false
-        while true {
-            var headers = ["Accept: application/json"]
-            if authorized { headers.append("Authorization: \(try await authorization())") }
-            if let contentType { headers.append("Content-Type: \(contentType)") }
-            let request = HTTPRequest(
-                method: method, url: baseURL + path, headers: headers, body: body, timeoutSeconds: timeout)
-            onAttempt?()
-            let reason: String
-            var status: Int?
-            var retryAfter: String?
-            switch await (worker ?? self.worker).send(request) {
-            case .success(let response):
-                if response.reconnected { uncertain = true }
-                if response.status == 401 && authorized && !refreshed && refreshAfterUnauthorized() {
-                    refreshed = true
-                    continue
-                }
-                guard RetryPolicy.isRetryable(status: response.status) else { return (response, uncertain) }
-                status = response.status
-                retryAfter = response.retryAfter
-                reason = response.status == 429 ? "rate limited (HTTP 429)" : "HTTP \(response.status)"
-            case .failure(let error):
-                if error.kind == .aborted { throw CancellationError() }
-                if error.kind != .connect { uncertain = true }
-                reason = error.kind == .timeout ? "no answer within \(timeout.formatted()) s" : error.message
-            }
-            guard attempt < policy.maxRetries else {
-                throw RetriesExhausted(attempts: attempt + 1, reason: reason, status: status)
-            }
-            if Task.isCancelled { throw CancellationError() }
-            attempt += 1
-            let delay = policy.delay(attempt: attempt, retryAfter: retryAfter)
-            onRetry?(
-                RetryNotice(
-                    attempt: attempt, maxRetries: policy.maxRetries, delaySeconds: delay, reason: reason, status: status
-                ))
-            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-        }
+        let url = baseURL + path
+        return try await (worker ?? self.worker).exchange(
+            policy: policy ?? self.policy, timeoutSeconds: timeout,
+            request: {
+                var headers = ["Accept: application/json"]
+                if authorized { headers.append("Authorization: \(try await self.authorization())") }
+                if let contentType { headers.append("Content-Type: \(contentType)") }
+                return HTTPRequest(method: method, url: url, headers: headers, body: body, timeoutSeconds: timeout)
+            },
+            retryUnauthorized: authorized ? { self.refreshAfterUnauthorized() } : nil, onAttempt: onAttempt,
+            onRetry: onRetry)
     }
 
     /// A request whose failure after every retry is one sentence (`ImportError`, `remote`).
