@@ -88,6 +88,11 @@ extension SandboxStore {
         return reply
     }
 
+    /// A geocoder request with the faults of the plan: refused, or nil to answer it.
+    func geocoderFault(_ state: inout State) -> SandboxReply? {
+        refusal(drawFate(&state), &state)
+    }
+
     /// A listing page with the faults of the plan (`faultListings`): refused, or nil to answer it.
     func listingFault(_ state: inout State) -> SandboxReply? {
         guard state.config.faults.faultListings else { return nil }

@@ -1,3 +1,4 @@
+import Foundation
 import MapsembleJSON
 import MapsembleMapView
 import NIOConcurrencyHelpers
@@ -79,6 +80,12 @@ public final class SandboxStore: Sendable {
         var requests = 0
         var writeRequests = 0
         var writeLog: [WriteRecord] = []
+        /// Geocoder requests answered (refusals included), the second the last one came in and
+        /// how many came in it, and the most any one second held.
+        var geocoderRequests = 0
+        var geocoderSecond = 0
+        var geocoderInSecond = 0
+        var geocoderBusiestSecond = 0
     }
 
     /// One write request as the sandbox answered it (with `SandboxConfig.recordWrites`).
@@ -140,8 +147,14 @@ public final class SandboxStore: Sendable {
     /// Write requests so far, in the order they were answered (empty unless `recordWrites`).
     public var writeLog: [WriteRecord] { state.withLockedValue { $0.writeLog } }
 
+    /// Geocoder requests so far, and the most any one second held (the rate a client kept to).
+    public var geocoderCounts: (requests: Int, busiestSecond: Int) {
+        state.withLockedValue { ($0.geocoderRequests, $0.geocoderBusiestSecond) }
+    }
+
     public func handle(_ request: SandboxRequest) -> SandboxReply {
         if let page = viewer(request) { return page }
+        if let reply = geocode(request) { return reply }
         if let target = state.withLockedValue({ $0.config.faults.redirectTo }) {
             state.withLockedValue { $0.requests += 1 }
             return SandboxReply(
@@ -325,5 +338,35 @@ final class WriteLogFile: @unchecked Sendable {
         bytes.append(UInt8(ascii: "\n"))
         _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
         fflush(file)
+    }
+}
+
+extension SandboxStore {
+    /// A request to the sandbox's geocoder, counted, refused past its rate limit or by the fault
+    /// plan, else answered; nil when the sandbox has no geocoder or the path is not one of its.
+    fileprivate func geocode(_ request: SandboxRequest) -> SandboxReply? {
+        guard request.method == "GET", let geocoder = state.withLockedValue({ $0.config.geocoder }),
+            ["/search", "/api", "/v1/search", "/v1/search/structured"].contains(request.path)
+        else { return nil }
+        let refusal: SandboxReply? = state.withLockedValue { state in
+            state.requests += 1
+            state.geocoderRequests += 1
+            let second = Int(Date().timeIntervalSince1970)
+            if second != state.geocoderSecond {
+                state.geocoderSecond = second
+                state.geocoderInSecond = 0
+            }
+            state.geocoderInSecond += 1
+            state.geocoderBusiestSecond = max(state.geocoderBusiestSecond, state.geocoderInSecond)
+            if let limit = geocoder.rateLimit, Double(state.geocoderInSecond) > limit {
+                return SandboxReply(
+                    status: 429, json: ["error": "Rate limit exceeded"], headers: [("Retry-After", "1")])
+            }
+            return geocoder.faults ? geocoderFault(&state) : nil
+        }
+        var reply = refusal ?? geocoder.answer(request)
+        let latency = state.withLockedValue { $0.config.faults.latencyMilliseconds }
+        if latency > 0 { reply?.delaySeconds += Double(latency) / 1000 }
+        return reply
     }
 }

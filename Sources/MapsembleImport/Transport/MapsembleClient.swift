@@ -63,16 +63,7 @@ final class MapsembleClient: Sendable {
 
     /// `https://` everywhere; plain `http://` only to this machine.
     static func checkedBaseURL(_ text: String) throws -> String {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased()
-        else {
-            throw ImportError(.config, "the API URL \"\(text)\" is not a URL such as https://app.mapsemble.com")
-        }
-        let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-        guard scheme == "https" || (scheme == "http" && loopback) else {
-            throw ImportError(
-                .config, "the API URL \"\(text)\" must use https:// (plain http:// is allowed only for localhost)")
-        }
-        return text.hasSuffix("/") ? String(text.dropLast()) : text
+        try BaseURL.checked(text, name: "the API URL", example: "https://app.mapsemble.com")
     }
 
     /// The `Authorization` header value.

@@ -81,6 +81,17 @@ struct SandboxCommand: AsyncParsableCommand {
     var writeLog: String?
 
     @Flag(
+        help:
+            "Also serve geocoder endpoints (Nominatim /search, Photon /api, Pelias /v1/search) over a small built-in gazetteer, with the fault flags above."
+    )
+    var geocoder = false
+
+    @Option(
+        name: .customLong("geocoder-rate-limit"),
+        help: "Geocoder requests per second at most; past it, 429 with Retry-After: 1.")
+    var geocoderRateLimit: Double?
+
+    @Flag(
         name: .customLong("print-features"),
         help: "On exit, print every stored feature to stdout, one GeoJSON Feature a line.")
     var printFeatures = false
@@ -102,6 +113,11 @@ struct SandboxCommand: AsyncParsableCommand {
         config.faults.stallSeconds = stallSeconds
         config.faults.latencyMilliseconds = latencyMilliseconds
         config.faults.redirectTo = redirectTo
+        if geocoder {
+            var served = SandboxGeocoder(rateLimit: geocoderRateLimit)
+            served.faults = rateLimit + serverErrors > 0
+            config.geocoder = served
+        }
         if let writeLog {
             guard FileManager.default.createFile(atPath: writeLog, contents: nil) else {
                 Console.error("cannot write the write log \(writeLog)")
