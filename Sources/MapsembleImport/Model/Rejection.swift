@@ -18,6 +18,10 @@ public enum RejectCode: String, Sendable, CaseIterable, Comparable {
     case planLimit = "plan_limit"
     case unknownRemoteId = "unknown_remote_id"
     case invalidCell = "invalid_cell"
+    case missingAddress = "missing_address"
+    case addressNotFound = "address_not_found"
+    case geocodeLowConfidence = "geocode_low_confidence"
+    case geocodeFailed = "geocode_failed"
 
     public static func < (lhs: RejectCode, rhs: RejectCode) -> Bool { lhs.rawValue < rhs.rawValue }
 }

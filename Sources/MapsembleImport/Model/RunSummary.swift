@@ -36,6 +36,17 @@ public struct RunSummary: Sendable, Equatable {
     public var abortReason: ImportError?
     /// The run was stopped by a signal (exit 130).
     public var interrupted = false
+    /// What geocoding did, when the pipeline geocodes.
+    public struct Geocoding: Sendable, Equatable {
+        /// Rows given a point from their address.
+        public var geocoded: Int
+        /// Addresses answered from the cache.
+        public var cacheHits: Int
+        /// Requests sent to the geocoder, retries included.
+        public var requests: Int
+    }
+
+    public var geocoding: Geocoding?
     /// Rows went somewhere before the run stopped (sent, written to an output, or settled by an
     /// earlier run): an abort is then "aborted part-way" (3), never "nothing sent" (2).
     public var rowsMoved = false
@@ -59,6 +70,14 @@ public struct RunSummary: Sendable, Equatable {
     mutating func reportFailed(_ error: ImportError) {
         status = .aborted
         if abortReason == nil { abortReason = error }
+    }
+
+    /// `geocoded`, `geocode_cache_hits`, `geocode_requests` (with a comma and the next line's
+    /// indent), when the pipeline geocodes.
+    private var geocodingJSON: String {
+        guard let geocoding else { return "" }
+        return
+            "\"geocoded\": \(geocoding.geocoded),\n  \"geocode_cache_hits\": \(geocoding.cacheHits),\n  \"geocode_requests\": \(geocoding.requests),\n  "
     }
 
     private var notationsJSON: String {
@@ -90,7 +109,7 @@ public struct RunSummary: Sendable, Equatable {
               "rejected_by_code": {\(codes.isEmpty ? "" : "\n\(codes)\n  ")},
               "coordinate_notations": {\(notationsJSON)},
               "warnings": {\(longTexts > 0 ? "\n    \"text_over_255_characters\": \(longTexts)\n  " : "")},
-              "requests": \(requests),
+              \(geocodingJSON)"requests": \(requests),
               "retries": \(retries),
               "duration_s": \(Double((durationSeconds * 1000).rounded()) / 1000)
             }

@@ -189,7 +189,9 @@ private struct NodeReader {
     }
 
     func read(_ root: Node, into config: inout PipelineConfig) throws {
-        let sections = ["version", "source", "target", "coordinates", "properties", "upload", "report", "sync"]
+        let sections = [
+            "version", "source", "target", "coordinates", "properties", "upload", "report", "sync", "geocode",
+        ]
         for (key, value) in try entries(root, "", allowed: sections) {
             switch key {
             case "version": config.version = try int(value, key, in: 1...1)
@@ -199,6 +201,10 @@ private struct NodeReader {
             case "properties": try readProperties(value, &config.properties)
             case "upload": try readUpload(value, &config.upload)
             case "report": try readReport(value, &config.report)
+            case "geocode":
+                var geocode = PipelineConfig.Geocode()
+                try readGeocode(value, &geocode)
+                config.geocode = geocode
             default: try readSync(value, &config.sync)
             }
         }
@@ -354,6 +360,55 @@ private struct NodeReader {
             fields.append(field)
         }
         return fields
+    }
+
+    func readGeocode(_ node: Node, _ geocode: inout PipelineConfig.Geocode) throws {
+        let parts = ["street", "postcode", "city", "state", "country"]
+        let keys =
+            ["address", "provider", "url", "api_key", "user_agent", "when", "country_codes", "min_confidence"]
+            + ["rate_limit", "concurrency", "timeout_s", "max_retries", "cache", "max_age_days"] + parts
+        for (key, value) in try entries(node, "geocode", allowed: keys) {
+            let path = "geocode.\(key)"
+            switch key {
+            case "address": geocode.address = try string(value, path)
+            case "provider": geocode.provider = try oneOf(value, path, ["nominatim", "photon", "pelias"])
+            case "url": geocode.url = try string(value, path)
+            case "api_key": geocode.apiKey = try string(value, path).flatMap { $0.isEmpty ? nil : $0 }
+            case "user_agent": geocode.userAgent = try string(value, path)
+            case "when": geocode.when = try choice(value, path, PipelineConfig.Geocode.When.self)
+            case "country_codes":
+                guard case .sequence(let items) = value else {
+                    throw error(value, "key \"\(path)\" must be a list of two-letter country codes such as [de, at]")
+                }
+                geocode.countryCodes = try items.map { item in
+                    let code = try requiredString(item, path).lowercased()
+                    guard code.count == 2, code.allSatisfy({ $0 >= "a" && $0 <= "z" }) else {
+                        throw error(item, "key \"\(path)\" holds \"\(code)\", not a two-letter country code such as de")
+                    }
+                    return code
+                }
+            case "min_confidence":
+                let share = try double(value, path)
+                guard (0...1).contains(share) else { throw error(value, "key \"\(path)\" must be between 0 and 1") }
+                geocode.minConfidence = share
+            case "rate_limit":
+                let rate = try double(value, path)
+                guard rate > 0 else { throw error(value, "key \"\(path)\" must be more than 0 requests per second") }
+                geocode.rateLimit = rate
+            case "concurrency": geocode.concurrency = try int(value, path, in: 1...64)
+            case "timeout_s":
+                let seconds = try double(value, path)
+                guard seconds > 0 else { throw error(value, "key \"\(path)\" must be more than 0 seconds") }
+                geocode.timeoutSeconds = seconds
+            case "max_retries": geocode.maxRetries = try int(value, path, in: 0...100)
+            case "cache": geocode.cache = try string(value, path)
+            case "max_age_days":
+                let days = try double(value, path)
+                guard days >= 0 else { throw error(value, "key \"\(path)\" must be 0 or more days") }
+                geocode.maxAgeDays = days
+            default: geocode.parts[key] = try requiredString(value, path)
+            }
+        }
     }
 
     func readUpload(_ node: Node, _ upload: inout PipelineConfig.Upload) throws {

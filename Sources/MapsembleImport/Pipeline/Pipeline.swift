@@ -35,6 +35,11 @@ public struct Pipeline: Sendable {
         plan.notes.forEach { log?(RunEvent(.detail, $0)) }
         plan.notices.forEach { log?(RunEvent(.notice, $0)) }
         let reconciler = try await readMap(client, destination, plan, log: log)
+        let geocoding = try config.geocode.map { settings in
+            try GeocodeStage(
+                config: settings, header: plan.reader.header,
+                stateDirectory: StateDirectory.path(override: options.stateDirectory), options: options)
+        }
         let reports = try RunReports(paths: reportPaths, plan: plan, config: config, log: log)
         let journal = try openJournal(destination, log: log)
         let sink = try makeSink(destination, client: client, reports: reports, journal: journal, log: log)
@@ -44,6 +49,7 @@ public struct Pipeline: Sendable {
             progress: progress)
         graph.settled = journal?.settled.isEmpty == false ? journal?.settled : nil
         graph.reconciler = reconciler
+        graph.geocoding = geocoding
         var outcome = await graph.run()
         outcome.close(sink, reports.rejects)
         // The diff says what the run did or would do: only when every row was read and sent.

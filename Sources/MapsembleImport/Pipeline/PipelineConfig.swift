@@ -116,6 +116,38 @@ public struct PipelineConfig: Sendable, Equatable {
         public var maxDelete = Threshold.percent(10)
     }
 
+    /// `geocode:`: points for rows from their address (spec/cli.md, "Addresses").
+    public struct Geocode: Sendable, Equatable {
+        public enum When: String, Sendable, CaseIterable {
+            /// Only rows whose coordinates are empty (or all rows, when the file has none).
+            case missing
+            /// Every row, its coordinates replaced.
+            case always
+        }
+
+        /// A column or a template; or, instead, the structured parts.
+        public var address: String?
+        /// `street`, `postcode`, `city`, `state`, `country` → a column or a template.
+        public var parts: [String: String] = [:]
+        public var provider = "nominatim"
+        public var url: String?
+        /// Sent to the provider only, never printed.
+        public var apiKey: String?
+        public var userAgent: String?
+        public var when = When.missing
+        public var countryCodes: [String] = []
+        public var minConfidence = 0.0
+        /// Requests per second; nil: the provider's default (1 for nominatim, else none).
+        public var rateLimit: Double?
+        public var concurrency = 2
+        public var timeoutSeconds = 10.0
+        public var maxRetries = 5
+        /// The cache file; nil: `geocode-cache.sqlite` in the state folder.
+        public var cache: String?
+        /// Answers older than this many days are asked again.
+        public var maxAgeDays = 90.0
+    }
+
     public var version = 1
     public var source = Source()
     public var target = Target()
@@ -124,6 +156,7 @@ public struct PipelineConfig: Sendable, Equatable {
     public var upload = Upload()
     public var report = Report()
     public var sync = Sync()
+    public var geocode: Geocode?
 
     public init() {}
 

@@ -99,11 +99,17 @@ struct PipelinePlan {
         // Deleting by remote id needs no coordinates; an update needs them only to move features.
         let coordinatesStated =
             config.coordinates.point != nil || config.coordinates.longitude != nil || config.coordinates.latitude != nil
+        // An update, or a pipeline that geocodes, may have no coordinate columns at all.
         let noCoordinates =
-            config.mode == .update && !coordinatesStated
+            (config.mode == .update || config.geocode != nil) && !coordinatesStated
             && !header.contains { Inspector.longitudeNames.contains($0.trimmingSpaces.lowercased()) }
         if config.mode == .delete || noCoordinates {
-            if noCoordinates { notes.append("coordinates: none in this file; the features keep their location") }
+            if noCoordinates {
+                notes.append(
+                    config.geocode != nil
+                        ? "coordinates: none in this file; every row is geocoded from its address"
+                        : "coordinates: none in this file; the features keep their location")
+            }
             validator = Validator(longitudeColumn: 0, latitudeColumn: 0, header: header, requireCoordinates: false)
         } else {
             if let point = config.coordinates.point {
@@ -138,7 +144,8 @@ struct PipelinePlan {
                     alternateSeparator: alternate)
             }
             validator.allowNullIsland = config.coordinates.allowNullIsland
-            validator.optionalCoordinates = config.mode == .update
+            // Rows without coordinates pass: an update keeps their location, geocoding finds it.
+            validator.optionalCoordinates = config.mode == .update || config.geocode != nil
             if path != "-" && validator.pointColumn == nil {
                 if let note = try Self.checkColumns(
                     &validator, header: header, path: path, name: name, options: options, config: config,

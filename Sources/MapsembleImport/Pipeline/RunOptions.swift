@@ -20,5 +20,9 @@ public struct RunOptions: Sendable {
     public var fresh = false
     /// `--force-delete`: a sync deletes past `sync.max_delete`.
     public var forceDelete = false
+    /// `--refresh-geocodes`: ask the geocoder again whatever the cache holds.
+    public var refreshGeocodes = false
+    /// `--state-dir`: where the state kept between runs goes (`StateDirectory`).
+    public var stateDirectory: String?
     public init() {}
 }

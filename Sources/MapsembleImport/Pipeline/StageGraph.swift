@@ -63,6 +63,8 @@ final class StageGraph: @unchecked Sendable {
     var reconciler: MapReconciler?
     /// What the HTML report draws.
     let collector: ReportCollector?
+    /// Points from addresses, when the pipeline geocodes.
+    var geocoding: GeocodeStage?
 
     init(
         plan: PipelinePlan, config: PipelineConfig, keepRows: Bool, sink: any BatchSink, reports: RunReports,
@@ -91,7 +93,8 @@ final class StageGraph: @unchecked Sendable {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let records = group.source { try await self.read(into: $0) }
-                let validated = group.stage(records) { self.validate($0) }
+                var validated = group.stage(records) { self.validate($0) }
+                if let geocoding { validated = group.stage(validated) { try await geocoding.geocode($0) } }
                 let features = group.stage(validated) { self.transform($0) }
                 let batches = sink.makeQueue()
                 group.addTask { try await self.chunk(features, into: batches) }
@@ -298,6 +301,11 @@ extension StageGraph {
         summary.requests = stats.requests
         summary.retries = stats.retries
         summary.rowsMoved = stats.requests > 0 || resumed > 0 || (sends && sink.featureCount > 0)
+        if let geocoding {
+            summary.geocoding = .init(
+                geocoded: geocoding.geocoded.load(ordering: .relaxed),
+                cacheHits: geocoding.cacheHits.load(ordering: .relaxed), requests: geocoding.requests)
+        }
         summary.interrupted = outcome.interrupted
         summary.abortReason = failure
         if outcome.interrupted || failure != nil {

@@ -57,6 +57,8 @@ struct PipelineRunner {
         runOptions.outputBatches = options.outputBatches
         runOptions.fresh = options.fresh
         runOptions.forceDelete = options.forceDelete
+        runOptions.refreshGeocodes = options.refreshGeocodes
+        runOptions.stateDirectory = options.stateDir
         // The embedded sandbox starts empty every time: nothing there to resume into.
         runOptions.journal = !options.sandbox
         let pipeline = Pipeline(config: config, options: runOptions)

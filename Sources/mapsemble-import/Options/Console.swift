@@ -67,6 +67,10 @@ struct Console: Sendable {
                 + (summary.resumedRows > 0 ? ", \(summary.resumedRows) by the run resumed" : "")
                 + (summary.deleted > 0 ? ", \(summary.deleted) deleted" : "")
                 + "; \(summary.requests) request\(summary.requests == 1 ? "" : "s"), \(summary.retries) retr\(summary.retries == 1 ? "y" : "ies"))"
+        if let geocoding = summary.geocoding {
+            line +=
+                ", \(geocoding.geocoded) geocoded (\(geocoding.cacheHits) addresses from the cache, \(geocoding.requests) geocoder request\(geocoding.requests == 1 ? "" : "s"))"
+        }
         line += ", \(summary.rejected) rejected"
         if !codes.isEmpty { line += " (\(codes.joined(separator: ", ")))" }
         line +=
@@ -84,6 +88,11 @@ struct Console: Sendable {
                 "unchanged": summary.unchanged, "resumed_rows": summary.resumedRows, "exit_code": summary.exitCode,
                 "file": file ?? summary.input,
             ]
+            if let geocoding = summary.geocoding {
+                fields["geocoded"] = geocoding.geocoded
+                fields["geocode_cache_hits"] = geocoding.cacheHits
+                fields["geocode_requests"] = geocoding.requests
+            }
             fields["rejected_by_code"] = Dictionary(
                 uniqueKeysWithValues: summary.rejectedByCode.map { ($0.key.rawValue, $0.value) })
             Self.write(json(fields))

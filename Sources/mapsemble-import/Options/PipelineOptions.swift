@@ -57,6 +57,18 @@ struct PipelineOptions: ParsableArguments {
         help: "mode sync: delete the map's features missing from the file even past sync.max_delete.")
     var forceDelete = false
 
+    @Flag(
+        name: .customLong("refresh-geocodes"),
+        help: "geocode: ask the geocoder again for every address, whatever the cache holds.")
+    var refreshGeocodes = false
+
+    @Option(
+        name: .customLong("state-dir"),
+        help:
+            "Where state kept between runs goes (the geocoding cache); default $MAPSEMBLE_STATE_DIR, else $XDG_STATE_HOME/mapsemble-import, else ~/.local/state/mapsemble-import."
+    )
+    var stateDir: String?
+
     @Flag(help: "Import into an embedded sandbox server on loopback.")
     var sandbox = false
 

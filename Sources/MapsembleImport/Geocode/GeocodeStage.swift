@@ -1,0 +1,190 @@
+import Foundation
+import Synchronization
+
+/// The stage between the validator and the transformer (`geocode:`): a point, from its address,
+/// for each row that needs one (`when: missing`: the rows the validator passed without
+/// coordinates; `always`: every row). Input order is kept; one distinct address (by its
+/// normalised key) is looked up once per block, in the cache first, and the rest asked of the
+/// geocoder on `concurrency` connections under its rate limit. Each answer is stored in the cache
+/// (durably) before the block moves on, so a row uploaded after it never needs asking again.
+///
+/// Rows it cannot place are rejected (`missing_address`, `address_not_found`,
+/// `geocode_low_confidence`, `geocode_failed`) with their original cells.
+final class GeocodeStage: Sendable {
+    let query: AddressQuery
+    let geocoder: HTTPGeocoder
+    let cache: GeocodeCache
+    let when: PipelineConfig.Geocode.When
+    let minConfidence: Double
+    /// What the cache keys answers by besides the query: the provider and its address, the countries.
+    private let cacheProvider: String
+    private let cacheOptions: String
+    private let workers: [CurlWorker]
+
+    /// Rows given a point by the geocoder, addresses answered from the cache, requests sent.
+    let geocoded = Atomic<Int>(0)
+    let cacheHits = Atomic<Int>(0)
+    var requests: Int { geocoder.requests }
+
+    init(config: PipelineConfig.Geocode, header: [String], stateDirectory: String, options: RunOptions) throws {
+        query = try AddressQuery(address: config.address, parts: config.parts, header: header)
+        guard let provider = GeocoderSettings.Provider(rawValue: config.provider) else {
+            throw ImportError(.config, "geocode.provider \"\(config.provider)\" is not one this version asks")
+        }
+        guard let url = config.url, !url.isEmpty else {
+            throw ImportError(
+                .config, "geocode.url is needed: the address of the \(provider.rawValue) geocoder to ask")
+        }
+        var settings = GeocoderSettings(provider: provider, url: url)
+        settings.apiKey = config.apiKey
+        settings.userAgent = config.userAgent
+        settings.countryCodes = config.countryCodes
+        if let rate = config.rateLimit { settings.rateLimit = rate }
+        settings.timeoutSeconds = config.timeoutSeconds
+        settings.maxRetries = config.maxRetries
+        geocoder = try HTTPGeocoder(
+            settings: settings, backoffSeconds: options.backoffSeconds, maxBackoffSeconds: options.maxBackoffSeconds)
+        let path = try config.cache ?? (StateDirectory.create(stateDirectory) + "/geocode-cache.sqlite")
+        cache = try GeocodeCache(
+            path: path, maxAgeSeconds: options.refreshGeocodes ? 0 : config.maxAgeDays * 86_400)
+        when = config.when
+        minConfidence = config.minConfidence
+        cacheProvider = "\(provider.rawValue) \(geocoder.baseURL)"
+        cacheOptions = config.countryCodes.sorted().joined(separator: ",")
+        workers = (0..<config.concurrency).map { CurlWorker(name: "geocode-\($0)") }
+    }
+
+    /// What became of one distinct address.
+    private enum Outcome {
+        case found(GeocodeCache.Place)
+        case notFound
+        case failed(String)
+    }
+
+    func geocode(_ block: ValidatedBlock) async throws -> ValidatedBlock {
+        // The rows that need a point, and their addresses.
+        var needed: [Int: Address] = [:]
+        var missing: Set<Int> = []
+        for (position, record) in block.accepted.enumerated() {
+            let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
+            guard when == .always || block.coordinateEnds[position] == start else { continue }
+            if let address = query.address(record, of: block.records) {
+                needed[position] = address
+            } else {
+                missing.insert(position)
+            }
+        }
+        guard !needed.isEmpty || !missing.isEmpty else { return block }
+        // Each distinct address once: the cache, then the geocoder.
+        var outcomes: [String: Outcome] = [:]
+        var toAsk: [(key: String, address: Address)] = []
+        for address in needed.values where outcomes[address.key] == nil {
+            switch try cache.lookup(provider: cacheProvider, query: address.key, options: cacheOptions) {
+            case .found(let place):
+                outcomes[address.key] = .found(place)
+                cacheHits.add(1, ordering: .relaxed)
+            case .notFound:
+                outcomes[address.key] = .notFound
+                cacheHits.add(1, ordering: .relaxed)
+            case nil:
+                if !toAsk.contains(where: { $0.key == address.key }) { toAsk.append((address.key, address)) }
+            }
+        }
+        for (key, outcome) in try await ask(toAsk) { outcomes[key] = outcome }
+        return rebuild(block, needed: needed, missing: missing, outcomes: outcomes)
+    }
+
+    /// Asks the geocoder for each address, on the stage's connections; stores every answer.
+    private func ask(_ addresses: [(key: String, address: Address)]) async throws -> [(String, Outcome)] {
+        guard !addresses.isEmpty else { return [] }
+        final class Cursor: Sendable { let next = Atomic<Int>(0) }
+        let cursor = Cursor()
+        return try await withThrowingTaskGroup(of: [(String, Outcome)].self) { group in
+            for worker in workers.prefix(addresses.count) {
+                group.addTask {
+                    var answered: [(String, Outcome)] = []
+                    while true {
+                        let index = cursor.next.add(1, ordering: .relaxed).oldValue
+                        guard index < addresses.count else { return answered }
+                        let (key, address) = addresses[index]
+                        answered.append((key, try await self.answer(address, key: key, worker: worker)))
+                    }
+                }
+            }
+            var all: [(String, Outcome)] = []
+            for try await part in group { all += part }
+            return all
+        }
+    }
+
+    private func answer(_ address: Address, key: String, worker: CurlWorker) async throws -> Outcome {
+        let candidates: [GeocodeCandidate]
+        do {
+            candidates = try await geocoder.candidates(for: address, worker: worker)
+        } catch let error as ImportError {
+            return .failed(error.message)
+        }
+        let countries = geocoder.settings.countryCodes
+        let entry: GeocodeCache.Entry =
+            GeocoderAnswers.best(candidates, countries: countries).map { .found($0.place) } ?? .notFound
+        try cache.store(entry, provider: cacheProvider, query: key, options: cacheOptions)
+        switch entry {
+        case .found(let place): return .found(place)
+        case .notFound: return .notFound
+        }
+    }
+
+    /// The block with the points found, and the rows that got none rejected.
+    private func rebuild(
+        _ block: ValidatedBlock, needed: [Int: Address], missing: Set<Int>, outcomes: [String: Outcome]
+    ) -> ValidatedBlock {
+        var result = block
+        result.accepted = []
+        result.coordinates = []
+        result.coordinateEnds = []
+        var placed = 0
+        block.coordinates.withUnsafeBytes { coordinates in
+            for (position, record) in block.accepted.enumerated() {
+                func reject(_ code: RejectCode, _ message: String) {
+                    result.records.rejections.append(
+                        Rejection(
+                            line: block.records.lines[record], code: code, column: "", message: message,
+                            fields: block.records.originalCells(record)))
+                }
+                if missing.contains(position) {
+                    reject(.missingAddress, "the row has no address to geocode (its address columns are empty)")
+                    continue
+                }
+                guard let address = needed[position] else {
+                    let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
+                    result.coordinates.appendBytes(
+                        UnsafeRawBufferPointer(rebasing: coordinates[start..<block.coordinateEnds[position]]))
+                    result.coordinateEnds.append(result.coordinates.count)
+                    result.accepted.append(record)
+                    continue
+                }
+                switch outcomes[address.key] ?? .failed("no answer") {
+                case .found(let place) where place.confidence >= minConfidence:
+                    CoordinateText.appendDegrees(place.longitude, to: &result.coordinates)
+                    result.coordinates.append(UInt8(ascii: ","))
+                    CoordinateText.appendDegrees(place.latitude, to: &result.coordinates)
+                    result.coordinateEnds.append(result.coordinates.count)
+                    result.accepted.append(record)
+                    placed += 1
+                case .found(let place):
+                    reject(
+                        .geocodeLowConfidence,
+                        "the best match for \"\(address.text)\" is \"\(place.label)\" with confidence \(place.confidence.formatted()), below geocode.min_confidence \(minConfidence.formatted())"
+                    )
+                case .notFound:
+                    reject(.addressNotFound, "the geocoder knows no place for \"\(address.text)\"")
+                case .failed(let reason):
+                    reject(.geocodeFailed, "geocoding \"\(address.text)\" failed: \(reason)")
+                }
+            }
+        }
+        result.records.rejections.sort { $0.line < $1.line }
+        geocoded.add(placed, ordering: .relaxed)
+        return result
+    }
+}

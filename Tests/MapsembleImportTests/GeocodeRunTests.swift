@@ -1,0 +1,168 @@
+import Foundation
+import MapsembleSandbox
+import Testing
+
+@testable import MapsembleImport
+
+@Suite("Runs that geocode: addresses to points against the sandbox's geocoder, cached between runs", .serialized)
+struct GeocodeRunTests {
+    func run(_ config: PipelineConfig, in dir: TempDir) async throws -> RunSummary {
+        var options = RunOptions()
+        options.output = dir.path + "/out.geojson"
+        options.backoffSeconds = 0.005
+        options.stateDirectory = dir.path + "/state"
+        return try await Pipeline(config: config, options: options).run()
+    }
+
+    func config(_ input: String, server: SandboxServer, in dir: TempDir) -> PipelineConfig {
+        var config = PipelineConfig()
+        config.source.path = input
+        config.report.dir = dir.path
+        config.properties.label = "name"
+        var geocode = PipelineConfig.Geocode()
+        geocode.address = "{street}, {city}, {country}"
+        geocode.url = server.url
+        geocode.rateLimit = 50
+        config.geocode = geocode
+        return config
+    }
+
+    @Test("a file without coordinates: every row geocoded, the unknown and the empty rejected; a rerun asks nothing")
+    func addressesOnly() async throws {
+        let dir = TempDir()
+        var sandbox = SandboxConfig()
+        sandbox.geocoder = SandboxGeocoder()
+        let server = try await SandboxServer(config: sandbox)
+        let input = dir.write(
+            "offices.csv",
+            "id,name,street,city,country\nA1,Head office,Marienplatz 1,München,DE\nA2,Depot,,Muenchen,DE\n"
+                + "A3,Lost,,Atlantis,XX\nA4,Blank,,,\nA5,Rio,Av. Atlântica 1702,Rio de Janeiro,BR\nA6,Head again,marienplatz 1, MÜNCHEN ,de\n"
+        )
+        let config = config(input, server: server, in: dir)
+        let first = try await run(config, in: dir)
+        #expect(first.rowsRead == 6)
+        #expect(first.imported == 4)
+        #expect(first.rejectedByCode == [.addressNotFound: 1, .missingAddress: 1])
+        #expect(first.rowsRead == first.imported + first.rejected + first.notSent)
+        // A1 and A6 are one address written two ways: asked once.
+        #expect(first.geocoding == .init(geocoded: 4, cacheHits: 0, requests: 4))
+        let output = dir.read("out.geojson")
+        #expect(output.components(separatedBy: "[11.57549,48.13743]").count == 4)
+        #expect(output.contains("[-43.18223,-22.90642]"))
+        let rejected = dir.read("offices.rejected.csv")
+        #expect(rejected.contains("address_not_found") && rejected.contains("\"Lost\"") == false)
+        #expect(rejected.contains(",A3,Lost,,Atlantis,XX\n") && rejected.contains(",A4,Blank,,,\n"))
+        #expect(dir.read("offices.summary.json").contains("\"geocode_requests\": 4"))
+
+        let second = try await run(config, in: dir)
+        #expect(second.imported == 4)
+        #expect(second.geocoding == .init(geocoded: 4, cacheHits: 4, requests: 0))
+        #expect(server.store.geocoderCounts.requests == 4, "a rerun of an unchanged file asks the geocoder nothing")
+        await server.stop()
+    }
+
+    @Test("when: missing geocodes only the rows without coordinates; min_confidence rejects weak matches")
+    func missingOnly() async throws {
+        let dir = TempDir()
+        var sandbox = SandboxConfig()
+        sandbox.geocoder = SandboxGeocoder()
+        let server = try await SandboxServer(config: sandbox)
+        let input = dir.write(
+            "mixed.csv",
+            "id,name,street,city,country,lat,lon\nB1,Has point,,Berlin,DE,52.5,13.4\nB2,Needs one,,Wien,AT,,\n")
+        var config = config(input, server: server, in: dir)
+        let summary = try await run(config, in: dir)
+        #expect(summary.imported == 2)
+        #expect(summary.geocoding?.geocoded == 1)
+        #expect(server.store.geocoderCounts.requests == 1)
+        let output = dir.read("out.geojson")
+        #expect(output.contains("[13.4,52.5]") && output.contains("[16.37208,48.20849]"))
+
+        // The sandbox's places are cities (confidence 0.5 from Nominatim's place rank 16).
+        config.geocode?.minConfidence = 0.6
+        config.geocode?.provider = "photon"
+        let strict = try await run(config, in: dir)
+        #expect(strict.rejectedByCode == [.geocodeLowConfidence: 1])
+        #expect(dir.read("mixed.rejected.csv").contains("with confidence 0.5, below geocode.min_confidence 0.6"))
+        await server.stop()
+    }
+
+    @Test("a geocoder that keeps failing: those rows are geocode_failed, the run goes on and nothing is cached")
+    func failing() async throws {
+        let dir = TempDir()
+        var sandbox = SandboxConfig()
+        var geocoder = SandboxGeocoder()
+        geocoder.faults = true
+        sandbox.geocoder = geocoder
+        sandbox.faults.serverErrors = 1
+        let server = try await SandboxServer(config: sandbox)
+        let input = dir.write("one.csv", "id,name,street,city,country\nC1,Somewhere,,Berlin,DE\n")
+        var config = config(input, server: server, in: dir)
+        config.geocode?.maxRetries = 2
+        let summary = try await run(config, in: dir)
+        #expect(summary.rejectedByCode == [.geocodeFailed: 1])
+        #expect(summary.geocoding?.requests == 3)
+        #expect(dir.read("one.rejected.csv").contains("failed 3 times (last: HTTP 50"))
+        server.store.setFaults(FaultPlan())
+        let again = try await run(config, in: dir)
+        #expect(again.imported == 1 && again.geocoding?.cacheHits == 0)
+        await server.stop()
+    }
+}
+
+@Suite("Geocoding from the command line", .serialized)
+struct GeocodeCLITests {
+    @Test(
+        "run --dry-run with geocode: against `sandbox --geocoder`; the rerun is served by the cache; the key stays secret"
+    )
+    func commandLine() throws {
+        let dir = TempDir()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["sandbox", "--port", "0", "--geocoder"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        defer { process.terminate() }
+        var text = ""
+        while !text.contains("\ntry:") {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let url = try #require(text.split(separator: " ").first { $0.hasPrefix("http://127.0.0.1:") }).split(
+            separator: "\n")[0]
+        dir.write("sites.csv", "id,name,city,country\nS1,North,Berlin,DE\nS2,South,Cape Town,ZA\n")
+        let secret = "ge-secret-7f3a"
+        let pipeline = dir.write(
+            "pipeline.yml",
+            """
+            version: 1
+            source: { path: sites.csv }
+            properties: { label: name }
+            geocode:
+              city: city
+              country: country
+              provider: pelias
+              url: "\(url)"
+              api_key: "${GEOCODER_KEY}"
+            """)
+        let arguments = [
+            "run", pipeline, "--dry-run", "--output", dir.path + "/out.geojson", "--report-dir", dir.path,
+            "--state-dir", dir.path + "/state", "-v",
+        ]
+        let first = try runCLI(arguments, environment: ["GEOCODER_KEY": secret])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(
+            first.stderr.contains("2 geocoded (0 addresses from the cache, 2 geocoder requests)"), "\(first.stderr)")
+        #expect(dir.read("out.geojson").contains("[18.42322,-33.92584]"))
+        let second = try runCLI(arguments, environment: ["GEOCODER_KEY": secret])
+        #expect(
+            second.stderr.contains("2 geocoded (2 addresses from the cache, 0 geocoder requests)"), "\(second.stderr)")
+        for output in [first.stdout, first.stderr, second.stderr] { #expect(!output.contains(secret)) }
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file != "pipeline.yml" {
+            #expect(!dir.read(file).contains(secret), "\(file) holds the key")
+        }
+    }
+}
