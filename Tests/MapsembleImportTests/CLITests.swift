@@ -234,26 +234,6 @@ struct InterruptTests {
 
 @Suite("Command line: sandbox, maps, fields and run against it", .serialized)
 struct SandboxCLITests {
-    /// Starts `mapsemble-import sandbox` and returns the process and its URL.
-    func startSandbox(_ arguments: [String]) throws -> (Process, Pipe, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["sandbox", "--port", "0"] + arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        var text = ""
-        while !text.contains("\ntry:") {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        let url = try #require(text.split(separator: " ").first { $0.hasPrefix("http://127.0.0.1:") }).split(
-            separator: "\n")[0]
-        return (process, out, String(url))
-    }
 
     @Test(
         "a user tries a pipeline: sandbox, maps, fields, run, and the stored features on exit", .timeLimit(minutes(1)))

@@ -117,22 +117,8 @@ struct GeocodeCLITests {
     )
     func commandLine() throws {
         let dir = TempDir()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["sandbox", "--port", "0", "--geocoder"]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = Pipe()
-        try process.run()
+        let (process, _, url) = try startSandbox(["--geocoder"])
         defer { process.terminate() }
-        var text = ""
-        while !text.contains("\ntry:") {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        let url = try #require(text.split(separator: " ").first { $0.hasPrefix("http://127.0.0.1:") }).split(
-            separator: "\n")[0]
         dir.write("sites.csv", "id,name,city,country\nS1,North,Berlin,DE\nS2,South,Cape Town,ZA\n")
         let secret = "ge-secret-7f3a"
         let pipeline = dir.write(
