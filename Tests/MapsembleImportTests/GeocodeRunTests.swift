@@ -151,4 +151,19 @@ struct GeocodeCLITests {
             #expect(!dir.read(file).contains(secret), "\(file) holds the key")
         }
     }
+
+    @Test("the addresses sample geocodes into the embedded sandbox, offline, and leaves no cache behind")
+    func sample() throws {
+        let dir = TempDir()
+        let result = try runCLI([
+            "run", "\(projectDirectory)/samples/addresses/pipeline.yml", "--sandbox", "--report-dir", dir.path,
+        ])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("imported 8 of 10 rows"), "\(result.stderr)")
+        #expect(result.stderr.contains("7 geocoded"))
+        #expect(result.stderr.contains("address_not_found 1, missing_address 1"))
+        #expect(result.stderr.contains("Munich branch  [11.57549, 48.13743]"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())
+        #expect(!left.contains { $0.hasPrefix("mapsemble-import-sandbox-geocodes-") })
+    }
 }

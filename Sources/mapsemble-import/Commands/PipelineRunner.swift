@@ -46,6 +46,10 @@ struct PipelineRunner {
             }
             console.info("sandbox listening at \(sandbox!.url); importing into map \(config.target.mapID!)")
         }
+        // The embedded sandbox's geocoding cache goes with it.
+        defer {
+            if sandbox != nil, let cache = config.geocode?.cache { try? FileManager.default.removeItem(atPath: cache) }
+        }
         var runOptions = RunOptions()
         runOptions.dryRun = dryRun
         // validate checks the map's fields when it can reach the map; run --dry-run stays offline,
@@ -135,13 +139,22 @@ struct RunOutcome {
 enum EmbeddedSandbox {
     static let defaultMapID = "5a9db0c0-0000-4000-8000-000000000001"
 
+    /// A pipeline that geocodes asks the sandbox's geocoder instead of its own (`geocode.url`
+    /// and the provider's protocol kept), so that it runs offline too.
     static func start(for config: inout PipelineConfig) async throws -> SandboxServer {
         var sandboxConfig = SandboxConfig(maps: [map(for: &config)])
         let key = "sandbox-\(UInt64.random(in: 1...UInt64.max))"
         sandboxConfig.apiKeys = [key: "sandbox"]
+        if config.geocode != nil { sandboxConfig.geocoder = SandboxGeocoder() }
         let server = try await SandboxServer(config: sandboxConfig)
         config.target.apiURL = server.url
         config.target.apiKey = key
+        if config.geocode != nil {
+            config.geocode?.url = server.url
+            config.geocode?.rateLimit = 50
+            // The sandbox's answers are no one's to keep: a cache of this run only.
+            config.geocode?.cache = NSTemporaryDirectory() + "mapsemble-import-sandbox-geocodes-\(key).sqlite"
+        }
         return server
     }
 
