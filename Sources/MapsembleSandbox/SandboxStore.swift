@@ -86,6 +86,9 @@ public final class SandboxStore: Sendable {
         var geocoderSecond = 0
         var geocoderInSecond = 0
         var geocoderBusiestSecond = 0
+        /// The text of each geocoder request answered with places (`q`, `text`, or the structured
+        /// parts joined), in order.
+        var geocoderQueries: [String] = []
     }
 
     /// One write request as the sandbox answered it (with `SandboxConfig.recordWrites`).
@@ -146,6 +149,9 @@ public final class SandboxStore: Sendable {
 
     /// Write requests so far, in the order they were answered (empty unless `recordWrites`).
     public var writeLog: [WriteRecord] { state.withLockedValue { $0.writeLog } }
+
+    /// The text of each geocoder request answered so far, in order.
+    public var geocoderQueries: [String] { state.withLockedValue { $0.geocoderQueries } }
 
     /// Geocoder requests so far, and the most any one second held (the rate a client kept to).
     public var geocoderCounts: (requests: Int, busiestSecond: Int) {
@@ -365,6 +371,14 @@ extension SandboxStore {
             return geocoder.faults ? geocoderFault(&state) : nil
         }
         var reply = refusal ?? geocoder.answer(request)
+        if refusal == nil {
+            let query = request.query
+            let text =
+                query["q"] ?? query["text"]
+                ?? ["street", "address", "postalcode", "city", "locality", "state", "region", "country"]
+                .compactMap { query[$0] }.joined(separator: " ")
+            state.withLockedValue { $0.geocoderQueries.append(text) }
+        }
         let latency = state.withLockedValue { $0.config.faults.latencyMilliseconds }
         if latency > 0 { reply?.delaySeconds += Double(latency) / 1000 }
         return reply

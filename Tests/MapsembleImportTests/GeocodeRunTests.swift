@@ -167,3 +167,72 @@ struct GeocodeCLITests {
         #expect(!left.contains { $0.hasPrefix("mapsemble-import-sandbox-geocodes-") })
     }
 }
+
+@Suite("Geocoding and kill -9", .serialized)
+struct GeocodeKillTests {
+    @Test(
+        "killed mid-geocoding, again and again: an address the cache held is never asked again", .timeLimit(minutes(3)))
+    func killAndResume() async throws {
+        _ = ignoreSIGPIPE
+        let dir = TempDir()
+        var sandbox = SandboxConfig(maps: [
+            .init(
+                id: "6e0c0de0-0000-4000-8000-000000000001", label: "Offices", fields: [.init(slug: "office_id")],
+                remoteField: "office_id")
+        ])
+        sandbox.apiKeys = ["kill-key": "sandbox"]
+        sandbox.faults.latencyMilliseconds = 15
+        sandbox.geocoder = SandboxGeocoder()
+        let server = try await SandboxServer(config: sandbox)
+        let cities = ["Berlin", "Wien", "Paris", "Melbourne", "Cape Town"]
+        var text = "id,name,address\n"
+        for row in 1...300 { text += "O\(row),Office \(row),\"Street \(row), \(cities[row % cities.count])\"\n" }
+        let input = dir.write("offices.csv", text)
+        let pipeline = dir.write(
+            "pipeline.yml",
+            """
+            source: { path: \(input) }
+            target: { api_url: "\(server.url)", map_id: 6e0c0de0-0000-4000-8000-000000000001 }
+            properties: { label: name, remote_id: id, remote_field: office_id }
+            geocode: { address: address, provider: photon, url: "\(server.url)", concurrency: 4 }
+            report: { dir: \(dir.path)/reports }
+            """)
+        let arguments = ["run", pipeline, "-q", "--state-dir", dir.path + "/state"]
+        let environment = ["MAPSEMBLE_API_KEY": "kill-key"]
+        let cachePath = dir.path + "/state/geocode-cache.sqlite"
+        func cachedKeys() throws -> Set<String> {
+            guard FileManager.default.fileExists(atPath: cachePath) else { return [] }
+            let rows = try SQLiteDatabase(path: cachePath).prepare("SELECT query FROM geocodes").rows()
+            return Set(rows.compactMap { if case .text(let key) = $0.first { key } else { nil } })
+        }
+        var kills = 0
+        var askedAgain: [String] = []
+        for round in 0..<6 {
+            let cached = try cachedKeys()
+            let mark = server.store.geocoderQueries.count
+            let process = try startCLI(arguments, environment: environment)
+            let target = mark + 20 + round * 7
+            while process.isRunning && server.store.geocoderQueries.count < target {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            process.waitUntilExit()
+            askedAgain += server.store.geocoderQueries[mark...].map(AddressText.normalised).filter(cached.contains)
+            if process.terminationReason == .exit { break }
+        }
+        let cached = try cachedKeys()
+        let mark = server.store.geocoderQueries.count
+        let last = try runCLI(arguments, environment: environment)
+        askedAgain += server.store.geocoderQueries[mark...].map(AddressText.normalised).filter(cached.contains)
+        #expect(kills >= 3, "the runs should be killed part-way: \(kills) kills")
+        #expect(last.status == 0, "\(last.stderr)")
+        #expect(askedAgain.isEmpty, "asked again though cached: \(askedAgain.prefix(5))")
+        #expect(server.store.features(map: "6e0c0de0-0000-4000-8000-000000000001").count == 300)
+        // Each of the 300 distinct addresses asked once, but for those in flight at a kill.
+        #expect(server.store.geocoderQueries.count <= 300 + kills * 4)
+        await server.stop()
+    }
+}
