@@ -1,9 +1,11 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// MemberImportVisibility is left off: glibc's headers are not modular, so `struct stat` is declared
+// by whichever of Glibc, CoreFoundation or CDispatch the compiler loads first, and with it on, a
+// use of `stat` needed that module imported, which changed from one build to the next.
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(

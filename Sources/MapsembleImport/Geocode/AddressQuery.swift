@@ -108,6 +108,8 @@ enum AddressText {
     /// addresses written alike but for these ask the geocoder once. Case is folded through upper
     /// case, so that `STRASSE`, `Strasse` and `Straße` are one word (lower case alone keeps `ß`).
     static func normalised(_ text: String) -> String {
+        // Most addresses are ASCII: folded byte by byte, as the general path would.
+        if let ascii = asciiNormalised(text) { return ascii }
         var words: [String] = []
         var word = ""
         for character in text.uppercased().lowercased() {
@@ -120,6 +122,29 @@ enum AddressText {
         }
         if !word.isEmpty { words.append(word) }
         return words.joined(separator: " ")
+    }
+
+    /// `normalised` for ASCII text (letters and digits kept, lower case, anything else a
+    /// separator); nil for text with other characters.
+    private static func asciiNormalised(_ text: String) -> String? {
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count)
+            var pendingSpace = false
+            for byte in bytes {
+                guard byte < 0x80 else { return nil }
+                let isLetter = (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A
+                if isLetter || (byte >= 0x30 && byte <= 0x39) {
+                    if pendingSpace && !out.isEmpty { out.append(0x20) }
+                    pendingSpace = false
+                    out.append(isLetter ? byte | 0x20 : byte)
+                } else {
+                    pendingSpace = true
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
     }
 
     /// Whether the text holds a letter or a digit (an address of separators only is none).

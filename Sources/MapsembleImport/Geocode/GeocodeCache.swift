@@ -72,16 +72,32 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
 
     /// The kept answer for a query, when there is one young enough.
     func lookup(provider: String, query: String, options: String, now: Date = Date()) throws -> Entry? {
+        try lookup(provider: provider, queries: [query], options: options, now: now)[query]
+    }
+
+    /// The kept answers for many queries (a block's addresses), read in one transaction: one lock
+    /// of the file for all of them, not one each.
+    func lookup(provider: String, queries: [String], options: String, now: Date = Date()) throws -> [String: Entry] {
         try lock.withLock {
-            guard let row = try select.rows([.text(provider), .text(query), .text(options)]).first,
-                case .real(let storedAt) = row[5]
-            else { return nil }
-            if let maxAgeSeconds, now.timeIntervalSince1970 - storedAt >= maxAgeSeconds { return nil }
-            guard row[0] == .integer(1) else { return .notFound }
-            guard case .real(let longitude) = row[1], case .real(let latitude) = row[2],
-                case .real(let confidence) = row[3], case .text(let label) = row[4]
-            else { return nil }
-            return .found(Place(longitude: longitude, latitude: latitude, confidence: confidence, label: label))
+            try database.transaction(immediate: false) {
+                var found: [String: Entry] = [:]
+                for query in queries {
+                    guard let row = try select.rows([.text(provider), .text(query), .text(options)]).first,
+                        case .real(let storedAt) = row[5]
+                    else { continue }
+                    if let maxAgeSeconds, now.timeIntervalSince1970 - storedAt >= maxAgeSeconds { continue }
+                    guard row[0] == .integer(1) else {
+                        found[query] = .notFound
+                        continue
+                    }
+                    guard case .real(let longitude) = row[1], case .real(let latitude) = row[2],
+                        case .real(let confidence) = row[3], case .text(let label) = row[4]
+                    else { continue }
+                    found[query] = .found(
+                        Place(longitude: longitude, latitude: latitude, confidence: confidence, label: label))
+                }
+                return found
+            }
         }
     }
 

@@ -62,34 +62,33 @@ final class GeocodeStage: Sendable {
     }
 
     func geocode(_ block: ValidatedBlock) async throws -> ValidatedBlock {
-        // The rows that need a point, and their addresses.
-        var needed: [Int: Address] = [:]
+        // The rows that need a point, their addresses and the keys they are asked under.
+        var needed: [Int: (address: Address, key: String)] = [:]
         var missing: Set<Int> = []
         for (position, record) in block.accepted.enumerated() {
             let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
             guard when == .always || block.coordinateEnds[position] == start else { continue }
             if let address = query.address(record, of: block.records) {
-                needed[position] = address
+                needed[position] = (address, address.key)
             } else {
                 missing.insert(position)
             }
         }
         guard !needed.isEmpty || !missing.isEmpty else { return block }
         // Each distinct address once: the cache, then the geocoder.
+        var distinct: [String: Address] = [:]
+        for (address, key) in needed.values { distinct[key] = address }
         var outcomes: [String: Outcome] = [:]
         var toAsk: [(key: String, address: Address)] = []
-        for address in needed.values where outcomes[address.key] == nil {
-            switch try cache.lookup(provider: cacheProvider, query: address.key, options: cacheOptions) {
-            case .found(let place):
-                outcomes[address.key] = .found(place)
-                cacheHits.add(1, ordering: .relaxed)
-            case .notFound:
-                outcomes[address.key] = .notFound
-                cacheHits.add(1, ordering: .relaxed)
-            case nil:
-                if !toAsk.contains(where: { $0.key == address.key }) { toAsk.append((address.key, address)) }
+        let cached = try cache.lookup(provider: cacheProvider, queries: Array(distinct.keys), options: cacheOptions)
+        for (key, address) in distinct {
+            switch cached[key] {
+            case .found(let place): outcomes[key] = .found(place)
+            case .notFound: outcomes[key] = .notFound
+            case nil: toAsk.append((key, address))
             }
         }
+        cacheHits.add(cached.count, ordering: .relaxed)
         for (key, outcome) in try await ask(toAsk) { outcomes[key] = outcome }
         return rebuild(block, needed: needed, missing: missing, outcomes: outcomes)
     }
@@ -136,7 +135,8 @@ final class GeocodeStage: Sendable {
 
     /// The block with the points found, and the rows that got none rejected.
     private func rebuild(
-        _ block: ValidatedBlock, needed: [Int: Address], missing: Set<Int>, outcomes: [String: Outcome]
+        _ block: ValidatedBlock, needed: [Int: (address: Address, key: String)], missing: Set<Int>,
+        outcomes: [String: Outcome]
     ) -> ValidatedBlock {
         var result = block
         result.accepted = []
@@ -155,7 +155,7 @@ final class GeocodeStage: Sendable {
                     reject(.missingAddress, "the row has no address to geocode (its address columns are empty)")
                     continue
                 }
-                guard let address = needed[position] else {
+                guard let (address, key) = needed[position] else {
                     let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
                     result.coordinates.appendBytes(
                         UnsafeRawBufferPointer(rebasing: coordinates[start..<block.coordinateEnds[position]]))
@@ -163,7 +163,7 @@ final class GeocodeStage: Sendable {
                     result.accepted.append(record)
                     continue
                 }
-                switch outcomes[address.key] ?? .failed("no answer") {
+                switch outcomes[key] ?? .failed("no answer") {
                 case .found(let place) where place.confidence >= minConfidence:
                     CoordinateText.appendDegrees(place.longitude, to: &result.coordinates)
                     result.coordinates.append(UInt8(ascii: ","))

@@ -29,9 +29,10 @@ public enum Inspector {
     public static func inspect(path: String, options: InspectOptions = InspectOptions()) throws -> InspectReport {
         let name = path == "-" ? "stdin" : path
         var size: Int?
-        if path != "-" {
-            var info = stat()
-            if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG { size = Int(info.st_size) }
+        if path != "-", let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            attributes[.type] as? FileAttributeType == .typeRegular
+        {
+            size = (attributes[.size] as? NSNumber)?.intValue
         }
         let head = path == "-" ? [] : RawInput.head(path, 64 << 10)
         var encoding = head.withUnsafeBytes { (bytes) -> String in
