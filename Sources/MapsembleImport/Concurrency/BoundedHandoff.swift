@@ -95,18 +95,9 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
     /// Waits for the next element; nil at the end of the stream (or once stopped). Throws the
     /// producer's error, once the elements before it are taken, at this call and every later one.
     func take() throws -> Element? {
-        condition.lock()
-        defer { condition.unlock() }
-        while count == 0 && !finished && !stopped { condition.wait() }
-        guard count > 0 else {
-            if !stopped, let failure { throw failure }
-            return nil
-        }
-        let wasFull = count >= capacity
-        let element = buffer.popFirst()
-        // Only a full buffer has producers waiting for room.
-        if wasFull { condition.broadcast() }
-        return element
+        var taken: [Element] = []
+        _ = try taking(all: false, into: &taken)
+        return taken.first
     }
 
     /// Waits for elements and takes every one waiting, in order, into `elements` (emptied first):
@@ -114,6 +105,12 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
     /// end of the stream (or once stopped); throws like `take`.
     func takeAll(into elements: inout [Element]) throws -> Bool {
         elements.removeAll(keepingCapacity: true)
+        return try taking(all: true, into: &elements)
+    }
+
+    /// Waits until an element waits or the stream ends, then takes the first element (or all)
+    /// into `taken`, waking the producer when the buffer was full. False at the end.
+    private func taking(all: Bool, into taken: inout [Element]) throws -> Bool {
         condition.lock()
         defer { condition.unlock() }
         while count == 0 && !finished && !stopped { condition.wait() }
@@ -122,7 +119,11 @@ final class BoundedHandoff<Element: Sendable>: @unchecked Sendable {  // every `
             return false
         }
         let wasFull = count >= capacity
-        while let element = buffer.popFirst() { elements.append(element) }
+        repeat {
+            guard let element = buffer.popFirst() else { break }
+            taken.append(element)
+        } while all
+        // Only a full buffer has producers waiting for room.
         if wasFull { condition.broadcast() }
         return true
     }
