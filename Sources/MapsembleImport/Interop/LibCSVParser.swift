@@ -331,8 +331,6 @@ final class LibCSVParser {
     }
 
     private let parser: UnsafeMutablePointer<csv_parser>
-    private let delimiter: UInt8
-    private let quote: UInt8
     let collector: Collector
 
     /// - Parameters:
@@ -341,13 +339,11 @@ final class LibCSVParser {
     ///   - blockBytes: the field bytes a block usually reaches before it is handed on.
     init(delimiter: UInt8, quote: UInt8?, maxFields: Int = Int.max, blockBytes: Int = 128 << 10) {
         collector = Collector(reservingBytes: blockBytes + blockBytes / 8)
-        self.delimiter = delimiter
-        self.quote = quote ?? 0
-        parser = .allocate(capacity: 1)
-        initialise()
         collector.storage.pointee.maxFields = maxFields
         collector.storage.pointee.delimiter = delimiter
         collector.storage.pointee.quote = quote ?? 0
+        parser = .allocate(capacity: 1)
+        initialise()
     }
 
     deinit {
@@ -356,11 +352,21 @@ final class LibCSVParser {
     }
 
     private func initialise() {
-        _ = csv_init(parser, UInt8(CSV_STRICT | CSV_STRICT_FINI))
+        let sink = collector.storage.pointee
+        _ = Self.start(parser, delimiter: sink.delimiter, quote: sink.quote, keepingSpaces: false)
+    }
+
+    /// Starts a strict libcsv parser. With `keepingSpaces`, spaces and tabs around unquoted values
+    /// stay part of them (a space function saying no byte is one); otherwise libcsv's own inline
+    /// test drops them, which a space function of ours would make a call per byte.
+    private static func start(
+        _ parser: UnsafeMutablePointer<csv_parser>, delimiter: UInt8, quote: UInt8, keepingSpaces: Bool
+    ) -> Bool {
+        guard csv_init(parser, UInt8(CSV_STRICT | CSV_STRICT_FINI)) == 0 else { return false }
         csv_set_delim(parser, delimiter)
         csv_set_quote(parser, quote)
-        // libcsv's own test for spaces around fields (space or tab, never the delimiter) is inline;
-        // a space function of ours would cost a call per byte.
+        if keepingSpaces { csv_set_space_func(parser) { _ in 0 } }
+        return true
     }
 
     /// True while a record has begun and not ended (e.g. inside a quoted field spanning lines).
@@ -398,11 +404,8 @@ extension LibCSVParser {
         }
         let parser = UnsafeMutablePointer<csv_parser>.allocate(capacity: 1)
         defer { parser.deallocate() }
-        guard csv_init(parser, UInt8(CSV_STRICT | CSV_STRICT_FINI)) == 0 else { return nil }
+        guard start(parser, delimiter: delimiter, quote: quote, keepingSpaces: true) else { return nil }
         defer { csv_free(parser) }
-        csv_set_delim(parser, delimiter)
-        csv_set_quote(parser, quote)
-        csv_set_space_func(parser) { _ in 0 }
         let cells = Cells()
         let context = Unmanaged.passUnretained(cells).toOpaque()
         let onCell: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> Void = {

@@ -130,8 +130,6 @@ struct OriginalTexts: Sendable {
     var ends: [Int] = []
     var bytes: [UInt8] = []
 
-    var isEmpty: Bool { records.isEmpty }
-
     /// The text of `record`, when kept.
     func text(of record: Int) -> ArraySlice<UInt8>? {
         var low = 0
