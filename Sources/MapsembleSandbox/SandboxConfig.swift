@@ -34,11 +34,15 @@ public struct SandboxConfig: Sendable {
         public var plan: Plan
         public var fields: [Field]
         public var remoteField: String?
+        /// The field whose address the map geocodes for features sent without a point
+        /// (`config.geocodeField`; plans other than free).
+        public var geocodeField: String?
 
         public init(
             id: String, label: String? = nil, account: String = "sandbox", plan: Plan = .pro, fields: [Field] = [],
-            remoteField: String? = nil
+            remoteField: String? = nil, geocodeField: String? = nil
         ) {
+            self.geocodeField = geocodeField
             self.id = id
             self.label = label ?? "Map \(id.prefix(8))"
             self.account = account

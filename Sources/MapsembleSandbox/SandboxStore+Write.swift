@@ -152,7 +152,11 @@ extension SandboxStore {
             let key = "features[\(index)]"
             let remote = remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }
             let pointless = feature["geometry"] == nil || feature["geometry"] == .null
-            if !(pointless && remote.map(keepsPoint) == true) && !Self.isPointInRange(feature["geometry"]) {
+            if pointless, let field = map.geocodeField, map.plan != .free,
+                feature["properties"]?[field]?.string?.contains(where: { $0.isLetter || $0.isNumber }) == true
+            {
+                // The map geocodes the address (`upsert`).
+            } else if !(pointless && remote.map(keepsPoint) == true) && !Self.isPointInRange(feature["geometry"]) {
                 errors.append(
                     ("\(key).geometry", ["The geometry must be a Point with [longitude, latitude] in range."]))
                 continue
@@ -189,7 +193,25 @@ extension SandboxStore {
         var seen = Set<String>()
         let limit = map.config.plan == .free ? state.config.freePlanLimit : Int.max
         for (index, feature) in features.enumerated() {
-            let coordinates = feature["geometry"]?["coordinates"]?.array
+            var coordinates = feature["geometry"]?["coordinates"]?.array
+            if coordinates == nil, let field = map.config.geocodeField,
+                let address = feature["properties"]?[field]?.string,
+                !(remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }.map { map.byRemoteID[$0] != nil }
+                    ?? false)
+            {
+                // Server-side geocoding: the address under the map's geocode field.
+                state.serverGeocodes += 1
+                guard let place = (state.config.geocoder ?? SandboxGeocoder()).matches(address, countries: []).first
+                else {
+                    failed.append([
+                        "code": "geocoding_failed",
+                        "message": .string("The address \"\(address)\" could not be geocoded."),
+                        "index": .number(Double(index)),
+                    ])
+                    continue
+                }
+                coordinates = [.number(place.longitude), .number(place.latitude)]
+            }
             let remote = remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }
             let properties = (feature["properties"]?.members ?? []).filter { slug, _ in
                 slug == "label" || map.config.fields.contains { $0.slug == slug }

@@ -89,6 +89,8 @@ public final class SandboxStore: Sendable {
         /// The text of each geocoder request answered with places (`q`, `text`, or the structured
         /// parts joined), in order.
         var geocoderQueries: [String] = []
+        /// Features the maps geocoded from their geocode field.
+        var serverGeocodes = 0
     }
 
     /// One write request as the sandbox answered it (with `SandboxConfig.recordWrites`).
@@ -153,6 +155,10 @@ public final class SandboxStore: Sendable {
     /// The text of each geocoder request answered so far, in order.
     public var geocoderQueries: [String] { state.withLockedValue { $0.geocoderQueries } }
 
+    /// Features the maps geocoded server-side (sent without a point, an address under the map's
+    /// geocode field), failures included.
+    public var serverGeocodes: Int { state.withLockedValue { $0.serverGeocodes } }
+
     /// Geocoder requests so far, and the most any one second held (the rate a client kept to).
     public var geocoderCounts: (requests: Int, busiestSecond: Int) {
         state.withLockedValue { ($0.geocoderRequests, $0.geocoderBusiestSecond) }
@@ -195,6 +201,11 @@ public final class SandboxStore: Sendable {
         let parts = request.path.split(separator: "/").map(String.init)
         if request.method == "GET" && parts == ["api", "v1", "schema"] { return schema() }
         if request.method == "POST" && parts == ["token"] { return token(request, &state) }
+        if parts == ["api", "v1", "me"] {
+            guard let account = authenticate(request, state) else { return .error(401, "Unauthenticated.") }
+            guard request.method == "GET" else { return .error(405, "Method not allowed") }
+            return me(account, state)
+        }
         guard parts.count >= 3, parts[0] == "api", parts[1] == "v1", parts[2] == "maps" else {
             return .error(404, "Not found")
         }
@@ -266,10 +277,22 @@ public final class SandboxStore: Sendable {
             status: 200,
             json: [
                 "fieldTypes": .array(types), "filterTypes": [], "orderByTypes": [],
-                "mapConfig": ["remoteField": "string|null"],
+                "mapConfig": ["remoteField": "string|null", "geocodeField": "string|null"],
                 "fieldConfig": ["options": "array", "allowMultiple": "boolean"], "filterConfig": [:],
                 "orderByConfig": [:],
                 "styleRuleConfig": [:],
+            ])
+    }
+
+    /// `GET /api/v1/me`: the account, and whether its plan geocodes (the plan of its best map:
+    /// pro and enterprise do, free does not).
+    private func me(_ account: String, _ state: State) -> SandboxReply {
+        let geocodes = state.maps.values.contains { $0.config.account == account && $0.config.plan != .free }
+        return SandboxReply(
+            status: 200,
+            json: [
+                "name": .string(account), "email": .string("\(account)@sandbox.invalid"),
+                "featureFlags": ["geocoding": .bool(geocodes)],
             ])
     }
 
@@ -301,7 +324,8 @@ public final class SandboxStore: Sendable {
         return [
             "id": .string(map.id), "label": .string(map.label), "slug": .string(slug(map.label)), "published": false,
             "config": [
-                "remoteField": map.remoteField.map(JSONValue.string) ?? .null, "plan": .string(map.plan.rawValue),
+                "remoteField": map.remoteField.map(JSONValue.string) ?? .null,
+                "geocodeField": map.geocodeField.map(JSONValue.string) ?? .null, "plan": .string(map.plan.rawValue),
             ],
             "fields": .array(fields), "filters": [], "orderBy": [],
         ]

@@ -366,12 +366,15 @@ private struct NodeReader {
         let parts = ["street", "postcode", "city", "state", "country"]
         let keys =
             ["address", "provider", "url", "api_key", "user_agent", "when", "country_codes", "min_confidence"]
-            + ["rate_limit", "concurrency", "timeout_s", "max_retries", "cache", "max_age_days"] + parts
+            + ["rate_limit", "concurrency", "timeout_s", "max_retries", "cache", "max_age_days", "gazetteer"]
+            + ["quality_field"] + parts
         for (key, value) in try entries(node, "geocode", allowed: keys) {
             let path = "geocode.\(key)"
             switch key {
             case "address": geocode.address = try string(value, path)
-            case "provider": geocode.provider = try oneOf(value, path, ["nominatim", "photon", "pelias"])
+            case "provider":
+                geocode.provider = try oneOf(
+                    value, path, ["mapsemble", "nominatim", "photon", "pelias", "gazetteer"])
             case "url": geocode.url = try string(value, path)
             case "api_key": geocode.apiKey = try string(value, path).flatMap { $0.isEmpty ? nil : $0 }
             case "user_agent": geocode.userAgent = try string(value, path)
@@ -402,6 +405,8 @@ private struct NodeReader {
                 geocode.timeoutSeconds = seconds
             case "max_retries": geocode.maxRetries = try int(value, path, in: 0...100)
             case "cache": geocode.cache = try string(value, path)
+            case "gazetteer": geocode.gazetteer = try string(value, path)
+            case "quality_field": geocode.qualityField = try string(value, path)
             case "max_age_days":
                 let days = try double(value, path)
                 guard days >= 0 else { throw error(value, "key \"\(path)\" must be 0 or more days") }

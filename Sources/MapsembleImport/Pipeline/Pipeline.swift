@@ -38,7 +38,8 @@ public struct Pipeline: Sendable {
         let geocoding = try config.geocode.map { settings in
             try GeocodeStage(
                 config: settings, header: plan.reader.header,
-                stateDirectory: StateDirectory.path(override: options.stateDirectory), options: options)
+                stateDirectory: StateDirectory.path(override: options.stateDirectory), options: options,
+                geocodeField: plan.geocodeField)
         }
         let reports = try RunReports(paths: reportPaths, plan: plan, config: config, log: log)
         let journal = try openJournal(destination, log: log)
@@ -165,8 +166,53 @@ extension Pipeline {
             policy: RetryPolicy(
                 maxRetries: config.upload.maxRetries, backoffSeconds: options.backoffSeconds,
                 maxBackoffSeconds: options.maxBackoffSeconds))
-        try plan.apply(try await client.map(mapID), config: config)
+        let map = try await client.map(mapID)
+        try plan.apply(map, config: config)
+        if let geocode = config.geocode { try await checkGeocoding(geocode, map: map, client: client, &plan) }
         return client
+    }
+
+    /// The map's side of geocoding: the quality field is one of its fields; with `provider:
+    /// mapsemble`, the map has a geocode field and the account's plan geocodes.
+    private func checkGeocoding(
+        _ geocode: PipelineConfig.Geocode, map: MapInfo, client: MapsembleClient, _ plan: inout PipelinePlan
+    ) async throws {
+        if let quality = geocode.qualityField {
+            guard map.fields.contains(where: { $0.slug == quality }) else {
+                throw ImportError(
+                    .config,
+                    "geocode.quality_field: map \(map.id) has no field \"\(quality)\"; its fields are: \(map.fields.map(\.slug).joined(separator: ", "))"
+                )
+            }
+            if plan.mapping.fields.contains(where: { $0.slug == quality }) {
+                throw ImportError(
+                    .config,
+                    "properties.fields.\(quality) is geocode.quality_field too: the confidence is written there, so map no column to it"
+                )
+            }
+        }
+        guard geocode.provider == "mapsemble" else { return }
+        guard let field = map.geocodeField else {
+            throw ImportError(
+                .config,
+                "geocode.provider mapsemble: map \(map.id) has no geocode field (config.geocodeField); choose the field that holds the address in the map's settings on Mapsemble, or use another geocode.provider"
+            )
+        }
+        if plan.mapping.fields.contains(where: { $0.slug == field }) {
+            throw ImportError(
+                .config,
+                "properties.fields.\(field) is map \(map.id)'s geocode field: the rows the map geocodes carry geocode.address there, so map no column to it"
+            )
+        }
+        let flags = try await client.featureFlags()
+        guard flags["geocoding"] as? Bool == true else {
+            throw ImportError(
+                .config,
+                "geocode.provider mapsemble: the account's plan does not geocode (featureFlags.geocoding is not on in /api/v1/me); upgrade the plan on Mapsemble, or use another geocode.provider such as nominatim or gazetteer"
+            )
+        }
+        plan.geocodeField = field
+        plan.notes.append("map \(map.id) geocodes the rows without coordinates from its field \"\(field)\"")
     }
 
     /// A sync or an update reads the map's features first, to compare the file with them.

@@ -146,6 +146,10 @@ public struct PipelineConfig: Sendable, Equatable {
         public var cache: String?
         /// Answers older than this many days are asked again.
         public var maxAgeDays = 90.0
+        /// `provider: gazetteer`: a GeoNames-format file (`.txt` or `.zip`).
+        public var gazetteer: String?
+        /// A map field that receives each geocoded row's confidence (0…1).
+        public var qualityField: String?
     }
 
     public var version = 1

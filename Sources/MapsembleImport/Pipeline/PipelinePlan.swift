@@ -13,6 +13,8 @@ struct PipelinePlan {
     var notes: [String] = []
     /// What the user must hear of even without `--verbose` (a decision that changes the data).
     var notices: [String] = []
+    /// The map's geocode field, when the map geocodes (`geocode.provider: mapsemble`).
+    var geocodeField: String?
 
     init(config: PipelineConfig, blockBytes: Int = ReaderOptions().blockBytes) throws {
         guard let path = config.source.path else {

@@ -125,6 +125,7 @@ public final class Transformer {
                     if let rejection = appendFeature(
                         record, of: records, bytes,
                         coordinates: UnsafeRawBufferPointer(rebasing: coordinates[coordinateRange]),
+                        added: input.addedProperties.isEmpty ? nil : input.addedProperties[record],
                         to: &output.bytes)
                     {
                         output.bytes.removeSubrange(mark...)
@@ -146,7 +147,7 @@ public final class Transformer {
     @inline(__always)
     private func appendFeature(
         _ record: Int, of records: RecordBlock, _ bytes: UnsafeRawBufferPointer,
-        coordinates: UnsafeRawBufferPointer, to out: inout [UInt8]
+        coordinates: UnsafeRawBufferPointer, added: [UInt8]?, to out: inout [UInt8]
     ) -> Rejection? {
         @inline(__always) func field(_ column: Int) -> UnsafeRawBufferPointer {
             UnsafeRawBufferPointer(rebasing: bytes[records.fieldRange(record, column)])
@@ -253,6 +254,10 @@ public final class Transformer {
                     return reject(.invalidFieldValue, column, message)
                 }
             }
+        }
+        if let added {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out += added
         }
         JSONBytes.appendRaw("}}", to: &out)
         return nil

@@ -8,6 +8,9 @@ public struct ValidatedBlock: Sendable {
     public var coordinateEnds: [Int] = []
     /// Accepted rows per notation of their coordinates, indexed by `CoordinateNotation.ordinal`.
     public var notations = [Int](repeating: 0, count: CoordinateNotation.allCases.count)
+    /// Properties a stage adds to a record's feature (the geocoder's confidence, an address for the
+    /// map to geocode), by record: `"slug":value` JSON, appended after the mapped fields.
+    public var addedProperties: [Int: [UInt8]] = [:]
 }
 
 extension CoordinateNotation {

@@ -15,6 +15,8 @@ public struct MapInfo: Sendable, Equatable {
     public var label: String
     public var fields: [Field]
     public var remoteField: String?
+    /// The field whose address the map geocodes for features sent without a point.
+    public var geocodeField: String? = nil
 }
 
 /// Who the requests are made as: an API key, or OAuth client credentials (a token fetched from
@@ -28,6 +30,7 @@ public enum Credentials: Sendable {
 enum APIPath {
     static let token = "/token"
     static let maps = "/api/v1/maps"
+    static let me = "/api/v1/me"
     static func map(_ id: String) -> String { "/api/v1/maps/\(id)" }
     /// Where a map's features are written (POST, PATCH, PUT, DELETE) and listed (GET).
     static func features(_ mapID: String) -> String { "/api/v1/maps/\(mapID)/features" }
@@ -168,6 +171,14 @@ final class MapsembleClient: Sendable {
         return Self.mapInfo(object, id: id)
     }
 
+    /// `GET /api/v1/me`: the account's `featureFlags` (empty when it states none).
+    func featureFlags() async throws -> [String: Any] {
+        let response = try await get(APIPath.me, what: "reading the account")
+        try Self.check(response, what: "the account", baseURL: baseURL)
+        let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        return object?["featureFlags"] as? [String: Any] ?? [:]
+    }
+
     /// `GET /api/v1/maps`: a bare array, or `{"data": [...]}`.
     func maps() async throws -> [MapInfo] {
         let response = try await get(APIPath.maps, what: "listing maps")
@@ -194,7 +205,7 @@ final class MapsembleClient: Sendable {
         let config = object["config"] as? [String: Any]
         return MapInfo(
             id: object["id"] as? String ?? id, label: object["label"] as? String ?? "", fields: fields,
-            remoteField: config?["remoteField"] as? String)
+            remoteField: config?["remoteField"] as? String, geocodeField: config?["geocodeField"] as? String)
     }
 
     /// One sentence for a refused read.

@@ -55,7 +55,8 @@ struct PipelineRunner {
         // validate checks the map's fields when it can reach the map; run --dry-run stays offline,
         // but for a sync or an update, whose dry run tells what would change, it reads the map.
         runOptions.checkMap =
-            (checkMap || config.mode == .sync || config.mode == .update) && config.credentials != nil
+            (checkMap || config.mode == .sync || config.mode == .update || config.geocode?.provider == "mapsemble")
+            && config.credentials != nil
             && config.target.mapID != nil
         runOptions.output = options.output
         runOptions.outputBatches = options.outputBatches

@@ -9,7 +9,7 @@ struct SandboxCommand: AsyncParsableCommand {
         commandName: "sandbox",
         abstract: "Run a local Mapsemble-compatible API server to try a pipeline without touching production.",
         discussion: """
-            A map is given as ID[:plan=free|pro][:remote=SLUG][:fields=SLUG[=TYPE],...], for example
+            A map is given as ID[:plan=free|pro][:remote=SLUG][:geocode=SLUG][:fields=SLUG[=TYPE],...], for example
             --map 5a9db0c0-0000-4000-8000-000000000001:plan=free:remote=store_id:fields=city,revenue=number
             With --pipeline, a map that fits that pipeline is made instead.
             """)
@@ -180,7 +180,7 @@ struct SandboxCommand: AsyncParsableCommand {
         await server.stop()
     }
 
-    /// `ID[:plan=free|pro][:remote=SLUG][:fields=SLUG[=TYPE],...]`
+    /// `ID[:plan=free|pro][:remote=SLUG][:geocode=SLUG][:fields=SLUG[=TYPE],...]`
     static func parseMap(_ spec: String) throws -> SandboxConfig.Map {
         let parts = spec.split(separator: ":").map(String.init)
         guard let id = parts.first, !id.isEmpty else { throw ImportError(.usage, "--map needs an id, got \"\(spec)\"") }
@@ -195,6 +195,7 @@ struct SandboxCommand: AsyncParsableCommand {
                 }
                 map.plan = plan
             case "remote": map.remoteField = pair[1]
+            case "geocode": map.geocodeField = pair[1]
             case "label": map.label = pair[1]
             case "fields":
                 map.fields = pair[1].split(separator: ",").map { entry in
@@ -203,11 +204,13 @@ struct SandboxCommand: AsyncParsableCommand {
                 }
             default:
                 throw ImportError(
-                    .usage, "--map \"\(spec)\": unknown key \"\(pair[0])\"; expected plan, remote, label or fields")
+                    .usage,
+                    "--map \"\(spec)\": unknown key \"\(pair[0])\"; expected plan, remote, geocode, label or fields")
             }
         }
-        if let remote = map.remoteField, !map.fields.contains(where: { $0.slug == remote }) {
-            map.fields.insert(SandboxConfig.Field(slug: remote), at: 0)
+        for slug in [map.geocodeField, map.remoteField].compactMap({ $0 })
+        where !map.fields.contains(where: { $0.slug == slug }) {
+            map.fields.insert(SandboxConfig.Field(slug: slug), at: 0)
         }
         return map
     }
