@@ -55,29 +55,41 @@ struct StateStorageTests {
         let place = GeocodeCache.Place(
             longitude: 11.5755, latitude: 48.1374, confidence: 0.92, label: "München, Bayern")
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        #expect(try cache.lookup(provider: "nominatim", query: "marienplatz muenchen", options: "de", now: now) == nil)
-        try cache.store(.found(place), provider: "nominatim", query: "marienplatz muenchen", options: "de", now: now)
-        try cache.store(.notFound, provider: "nominatim", query: "nowhere 1", options: "de", now: now)
-        #expect(
-            try cache.lookup(provider: "nominatim", query: "marienplatz muenchen", options: "de", now: now)
-                == .found(place))
-        #expect(try cache.lookup(provider: "nominatim", query: "nowhere 1", options: "de", now: now) == .notFound)
+        let query = try AddressQuery(address: "a", parts: [:], header: ["a"])
+        func key(_ text: String, _ scope: String = "nominatim https://x de") -> AddressKey {
+            AddressKeyer(query: query, scope: scope).key(normalised: text)
+        }
+        #expect(try cache.lookup(key("marienplatz muenchen"), now: now) == nil)
+        try cache.store(.found(place), key: key("marienplatz muenchen"), now: now)
+        try cache.store(.notFound, key: key("nowhere 1"), now: now)
+        #expect(try cache.lookup(key("marienplatz muenchen"), now: now) == .found(place))
+        #expect(try cache.lookup(key("nowhere 1"), now: now) == .notFound)
         // Another provider or other options are other questions.
-        #expect(try cache.lookup(provider: "photon", query: "marienplatz muenchen", options: "de", now: now) == nil)
-        #expect(try cache.lookup(provider: "nominatim", query: "marienplatz muenchen", options: "at", now: now) == nil)
+        #expect(try cache.lookup(key("marienplatz muenchen", "photon https://x de"), now: now) == nil)
+        #expect(try cache.lookup(key("marienplatz muenchen", "nominatim https://x at"), now: now) == nil)
+        // Many keys at once, past one statement's batch, found and missing mixed.
+        let many = (0..<700).map { key("street \($0)") }
+        for (index, manyKey) in many.enumerated() where index % 3 == 0 {
+            try cache.store(.notFound, key: manyKey, now: now)
+        }
+        let found = try cache.lookup(many + [key("nowhere 1")], now: now)
+        #expect(found.compactMap { $0 }.count == 234 + 1 && found.last == .notFound)
+        #expect(many.indices.allSatisfy { (found[$0] != nil) == ($0 % 3 == 0) })
+        // A key whose check half differs is another address.
+        var forged = key("nowhere 1")
+        forged.check &+= 1
+        #expect(try cache.lookup(forged, now: now) == nil)
         // A second connection (another run) sees what the first committed, while it is open.
         let other = try GeocodeCache(path: path, maxAgeSeconds: 86_400)
-        #expect(
-            try other.lookup(provider: "nominatim", query: "nowhere 1", options: "de", now: now.addingTimeInterval(60))
-                == .notFound)
+        #expect(try other.lookup(key("nowhere 1"), now: now.addingTimeInterval(60)) == .notFound)
         // Too old: asked again; a new answer replaces the old one.
         let later = now.addingTimeInterval(86_400)
-        #expect(try other.lookup(provider: "nominatim", query: "nowhere 1", options: "de", now: later) == nil)
-        try other.store(.found(place), provider: "nominatim", query: "nowhere 1", options: "de", now: later)
-        #expect(try cache.lookup(provider: "nominatim", query: "nowhere 1", options: "de", now: later) == .found(place))
+        #expect(try other.lookup(key("nowhere 1"), now: later) == nil)
+        try other.store(.found(place), key: key("nowhere 1"), now: later)
+        #expect(try cache.lookup(key("nowhere 1"), now: later) == .found(place))
         // --refresh-geocodes: nothing is young enough.
         let refreshing = try GeocodeCache(path: path, maxAgeSeconds: 0)
-        #expect(try refreshing.lookup(provider: "nominatim", query: "nowhere 1", options: "de", now: later) == nil)
+        #expect(try refreshing.lookup(key("nowhere 1"), now: later) == nil)
     }
 
     @Test("a cache file of another format is read as empty and rewritten, not an error")
@@ -87,9 +99,9 @@ struct StateStorageTests {
         let old = try SQLiteDatabase(path: path)
         try old.execute("CREATE TABLE geocodes (x TEXT); PRAGMA user_version = 99")
         let cache = try GeocodeCache(path: path)
-        #expect(try cache.lookup(provider: "p", query: "q", options: "") == nil)
-        try cache.store(.notFound, provider: "p", query: "q", options: "")
-        #expect(try cache.lookup(provider: "p", query: "q", options: "") == .notFound)
+        #expect(try cache.lookup(AddressKey(primary: 1, check: 2)) == nil)
+        try cache.store(.notFound, key: AddressKey(primary: 1, check: 2))
+        #expect(try cache.lookup(AddressKey(primary: 1, check: 2)) == .notFound)
     }
 }
 
@@ -174,6 +186,50 @@ struct AddressTests {
             #expect(AddressText.normalised(messy) == key, "\(messy)")
             #expect(AddressText.normalised(key) == key)
             #expect(AddressText.normalised(plain + " 99x") != key)
+        }
+    }
+
+    @Test(
+        "a row's key, computed from its bytes, is the key of the address the String path builds (differential, generated rows)"
+    )
+    func byteKeysMatchStringKeys() throws {
+        var generator = SplitMix(seed: 6709)
+        // ASCII, Latin, Greek (final sigma), Cyrillic, a decomposed accent, CJK, punctuation,
+        // invalid UTF-8 and NBSP.
+        let pieces: [[UInt8]] =
+            [
+                "Hauptstraße", "STRASSE", "Åre", "ÆBLE", "Øst", "İstanbul", "ΟΔΟΣ", "Σοφία", "Москва", "e\u{301}cole",
+                "東京", "5b", "1010", ",", ".", " ", "  ", "-", "/", "\u{A0}", "ǅ", "ŉ", "ﬁ",
+            ].map { Array($0.utf8) } + [[0xC3], [0xFF, 0x41]]
+        let header = ["a", "b", "c"]
+        let freeForm = try AddressQuery(address: "{a}, {b} {c}", parts: [:], header: header)
+        let parts = try AddressQuery(address: nil, parts: ["street": "a", "city": "{b}-{c}"], header: header)
+        for query in [freeForm, parts] {
+            let keyer = AddressKeyer(query: query, scope: "photon https://x")
+            var block = RecordBlock()
+            for row in 0..<600 {
+                let fields = (0..<3).map { _ in
+                    (0..<Int.random(in: 0...4, using: &generator)).flatMap { _ in
+                        pieces.randomElement(using: &generator)!
+                    }
+                }
+                block.append(fields: fields.map { String(decoding: $0, as: UTF8.self) }, line: row + 2)
+            }
+            var scratch = AddressBytes()
+            block.bytes.withUnsafeBytes { bytes in
+                for record in 0..<block.count {
+                    let fast = keyer.key(record, of: block, bytes: bytes, scratch: &scratch)
+                    let slow = query.address(record, of: block).map { keyer.key(normalised: $0.key) }
+                    #expect(fast == slow, "\(block.strings(record))")
+                }
+            }
+        }
+        // The byte path folds as the String path does, letter by letter.
+        for (text, folded) in [("ΟΔΟΣ", "οδοσ"), ("Straße", "strasse"), ("ÅRE", "åre")] {
+            var bytes = AddressBytes()
+            bytes.start()
+            Array(text.utf8).withUnsafeBytes { bytes.append($0) }
+            #expect(String(decoding: bytes.out, as: UTF8.self) == folded && AddressText.normalised(text) == folded)
         }
     }
 }

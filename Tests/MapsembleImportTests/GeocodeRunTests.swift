@@ -200,11 +200,19 @@ struct GeocodeKillTests {
         let arguments = ["run", pipeline, "-q", "--state-dir", dir.path + "/state"]
         let environment = ["MAPSEMBLE_API_KEY": "kill-key"]
         let cachePath = dir.path + "/state/geocode-cache.sqlite"
-        func cachedKeys() throws -> Set<String> {
+        func cachedKeys() throws -> Set<Int64> {
             guard FileManager.default.fileExists(atPath: cachePath) else { return [] }
-            let rows = try SQLiteDatabase(path: cachePath).prepare("SELECT query FROM geocodes").rows()
-            return Set(rows.compactMap { if case .text(let key) = $0.first { key } else { nil } })
+            let rows = try SQLiteDatabase(path: cachePath).prepare("SELECT key FROM geocodes").rows()
+            return Set(rows.compactMap { if case .integer(let key) = $0.first { key } else { nil } })
         }
+        // The key each query asked is cached under.
+        var geocode = PipelineConfig.Geocode()
+        geocode.provider = "photon"
+        geocode.url = server.url
+        let keyer = AddressKeyer(
+            query: try AddressQuery(address: "address", parts: [:], header: ["id", "name", "address"]),
+            scope: GeocodeStage.scope(geocode))
+        func key(_ query: String) -> Int64 { keyer.key(normalised: AddressText.normalised(query)).primary }
         var kills = 0
         var askedAgain: [String] = []
         for round in 0..<6 {
@@ -220,16 +228,19 @@ struct GeocodeKillTests {
                 kills += 1
             }
             process.waitUntilExit()
-            askedAgain += server.store.geocoderQueries[mark...].map(AddressText.normalised).filter(cached.contains)
+            askedAgain += server.store.geocoderQueries[mark...].filter { cached.contains(key($0)) }
             if process.terminationReason == .exit { break }
         }
         let cached = try cachedKeys()
         let mark = server.store.geocoderQueries.count
         let last = try runCLI(arguments, environment: environment)
-        askedAgain += server.store.geocoderQueries[mark...].map(AddressText.normalised).filter(cached.contains)
+        askedAgain += server.store.geocoderQueries[mark...].filter { cached.contains(key($0)) }
         #expect(kills >= 2, "the runs should be killed part-way: \(kills) kills")
         #expect(last.status == 0, "\(last.stderr)")
         #expect(askedAgain.isEmpty, "asked again though cached: \(askedAgain.prefix(5))")
+        // The keys computed here are the cache's: every query asked is in it now.
+        let final = try cachedKeys()
+        #expect(final.count == 300 && server.store.geocoderQueries.allSatisfy { final.contains(key($0)) })
         #expect(server.store.features(map: "6e0c0de0-0000-4000-8000-000000000001").count == 300)
         // Each of the 300 distinct addresses asked once, but for those in flight at a kill.
         #expect(server.store.geocoderQueries.count <= 300 + kills * 4)

@@ -1,11 +1,12 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-/// A geocoder's answers kept between runs, in SQLite: keyed by provider, the normalised query and
-/// the options that change an answer (countries, say); a place found and "not found" are both
-/// kept, so a weekly rerun of an unchanged file asks the geocoder nothing. Each answer is
-/// committed (`synchronous = FULL`) before `store` returns: a row uploaded after it never needs
-/// asking again, even after `kill -9`. Entries older than `maxAgeSeconds` are asked again.
+/// A geocoder's answers kept between runs, in SQLite, keyed by `AddressKey` (the normalised
+/// query, hashed with the provider, its address and the options that change an answer, such as the
+/// countries); a place found and "not found" are both kept, so a weekly rerun of an unchanged file
+/// asks the geocoder nothing. Each answer is committed (`synchronous = FULL`) before `store`
+/// returns: a row uploaded after it never needs asking again, even after `kill -9`. Entries older
+/// than `maxAgeSeconds` are asked again. The file holds no address text: only keys and answers.
 ///
 /// Safe to call from several tasks: one lock around the database.
 final class GeocodeCache: @unchecked Sendable {  // `database` and the statements are used under `lock` only
@@ -30,10 +31,15 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
     private let lock = NIOLock()
     private let database: SQLiteDatabase
     private let select: SQLiteDatabase.Statement
+    private let scan: SQLiteDatabase.Statement
     private let upsert: SQLiteDatabase.Statement
+    /// About how many answers the file holds: counted when opened, then counted up per store.
+    private var rows: Int64 = 0
 
     /// The cache's format; a file in another one is read as empty and rewritten.
-    private static let version = 1
+    private static let version = 3
+    /// Keys read per statement.
+    private static let batch = 256
 
     init(path: String, maxAgeSeconds: Double? = nil) throws {
         self.maxAgeSeconds = maxAgeSeconds
@@ -46,74 +52,146 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
                 try database.execute(
                     """
                     CREATE TABLE geocodes (
-                        provider TEXT NOT NULL, query TEXT NOT NULL, options TEXT NOT NULL,
+                        key INTEGER PRIMARY KEY, verify INTEGER NOT NULL,
                         found INTEGER NOT NULL, longitude REAL, latitude REAL, confidence REAL, label TEXT,
-                        stored_at REAL NOT NULL,
-                        PRIMARY KEY (provider, query, options)
-                    ) WITHOUT ROWID
+                        point TEXT, stored_at REAL NOT NULL
+                    )
                     """)
                 try database.execute("PRAGMA user_version = \(Self.version)")
             }
         }
+        // Up to 16 MB of pages kept in memory (SQLite's default is 2 MB): a rerun's reads of a
+        // large cache come from memory rather than a read call each; beyond it, memory stays flat.
+        try database.execute("PRAGMA cache_size = -16384")
         select = try database.prepare(
             """
-            SELECT found, longitude, latitude, confidence, label, stored_at FROM geocodes
-            WHERE provider = ? AND query = ? AND options = ?
+            SELECT key, verify, found, longitude, latitude, confidence, label, stored_at, point FROM geocodes
+            WHERE key IN (\(Array(repeating: "?", count: Self.batch).joined(separator: ",")))
             """)
+        scan = try database.prepare(
+            """
+            SELECT key, verify, found, longitude, latitude, confidence, label, stored_at, point FROM geocodes
+            WHERE key BETWEEN ? AND ?
+            """)
+        if case .integer(let count) = try database.prepare("SELECT count(*) FROM geocodes").rows().first?.first {
+            rows = count
+        }
         upsert = try database.prepare(
             """
-            INSERT INTO geocodes (provider, query, options, found, longitude, latitude, confidence, label, stored_at)
+            INSERT INTO geocodes (key, verify, found, longitude, latitude, confidence, label, point, stored_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (provider, query, options) DO UPDATE SET
-                found = excluded.found, longitude = excluded.longitude, latitude = excluded.latitude,
-                confidence = excluded.confidence, label = excluded.label, stored_at = excluded.stored_at
+            ON CONFLICT (key) DO UPDATE SET
+                verify = excluded.verify, found = excluded.found, longitude = excluded.longitude,
+                latitude = excluded.latitude, confidence = excluded.confidence, label = excluded.label,
+                point = excluded.point, stored_at = excluded.stored_at
             """)
     }
 
-    /// The kept answer for a query, when there is one young enough.
-    func lookup(provider: String, query: String, options: String, now: Date = Date()) throws -> Entry? {
-        try lookup(provider: provider, queries: [query], options: options, now: now)[query]
+    /// The kept answer for a key, when there is one young enough.
+    func lookup(_ key: AddressKey, now: Date = Date()) throws -> Entry? {
+        try lookup([key], now: now)[0]
     }
 
-    /// The kept answers for many queries (a block's addresses), read in one transaction: one lock
-    /// of the file for all of them, not one each.
-    func lookup(provider: String, queries: [String], options: String, now: Date = Date()) throws -> [String: Entry] {
+    /// The kept answers for many distinct keys, in their order.
+    func lookup(_ keys: [AddressKey], now: Date = Date()) throws -> [Entry?] {
+        var found = [Entry?](repeating: nil, count: keys.count)
+        try visit(keys, now: now) { position, row in
+            found[position] =
+                row.found
+                ? .found(
+                    Place(
+                        longitude: row.longitude, latitude: row.latitude, confidence: row.confidence,
+                        label: row.label))
+                : .notFound
+        }
+        return found
+    }
+
+    /// A kept answer as `visit` reads it, straight from SQLite's row.
+    struct Row: ~Copyable {
+        fileprivate let statement: SQLiteDatabase.Statement
+        /// A place, or "not found".
+        var found: Bool { statement.integer(2) == 1 }
+        var longitude: Double { statement.real(3) }
+        var latitude: Double { statement.real(4) }
+        var confidence: Double { statement.real(5) }
+        var label: String { statement.text(6) }
+        /// The place as `lon,lat` JSON text (`CoordinateText.appendDegrees`), appended to `out`.
+        func appendPoint(to out: inout [UInt8]) { statement.appendText(8, to: &out) }
+    }
+
+    /// Calls `body` with the position (in `keys`) and the row of each key the cache holds an answer
+    /// for, young enough; read in one transaction (one lock of the file for all of them). The
+    /// keys are taken in key order, `batch` at a time, and each batch read either by seeking each
+    /// key (`key IN (…)`) or, when the answers in its key range are few enough (a rerun of a file
+    /// whose cache holds little else), by reading that range through; SQLite returns both in key
+    /// order, merged with the batch.
+    func visit(_ keys: [AddressKey], now: Date = Date(), _ body: (Int, borrowing Row) throws -> Void) throws {
+        guard !keys.isEmpty else { return }
+        let oldest = maxAgeSeconds.map { now.timeIntervalSince1970 - $0 }
+        let order = keys.indices.sorted { keys[$0].primary < keys[$1].primary }
         try lock.withLock {
             try database.transaction(immediate: false) {
-                var found: [String: Entry] = [:]
-                for query in queries {
-                    guard let row = try select.rows([.text(provider), .text(query), .text(options)]).first,
-                        case .real(let storedAt) = row[5]
-                    else { continue }
-                    if let maxAgeSeconds, now.timeIntervalSince1970 - storedAt >= maxAgeSeconds { continue }
-                    guard row[0] == .integer(1) else {
-                        found[query] = .notFound
-                        continue
+                var start = 0
+                while start < order.count {
+                    let batch = order[start..<min(start + Self.batch, order.count)]
+                    let low = keys[batch.first!].primary
+                    let high = keys[batch.last!].primary
+                    // Answers expected in the range, against the seeks the batch would take (a
+                    // seek costs about as much as reading 8 answers in order).
+                    let share = (Double(high) - Double(low)) / 18_446_744_073_709_551_616.0
+                    let statement: SQLiteDatabase.Statement
+                    if Double(rows) * share < Double(batch.count * 8) {
+                        statement = scan
+                        try scan.bind(integers: [low, high])
+                    } else {
+                        statement = select
+                        // The last statement's spare parameters repeat its last key.
+                        try select.bind(
+                            integers: (0..<Self.batch).lazy.map {
+                                keys[batch[batch.startIndex + min($0, batch.count - 1)]].primary
+                            })
                     }
-                    guard case .real(let longitude) = row[1], case .real(let latitude) = row[2],
-                        case .real(let confidence) = row[3], case .text(let label) = row[4]
-                    else { continue }
-                    found[query] = .found(
-                        Place(longitude: longitude, latitude: latitude, confidence: confidence, label: label))
+                    var next = batch.startIndex
+                    while try statement.step() {
+                        let primary = statement.integer(0)
+                        // A row out of key order (not SQLite's way) starts the merge again.
+                        if next == batch.endIndex || keys[order[next]].primary > primary { next = batch.startIndex }
+                        while next < batch.endIndex && keys[order[next]].primary < primary { next += 1 }
+                        guard next < batch.endIndex, keys[order[next]].primary == primary else { continue }
+                        let position = order[next]
+                        guard statement.integer(1) == keys[position].check else { continue }
+                        if let oldest, statement.real(7) <= oldest { continue }
+                        let row = Row(statement: statement)
+                        guard !row.found || (!statement.isNull(3) && !statement.isNull(4)) else { continue }
+                        try body(position, row)
+                    }
+                    start += batch.count
                 }
-                return found
             }
         }
     }
 
     /// Keeps an answer, durably, replacing an older one for the same query.
-    func store(_ entry: Entry, provider: String, query: String, options: String, now: Date = Date()) throws {
-        var values: [SQLiteDatabase.Statement.Value] = [.text(provider), .text(query), .text(options)]
+    func store(_ entry: Entry, key: AddressKey, now: Date = Date()) throws {
+        var values: [SQLiteDatabase.Statement.Value] = [.integer(key.primary), .integer(key.check)]
         switch entry {
         case .found(let place):
+            var point: [UInt8] = []
+            CoordinateText.appendDegrees(place.longitude, to: &point)
+            point.append(UInt8(ascii: ","))
+            CoordinateText.appendDegrees(place.latitude, to: &point)
             values += [
                 .integer(1), .real(place.longitude), .real(place.latitude), .real(place.confidence),
-                .text(place.label),
+                .text(place.label), .text(String(decoding: point, as: UTF8.self)),
             ]
         case .notFound:
-            values += [.integer(0), .null, .null, .null, .null]
+            values += [.integer(0), .null, .null, .null, .null, .null]
         }
         values.append(.real(now.timeIntervalSince1970))
-        try lock.withLock { try upsert.run(values) }
+        try lock.withLock {
+            try upsert.run(values)
+            rows += 1
+        }
     }
 }

@@ -12,6 +12,8 @@ import Synchronization
 /// `geocode_low_confidence`, `geocode_failed`) with their original cells.
 final class GeocodeStage: Sendable {
     let query: AddressQuery
+    /// Each row's address key, scoped to the provider and its options.
+    private let keyer: AddressKeyer
     let when: PipelineConfig.Geocode.When
     let minConfidence: Double
     /// Who places the addresses.
@@ -23,7 +25,7 @@ final class GeocodeStage: Sendable {
     enum Finder: Sendable {
         /// A geocoder over HTTP, its answers kept in the cache (keyed besides the query by the
         /// provider and its address, and by the countries), asked on `workers`.
-        case http(HTTPGeocoder, GeocodeCache, provider: String, options: String, workers: [CurlWorker])
+        case http(HTTPGeocoder, GeocodeCache, workers: [CurlWorker])
         /// The local gazetteer: its own index, no cache.
         case gazetteer(Gazetteer, countries: [String])
         /// The map geocodes: rows go with `"geometry": null` and the address under `field`.
@@ -36,7 +38,7 @@ final class GeocodeStage: Sendable {
     let cacheHits = Atomic<Int>(0)
     var requests: Int {
         switch finder {
-        case .http(let geocoder, _, _, _, _): geocoder.requests
+        case .http(let geocoder, _, _): geocoder.requests
         case .gazetteer(let gazetteer, _): gazetteer.lookups
         case .map: 0
         }
@@ -96,10 +98,15 @@ final class GeocodeStage: Sendable {
             let cache = try GeocodeCache(
                 path: try cachePath(), maxAgeSeconds: options.refreshGeocodes ? 0 : config.maxAgeDays * 86_400)
             finder = .http(
-                geocoder, cache, provider: "\(provider.rawValue) \(geocoder.baseURL)",
-                options: config.countryCodes.sorted().joined(separator: ","),
-                workers: (0..<config.concurrency).map { CurlWorker(name: "geocode-\($0)") })
+                geocoder, cache, workers: (0..<config.concurrency).map { CurlWorker(name: "geocode-\($0)") })
         }
+        keyer = AddressKeyer(query: query, scope: Self.scope(config))
+    }
+
+    /// What a cached answer holds for besides its address: the provider, its address and the
+    /// countries asked.
+    static func scope(_ config: PipelineConfig.Geocode) -> String {
+        "\(config.provider) \(config.url ?? config.gazetteer ?? "") \(config.countryCodes.sorted())"
     }
 
     /// `"slug":`, to put a value after.
@@ -110,98 +117,190 @@ final class GeocodeStage: Sendable {
         return key
     }
 
-    /// What became of one distinct address.
+    /// What became of one distinct address, when asked.
     private enum Outcome {
         case found(GeocodeCache.Place)
         case notFound
         case failed(String)
-        /// Sent for the map to geocode.
-        case toMap
     }
 
-    func geocode(_ block: ValidatedBlock) async throws -> ValidatedBlock {
-        // The rows that need a point, their addresses and the keys they are asked under.
-        var needed: [Int: (address: Address, key: String)] = [:]
-        var missing: Set<Int> = []
-        for (position, record) in block.accepted.enumerated() {
-            let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
-            guard when == .always || block.coordinateEnds[position] == start else { continue }
-            if let address = query.address(record, of: block.records) {
-                needed[position] = (address, address.key)
-            } else {
-                missing.insert(position)
+    /// What became of each distinct address of a block, by its index: flat arrays, so that a
+    /// block of cached answers costs no allocation per address.
+    private struct Answers {
+        enum Kind: UInt8 {
+            case failed, found, notFound, toMap
+        }
+
+        var kinds: [Kind]
+        var confidences: [Double]
+        /// Each found place's `lon,lat` text, at `pointStarts[index]..<pointEnds[index]` in `points`.
+        var points: [UInt8] = []
+        var pointStarts: [Int]
+        var pointEnds: [Int]
+        /// The reason of a failure; the label of a place found.
+        var notes: [Int: String] = [:]
+
+        init(count: Int, kind: Kind) {
+            kinds = Array(repeating: kind, count: count)
+            confidences = Array(repeating: 0, count: count)
+            pointStarts = Array(repeating: 0, count: count)
+            pointEnds = Array(repeating: 0, count: count)
+        }
+
+        mutating func set(_ index: Int, _ outcome: Outcome) {
+            switch outcome {
+            case .found(let place):
+                kinds[index] = .found
+                confidences[index] = place.confidence
+                notes[index] = place.label
+                pointStarts[index] = points.count
+                CoordinateText.appendDegrees(place.longitude, to: &points)
+                points.append(UInt8(ascii: ","))
+                CoordinateText.appendDegrees(place.latitude, to: &points)
+                pointEnds[index] = points.count
+            case .notFound:
+                kinds[index] = .notFound
+            case .failed(let reason):
+                kinds[index] = .failed
+                notes[index] = reason
             }
         }
-        guard !needed.isEmpty || !missing.isEmpty else { return block }
-        // Each distinct address once.
-        var distinct: [String: Address] = [:]
-        for (address, key) in needed.values { distinct[key] = address }
-        var outcomes: [String: Outcome] = [:]
-        switch finder {
-        case .map:
-            for key in distinct.keys { outcomes[key] = .toMap }
-        case .gazetteer(let gazetteer, let countries):
-            for (key, address) in distinct {
-                let candidates: [GeocodeCandidate]
-                do {
-                    candidates = try gazetteer.candidates(for: address, countries: countries)
-                } catch let error as ImportError {
-                    outcomes[key] = .failed(error.message)
+    }
+
+    /// A block with its rows' address keys (`GeocodeStage.keys`), for `geocode`.
+    struct KeyedBlock: Sendable {
+        var block: ValidatedBlock
+        /// Each distinct address once: its key, and the first record that has it.
+        var keys: [AddressKey] = []
+        var firstRecords: [Int] = []
+        /// Per accepted row: the index of its address in `keys`, `GeocodeStage.kept` (it has its
+        /// own point) or `GeocodeStage.noAddress`.
+        var addresses: [Int] = []
+    }
+
+    /// The first half of the stage, in a task of its own: each row's address key, from its bytes.
+    func keys(_ block: ValidatedBlock) -> KeyedBlock {
+        var keyed = KeyedBlock(block: block)
+        var distinct: [AddressKey: Int] = [:]
+        distinct.reserveCapacity(block.accepted.count)
+        keyed.addresses.reserveCapacity(block.accepted.count)
+        var scratch = AddressBytes()
+        block.records.bytes.withUnsafeBytes { bytes in
+            for (position, record) in block.accepted.enumerated() {
+                let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
+                guard when == .always || block.coordinateEnds[position] == start else {
+                    keyed.addresses.append(Self.kept)
                     continue
                 }
-                outcomes[key] = GeocoderAnswers.best(candidates).map { .found($0.place) } ?? .notFound
-            }
-        case .http(let geocoder, let cache, let provider, let options, let workers):
-            // The cache, then the geocoder.
-            var toAsk: [(key: String, address: Address)] = []
-            let cached = try cache.lookup(provider: provider, queries: Array(distinct.keys), options: options)
-            for (key, address) in distinct {
-                switch cached[key] {
-                case .found(let place): outcomes[key] = .found(place)
-                case .notFound: outcomes[key] = .notFound
-                case nil: toAsk.append((key, address))
+                guard let key = keyer.key(record, of: block.records, bytes: bytes, scratch: &scratch) else {
+                    keyed.addresses.append(Self.noAddress)
+                    continue
+                }
+                if let index = distinct[key] {
+                    keyed.addresses.append(index)
+                } else {
+                    distinct[key] = keyed.keys.count
+                    keyed.addresses.append(keyed.keys.count)
+                    keyed.keys.append(key)
+                    keyed.firstRecords.append(record)
                 }
             }
-            cacheHits.add(cached.count, ordering: .relaxed)
-            let asking = Asking(geocoder: geocoder, cache: cache, provider: provider, options: options)
-            for (key, outcome) in try await asking.ask(toAsk, on: workers) { outcomes[key] = outcome }
         }
-        return rebuild(block, needed: needed, missing: missing, outcomes: outcomes)
+        return keyed
     }
+
+    /// Both halves of the stage, one after the other.
+    func geocode(_ block: ValidatedBlock) async throws -> ValidatedBlock {
+        try await geocode(keys(block))
+    }
+
+    /// The second half of the stage: the answers for the block's distinct addresses, from the
+    /// cache, the geocoder, the gazetteer or the map, and the block rebuilt with them.
+    func geocode(_ keyed: KeyedBlock) async throws -> ValidatedBlock {
+        let (block, keys, firstRecords, addresses) = (keyed.block, keyed.keys, keyed.firstRecords, keyed.addresses)
+        guard addresses.contains(where: { $0 != Self.kept }) else { return block }
+        func address(_ index: Int) -> Address {
+            query.address(firstRecords[index], of: block.records) ?? Address(freeForm: "")
+        }
+        var answers: Answers
+        switch finder {
+        case .map:
+            answers = Answers(count: keys.count, kind: .toMap)
+        case .gazetteer(let gazetteer, let countries):
+            answers = Answers(count: keys.count, kind: .notFound)
+            for index in keys.indices {
+                do {
+                    let candidates = try gazetteer.candidates(for: address(index), countries: countries)
+                    answers.set(index, GeocoderAnswers.best(candidates).map { .found($0.place) } ?? .notFound)
+                } catch let error as ImportError {
+                    answers.set(index, .failed(error.message))
+                }
+            }
+        case .http(let geocoder, let cache, let workers):
+            // The cache, then the geocoder.
+            answers = Answers(count: keys.count, kind: .failed)
+            var known = [Bool](repeating: false, count: keys.count)
+            try cache.visit(keys) { index, row in
+                known[index] = true
+                guard row.found else {
+                    answers.kinds[index] = .notFound
+                    return
+                }
+                let confidence = row.confidence
+                answers.kinds[index] = .found
+                answers.confidences[index] = confidence
+                answers.pointStarts[index] = answers.points.count
+                row.appendPoint(to: &answers.points)
+                answers.pointEnds[index] = answers.points.count
+                // The label is read only for the rows that will name it.
+                if confidence < minConfidence { answers.notes[index] = row.label }
+            }
+            let toAsk = keys.indices.filter { !known[$0] }.map { (index: $0, address: address($0)) }
+            cacheHits.add(keys.count - toAsk.count, ordering: .relaxed)
+            let asking = Asking(geocoder: geocoder, cache: cache)
+            for (index, outcome) in try await asking.ask(toAsk, keys: keys, on: workers) {
+                answers.set(index, outcome)
+            }
+        }
+        return rebuild(block, addresses: addresses, answers: answers)
+    }
+
+    /// Rows that keep their own point, and rows without an address, in `geocode`'s row list.
+    static let kept = -1
+    static let noAddress = -2
 
     /// Asks a geocoder over HTTP, and keeps its answers in the cache.
     private struct Asking: Sendable {
         let geocoder: HTTPGeocoder
         let cache: GeocodeCache
-        let provider: String
-        let options: String
 
         /// Asks the geocoder for each address, on the stage's connections; stores every answer.
-        func ask(_ addresses: [(key: String, address: Address)], on workers: [CurlWorker]) async throws -> [(
-            String, Outcome
-        )] {
+        func ask(_ addresses: [(index: Int, address: Address)], keys: [AddressKey], on workers: [CurlWorker])
+            async throws -> [(Int, Outcome)]
+        {
             guard !addresses.isEmpty else { return [] }
             final class Cursor: Sendable { let next = Atomic<Int>(0) }
             let cursor = Cursor()
-            return try await withThrowingTaskGroup(of: [(String, Outcome)].self) { group in
+            return try await withThrowingTaskGroup(of: [(Int, Outcome)].self) { group in
                 for worker in workers.prefix(addresses.count) {
                     group.addTask {
-                        var answered: [(String, Outcome)] = []
+                        var answered: [(Int, Outcome)] = []
                         while true {
                             let index = cursor.next.add(1, ordering: .relaxed).oldValue
                             guard index < addresses.count else { return answered }
-                            let (key, address) = addresses[index]
-                            answered.append((key, try await answer(address, key: key, worker: worker)))
+                            let (position, address) = addresses[index]
+                            answered.append(
+                                (position, try await answer(address, key: keys[position], worker: worker)))
                         }
                     }
                 }
-                var all: [(String, Outcome)] = []
+                var all: [(Int, Outcome)] = []
                 for try await part in group { all += part }
                 return all
             }
         }
 
-        private func answer(_ address: Address, key: String, worker: CurlWorker) async throws -> Outcome {
+        private func answer(_ address: Address, key: AddressKey, worker: CurlWorker) async throws -> Outcome {
             let candidates: [GeocodeCandidate]
             do {
                 candidates = try await geocoder.candidates(for: address, worker: worker)
@@ -211,7 +310,7 @@ final class GeocodeStage: Sendable {
             let countries = geocoder.settings.countryCodes
             let entry: GeocodeCache.Entry =
                 GeocoderAnswers.best(candidates, countries: countries).map { .found($0.place) } ?? .notFound
-            try cache.store(entry, provider: provider, query: key, options: options)
+            try cache.store(entry, key: key)
             switch entry {
             case .found(let place): return .found(place)
             case .notFound: return .notFound
@@ -220,71 +319,92 @@ final class GeocodeStage: Sendable {
     }
 
     /// The block with the points found, and the rows that got none rejected.
-    private func rebuild(
-        _ block: ValidatedBlock, needed: [Int: (address: Address, key: String)], missing: Set<Int>,
-        outcomes: [String: Outcome]
-    ) -> ValidatedBlock {
+    private func rebuild(_ block: ValidatedBlock, addresses: [Int], answers: Answers) -> ValidatedBlock {
         var result = block
         result.accepted = []
+        result.accepted.reserveCapacity(block.accepted.count)
         result.coordinates = []
+        result.coordinates.reserveCapacity(block.accepted.count * 24)
         result.coordinateEnds = []
+        result.coordinateEnds.reserveCapacity(block.accepted.count)
+        var rejections: [Rejection] = []
         var placed = 0
         block.coordinates.withUnsafeBytes { coordinates in
-            for (position, record) in block.accepted.enumerated() {
-                func reject(_ code: RejectCode, _ message: String) {
-                    result.records.rejections.append(
-                        Rejection(
-                            line: block.records.lines[record], code: code, column: "", message: message,
-                            fields: block.records.originalCells(record)))
-                }
-                if missing.contains(position) {
-                    reject(.missingAddress, "the row has no address to geocode (its address columns are empty)")
-                    continue
-                }
-                guard let (address, key) = needed[position] else {
-                    let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
-                    result.coordinates.appendBytes(
-                        UnsafeRawBufferPointer(rebasing: coordinates[start..<block.coordinateEnds[position]]))
-                    result.coordinateEnds.append(result.coordinates.count)
-                    result.accepted.append(record)
-                    continue
-                }
-                switch outcomes[key] ?? .failed("no answer") {
-                case .found(let place) where place.confidence >= minConfidence:
-                    CoordinateText.appendDegrees(place.longitude, to: &result.coordinates)
-                    result.coordinates.append(UInt8(ascii: ","))
-                    CoordinateText.appendDegrees(place.latitude, to: &result.coordinates)
-                    result.coordinateEnds.append(result.coordinates.count)
-                    result.accepted.append(record)
-                    if let qualityKey {
-                        var property = qualityKey
-                        property += Array(String((place.confidence * 1000).rounded() / 1000).utf8)
-                        result.addedProperties[record] = property
+            answers.points.withUnsafeBytes { points in
+                for (position, record) in block.accepted.enumerated() {
+                    let index = addresses[position]
+                    if index == Self.kept {
+                        let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
+                        result.coordinates.appendBytes(
+                            UnsafeRawBufferPointer(rebasing: coordinates[start..<block.coordinateEnds[position]]))
+                        result.coordinateEnds.append(result.coordinates.count)
+                        result.accepted.append(record)
+                        continue
                     }
-                    placed += 1
-                case .toMap:
-                    guard case .map(let field) = finder else { break }
-                    // No point: the map geocodes the address it finds under its geocode field.
-                    result.coordinateEnds.append(result.coordinates.count)
-                    result.accepted.append(record)
-                    var property = field
-                    JSONBytes.appendString(address.text, to: &property)
-                    result.addedProperties[record] = property
-                    placed += 1
-                case .found(let place):
-                    reject(
-                        .geocodeLowConfidence,
-                        "the best match for \"\(address.text)\" is \"\(place.label)\" with confidence \(place.confidence.formatted()), below geocode.min_confidence \(minConfidence.formatted())"
-                    )
-                case .notFound:
-                    reject(.addressNotFound, "the geocoder knows no place for \"\(address.text)\"")
-                case .failed(let reason):
-                    reject(.geocodeFailed, "geocoding \"\(address.text)\" failed: \(reason)")
+                    let rejection: (RejectCode, String)
+                    if index == Self.noAddress {
+                        rejection = (
+                            .missingAddress, "the row has no address to geocode (its address columns are empty)"
+                        )
+                    } else {
+                        let confidence = answers.confidences[index]
+                        switch answers.kinds[index] {
+                        case .found where confidence >= minConfidence:
+                            result.coordinates.appendBytes(
+                                UnsafeRawBufferPointer(
+                                    rebasing: points[answers.pointStarts[index]..<answers.pointEnds[index]]))
+                            result.coordinateEnds.append(result.coordinates.count)
+                            result.accepted.append(record)
+                            if let qualityKey {
+                                var property = qualityKey
+                                property += Array(String((confidence * 1000).rounded() / 1000).utf8)
+                                result.addedProperties[record] = property
+                            }
+                            placed += 1
+                            continue
+                        case .toMap:
+                            guard case .map(let field) = finder else { fallthrough }
+                            // No point: the map geocodes the address it finds under its geocode field.
+                            result.coordinateEnds.append(result.coordinates.count)
+                            result.accepted.append(record)
+                            var property = field
+                            JSONBytes.appendString(address(record, of: block).text, to: &property)
+                            result.addedProperties[record] = property
+                            placed += 1
+                            continue
+                        case .found:
+                            rejection = (
+                                .geocodeLowConfidence,
+                                "the best match for \"\(address(record, of: block).text)\" is \"\(answers.notes[index] ?? "")\" with confidence \(confidence.formatted()), below geocode.min_confidence \(minConfidence.formatted())"
+                            )
+                        case .notFound:
+                            rejection = (
+                                .addressNotFound,
+                                "the geocoder knows no place for \"\(address(record, of: block).text)\""
+                            )
+                        case .failed:
+                            rejection = (
+                                .geocodeFailed,
+                                "geocoding \"\(address(record, of: block).text)\" failed: \(answers.notes[index] ?? "no answer")"
+                            )
+                        }
+                    }
+                    rejections.append(
+                        Rejection(
+                            line: block.records.lines[record], code: rejection.0, column: "", message: rejection.1,
+                            fields: block.records.originalCells(record)))
                 }
             }
         }
-        result.records.rejections.sort { $0.line < $1.line }
+        if !rejections.isEmpty {
+            result.records.rejections += rejections
+            result.records.rejections.sort { $0.line < $1.line }
+        }
         geocoded.add(placed, ordering: .relaxed)
         return result
+    }
+
+    private func address(_ record: Int, of block: ValidatedBlock) -> Address {
+        query.address(record, of: block.records) ?? Address(freeForm: "")
     }
 }

@@ -94,7 +94,11 @@ final class StageGraph: @unchecked Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let records = group.source { try await self.read(into: $0) }
                 var validated = group.stage(records) { self.validate($0) }
-                if let geocoding { validated = group.stage(validated) { try await geocoding.geocode($0) } }
+                if let geocoding {
+                    // In two tasks: the keys of one block are made while the one before is answered.
+                    let keyed = group.stage(validated) { geocoding.keys($0) }
+                    validated = group.stage(keyed) { try await geocoding.geocode($0) }
+                }
                 let features = group.stage(validated) { self.transform($0) }
                 let batches = sink.makeQueue()
                 group.addTask { try await self.chunk(features, into: batches) }

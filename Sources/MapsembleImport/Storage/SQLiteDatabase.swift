@@ -127,6 +127,43 @@ final class SQLiteDatabase {
             }
         }
 
+        /// Clears the last run and binds integers to parameters 1, 2, … (no `Value` per parameter:
+        /// for the batched reads of a hot path).
+        func bind(integers: some Sequence<Int64>) throws {
+            sqlite3_reset(statement)
+            var index: Int32 = 1
+            for number in integers {
+                guard sqlite3_bind_int64(statement, index, number) == SQLITE_OK else {
+                    throw database.error(database.lastError)
+                }
+                index += 1
+            }
+        }
+
+        /// Steps to the next row: true when there is one, read with `integer`, `real`, `text`.
+        func step() throws -> Bool {
+            switch sqlite3_step(statement) {
+            case SQLITE_ROW: return true
+            case SQLITE_DONE: return false
+            default: throw database.error(database.lastError)
+            }
+        }
+
+        func integer(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+        func real(_ column: Int32) -> Double { sqlite3_column_double(statement, column) }
+        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+        /// A text column's bytes, appended to `out` (no String made).
+        func appendText(_ column: Int32, to out: inout [UInt8]) {
+            guard let text = sqlite3_column_text(statement, column) else { return }
+            out.append(
+                contentsOf: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement, column))))
+        }
+
+        func text(_ column: Int32) -> String {
+            guard let text = sqlite3_column_text(statement, column) else { return "" }
+            return String(cString: text)
+        }
+
         /// Binds `values` and runs the statement to its end (an insert, an update, a delete).
         func run(_ values: [Value] = []) throws {
             try bind(values)
