@@ -166,6 +166,45 @@ struct InspectTests {
         #expect(InspectReport.quoted("a \"b\" $x") == #""a \"b\" $$x""#)
     }
 
+    @Test("address columns are recognised; without coordinates the starter pipeline geocodes, and it runs")
+    func addresses() async throws {
+        let dir = TempDir()
+        let path = dir.write(
+            "filialen.csv",
+            "Filiale;Straße;Hausnummer;PLZ;Ort;Land\nF1;Marienplatz;1;80331;München;DE\nF2;Unter den Linden;5;10117;Berlin;DE\n"
+                + "F3;Stephansplatz;3;1010;Wien;AT\n")
+        let report = try Inspector.inspect(path: path)
+        #expect(report.coordinates == nil)
+        let address = try #require(report.address)
+        #expect(address.settings(report.columns).map { "\($0.key)=\($0.value)" } == [
+            "street={Straße} {Hausnummer}", "postcode=PLZ", "city=Ort", "country=Land",
+        ])
+        #expect(report.notes.contains { $0.hasPrefix("no coordinates, but an address") })
+        let yaml = report.starterPipeline(path: path)
+        let config = try ConfigLoader.load(path: dir.write("pipeline.yml", yaml), environment: [:])
+        let geocode = try #require(config.geocode)
+        #expect(geocode.parts == ["street": "{Straße} {Hausnummer}", "postcode": "PLZ", "city": "Ort", "country": "Land"])
+        #expect(geocode.provider == "nominatim")
+        // The proposal geocodes: offline, against the gazetteer.
+        var offline = config
+        offline.geocode?.provider = "gazetteer"
+        offline.geocode?.gazetteer = GazetteerTests.cities
+        offline.report.dir = dir.path
+        var options = RunOptions()
+        options.stateDirectory = dir.path + "/state"
+        let summary = try await Pipeline(config: offline, options: options).run()
+        #expect(summary.imported == 3 && summary.geocoding?.geocoded == 3)
+
+        // One column with the whole address; a file with coordinates and none missing gets no geocode section.
+        let whole = dir.write("whole.csv", "name,Address\nA,\"Marienplatz 1, München\"\n")
+        let wholeReport = try Inspector.inspect(path: whole)
+        #expect(wholeReport.address.map { $0.settings(wholeReport.columns).map(\.key) } == ["address"])
+        let placed = dir.write("placed.csv", "name,city,lat,lon\nA,Berlin,52.5,13.4\nB,Wien,48.2,16.4\n")
+        #expect(!(try Inspector.inspect(path: placed).starterPipeline(path: placed).contains("geocode:")))
+        let noAddress = dir.write("plain.csv", "name,kind\nA,x\n")
+        #expect(try Inspector.inspect(path: noAddress).address == nil)
+    }
+
     @Test("a point column, DMS columns, codes kept as text, slugs without accents")
     func notationsAndCodes() throws {
         let dir = TempDir()

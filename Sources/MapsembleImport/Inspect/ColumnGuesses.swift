@@ -164,6 +164,41 @@ extension Inspector {
         }
     }
 
+    /// Address columns, by their names (English, German, French, Spanish, Italian, Dutch): a
+    /// street (with a house number column beside it, when there is one), a postcode, a city, a
+    /// state and a country; or one column holding the whole address. Nil when none is found or
+    /// only a country or state (too coarse to place a row).
+    static func guessAddress(_ columns: [ColumnProfile]) -> AddressGuess? {
+        // Folded and run together: "Straße" → strasse, "Code postal" → codepostal.
+        let names = columns.map { GazetteerText.fold($0.name).replacingOccurrences(of: " ", with: "") }
+        let usable = columns.indices.filter { columns[$0].kind != .empty }
+        func find(_ candidates: [String]) -> Int? {
+            // Exact names first, then names that start with one (street_name, city_name).
+            usable.first { candidates.contains(names[$0]) }
+                ?? usable.first { index in candidates.contains { $0.count >= 4 && names[index].hasPrefix($0) } }
+        }
+        var guess = AddressGuess()
+        guess.street = find([
+            "street", "streetaddress", "address1", "addressline1", "strasse", "str", "rue", "calle", "via",
+            "straat", "adresse1",
+        ])
+        guess.houseNumber = find(["housenumber", "houseno", "hausnummer", "hausnr", "nr", "no", "number", "numero"])
+        guess.postcode = find(["postcode", "postalcode", "zip", "zipcode", "plz", "cp", "codepostal", "cap", "codigopostal"])
+        guess.city = find([
+            "city", "town", "ort", "stadt", "ville", "commune", "ciudad", "localidad", "citta", "plaats",
+            "municipality", "locality", "gemeinde",
+        ])
+        guess.state = find(["state", "region", "province", "bundesland", "county", "departement", "provincia"])
+        guess.country = find(["country", "countrycode", "land", "pays", "pais", "paese"])
+        guess.whole = find(["address", "fulladdress", "adresse", "anschrift", "direccion", "indirizzo", "adres"])
+        if guess.street != nil && guess.street == guess.whole { guess.whole = nil }
+        guard guess.street != nil || guess.postcode != nil || guess.city != nil || guess.whole != nil else {
+            return nil
+        }
+        if guess.houseNumber != nil && guess.street == nil { guess.houseNumber = nil }
+        return guess
+    }
+
     static func number(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }

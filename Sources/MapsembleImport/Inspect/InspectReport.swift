@@ -29,6 +29,8 @@ public struct InspectReport: Sendable {
     public var malformedRows: Int
     public var columns: [ColumnProfile]
     public var coordinates: CoordinateGuess?
+    /// Columns that hold an address, for geocoding.
+    public var address: AddressGuess?
     /// Column suggested as the feature label.
     public var label: Int?
     /// Column suggested as the remote id: named like an id and unique in what was read.
@@ -91,4 +93,35 @@ public struct CoordinateGuess: Sendable {
     /// Values in the thousands: a projected system (e.g. Lambert-93, UTM), not degrees.
     public var looksProjected: Bool
     public var evidence: String?
+}
+
+/// Which columns hold an address (each an index into the columns).
+public struct AddressGuess: Sendable, Equatable {
+    public var street: Int?
+    public var houseNumber: Int?
+    public var postcode: Int?
+    public var city: Int?
+    public var state: Int?
+    public var country: Int?
+    /// One column holding the whole address.
+    public var whole: Int?
+
+    /// The `geocode:` settings that ask for it: `address:` (one column) or structured parts, each
+    /// a column name or a template; in the order street, postcode, city, state, country.
+    public func settings(_ columns: [ColumnProfile]) -> [(key: String, value: String)] {
+        func name(_ index: Int) -> String { columns[index].name }
+        if let whole, street == nil && city == nil { return [("address", name(whole))] }
+        var parts: [(String, String)] = []
+        if let street {
+            parts.append(
+                ("street", houseNumber.map { "{\(name(street))} {\(name($0))}" } ?? name(street)))
+        }
+        for (key, index) in [("postcode", postcode), ("city", city), ("state", state), ("country", country)] {
+            if let index { parts.append((key, name(index))) }
+        }
+        return parts
+    }
+
+    /// The columns it uses.
+    public var indices: [Int] { [street, houseNumber, postcode, city, state, country, whole].compactMap { $0 } }
 }

@@ -163,6 +163,14 @@ public enum Inspector {
             rows: rows, rowsMethod: method, sampledRows: sampled, malformedRows: malformed, columns: columns,
             coordinates: coordinates, label: label, remoteID: remoteID, decimalComma: decimalComma,
             quoteNone: quoteNone, notes: notes, sheets: sheets, sheet: sheetName)
+        report.address = guessAddress(columns)
+        if let address = report.address,
+            coordinates.map({ columns[$0.latitude].nulls > 0 || columns[$0.longitude].nulls > 0 }) ?? true
+        {
+            report.notes.append(
+                "\(coordinates == nil ? "no coordinates" : "rows without coordinates"), but an address (\(address.indices.map { "\"\(columns[$0].name)\"" }.joined(separator: ", "))): rows can be placed by geocoding (--emit-config proposes a geocode: section)"
+            )
+        }
         report.records = kept
         return report
     }

@@ -58,12 +58,28 @@ extension InspectReport {
             if coordinates.looksSwapped {
                 out.append("  swapped: fix                  # \(coordinates.evidence ?? "the columns look swapped")")
             }
+        } else if address != nil {
+            out.append("# no coordinate columns: every row is placed from its address (geocode: below)")
         } else {
             out.append(
                 "coordinates: {}                 # no coordinate columns found: set longitude: COLUMN, latitude: COLUMN"
             )
         }
         out.append("")
+        if let address, coordinates.map({ columns[$0.latitude].nulls > 0 || columns[$0.longitude].nulls > 0 }) ?? true {
+            if coordinates != nil { out.append("# some rows have no coordinates: they are placed from their address") }
+            out.append("geocode:")
+            for (key, value) in address.settings(columns) {
+                out.append("  \(key): \(Self.quoted(value))")
+            }
+            out.append("  provider: nominatim             # or gazetteer (offline, a GeoNames file), photon, pelias,")
+            out.append("                                  # or mapsemble (the map geocodes: its config.geocodeField)")
+            out.append("  url: \"${GEOCODER_URL:-https://nominatim.openstreetmap.org}\"")
+            out.append("  user_agent: \"${GEOCODER_USER_AGENT:-}\"   # Nominatim asks for an application and a contact")
+            out.append("  # country_codes: [de]           # limit the answers to these countries")
+            out.append("  # min_confidence: 0.5           # reject weaker matches (geocode_low_confidence)")
+            out.append("")
+        }
         out.append("properties:")
         if let label {
             out.append("  label: \(Self.quoted("{" + columns[label].name + "}"))")

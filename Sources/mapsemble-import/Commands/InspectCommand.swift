@@ -114,6 +114,7 @@ struct InspectCommand: ParsableCommand {
             if index == report.coordinates?.point { role = "  ← both coordinates" }
             if index == report.label { role = "  ← label" }
             if index == report.remoteID { role = "  ← remote id" }
+            if role.isEmpty, let address = report.address, address.indices.contains(index) { role = "  ← address" }
             let type = column.kind.rawValue + (column.leadingZeros ? "*" : "")
             print(
                 column.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
@@ -175,6 +176,10 @@ struct InspectCommand: ParsableCommand {
         } else {
             object["coordinates"] = NSNull()
         }
+        object["address"] =
+            report.address.map { address in
+                Dictionary(uniqueKeysWithValues: address.settings(report.columns).map { ($0.key, $0.value) })
+            } ?? NSNull()
         let data =
             (try? JSONSerialization.data(
                 withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
