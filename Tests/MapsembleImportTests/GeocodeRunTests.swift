@@ -61,6 +61,27 @@ struct GeocodeRunTests {
         await server.stop()
     }
 
+    @Test("the HTML report draws geocoded rows in their own colour by confidence and lists the rows it could not place")
+    func htmlReport() async throws {
+        let dir = TempDir()
+        var sandbox = SandboxConfig()
+        sandbox.geocoder = SandboxGeocoder()
+        let server = try await SandboxServer(config: sandbox)
+        let input = dir.write(
+            "offices.csv",
+            "id,name,street,city,country,lat,lon\nA1,Head office,Marienplatz 1,München,DE,,\nA2,Own point,,Berlin,DE,52.5,13.4\n"
+                + "A3,Lost,,Atlantis,XX,,\nA4,Blank,,,,,\n")
+        let summary = try await run(config(input, server: server, in: dir), in: dir)
+        #expect(summary.imported == 2)
+        let html = dir.read("offices.report.html")
+        #expect(html.contains("<h2>Geocoding</h2>"))
+        #expect(html.contains("geocoded, confidence 0.5 to 0.8"), "the sandbox answers cities with 0.5")
+        #expect(html.contains("href=\"#code-address_not_found\">address_not_found (1)</a>"))
+        #expect(html.contains("href=\"#code-missing_address\">missing_address (1)</a>"))
+        #expect(html.contains("id=\"code-address_not_found\""), "the table of those rows")
+        await server.stop()
+    }
+
     @Test("when: missing geocodes only the rows without coordinates; min_confidence rejects weak matches")
     func missingOnly() async throws {
         let dir = TempDir()

@@ -176,14 +176,16 @@ struct InspectTests {
         let report = try Inspector.inspect(path: path)
         #expect(report.coordinates == nil)
         let address = try #require(report.address)
-        #expect(address.settings(report.columns).map { "\($0.key)=\($0.value)" } == [
-            "street={Straße} {Hausnummer}", "postcode=PLZ", "city=Ort", "country=Land",
-        ])
+        #expect(
+            address.settings(report.columns).map { "\($0.key)=\($0.value)" } == [
+                "street={Straße} {Hausnummer}", "postcode=PLZ", "city=Ort", "country=Land",
+            ])
         #expect(report.notes.contains { $0.hasPrefix("no coordinates, but an address") })
         let yaml = report.starterPipeline(path: path)
         let config = try ConfigLoader.load(path: dir.write("pipeline.yml", yaml), environment: [:])
         let geocode = try #require(config.geocode)
-        #expect(geocode.parts == ["street": "{Straße} {Hausnummer}", "postcode": "PLZ", "city": "Ort", "country": "Land"])
+        #expect(
+            geocode.parts == ["street": "{Straße} {Hausnummer}", "postcode": "PLZ", "city": "Ort", "country": "Land"])
         #expect(geocode.provider == "nominatim")
         // The proposal geocodes: offline, against the gazetteer.
         var offline = config

@@ -329,6 +329,9 @@ final class GeocodeStage: Sendable {
         result.coordinateEnds.reserveCapacity(block.accepted.count)
         var rejections: [Rejection] = []
         var placed = 0
+        // Per accepted row of the result: the geocoder's confidence, or NaN.
+        var confidences: [Double] = []
+        confidences.reserveCapacity(block.accepted.count)
         block.coordinates.withUnsafeBytes { coordinates in
             answers.points.withUnsafeBytes { points in
                 for (position, record) in block.accepted.enumerated() {
@@ -339,6 +342,7 @@ final class GeocodeStage: Sendable {
                             UnsafeRawBufferPointer(rebasing: coordinates[start..<block.coordinateEnds[position]]))
                         result.coordinateEnds.append(result.coordinates.count)
                         result.accepted.append(record)
+                        confidences.append(.nan)
                         continue
                     }
                     let rejection: (RejectCode, String)
@@ -355,6 +359,7 @@ final class GeocodeStage: Sendable {
                                     rebasing: points[answers.pointStarts[index]..<answers.pointEnds[index]]))
                             result.coordinateEnds.append(result.coordinates.count)
                             result.accepted.append(record)
+                            confidences.append(confidence)
                             if let qualityKey {
                                 var property = qualityKey
                                 property += Array(String((confidence * 1000).rounded() / 1000).utf8)
@@ -367,6 +372,7 @@ final class GeocodeStage: Sendable {
                             // No point: the map geocodes the address it finds under its geocode field.
                             result.coordinateEnds.append(result.coordinates.count)
                             result.accepted.append(record)
+                            confidences.append(.nan)
                             var property = field
                             JSONBytes.appendString(address(record, of: block).text, to: &property)
                             result.addedProperties[record] = property
@@ -396,6 +402,7 @@ final class GeocodeStage: Sendable {
                 }
             }
         }
+        if confidences.contains(where: { !$0.isNaN }) { result.geocodedConfidence = confidences }
         if !rejections.isEmpty {
             result.records.rejections += rejections
             result.records.rejections.sort { $0.line < $1.line }

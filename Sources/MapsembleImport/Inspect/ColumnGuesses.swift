@@ -183,7 +183,9 @@ extension Inspector {
             "straat", "adresse1",
         ])
         guess.houseNumber = find(["housenumber", "houseno", "hausnummer", "hausnr", "nr", "no", "number", "numero"])
-        guess.postcode = find(["postcode", "postalcode", "zip", "zipcode", "plz", "cp", "codepostal", "cap", "codigopostal"])
+        guess.postcode = find([
+            "postcode", "postalcode", "zip", "zipcode", "plz", "cp", "codepostal", "cap", "codigopostal",
+        ])
         guess.city = find([
             "city", "town", "ort", "stadt", "ville", "commune", "ciudad", "localidad", "citta", "plaats",
             "municipality", "locality", "gemeinde",

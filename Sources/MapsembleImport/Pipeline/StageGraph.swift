@@ -97,7 +97,11 @@ final class StageGraph: @unchecked Sendable {
                 if let geocoding {
                     // In two tasks: the keys of one block are made while the one before is answered.
                     let keyed = group.stage(validated) { geocoding.keys($0) }
-                    validated = group.stage(keyed) { try await geocoding.geocode($0) }
+                    validated = group.stage(keyed) { keyed in
+                        let placed = try await geocoding.geocode(keyed)
+                        self.collector?.observeGeocoded(placed)
+                        return placed
+                    }
                 }
                 let features = group.stage(validated) { self.transform($0) }
                 let batches = sink.makeQueue()

@@ -17,6 +17,9 @@ final class ReportCollector: Sendable {
 
     struct State {
         var passed = PointReservoir(capacity: ReportCollector.passedSample)
+        /// Rows placed by the geocoder, by confidence band (`ReportCollector.bands`).
+        var geocoded = ReportCollector.bands.map { _ in PointReservoir(capacity: ReportCollector.rejectedSample) }
+        var geocodedByBand = [Int](repeating: 0, count: ReportCollector.bands.count)
         var rejected: [RejectCode: PointReservoir] = [:]
         var firstRejected: [RejectCode: [Rejection]] = [:]
     }
@@ -55,10 +58,39 @@ final class ReportCollector: Sendable {
         }
     }
 
+    /// Confidence bands of geocoded rows: the lowest confidence of each, its label and colour.
+    static let bands: [(from: Double, label: String, color: String)] = [
+        (0.8, "geocoded, confidence 0.8 or more", "#16a34a"), (0.5, "geocoded, confidence 0.5 to 0.8", "#65a30d"),
+        (0, "geocoded, confidence below 0.5", "#a16207"),
+    ]
+
+    /// The rows of a block the geocoder placed (in the geocoder's task): their points, by the
+    /// band of their confidence.
+    func observeGeocoded(_ block: ValidatedBlock) {
+        guard !block.geocodedConfidence.isEmpty else { return }
+        state.withLockedValue { state in
+            for (position, record) in block.accepted.enumerated() {
+                let confidence = block.geocodedConfidence[position]
+                guard !confidence.isNaN else { continue }
+                let band = Self.bands.firstIndex { confidence >= $0.from } ?? Self.bands.count - 1
+                state.geocodedByBand[band] += 1
+                let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
+                state.geocoded[band].offer {
+                    Self.point(block.coordinates[start..<block.coordinateEnds[position]]).map {
+                        MapPoint(longitude: $0.0, latitude: $0.1, line: block.records.lines[record])
+                    }
+                }
+            }
+        }
+    }
+
     /// A rejected row, from any stage: it leaves the sample of passed rows if it was in it.
     func observe(_ rejection: Rejection) {
         state.withLockedValue { state in
-            if !Self.beforeSampling.contains(rejection.code) { state.passed.remove(line: rejection.line) }
+            if !Self.beforeSampling.contains(rejection.code) {
+                state.passed.remove(line: rejection.line)
+                for band in state.geocoded.indices { state.geocoded[band].remove(line: rejection.line) }
+            }
             if state.firstRejected[rejection.code, default: []].count < Self.tableRows {
                 state.firstRejected[rejection.code, default: []].append(rejection)
             }
@@ -129,6 +161,10 @@ struct HTMLReport {
         case .serverRejected: "#db2777"
         case .planLimit: "#7c3aed"
         case .invalidFieldValue: "#0891b2"
+        case .addressNotFound: "#c2410c"
+        case .geocodeLowConfidence: "#d97706"
+        case .geocodeFailed: "#b91c1c"
+        case .missingAddress: "#78716c"
         default: "#6b7280"
         }
     }
@@ -147,6 +183,13 @@ struct HTMLReport {
                 key: "imported", label: passedLabel, color: Self.importedColor,
                 total: summary.imported, points: collected.passed.points, density: true)
         ]
+        for (band, sample) in collected.geocoded.enumerated() where !sample.points.isEmpty {
+            let (_, label, color) = ReportCollector.bands[band]
+            layers.append(
+                MapLayer(
+                    key: "geocoded-\(band)", label: label, color: color, total: collected.geocodedByBand[band],
+                    points: sample.points))
+        }
         for (code, sample) in collected.rejected.sorted(by: { $0.key.rawValue < $1.key.rawValue })
         where !sample.points.isEmpty {
             layers.append(
@@ -161,7 +204,9 @@ struct HTMLReport {
             caption +=
                 " The \(MapPage.grouped(summary.imported)) rows that passed are shown as a uniform sample of \(MapPage.grouped(shown)), binned to pixels (darker: more rows)."
         }
-        let unplaced = summary.rejected - layers.dropFirst().reduce(0) { $0 + $1.points.count }
+        let unplaced =
+            summary.rejected
+            - layers.dropFirst().filter { !$0.key.hasPrefix("geocoded") }.reduce(0) { $0 + $1.points.count }
         if unplaced > 0 {
             caption += " \(MapPage.grouped(unplaced)) rejected rows have no point to draw or are not in the sample."
         }
@@ -215,6 +260,7 @@ struct HTMLReport {
                     ($0.key.rawValue, $0.value, Self.color($0.key))
                 })
         }
+        html += geocodingSection
         html += "<h2>How the file was read</h2><dl class=\"facts\">"
         html += fact("encoding", summary.encoding)
         for note in notes { html += fact("decided", note) }
@@ -245,6 +291,39 @@ struct HTMLReport {
         html += fact("time", String(format: "%.2f s, %@ rows/s", summary.durationSeconds, MapPage.grouped(Int(rate))))
         html += "</dl>"
         html += rejectedTables
+        return html
+    }
+
+    /// What geocoding did: rows placed by confidence, the cache and the requests, and the rows it
+    /// could not place (by code, linked to their tables).
+    private var geocodingSection: String {
+        guard let geocoding = summary.geocoding else { return "" }
+        var html = "<h2>Geocoding</h2>"
+        let placedOnMap = collected.geocodedByBand.reduce(0, +)
+        var bars = ReportCollector.bands.indices.map { band in
+            (ReportCollector.bands[band].label, collected.geocodedByBand[band], ReportCollector.bands[band].color)
+        }
+        if geocoding.geocoded > placedOnMap {
+            bars.append(("sent for the map to geocode", geocoding.geocoded - placedOnMap, "#0d9488"))
+        }
+        let failedCodes: [RejectCode] = [.missingAddress, .addressNotFound, .geocodeLowConfidence, .geocodeFailed]
+        for code in failedCodes {
+            if let count = summary.rejectedByCode[code] { bars.append((code.rawValue, count, Self.color(code))) }
+        }
+        html += MapPage.bars(bars)
+        html += "<dl class=\"facts\">"
+        html += fact("geocoded", MapPage.grouped(geocoding.geocoded))
+        html += fact("answers from the cache", MapPage.grouped(geocoding.cacheHits))
+        html += fact("geocoder requests", MapPage.grouped(geocoding.requests))
+        html += "</dl>"
+        let failed = failedCodes.filter { collected.firstRejected[$0] != nil }
+        if !failed.isEmpty {
+            html += "<p class=\"sub\">Rows the geocoder could not place: "
+            html += failed.map { code in
+                "<a href=\"#code-\(code.rawValue)\">\(code.rawValue) (\(MapPage.grouped(summary.rejectedByCode[code] ?? 0)))</a>"
+            }.joined(separator: ", ")
+            html += ", listed below with the address asked.</p>"
+        }
         return html
     }
 

@@ -11,6 +11,9 @@ public struct ValidatedBlock: Sendable {
     /// Properties a stage adds to a record's feature (the geocoder's confidence, an address for the
     /// map to geocode), by record: `"slug":value` JSON, appended after the mapped fields.
     public var addedProperties: [Int: [UInt8]] = [:]
+    /// Per accepted row, the confidence of the geocoder's point (NaN: the row's own point, or
+    /// none); empty when the geocoder placed no row of the block.
+    public var geocodedConfidence: [Double] = []
 }
 
 extension CoordinateNotation {
