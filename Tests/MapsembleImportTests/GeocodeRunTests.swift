@@ -173,6 +173,35 @@ struct GeocodeCLITests {
         }
     }
 
+    @Test("the progress line shows geocoding while a slow geocoder answers (one block held for seconds)")
+    func progressLine() throws {
+        let dir = TempDir()
+        let (process, _, url) = try startSandbox(["--geocoder", "--geocoder-rate-limit", "4"])
+        defer { process.terminate() }
+        var text = "id,name,city\n"
+        for row in 1...8 { text += "S\(row),Site \(row),\"\(row) Berlin\"\n" }
+        dir.write("sites.csv", text)
+        let pipeline = dir.write(
+            "pipeline.yml",
+            """
+            version: 1
+            source: { path: sites.csv }
+            properties: { label: name }
+            geocode: { address: city, provider: photon, url: "\(url)", rate_limit: 4 }
+            """)
+        let result = try runCLI([
+            "run", pipeline, "--dry-run", "--output", dir.path + "/out.geojson", "--report-dir", dir.path,
+            "--state-dir", dir.path + "/state", "--progress", "always",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        // Lines while the block is answered: requests counted up before any row is placed.
+        let asked = result.stderr.components(separatedBy: "\r").compactMap { line -> Int? in
+            guard let range = line.range(of: #"\d+ asked"#, options: .regularExpression) else { return nil }
+            return Int(line[range].split(separator: " ")[0])
+        }
+        #expect(asked.contains { $0 > 0 && $0 < 8 }, "\(result.stderr)")
+    }
+
     @Test("the addresses sample geocodes into the embedded sandbox, offline, and leaves no cache behind")
     func sample() throws {
         let dir = TempDir()

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// The stage between the validator and the transformer (`geocode:`): a point, from its address,
@@ -36,6 +37,9 @@ final class GeocodeStage: Sendable {
     /// from the cache, requests sent (lookups, for the gazetteer).
     let geocoded = Atomic<Int>(0)
     let cacheHits = Atomic<Int>(0)
+    /// Called after each answer from the geocoder (for the progress line: at one request a
+    /// second, a block takes long).
+    let onAnswer = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
     var requests: Int {
         switch finder {
         case .http(let geocoder, _, _): geocoder.requests
@@ -257,7 +261,7 @@ final class GeocodeStage: Sendable {
             }
             let toAsk = keys.indices.filter { !known[$0] }.map { (index: $0, address: address($0)) }
             cacheHits.add(keys.count - toAsk.count, ordering: .relaxed)
-            let asking = Asking(geocoder: geocoder, cache: cache)
+            let asking = Asking(geocoder: geocoder, cache: cache, onAnswer: onAnswer.withLockedValue { $0 })
             for (index, outcome) in try await asking.ask(toAsk, keys: keys, on: workers) {
                 answers.set(index, outcome)
             }
@@ -273,6 +277,7 @@ final class GeocodeStage: Sendable {
     private struct Asking: Sendable {
         let geocoder: HTTPGeocoder
         let cache: GeocodeCache
+        let onAnswer: (@Sendable () -> Void)?
 
         /// Asks the geocoder for each address, on the stage's connections; stores every answer.
         func ask(_ addresses: [(index: Int, address: Address)], keys: [AddressKey], on workers: [CurlWorker])
@@ -311,6 +316,7 @@ final class GeocodeStage: Sendable {
             let entry: GeocodeCache.Entry =
                 GeocoderAnswers.best(candidates, countries: countries).map { .found($0.place) } ?? .notFound
             try cache.store(entry, key: key)
+        onAnswer?()
             switch entry {
             case .found(let place): return .found(place)
             case .notFound: return .notFound

@@ -111,6 +111,8 @@ public struct Progress: Sendable {
     public var rejected: Int
     /// Requests sent again so far.
     public var retries = 0
+    /// What geocoding did so far, when the pipeline geocodes.
+    public var geocoding: RunSummary.Geocoding?
 }
 
 /// The first rejected rows, one log line each (shown with `-v`; `rejected` events in JSON).

@@ -6,6 +6,7 @@ import Synchronization
 /// Counters and the first fatal error, shared by the stage tasks.
 final class RunState: Sendable {
     let rowsRead = Atomic<Int>(0)
+    let bytesRead = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
     /// Values of `text` fields past 255 characters (the server cuts them).
     let longTexts = Atomic<Int>(0)
@@ -95,6 +96,7 @@ final class StageGraph: @unchecked Sendable {
                 let records = group.source { try await self.read(into: $0) }
                 var validated = group.stage(records) { self.validate($0) }
                 if let geocoding {
+                    geocoding.onAnswer.withLockedValue { $0 = { [weak self] in self?.reportProgress() } }
                     // In two tasks: the keys of one block are made while the one before is answered.
                     let keyed = group.stage(validated) { geocoding.keys($0) }
                     validated = group.stage(keyed) { keyed in
@@ -153,14 +155,27 @@ final class StageGraph: @unchecked Sendable {
         }
         while let block = try await next() {
             state.rowsRead.store(reader.rowsRead, ordering: .relaxed)
-            progress?(
-                Progress(
-                    rowsRead: reader.rowsRead, bytesRead: reader.bytesRead,
-                    rejected: state.rejected.load(ordering: .relaxed), retries: sink.stats.retries))
+            state.bytesRead.store(reader.bytesRead, ordering: .relaxed)
+            reportProgress()
             await records.send(block)
             try Task.checkCancellation()
         }
         state.rowsRead.store(reader.rowsRead, ordering: .relaxed)
+    }
+
+    /// Tells `progress` how far the run is (from any stage: the reader after each block, the
+    /// geocoder after each answer, as it may hold the reader back for long).
+    func reportProgress() {
+        guard let progress else { return }
+        var report = Progress(
+            rowsRead: state.rowsRead.load(ordering: .relaxed), bytesRead: state.bytesRead.load(ordering: .relaxed),
+            rejected: state.rejected.load(ordering: .relaxed), retries: sink.stats.retries)
+        if let geocoding {
+            report.geocoding = .init(
+                geocoded: geocoding.geocoded.load(ordering: .relaxed),
+                cacheHits: geocoding.cacheHits.load(ordering: .relaxed), requests: geocoding.requests)
+        }
+        progress(report)
     }
 
     /// Writes each block's rejections, checks `max_rejects`, cuts batches. With a percentage

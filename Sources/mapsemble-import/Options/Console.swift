@@ -141,6 +141,11 @@ final class ProgressMeter: Sendable {
                 "rows": .int(progress.rowsRead), "rows_per_s": .int(rate), "rejected": .int(progress.rejected),
                 "retries": .int(progress.retries), "bytes": .int(progress.bytesRead),
             ]
+            if let geocoding = progress.geocoding {
+                fields["geocoded"] = .int(geocoding.geocoded)
+                fields["geocode_cache_hits"] = .int(geocoding.cacheHits)
+                fields["geocode_requests"] = .int(geocoding.requests)
+            }
             if let share { fields["percent"] = .int(Int(share * 100)) }
             if let eta { fields["eta_s"] = .int(Int(eta)) }
             console.log(RunEvent(.notice, "\(progress.rowsRead) rows", event: "progress", fields: fields), file: file)
@@ -148,6 +153,9 @@ final class ProgressMeter: Sendable {
         }
         var line = "\r\u{1B}[K\(progress.rowsRead) rows, \(rate) rows/s, \(progress.rejected) rejected"
         if progress.retries > 0 { line += ", \(progress.retries) retries" }
+        if let geocoding = progress.geocoding {
+            line += ", \(geocoding.geocoded) geocoded (\(geocoding.cacheHits) cached, \(geocoding.requests) asked)"
+        }
         if let share { line += String(format: ", %.0f%%", share * 100) }
         if let eta { line += String(format: ", ETA %.0f s", eta) }
         Console.write(line)
