@@ -173,6 +173,60 @@ struct GeocodeCLITests {
         }
     }
 
+    @Test("the gazetteer sample, and a pipeline whose map geocodes, run into the embedded sandbox")
+    func gazetteerSampleAndMapProvider() throws {
+        let dir = TempDir()
+        let result = try runCLI([
+            "run", "\(projectDirectory)/samples/addresses/gazetteer.yml", "--sandbox", "--report-dir", dir.path,
+            "--state-dir", dir.path + "/state",
+        ])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(
+            result.stderr.contains("imported 8 of 10 rows") && result.stderr.contains("7 geocoded"), "\(result.stderr)")
+        #expect(result.stderr.contains("Munich branch  [11.57549, 48.13743]"))
+
+        dir.write("offices.csv", "id,name,city\nO1,North,Berlin\nO2,Far,Melbourne\n")
+        let pipeline = dir.write(
+            "pipeline.yml",
+            """
+            source: { path: offices.csv }
+            properties: { label: name, remote_id: id }
+            geocode: { address: "{city}", provider: mapsemble }
+            """)
+        let mapped = try runCLI(["run", pipeline, "--sandbox", "--report-dir", dir.path])
+        #expect(mapped.status == 0, "\(mapped.stderr)")
+        #expect(
+            mapped.stderr.contains("imported 2 of 2 rows") && mapped.stderr.contains("2 geocoded"), "\(mapped.stderr)")
+        #expect(mapped.stderr.contains("North  [13.41053, 52.52437]"), "the map placed it: \(mapped.stderr)")
+    }
+
+    @Test("sandbox --geocoder-gazetteer serves a GeoNames file, and says what it served when it stops")
+    func sandboxGazetteer() throws {
+        let dir = TempDir()
+        let (process, out, url) = try startSandbox([
+            "--geocoder-gazetteer", GazetteerTests.cities, "--geocoder-rate-limit", "100",
+        ])
+        dir.write("sites.csv", "id,name,city\nS1,North,Reykjavík\nS2,South,Atlantis\n")
+        let pipeline = dir.write(
+            "pipeline.yml",
+            """
+            source: { path: sites.csv }
+            properties: { label: name }
+            geocode: { address: city, provider: nominatim, url: "\(url)" }
+            """)
+        let result = try runCLI([
+            "run", pipeline, "--dry-run", "--output", dir.path + "/out.geojson", "--report-dir", dir.path,
+            "--state-dir", dir.path + "/state",
+        ])
+        #expect(result.status == 1, "\(result.stderr)")
+        // Reykjavík is in the file, not among the built-in places.
+        #expect(dir.read("out.geojson").contains("[-21.89541,64.13548]"), "\(dir.read("out.geojson"))")
+        process.interrupt()
+        process.waitUntilExit()
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed.contains("geocoder: 2 requests, at most "), "\(printed)")
+    }
+
     @Test("the progress line shows geocoding while a slow geocoder answers (one block held for seconds)")
     func progressLine() throws {
         let dir = TempDir()

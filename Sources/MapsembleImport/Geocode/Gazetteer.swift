@@ -410,3 +410,35 @@ enum CountryNames {
         codes[GazetteerText.fold(text)]
     }
 }
+
+/// A GeoNames file's populated places, read whole (for the sandbox's geocoder, which serves
+/// small extracts).
+public enum GeoNamesFile {
+    public struct Place: Sendable {
+        public var name: String
+        public var alternateNames: [String]
+        /// ISO 3166-1 alpha-2, upper case.
+        public var countryCode: String
+        public var latitude: Double
+        public var longitude: Double
+        public var population: Int
+    }
+
+    /// The places (feature class `P`) of a GeoNames `geoname` file, `.txt` or `.zip`.
+    /// - Throws: `ImportError` naming the file and line of a line that is not a GeoNames record.
+    public static func places(_ file: String) throws -> [Place] {
+        var places: [Place] = []
+        try GeoNamesLines.read(file) { line, fields in
+            guard let record = try GeoNamesRecord(fields, file: file, line: line), record.kind == .place else {
+                return
+            }
+            places.append(
+                Place(
+                    name: record.name,
+                    alternateNames: fields.count == 19 ? fields[3].split(separator: ",").map(String.init) : [],
+                    countryCode: record.country, latitude: record.latitude, longitude: record.longitude,
+                    population: Int(record.population)))
+        }
+        return places
+    }
+}

@@ -316,7 +316,7 @@ final class GeocodeStage: Sendable {
             let entry: GeocodeCache.Entry =
                 GeocoderAnswers.best(candidates, countries: countries).map { .found($0.place) } ?? .notFound
             try cache.store(entry, key: key)
-        onAnswer?()
+            onAnswer?()
             switch entry {
             case .found(let place): return .found(place)
             case .notFound: return .notFound

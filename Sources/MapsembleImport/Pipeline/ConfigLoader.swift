@@ -50,6 +50,11 @@ public enum ConfigLoader {
                 config.source.path = baseDirectory + "/" + path
             }
             if !config.report.dir.hasPrefix("/") { config.report.dir = baseDirectory + "/" + config.report.dir }
+            for key in [\PipelineConfig.Geocode.gazetteer, \.cache] {
+                if let path = config.geocode?[keyPath: key], !path.isEmpty, !path.hasPrefix("/") {
+                    config.geocode?[keyPath: key] = baseDirectory + "/" + path
+                }
+            }
         }
         return config
     }

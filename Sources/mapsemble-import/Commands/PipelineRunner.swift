@@ -150,7 +150,9 @@ enum EmbeddedSandbox {
         let server = try await SandboxServer(config: sandboxConfig)
         config.target.apiURL = server.url
         config.target.apiKey = key
-        if config.geocode != nil {
+        // A geocoder over HTTP is the sandbox's (the gazetteer is offline already, and with
+        // provider mapsemble the sandbox's map geocodes).
+        if let provider = config.geocode?.provider, !["gazetteer", "mapsemble"].contains(provider) {
             config.geocode?.url = server.url
             config.geocode?.rateLimit = 50
             // The sandbox's answers are no one's to keep: a cache of this run only.
@@ -169,7 +171,19 @@ enum EmbeddedSandbox {
             remoteField = config.properties.remoteFieldSlug
             fields.insert(SandboxConfig.Field(slug: config.properties.remoteFieldSlug), at: 0)
         }
-        return SandboxConfig.Map(id: mapID, label: "Sandbox map", plan: .pro, fields: fields, remoteField: remoteField)
+        // provider: mapsemble — the map geocodes, from a field of its own.
+        var geocodeField: String?
+        if config.geocode?.provider == "mapsemble" {
+            let slug = fields.contains { $0.slug == "address" } ? "geocode_address" : "address"
+            geocodeField = slug
+            fields.append(SandboxConfig.Field(slug: slug))
+        }
+        if let quality = config.geocode?.qualityField, !fields.contains(where: { $0.slug == quality }) {
+            fields.append(SandboxConfig.Field(slug: quality, type: "number"))
+        }
+        return SandboxConfig.Map(
+            id: mapID, label: "Sandbox map", plan: .pro, fields: fields, remoteField: remoteField,
+            geocodeField: geocodeField)
     }
 
     /// What landed: the count and the first few features.

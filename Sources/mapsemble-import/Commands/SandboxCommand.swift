@@ -87,6 +87,13 @@ struct SandboxCommand: AsyncParsableCommand {
     var geocoder = false
 
     @Option(
+        name: .customLong("geocoder-gazetteer"),
+        help:
+            "Serve the geocoder (and maps that geocode) from this GeoNames file (cities15000.txt, a country's file; .zip ok) instead of the built-in places.",
+        completion: .file())
+    var geocoderGazetteer: String?
+
+    @Option(
         name: .customLong("geocoder-rate-limit"),
         help: "Geocoder requests per second at most; past it, 429 with Retry-After: 1.")
     var geocoderRateLimit: Double?
@@ -113,9 +120,21 @@ struct SandboxCommand: AsyncParsableCommand {
         config.faults.stallSeconds = stallSeconds
         config.faults.latencyMilliseconds = latencyMilliseconds
         config.faults.redirectTo = redirectTo
-        if geocoder {
+        if geocoder || geocoderGazetteer != nil {
             var served = SandboxGeocoder(rateLimit: geocoderRateLimit)
             served.faults = rateLimit + serverErrors > 0
+            if let geocoderGazetteer {
+                do {
+                    served.places = try GeoNamesFile.places(geocoderGazetteer).map {
+                        SandboxGeocoder.Place(
+                            name: $0.name, alternateNames: $0.alternateNames, countryCode: $0.countryCode,
+                            latitude: $0.latitude, longitude: $0.longitude, population: $0.population)
+                    }
+                } catch let error as ImportError {
+                    Console.error(error.description)
+                    throw ExitCode(2)
+                }
+            }
             config.geocoder = served
         }
         if let writeLog {
@@ -158,7 +177,7 @@ struct SandboxCommand: AsyncParsableCommand {
             let fields = map.fields.map { $0.type == "text" ? $0.slug : "\($0.slug) (\($0.type))" }.joined(
                 separator: ", ")
             lines.append(
-                "  map \(map.id): plan \(map.plan.rawValue), remote field \(map.remoteField ?? "none"), fields: \(fields.isEmpty ? "none" : fields)"
+                "  map \(map.id): plan \(map.plan.rawValue), remote field \(map.remoteField ?? "none")\(map.geocodeField.map { ", geocode field \($0)" } ?? ""), fields: \(fields.isEmpty ? "none" : fields)"
             )
         }
         lines.append(
@@ -170,6 +189,12 @@ struct SandboxCommand: AsyncParsableCommand {
         let interrupts = Interrupts { stopped.continuation.finish() }
         for await _ in stopped.stream {}
         interrupts.stop()
+        if config.geocoder != nil {
+            let counts = server.store.geocoderCounts
+            print(
+                "geocoder: \(counts.requests) requests, at most \(counts.busiestSecond) in one second; maps geocoded \(server.store.serverGeocodes) features"
+            )
+        }
         if printFeatures {
             for map in config.maps {
                 for feature in server.store.features(map: map.id) {
