@@ -138,10 +138,10 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
                     let low = keys[batch.first!].primary
                     let high = keys[batch.last!].primary
                     // Answers expected in the range, against the seeks the batch would take (a
-                    // seek costs about as much as reading 8 answers in order).
+                    // seek costs about as much as reading 4 answers in order: 1 µs and 0.2 µs here).
                     let share = (Double(high) - Double(low)) / 18_446_744_073_709_551_616.0
                     let statement: SQLiteDatabase.Statement
-                    if Double(rows) * share < Double(batch.count * 8) {
+                    if Double(rows) * share < Double(batch.count * 4) {
                         statement = scan
                         try scan.bind(integers: [low, high])
                     } else {
