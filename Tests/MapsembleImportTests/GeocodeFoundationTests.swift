@@ -92,6 +92,28 @@ struct StateStorageTests {
         #expect(try refreshing.lookup(key("nowhere 1"), now: later) == nil)
     }
 
+    @Test("block memos: kept while no answer is replaced (new answers do not matter) and young enough")
+    func memos() throws {
+        let dir = TempDir()
+        let path = dir.path + "/cache.sqlite"
+        let cache = try GeocodeCache(path: path, maxAgeSeconds: 86_400)
+        let now = Date()
+        let digest = AddressKey(primary: 42, check: 7)
+        try cache.store(.notFound, key: AddressKey(primary: 1, check: 1), now: now)
+        try cache.storeMemo(digest, answers: [1, 2, 3], oldest: now.timeIntervalSince1970)
+        #expect(try cache.memo(digest) == [1, 2, 3])
+        #expect(try cache.memo(AddressKey(primary: 42, check: 8)) == nil, "another digest's check half")
+        try cache.store(.notFound, key: AddressKey(primary: 2, check: 2), now: now)
+        #expect(try cache.memo(digest) == [1, 2, 3], "a new answer replaces none the memo holds")
+        #expect(try GeocodeCache(path: path, maxAgeSeconds: 86_400).memo(digest) == [1, 2, 3], "another run")
+        #expect(try cache.memo(digest, now: now.addingTimeInterval(86_400)) == nil, "too old")
+        try cache.store(.notFound, key: AddressKey(primary: 1, check: 1), now: now)
+        #expect(try cache.memo(digest) == nil, "an answer replaced: any memo may hold the old one")
+        try cache.storeMemo(digest, answers: [4], oldest: now.timeIntervalSince1970)
+        #expect(try cache.memo(digest) == [4])
+        #expect(try GeocodeCache(path: path, maxAgeSeconds: 0).memo(digest) == nil, "--refresh-geocodes")
+    }
+
     @Test("a cache file of another format is read as empty and rewritten, not an error")
     func cacheFormat() throws {
         let dir = TempDir()

@@ -82,6 +82,68 @@ struct GeocodeRunTests {
         await server.stop()
     }
 
+    @Test(
+        "a rerun reads each unchanged block's answers whole; a replaced answer, a changed row or a higher min_confidence is never served from an old block memo"
+    )
+    func blockMemos() async throws {
+        let dir = TempDir()
+        var text = "id,name,street,city,country\n"
+        for row in 1...40 { text += "M\(row),Site \(row),Street \(row),\(row % 2 == 0 ? "Berlin" : "Wien"),\n" }
+        let input = dir.write("sites.csv", text)
+        var sandbox = SandboxConfig()
+        sandbox.geocoder = SandboxGeocoder()
+        let first = try await SandboxServer(config: sandbox)
+        var config = config(input, server: first, in: dir)
+        config.geocode?.url = first.url
+        _ = try await run(config, in: dir)
+        let berlin = "[13.41053,52.52437]"
+        #expect(dir.read("out.geojson").components(separatedBy: berlin).count == 21)
+        let cachePath = dir.path + "/state/geocode-cache.sqlite"
+        let memos = try SQLiteDatabase(path: cachePath).prepare("SELECT count(*) FROM blocks").rows()
+        #expect(memos.first?.first == .integer(1))
+        let again = try await run(config, in: dir)
+        #expect(again.geocoding == .init(geocoded: 40, cacheHits: 40, requests: 0))
+        #expect(first.store.geocoderCounts.requests == 40)
+
+        // Another geocoder (the same URL scope) that puts Berlin elsewhere; --refresh-geocodes
+        // replaces every answer: the old memo must not serve the next run.
+        var moved = SandboxConfig()
+        var places = SandboxGeocoder.builtIn
+        places[0].longitude = 13.5
+        moved.geocoder = SandboxGeocoder(places: places)
+        let port = Int(first.url.split(separator: ":").last!)!
+        await first.stop()
+        let second = try await SandboxServer(config: moved, host: "127.0.0.1", port: port)
+        #expect(second.url == first.url)
+        // Another file holding one of the addresses, run with --refresh-geocodes: that answer is
+        // replaced, and the first file's memo, which holds the old one, must not serve it again.
+        var other = config
+        other.source.path = dir.write("other.csv", "id,name,street,city,country\nX1,Other,Street 2,Berlin,\n")
+        var options = RunOptions()
+        options.output = dir.path + "/other.geojson"
+        options.stateDirectory = dir.path + "/state"
+        options.refreshGeocodes = true
+        _ = try await Pipeline(config: other, options: options).run()
+        #expect(dir.read("other.geojson").contains("[13.5,52.52437]"))
+        let afterRefresh = try await run(config, in: dir)
+        #expect(afterRefresh.geocoding?.requests == 0)
+        let output = dir.read("out.geojson")
+        #expect(output.contains("[13.5,52.52437]"), "the replaced answer, not the memo's")
+        #expect(output.components(separatedBy: berlin).count == 20, "the other 19 Berlin rows as cached")
+
+        // One row changed: its block is answered address by address (one new address asked).
+        dir.write("sites.csv", text.replacingOccurrences(of: "Street 7,", with: "Street 77,"))
+        let changed = try await run(config, in: dir)
+        #expect(changed.geocoding == .init(geocoded: 40, cacheHits: 39, requests: 1))
+
+        // A higher min_confidence than the memo's answers: the rows are rejected with their match.
+        config.geocode?.minConfidence = 0.9
+        let strict = try await run(config, in: dir)
+        #expect(strict.rejectedByCode == [.geocodeLowConfidence: 40])
+        #expect(dir.read("sites.rejected.csv").contains("is \"\"Berlin, DE\"\" with confidence 0.5"))
+        await second.stop()
+    }
+
     @Test("when: missing geocodes only the rows without coordinates; min_confidence rejects weak matches")
     func missingOnly() async throws {
         let dir = TempDir()

@@ -56,6 +56,34 @@ struct AddressKeyer: Sendable {
         return AddressKey(primary: Int64(bitPattern: hash.0), check: Int64(bitPattern: hash.1))
     }
 
+    /// What identifies a block's addresses for the block memo (`GeocodeCache.memo`): a hash of
+    /// the raw bytes of each row's address pieces, and of which rows need a point (`needed`), so
+    /// that an unchanged block of an unchanged file is recognised without a key per row.
+    func digest(_ block: ValidatedBlock, needed: (Int) -> Bool, scratch: inout [UInt8]) -> AddressKey {
+        scratch.removeAll(keepingCapacity: true)
+        let templates = query.freeForm.map { [$0] } ?? query.parts.map(\.template)
+        block.records.bytes.withUnsafeBytes { bytes in
+            for (position, record) in block.accepted.enumerated() {
+                guard needed(position) else {
+                    scratch.append(0)
+                    continue
+                }
+                scratch.append(1)
+                for template in templates {
+                    for piece in template {
+                        if case .column(let column) = piece {
+                            scratch.append(contentsOf: bytes[block.records.fieldRange(record, column)])
+                        }
+                        scratch.append(0x1F)
+                    }
+                    scratch.append(0x1E)
+                }
+            }
+        }
+        let hash = stableHash128(seed: (seed.0 ^ 0x626C_6F63_6B73_2121, seed.1), scratch)
+        return AddressKey(primary: Int64(bitPattern: hash.0), check: Int64(bitPattern: hash.1))
+    }
+
     /// The key of an address whose text is normalised already (`Address.key`): what `key(_:of:…)`
     /// computes from a row's bytes.
     func key(normalised text: String) -> AddressKey {

@@ -32,12 +32,17 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
     private let database: SQLiteDatabase
     private let select: SQLiteDatabase.Statement
     private let scan: SQLiteDatabase.Statement
-    private let upsert: SQLiteDatabase.Statement
+    private let insert: SQLiteDatabase.Statement
+    private let update: SQLiteDatabase.Statement
+    private let bump: SQLiteDatabase.Statement
+    private let generation: SQLiteDatabase.Statement
+    private let readMemo: SQLiteDatabase.Statement
+    private let writeMemo: SQLiteDatabase.Statement
     /// About how many answers the file holds: counted when opened, then counted up per store.
     private var rows: Int64 = 0
 
     /// The cache's format; a file in another one is read as empty and rewritten.
-    private static let version = 3
+    private static let version = 4
     /// Keys read per statement.
     private static let batch = 256
 
@@ -48,14 +53,21 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
         let stored = try database.prepare("PRAGMA user_version").rows().first?.first
         if stored != .integer(Int64(Self.version)) {
             try database.transaction {
-                try database.execute("DROP TABLE IF EXISTS geocodes")
+                try database.execute(
+                    "DROP TABLE IF EXISTS geocodes; DROP TABLE IF EXISTS blocks; DROP TABLE IF EXISTS meta")
                 try database.execute(
                     """
                     CREATE TABLE geocodes (
                         key INTEGER PRIMARY KEY, verify INTEGER NOT NULL,
                         found INTEGER NOT NULL, longitude REAL, latitude REAL, confidence REAL, label TEXT,
                         point TEXT, stored_at REAL NOT NULL
-                    )
+                    );
+                    CREATE TABLE blocks (
+                        digest INTEGER PRIMARY KEY, verify INTEGER NOT NULL, generation INTEGER NOT NULL,
+                        oldest REAL NOT NULL, answers BLOB NOT NULL
+                    );
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                    INSERT INTO meta (key, value) VALUES ('generation', 0);
                     """)
                 try database.execute("PRAGMA user_version = \(Self.version)")
             }
@@ -76,15 +88,28 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
         if case .integer(let count) = try database.prepare("SELECT count(*) FROM geocodes").rows().first?.first {
             rows = count
         }
-        upsert = try database.prepare(
+        insert = try database.prepare(
             """
             INSERT INTO geocodes (key, verify, found, longitude, latitude, confidence, label, point, stored_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (key) DO UPDATE SET
-                verify = excluded.verify, found = excluded.found, longitude = excluded.longitude,
-                latitude = excluded.latitude, confidence = excluded.confidence, label = excluded.label,
-                point = excluded.point, stored_at = excluded.stored_at
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING
             """)
+        update = try database.prepare(
+            """
+            UPDATE geocodes SET verify = ?2, found = ?3, longitude = ?4, latitude = ?5, confidence = ?6, label = ?7,
+                point = ?8, stored_at = ?9
+            WHERE key = ?1
+            """)
+        bump = try database.prepare("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+        generation = try database.prepare("SELECT value FROM meta WHERE key = 'generation'")
+        readMemo = try database.prepare("SELECT verify, generation, oldest, answers FROM blocks WHERE digest = ?")
+        writeMemo = try database.prepare(
+            "INSERT OR REPLACE INTO blocks (digest, verify, generation, oldest, answers) VALUES (?, ?, ?, ?, ?)")
+        if let maxAgeSeconds, maxAgeSeconds > 0 {
+            try database.execute("DELETE FROM blocks WHERE oldest <= \(Date().timeIntervalSince1970 - maxAgeSeconds)")
+        }
+        if case .integer(let count) = try database.prepare("SELECT count(*) FROM geocodes").rows().first?.first {
+            rows = count
+        }
     }
 
     /// The kept answer for a key, when there is one young enough.
@@ -116,6 +141,8 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
         var latitude: Double { statement.real(4) }
         var confidence: Double { statement.real(5) }
         var label: String { statement.text(6) }
+        /// When it was stored, in seconds since 1970.
+        var storedAt: Double { statement.real(7) }
         /// The place as `lon,lat` JSON text (`CoordinateText.appendDegrees`), appended to `out`.
         func appendPoint(to out: inout [UInt8]) { statement.appendText(8, to: &out) }
     }
@@ -190,8 +217,55 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
         }
         values.append(.real(now.timeIntervalSince1970))
         try lock.withLock {
-            try upsert.run(values)
-            rows += 1
+            try database.transaction {
+                try insert.run(values)
+                guard database.changes == 0 else {
+                    rows += 1
+                    return
+                }
+                // A new answer for a key answered before: the block memos may hold the old one.
+                try update.run(values)
+                try bump.run()
+            }
+        }
+    }
+
+    // MARK: Block memos
+
+    /// A block's answers as `storeMemo` kept them, when none of the answers they were made from
+    /// has been replaced since (the generation counts replacements) and the oldest is young
+    /// enough. A rerun of an unchanged file reads its answers a block at a time this way, not
+    /// an address at a time.
+    func memo(_ digest: AddressKey, now: Date = Date()) throws -> [UInt8]? {
+        try lock.withLock {
+            try database.transaction(immediate: false) {
+                try readMemo.bind(integers: [digest.primary])
+                defer { try? readMemo.bind(integers: []) }
+                guard try readMemo.step(), readMemo.integer(0) == digest.check else { return nil }
+                if let maxAgeSeconds, readMemo.real(2) <= now.timeIntervalSince1970 - maxAgeSeconds { return nil }
+                let made = readMemo.integer(1)
+                let blob = readMemo.blob(3)
+                try generation.bind(integers: [])
+                defer { try? generation.bind(integers: []) }
+                guard try generation.step(), generation.integer(0) == made else { return nil }
+                return blob
+            }
+        }
+    }
+
+    /// Keeps a block's answers, made from answers the cache holds, the oldest stored at `oldest`.
+    func storeMemo(_ digest: AddressKey, answers: [UInt8], oldest: Double) throws {
+        try lock.withLock {
+            try database.transaction {
+                try generation.bind(integers: [])
+                guard try generation.step() else { return }
+                let current = generation.integer(0)
+                try generation.bind(integers: [])
+                try writeMemo.bind(integers: [digest.primary, digest.check, current])
+                try writeMemo.bind(real: oldest, at: 4)
+                try writeMemo.bind(blob: answers, at: 5)
+                while try writeMemo.step() {}
+            }
         }
     }
 }

@@ -122,7 +122,7 @@ final class GeocodeStage: Sendable {
     }
 
     /// What became of one distinct address, when asked.
-    private enum Outcome {
+    enum Outcome {
         case found(GeocodeCache.Place)
         case notFound
         case failed(String)
@@ -130,7 +130,7 @@ final class GeocodeStage: Sendable {
 
     /// What became of each distinct address of a block, by its index: flat arrays, so that a
     /// block of cached answers costs no allocation per address.
-    private struct Answers {
+    struct Answers: Sendable {
         enum Kind: UInt8 {
             case failed, found, notFound, toMap
         }
@@ -180,19 +180,44 @@ final class GeocodeStage: Sendable {
         /// Per accepted row: the index of its address in `keys`, `GeocodeStage.kept` (it has its
         /// own point) or `GeocodeStage.noAddress`.
         var addresses: [Int] = []
+        /// The block's digest, when the cache keeps block memos (geocoders over HTTP).
+        var digest: AddressKey?
+        /// The block's answers as a memo kept them (then `keys` is empty).
+        var memo: Memo?
     }
 
-    /// The first half of the stage, in a task of its own: each row's address key, from its bytes.
-    func keys(_ block: ValidatedBlock) -> KeyedBlock {
+    /// The first half of the stage, in a task of its own: the block's memo when the cache holds
+    /// one for it, else each row's address key, from its bytes.
+    func keys(_ block: ValidatedBlock) throws -> KeyedBlock {
+        func needed(_ position: Int) -> Bool {
+            when == .always
+                || block.coordinateEnds[position] == (position == 0 ? 0 : block.coordinateEnds[position - 1])
+        }
         var keyed = KeyedBlock(block: block)
+        if case .http(_, let cache, _) = finder {
+            var scratch: [UInt8] = []
+            let digest = keyer.digest(block, needed: needed, scratch: &scratch)
+            keyed.digest = digest
+            if let bytes = try cache.memo(digest),
+                let memo = Memo(bytes, rows: block.accepted.indices.filter(needed), count: block.accepted.count),
+                memo.lowestConfidence >= minConfidence
+            {
+                keyed.memo = memo
+                return keyed
+            }
+        }
+        return keys(block, keyed, needed: needed)
+    }
+
+    private func keys(_ block: ValidatedBlock, _ keyed: KeyedBlock, needed: (Int) -> Bool) -> KeyedBlock {
+        var keyed = keyed
         var distinct: [AddressKey: Int] = [:]
         distinct.reserveCapacity(block.accepted.count)
         keyed.addresses.reserveCapacity(block.accepted.count)
         var scratch = AddressBytes()
         block.records.bytes.withUnsafeBytes { bytes in
             for (position, record) in block.accepted.enumerated() {
-                let start = position == 0 ? 0 : block.coordinateEnds[position - 1]
-                guard when == .always || block.coordinateEnds[position] == start else {
+                guard needed(position) else {
                     keyed.addresses.append(Self.kept)
                     continue
                 }
@@ -215,12 +240,16 @@ final class GeocodeStage: Sendable {
 
     /// Both halves of the stage, one after the other.
     func geocode(_ block: ValidatedBlock) async throws -> ValidatedBlock {
-        try await geocode(keys(block))
+        try await geocode(try keys(block))
     }
 
     /// The second half of the stage: the answers for the block's distinct addresses, from the
     /// cache, the geocoder, the gazetteer or the map, and the block rebuilt with them.
     func geocode(_ keyed: KeyedBlock) async throws -> ValidatedBlock {
+        if let memo = keyed.memo {
+            cacheHits.add(memo.distinct, ordering: .relaxed)
+            return rebuild(keyed.block, addresses: memo.addresses, answers: memo.answers)
+        }
         let (block, keys, firstRecords, addresses) = (keyed.block, keyed.keys, keyed.firstRecords, keyed.addresses)
         guard addresses.contains(where: { $0 != Self.kept }) else { return block }
         func address(_ index: Int) -> Address {
@@ -244,8 +273,10 @@ final class GeocodeStage: Sendable {
             // The cache, then the geocoder.
             answers = Answers(count: keys.count, kind: .failed)
             var known = [Bool](repeating: false, count: keys.count)
+            var oldest = Date().timeIntervalSince1970
             try cache.visit(keys) { index, row in
                 known[index] = true
+                oldest = min(oldest, row.storedAt)
                 guard row.found else {
                     answers.kinds[index] = .notFound
                     return
@@ -265,8 +296,91 @@ final class GeocodeStage: Sendable {
             for (index, outcome) in try await asking.ask(toAsk, keys: keys, on: workers) {
                 answers.set(index, outcome)
             }
+            // Every address answered: the block's memo, for the next run of the same file.
+            if let digest = keyed.digest, !answers.kinds.contains(.failed) {
+                try cache.storeMemo(
+                    digest, answers: Memo.encode(addresses: addresses, answers: answers), oldest: oldest)
+            }
         }
         return rebuild(block, addresses: addresses, answers: answers)
+    }
+
+    /// A block's answers kept whole in the cache (`GeocodeCache.memo`): per row that needs a
+    /// point, in order, a tag (0: no address, 1: found, 2: not found) and, for a place, its
+    /// confidence (8 bytes) and its `lon,lat` text (a length byte, then the text); after a header
+    /// of the block's distinct addresses (4 bytes), which the memo stands for in the summary's
+    /// cache hits.
+    struct Memo: Sendable {
+        var addresses: [Int]
+        var answers: Answers
+        var distinct: Int
+        var lowestConfidence = Double.infinity
+
+        /// Reads a memo for a block of `count` accepted rows, of which `rows` (positions) need a
+        /// point; nil when it does not fit them.
+        init?(_ bytes: [UInt8], rows: [Int], count: Int) {
+            guard bytes.count >= 4 else { return nil }
+            distinct = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+            addresses = Array(repeating: GeocodeStage.kept, count: count)
+            answers = Answers(count: rows.count, kind: .notFound)
+            var at = 4
+            for (index, position) in rows.enumerated() {
+                guard at < bytes.count else { return nil }
+                let tag = bytes[at]
+                at += 1
+                switch tag {
+                case 0:
+                    addresses[position] = GeocodeStage.noAddress
+                case 2:
+                    addresses[position] = index
+                case 1:
+                    guard at + 9 <= bytes.count else { return nil }
+                    var bits: UInt64 = 0
+                    for shift in 0..<8 { bits |= UInt64(bytes[at + shift]) << (shift * 8) }
+                    let confidence = Double(bitPattern: bits)
+                    let length = Int(bytes[at + 8])
+                    at += 9
+                    guard at + length <= bytes.count else { return nil }
+                    addresses[position] = index
+                    answers.kinds[index] = .found
+                    answers.confidences[index] = confidence
+                    answers.pointStarts[index] = answers.points.count
+                    answers.points += bytes[at..<at + length]
+                    answers.pointEnds[index] = answers.points.count
+                    lowestConfidence = min(lowestConfidence, confidence)
+                    at += length
+                default:
+                    return nil
+                }
+            }
+            guard at == bytes.count else { return nil }
+        }
+
+        /// A memo of a block answered address by address.
+        static func encode(addresses: [Int], answers: Answers) -> [UInt8] {
+            let distinct = answers.kinds.count
+            var bytes: [UInt8] = [
+                UInt8(truncatingIfNeeded: distinct), UInt8(truncatingIfNeeded: distinct >> 8),
+                UInt8(truncatingIfNeeded: distinct >> 16), UInt8(truncatingIfNeeded: distinct >> 24),
+            ]
+            for index in addresses where index != GeocodeStage.kept {
+                guard index != GeocodeStage.noAddress else {
+                    bytes.append(0)
+                    continue
+                }
+                guard answers.kinds[index] == .found else {
+                    bytes.append(2)
+                    continue
+                }
+                bytes.append(1)
+                let bits = answers.confidences[index].bitPattern
+                for shift in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: bits >> (shift * 8))) }
+                let point = answers.points[answers.pointStarts[index]..<answers.pointEnds[index]]
+                bytes.append(UInt8(point.count))
+                bytes += point
+            }
+            return bytes
+        }
     }
 
     /// Rows that keep their own point, and rows without an address, in `geocode`'s row list.

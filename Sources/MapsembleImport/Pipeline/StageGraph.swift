@@ -98,7 +98,7 @@ final class StageGraph: @unchecked Sendable {
                 if let geocoding {
                     geocoding.onAnswer.withLockedValue { $0 = { [weak self] in self?.reportProgress() } }
                     // In two tasks: the keys of one block are made while the one before is answered.
-                    let keyed = group.stage(validated) { geocoding.keys($0) }
+                    let keyed = group.stage(validated) { try geocoding.keys($0) }
                     validated = group.stage(keyed) { keyed in
                         let placed = try await geocoding.geocode(keyed)
                         self.collector?.observeGeocoded(placed)

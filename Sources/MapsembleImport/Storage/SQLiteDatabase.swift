@@ -40,6 +40,9 @@ final class SQLiteDatabase {
         }
     }
 
+    /// Rows changed by the last insert, update or delete.
+    var changes: Int { Int(sqlite3_changes(handle)) }
+
     /// Compiles `sql` once, to run many times.
     func prepare(_ sql: String) throws -> Statement {
         var statement: OpaquePointer?
@@ -138,6 +141,30 @@ final class SQLiteDatabase {
                 }
                 index += 1
             }
+        }
+
+        /// Binds a number to parameter `index` (after `bind(integers:)`, which resets).
+        func bind(real: Double, at index: Int32) throws {
+            guard sqlite3_bind_double(statement, index, real) == SQLITE_OK else {
+                throw database.error(database.lastError)
+            }
+        }
+
+        /// Binds bytes to parameter `index` (SQLite copies them).
+        func bind(blob: [UInt8], at index: Int32) throws {
+            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+            let status = blob.withUnsafeBytes {
+                sqlite3_bind_blob(
+                    statement, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), transient)
+            }
+            guard status == SQLITE_OK else { throw database.error(database.lastError) }
+        }
+
+        /// A blob column's bytes.
+        func blob(_ column: Int32) -> [UInt8] {
+            let count = Int(sqlite3_column_bytes(statement, column))
+            guard count > 0, let bytes = sqlite3_column_blob(statement, column) else { return [] }
+            return Array(UnsafeRawBufferPointer(start: bytes, count: count))
         }
 
         /// Steps to the next row: true when there is one, read with `integer`, `real`, `text`.
