@@ -88,9 +88,17 @@ extension SandboxStore {
         return reply
     }
 
-    /// A geocoder request with the faults of the plan: refused, or nil to answer it.
+    /// A geocoder request with the faults of the plan: refused, stalled (no answer until the
+    /// client gives up), or nil to answer it.
     func geocoderFault(_ state: inout State) -> SandboxReply? {
-        refusal(drawFate(&state), &state)
+        let fate = drawFate(&state)
+        guard fate != .stall else {
+            var reply = SandboxReply(status: 504)
+            reply.drop = true
+            reply.delaySeconds = state.config.faults.stallSeconds
+            return reply
+        }
+        return refusal(fate, &state)
     }
 
     /// A listing page with the faults of the plan (`faultListings`): refused, or nil to answer it.

@@ -14,6 +14,13 @@ struct GeocodeRunTests {
         return try await Pipeline(config: config, options: options).run()
     }
 
+    /// A sandbox serving the geocoder's endpoints over its built-in places.
+    func geocoderSandbox() async throws -> SandboxServer {
+        var sandbox = SandboxConfig()
+        sandbox.geocoder = SandboxGeocoder()
+        return try await SandboxServer(config: sandbox)
+    }
+
     func config(_ input: String, server: SandboxServer, in dir: TempDir) -> PipelineConfig {
         var config = PipelineConfig()
         config.source.path = input
@@ -30,9 +37,7 @@ struct GeocodeRunTests {
     @Test("a file without coordinates: every row geocoded, the unknown and the empty rejected; a rerun asks nothing")
     func addressesOnly() async throws {
         let dir = TempDir()
-        var sandbox = SandboxConfig()
-        sandbox.geocoder = SandboxGeocoder()
-        let server = try await SandboxServer(config: sandbox)
+        let server = try await geocoderSandbox()
         let input = dir.write(
             "offices.csv",
             "id,name,street,city,country\nA1,Head office,Marienplatz 1,München,DE\nA2,Depot,,Muenchen,DE\n"
@@ -64,9 +69,7 @@ struct GeocodeRunTests {
     @Test("the HTML report draws geocoded rows in their own colour by confidence and lists the rows it could not place")
     func htmlReport() async throws {
         let dir = TempDir()
-        var sandbox = SandboxConfig()
-        sandbox.geocoder = SandboxGeocoder()
-        let server = try await SandboxServer(config: sandbox)
+        let server = try await geocoderSandbox()
         let input = dir.write(
             "offices.csv",
             "id,name,street,city,country,lat,lon\nA1,Head office,Marienplatz 1,München,DE,,\nA2,Own point,,Berlin,DE,52.5,13.4\n"
@@ -147,9 +150,7 @@ struct GeocodeRunTests {
     @Test("when: missing geocodes only the rows without coordinates; min_confidence rejects weak matches")
     func missingOnly() async throws {
         let dir = TempDir()
-        var sandbox = SandboxConfig()
-        sandbox.geocoder = SandboxGeocoder()
-        let server = try await SandboxServer(config: sandbox)
+        let server = try await geocoderSandbox()
         let input = dir.write(
             "mixed.csv",
             "id,name,street,city,country,lat,lon\nB1,Has point,,Berlin,DE,52.5,13.4\nB2,Needs one,,Wien,AT,,\n")

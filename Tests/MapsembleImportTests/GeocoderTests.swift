@@ -85,6 +85,26 @@ struct GeocoderTests {
         await server.stop()
     }
 
+    @Test("a geocoder that stalls (no answer until the time-out) is asked again, and answers")
+    func stalls() async throws {
+        var faults = FaultPlan()
+        faults.seed = 5
+        faults.stalls = 0.4
+        faults.stallSeconds = 2
+        let server = try await sandbox(faults: faults)
+        var settings = GeocoderSettings(provider: .photon, url: server.url)
+        settings.timeoutSeconds = 0.3
+        settings.maxRetries = 10
+        let photon = try HTTPGeocoder(settings: settings, backoffSeconds: 0.005, maxBackoffSeconds: 0.05)
+        let worker = CurlWorker(name: "geocoder-stalls")
+        for city in ["Berlin", "Wien", "Paris", "Melbourne"] {
+            let found = try await photon.candidates(for: Address(freeForm: city), worker: worker)
+            #expect(GeocoderAnswers.best(found) != nil, "\(city)")
+        }
+        #expect(photon.requests > 4, "the seed stalls some requests, each asked again after the time-out")
+        await server.stop()
+    }
+
     @Test("a rate limit is kept across concurrent askers: no second holds more requests than it allows")
     func rateLimit() async throws {
         let server = try await sandbox(rateLimit: 4)

@@ -197,9 +197,9 @@ final class Gazetteer: @unchecked Sendable {  // `database` and `select` are use
                     guard let record = try GeoNamesRecord(fields, file: file, line: line) else { return }
                     id += 1
                     try insertPlace.run([
-                        .integer(id), .text(record.name), .text(record.country), .text(record.admin1),
-                        .real(record.latitude), .real(record.longitude), .integer(record.population),
-                        .integer(record.kind.rawValue),
+                        .integer(id), .text(record.place.name), .text(record.place.country),
+                        .text(record.place.admin1), .real(record.place.latitude), .real(record.place.longitude),
+                        .integer(record.place.population), .integer(record.place.kind.rawValue),
                     ])
                     for key in record.keys { try insertName.run([.text(key), .integer(id)]) }
                 }
@@ -216,13 +216,7 @@ final class Gazetteer: @unchecked Sendable {  // `database` and `select` are use
 
 /// One line of a GeoNames dump, as the index keeps it.
 struct GeoNamesRecord {
-    var name: String
-    var country: String
-    var admin1: String
-    var latitude: Double
-    var longitude: Double
-    var population: Int64
-    var kind: Gazetteer.Kind
+    var place: Gazetteer.Entry
     /// The folded names (and `#CODE` for a postal code) it is found under.
     var keys: Set<String>
 
@@ -246,13 +240,10 @@ struct GeoNamesRecord {
                 featureClass == "P"
                     || (featureClass == "A" && (code.hasPrefix("PCL") || code == "ADM1" || code == "ADM2"))
             else { return nil }
-            name = String(fields[1])
-            country = String(fields[8])
-            admin1 = String(fields[10])
-            latitude = try number(4, "latitude")
-            longitude = try number(5, "longitude")
-            population = Int64(fields[14]) ?? 0
-            kind = featureClass == "P" ? .place : .area
+            place = Gazetteer.Entry(
+                name: String(fields[1]), country: String(fields[8]), admin1: String(fields[10]),
+                latitude: try number(4, "latitude"), longitude: try number(5, "longitude"),
+                population: Int64(fields[14]) ?? 0, kind: featureClass == "P" ? .place : .area)
             keys = []
             for alias in [fields[1], fields[2]] + fields[3].split(separator: ",") {
                 keys.formUnion(GazetteerText.keys(String(alias)))
@@ -260,14 +251,11 @@ struct GeoNamesRecord {
         case 12:
             // country code, postal code, place name, admin name1, admin code1, admin name2, admin
             // code2, admin name3, admin code3, latitude, longitude, accuracy.
-            name = String(fields[2])
-            country = String(fields[0])
-            admin1 = String(fields[4])
-            latitude = try number(9, "latitude")
-            longitude = try number(10, "longitude")
-            population = 0
-            kind = .postcode
-            keys = GazetteerText.keys(name)
+            place = Gazetteer.Entry(
+                name: String(fields[2]), country: String(fields[0]), admin1: String(fields[4]),
+                latitude: try number(9, "latitude"), longitude: try number(10, "longitude"), population: 0,
+                kind: .postcode)
+            keys = GazetteerText.keys(place.name)
             keys.insert("#" + GazetteerText.fold(String(fields[1])).uppercased())
         default:
             throw ImportError(
@@ -276,9 +264,10 @@ struct GeoNamesRecord {
                 file: file, line: line)
         }
         keys.remove("")
-        guard abs(latitude) <= 90, abs(longitude) <= 180 else {
+        guard abs(place.latitude) <= 90, abs(place.longitude) <= 180 else {
             throw ImportError(
-                .unreadableInput, "the point \(latitude), \(longitude) is out of range", file: file, line: line)
+                .unreadableInput, "the point \(place.latitude), \(place.longitude) is out of range", file: file,
+                line: line)
         }
     }
 }
@@ -429,15 +418,15 @@ public enum GeoNamesFile {
     public static func places(_ file: String) throws -> [Place] {
         var places: [Place] = []
         try GeoNamesLines.read(file) { line, fields in
-            guard let record = try GeoNamesRecord(fields, file: file, line: line), record.kind == .place else {
+            guard let place = try GeoNamesRecord(fields, file: file, line: line)?.place, place.kind == .place else {
                 return
             }
             places.append(
                 Place(
-                    name: record.name,
+                    name: place.name,
                     alternateNames: fields.count == 19 ? fields[3].split(separator: ",").map(String.init) : [],
-                    countryCode: record.country, latitude: record.latitude, longitude: record.longitude,
-                    population: Int(record.population)))
+                    countryCode: place.country, latitude: place.latitude, longitude: place.longitude,
+                    population: Int(place.population)))
         }
         return places
     }

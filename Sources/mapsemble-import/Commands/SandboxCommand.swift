@@ -122,7 +122,7 @@ struct SandboxCommand: AsyncParsableCommand {
         config.faults.redirectTo = redirectTo
         if geocoder || geocoderGazetteer != nil {
             var served = SandboxGeocoder(rateLimit: geocoderRateLimit)
-            served.faults = rateLimit + serverErrors > 0
+            served.faults = rateLimit + serverErrors + stalls > 0
             if let geocoderGazetteer {
                 do {
                     served.places = try GeoNamesFile.places(geocoderGazetteer).map {
