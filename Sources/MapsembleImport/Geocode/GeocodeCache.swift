@@ -72,9 +72,11 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
                 try database.execute("PRAGMA user_version = \(Self.version)")
             }
         }
-        // Up to 16 MB of pages kept in memory (SQLite's default is 2 MB): a rerun's reads of a
-        // large cache come from memory rather than a read call each; beyond it, memory stays flat.
-        try database.execute("PRAGMA cache_size = -16384")
+        // Up to 4 MB of pages kept in memory (SQLite's default is 2 MB), and no more: a rerun of an
+        // unchanged file reads block memos, a few pages each, and the run's memory stays flat
+        // however large the cache (measured: 100,000 and 1,000,000 addresses within 2 %; with
+        // 16 MB, 11 % apart).
+        try database.execute("PRAGMA cache_size = -4096")
         select = try database.prepare(
             """
             SELECT key, verify, found, longitude, latitude, confidence, label, stored_at, point FROM geocodes

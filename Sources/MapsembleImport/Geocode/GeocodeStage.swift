@@ -113,6 +113,11 @@ final class GeocodeStage: Sendable {
         "\(config.provider) \(config.url ?? config.gazetteer ?? "") \(config.countryCodes.sorted())"
     }
 
+    /// The map's geocode field as `"slug":`, when the map geocodes (`.toMap` answers only then).
+    private var mapField: [UInt8] {
+        if case .map(let field) = finder { field } else { [] }
+    }
+
     /// `"slug":`, to put a value after.
     private static func propertyKey(_ slug: String) -> [UInt8] {
         var key: [UInt8] = []
@@ -488,12 +493,11 @@ final class GeocodeStage: Sendable {
                             placed += 1
                             continue
                         case .toMap:
-                            guard case .map(let field) = finder else { fallthrough }
                             // No point: the map geocodes the address it finds under its geocode field.
                             result.coordinateEnds.append(result.coordinates.count)
                             result.accepted.append(record)
                             confidences.append(.nan)
-                            var property = field
+                            var property = mapField
                             JSONBytes.appendString(address(record, of: block).text, to: &property)
                             result.addedProperties[record] = property
                             placed += 1
