@@ -202,10 +202,13 @@ extension SandboxStore {
         let limit = map.config.plan == .free ? state.config.freePlanLimit : Int.max
         for (index, feature) in features.enumerated() {
             var coordinates = feature["geometry"]?["coordinates"]?.array
+            // An existing feature keeps its point unless its address changed.
+            let storedAddress = remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }
+                .flatMap { map.byRemoteID[$0] }.map { id in
+                    map.config.geocodeField.flatMap { map.features[id]?[$0]?.string } ?? ""
+                }
             if coordinates == nil, let field = map.config.geocodeField,
-                let address = feature["properties"]?[field]?.string,
-                !(remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }.map { map.byRemoteID[$0] != nil }
-                    ?? false)
+                let address = feature["properties"]?[field]?.string, storedAddress != address
             {
                 // Server-side geocoding: the address under the map's geocode field.
                 state.serverGeocodes += 1

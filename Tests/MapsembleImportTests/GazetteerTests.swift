@@ -148,6 +148,16 @@ struct GazetteerTests {
         let parts = Address(parts: [.city: "Frankfurt", .country: "Deutschland"])
         #expect(try cities.candidates(for: parts, countries: []).first?.place.latitude == 50.11552)
         #expect(try cities.candidates(for: Address(parts: [.city: "Paris", .country: "XX"]), countries: []).isEmpty)
+        // Two letters after a place: its division when it has one of that code, else a country.
+        for (text, latitude) in [
+            ("Springfield, IL", 39.80172), ("Springfield, MA", 42.10148), ("Springfield", 37.21533),
+        ] {
+            #expect(
+                try cities.candidates(for: Address(freeForm: text), countries: []).first?.place.latitude == latitude)
+        }
+        #expect(try cities.candidates(for: Address(freeForm: "Paris, FR"), countries: []).first?.countryCode == "fr")
+        let stated = Address(parts: [.city: "Springfield", .state: "OR", .country: "US"])
+        #expect(try cities.candidates(for: stated, countries: []).first?.place.latitude == 44.04624, "the state part")
 
         let postal = try Gazetteer(file: Self.postcodes, directory: dir.path)
         let lines = try String(contentsOfFile: Self.postcodes, encoding: .utf8).split(separator: "\n")
@@ -160,6 +170,8 @@ struct GazetteerTests {
         let codeOnly = try postal.candidates(for: Address(freeForm: "\(code), Germany"), countries: [])
         #expect(codeOnly.first?.place.latitude == latitude)
         #expect(codeOnly.first?.place.confidence == 0.6)
+        let structured = Address(parts: [.street: "Zeil 1", .postcode: code, .city: "Frankfurt am Main"])
+        #expect(try postal.candidates(for: structured, countries: []).first?.place.confidence == 0.8)
     }
 
     @Test("the index is built once and reused while the file is unchanged; a .zip is read directly")

@@ -144,6 +144,12 @@ struct GeocodeRunTests {
         let strict = try await run(config, in: dir)
         #expect(strict.rejectedByCode == [.geocodeLowConfidence: 40])
         #expect(dir.read("sites.rejected.csv").contains("is \"\"Berlin, DE\"\" with confidence 0.5"))
+
+        // Another template over the same columns asks other questions: no old block answers them.
+        config.geocode?.minConfidence = 0
+        config.geocode?.address = "{street}, {city}, {country}, Europe"
+        let retemplated = try await run(config, in: dir)
+        #expect(retemplated.geocoding == .init(geocoded: 40, cacheHits: 0, requests: 40))
         await second.stop()
     }
 

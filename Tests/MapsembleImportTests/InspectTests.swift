@@ -203,6 +203,12 @@ struct InspectTests {
         #expect(wholeReport.address.map { $0.settings(wholeReport.columns).map(\.key) } == ["address"])
         let placed = dir.write("placed.csv", "name,city,lat,lon\nA,Berlin,52.5,13.4\nB,Wien,48.2,16.4\n")
         #expect(!(try Inspector.inspect(path: placed).starterPipeline(path: placed).contains("geocode:")))
+        let district = dir.write("kreis.csv", "name,City Name,Landkreis,Landline\nA,Köln,Rhein-Erft,0221 1\n")
+        let districtReport = try Inspector.inspect(path: district)
+        #expect(
+            districtReport.address.map { $0.settings(districtReport.columns).map { "\($0.key)=\($0.value)" } } == [
+                "city=City Name"
+            ])
         let noAddress = dir.write("plain.csv", "name,kind\nA,x\n")
         #expect(try Inspector.inspect(path: noAddress).address == nil)
     }

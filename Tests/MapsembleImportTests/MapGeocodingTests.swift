@@ -75,6 +75,23 @@ struct MapGeocodingTests {
         await server.stop()
     }
 
+    @Test("a sync sends a row whose address changed (the map geocodes it again) and leaves the others unchanged")
+    func syncChangedAddress() async throws {
+        let dir = TempDir()
+        let server = try await server()
+        let input = dir.write("stores.csv", "id,name,street,city,lat,lon\nS1,One,,Berlin,,\nS2,Two,,Wien,,\n")
+        var config = config(input, server: server, in: dir)
+        config.target.mode = .sync
+        let first = try await run(config, in: dir)
+        #expect(first.created == 2)
+        dir.write("stores.csv", "id,name,street,city,lat,lon\nS1,One,,Paris,,\nS2,Two,,Wien,,\n")
+        let second = try await run(config, in: dir)
+        #expect(second.updated == 1 && second.unchanged == 1, "\(second)")
+        let moved = server.store.features(map: Self.mapID).first { $0["store_id"]?.string == "S1" }
+        #expect(moved?.latitude == 48.85341 && moved?["address"]?.string == "Paris")
+        await server.stop()
+    }
+
     @Test(
         "a map without a geocode field, or a plan without geocoding: the run stops before sending, saying what to change"
     )

@@ -16,11 +16,26 @@ struct AddressKey: Hashable, Sendable {
 struct AddressKeyer: Sendable {
     let query: AddressQuery
     private let seed: (UInt64, UInt64)
+    /// The block digests' seed: the scope and the whole address query (its literal text, columns
+    /// and part names), which the digest's column bytes alone do not tell apart.
+    private let digestSeed: (UInt64, UInt64)
 
     init(query: AddressQuery, scope: String) {
         self.query = query
         let scoped = stableHash128(seed: (0x6D61_7073_656D_626C, 0x6765_6F63_6F64_6521), Array(scope.utf8))
         seed = (scoped.0, scoped.1)
+        func describe(_ template: [PropertyMapping.LabelPart]) -> String {
+            template.map { piece in
+                switch piece {
+                case .literal(let text): "L\(text.utf8.count):\(text)"
+                case .column(let column): "C\(column)"
+                }
+            }.joined()
+        }
+        let shape =
+            query.freeForm.map { "free " + describe($0) }
+            ?? "parts " + query.parts.map { "\($0.part.rawValue)=\(describe($0.template))" }.joined(separator: "|")
+        digestSeed = stableHash128(seed: (seed.0 ^ 0x626C_6F63_6B73_2121, seed.1), Array(shape.utf8))
     }
 
     /// The key of record `record`'s address, or nil when it has none (`missing_address`).
@@ -80,7 +95,7 @@ struct AddressKeyer: Sendable {
                 }
             }
         }
-        let hash = stableHash128(seed: (seed.0 ^ 0x626C_6F63_6B73_2121, seed.1), scratch)
+        let hash = stableHash128(seed: digestSeed, scratch)
         return AddressKey(primary: Int64(bitPattern: hash.0), check: Int64(bitPattern: hash.1))
     }
 

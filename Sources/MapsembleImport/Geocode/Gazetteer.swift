@@ -90,11 +90,12 @@ final class Gazetteer: @unchecked Sendable {  // `database` and `select` are use
 
     /// The best place for an address, or none.
     ///
-    /// The address's country (its `country` part, or a last comma-separated piece naming one)
-    /// limits the places, as `countries` (`geocode.country_codes`) does. Then the pieces are tried
-    /// from the last to the first (`"Street 5, 12345 City"`: the place comes last), each as a
-    /// whole name, as a name without its numbers, and by its postal codes; the first piece that
-    /// names something decides. Between places of one name, a postal code that agrees, then a
+    /// The address's country (its `country` part, or a last comma-separated piece naming one, but
+    /// for two letters that are the division of the place before them: `Springfield, IL`) limits
+    /// the places, as `countries` (`geocode.country_codes`) does. Then the pieces are tried from the
+    /// last to the first (`"Street 5, 12345 City"`: the place comes last; structured parts as
+    /// state, street, then postal code and city together), each as a whole name, as a name without
+    /// its numbers, and by its postal codes; the first piece that names something decides. Between places of one name, a postal code that agrees, then a
     /// first-level division named in the address (`Springfield, IL`), then the larger population
     /// choose. Confidence: a postal code and a place name that agree 0.8; a postal code, or a
     /// place name that is unique (or told apart by its division) 0.6; a place name chosen among
@@ -103,20 +104,31 @@ final class Gazetteer: @unchecked Sendable {  // `database` and `select` are use
         counter.withLockedValue { $0 += 1 }
         var allowed = Set(countries.map { $0.uppercased() })
         var pieces: [String]
+        var words: Set<String> = []
         if let text = address.freeForm {
             pieces = text.split(separator: ",").map(String.init)
             if pieces.count > 1, let country = CountryNames.code(pieces.last!) {
-                pieces.removeLast()
-                if allowed.isEmpty || allowed.contains(country) { allowed = [country] } else { return [] }
+                // "Springfield, IL": two letters that are the division of a place the piece before
+                // names are that division, not a country.
+                let last = GazetteerText.fold(pieces.last!)
+                let before = try entries(GazetteerText.fold(pieces[pieces.count - 2]))
+                let division = last.count == 2 && before.contains { $0.admin1.lowercased() == last }
+                if !division {
+                    pieces.removeLast()
+                    if allowed.isEmpty || allowed.contains(country) { allowed = [country] } else { return [] }
+                }
             }
         } else {
             if let stated = address.parts[.country] {
                 guard let country = CountryNames.code(stated) else { return [] }
                 if allowed.isEmpty || allowed.contains(country) { allowed = [country] } else { return [] }
             }
-            pieces = [AddressQuery.Part.street, .postcode, .city].compactMap { address.parts[$0] }
+            // The state only tells places apart (and is the last resort); a postal code and a city
+            // are one piece, so that a code that agrees with its place decides.
+            let place = [address.parts[.postcode], address.parts[.city]].compactMap { $0 }.joined(separator: " ")
+            pieces = [address.parts[.state], address.parts[.street], place.isEmpty ? nil : place].compactMap { $0 }
         }
-        let words = Set(pieces.flatMap { GazetteerText.fold($0).split(separator: " ").map(String.init) })
+        words.formUnion(pieces.flatMap { GazetteerText.fold($0).split(separator: " ").map(String.init) })
         for piece in pieces.reversed() {
             let folded = GazetteerText.fold(piece)
             let tokens = folded.split(separator: " ").map(String.init)

@@ -34,6 +34,7 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
     private let scan: SQLiteDatabase.Statement
     private let insert: SQLiteDatabase.Statement
     private let update: SQLiteDatabase.Statement
+    private let renew: SQLiteDatabase.Statement
     private let bump: SQLiteDatabase.Statement
     private let generation: SQLiteDatabase.Statement
     private let readMemo: SQLiteDatabase.Statement
@@ -99,8 +100,11 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
             """
             UPDATE geocodes SET verify = ?2, found = ?3, longitude = ?4, latitude = ?5, confidence = ?6, label = ?7,
                 point = ?8, stored_at = ?9
-            WHERE key = ?1
+            WHERE key = ?1 AND NOT (verify IS ?2 AND found IS ?3 AND longitude IS ?4 AND latitude IS ?5
+                AND confidence IS ?6)
             """)
+        renew = try database.prepare(
+            "UPDATE geocodes SET label = ?7, point = ?8, stored_at = ?9 WHERE key = ?1 AND verify = ?2 AND found = ?3")
         bump = try database.prepare("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
         generation = try database.prepare("SELECT value FROM meta WHERE key = 'generation'")
         readMemo = try database.prepare("SELECT verify, generation, oldest, answers FROM blocks WHERE digest = ?")
@@ -155,12 +159,15 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
     /// key (`key IN (…)`) or, when the answers in its key range are few enough (a rerun of a file
     /// whose cache holds little else), by reading that range through; SQLite returns both in key
     /// order, merged with the batch.
-    func visit(_ keys: [AddressKey], now: Date = Date(), _ body: (Int, borrowing Row) throws -> Void) throws {
-        guard !keys.isEmpty else { return }
+    ///
+    /// Returns the generation the answers were read at (for `storeMemo`).
+    @discardableResult
+    func visit(_ keys: [AddressKey], now: Date = Date(), _ body: (Int, borrowing Row) throws -> Void) throws -> Int64 {
         let oldest = maxAgeSeconds.map { now.timeIntervalSince1970 - $0 }
         let order = keys.indices.sorted { keys[$0].primary < keys[$1].primary }
-        try lock.withLock {
+        return try lock.withLock {
             try database.transaction(immediate: false) {
+                let readAt = try currentGeneration()
                 var start = 0
                 while start < order.count {
                     let batch = order[start..<min(start + Self.batch, order.count)]
@@ -182,10 +189,12 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
                             })
                     }
                     var next = batch.startIndex
+                    var previous = Int64.min
                     while try statement.step() {
                         let primary = statement.integer(0)
                         // A row out of key order (not SQLite's way) starts the merge again.
-                        if next == batch.endIndex || keys[order[next]].primary > primary { next = batch.startIndex }
+                        if primary < previous { next = batch.startIndex }
+                        previous = primary
                         while next < batch.endIndex && keys[order[next]].primary < primary { next += 1 }
                         guard next < batch.endIndex, keys[order[next]].primary == primary else { continue }
                         let position = order[next]
@@ -197,12 +206,23 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
                     }
                     start += batch.count
                 }
+                return readAt
             }
         }
     }
 
-    /// Keeps an answer, durably, replacing an older one for the same query.
-    func store(_ entry: Entry, key: AddressKey, now: Date = Date()) throws {
+    /// The count of replaced answers (under `lock`).
+    private func currentGeneration() throws -> Int64 {
+        try generation.bind(integers: [])
+        defer { try? generation.bind(integers: []) }
+        guard try generation.step() else { throw ImportError(.output, "the geocoding cache has no generation") }
+        return generation.integer(0)
+    }
+
+    /// Keeps an answer, durably, replacing an older one for the same query. Returns whether it
+    /// replaced a different answer (and so made every block memo older than it stale).
+    @discardableResult
+    func store(_ entry: Entry, key: AddressKey, now: Date = Date()) throws -> Bool {
         var values: [SQLiteDatabase.Statement.Value] = [.integer(key.primary), .integer(key.check)]
         switch entry {
         case .found(let place):
@@ -218,16 +238,22 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
             values += [.integer(0), .null, .null, .null, .null, .null]
         }
         values.append(.real(now.timeIntervalSince1970))
-        try lock.withLock {
+        return try lock.withLock {
             try database.transaction {
                 try insert.run(values)
                 guard database.changes == 0 else {
                     rows += 1
-                    return
+                    return false
                 }
-                // A new answer for a key answered before: the block memos may hold the old one.
+                // A different answer for a key answered before: the block memos may hold the old
+                // one. The same answer again only renews its age.
                 try update.run(values)
+                guard database.changes > 0 else {
+                    try renew.run(values)
+                    return false
+                }
                 try bump.run()
+                return true
             }
         }
     }
@@ -247,22 +273,19 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
                 if let maxAgeSeconds, readMemo.real(2) <= now.timeIntervalSince1970 - maxAgeSeconds { return nil }
                 let made = readMemo.integer(1)
                 let blob = readMemo.blob(3)
-                try generation.bind(integers: [])
-                defer { try? generation.bind(integers: []) }
-                guard try generation.step(), generation.integer(0) == made else { return nil }
-                return blob
+                return try currentGeneration() == made ? blob : nil
             }
         }
     }
 
-    /// Keeps a block's answers, made from answers the cache holds, the oldest stored at `oldest`.
-    func storeMemo(_ digest: AddressKey, answers: [UInt8], oldest: Double) throws {
+    /// Keeps a block's answers, made from answers the cache holds, the oldest stored at `oldest`;
+    /// only when no answer was replaced (by another run sharing the file) since they were read:
+    /// `generation` is the one `visit` read them at, plus the block's own replacing stores.
+    func storeMemo(_ digest: AddressKey, answers: [UInt8], oldest: Double, generation expected: Int64) throws {
         try lock.withLock {
             try database.transaction {
-                try generation.bind(integers: [])
-                guard try generation.step() else { return }
-                let current = generation.integer(0)
-                try generation.bind(integers: [])
+                let current = try currentGeneration()
+                guard current == expected else { return }
                 try writeMemo.bind(integers: [digest.primary, digest.check, current])
                 try writeMemo.bind(real: oldest, at: 4)
                 try writeMemo.bind(blob: answers, at: 5)

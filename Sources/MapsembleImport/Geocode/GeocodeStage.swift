@@ -279,7 +279,7 @@ final class GeocodeStage: Sendable {
             answers = Answers(count: keys.count, kind: .failed)
             var known = [Bool](repeating: false, count: keys.count)
             var oldest = Date().timeIntervalSince1970
-            try cache.visit(keys) { index, row in
+            let readAt = try cache.visit(keys) { index, row in
                 known[index] = true
                 oldest = min(oldest, row.storedAt)
                 guard row.found else {
@@ -298,13 +298,14 @@ final class GeocodeStage: Sendable {
             let toAsk = keys.indices.filter { !known[$0] }.map { (index: $0, address: address($0)) }
             cacheHits.add(keys.count - toAsk.count, ordering: .relaxed)
             let asking = Asking(geocoder: geocoder, cache: cache, onAnswer: onAnswer.withLockedValue { $0 })
-            for (index, outcome) in try await asking.ask(toAsk, keys: keys, on: workers) {
-                answers.set(index, outcome)
-            }
-            // Every address answered: the block's memo, for the next run of the same file.
+            let (asked, replaced) = try await asking.ask(toAsk, keys: keys, on: workers)
+            for (index, outcome) in asked { answers.set(index, outcome) }
+            // Every address answered: the block's memo, for the next run of the same file (when
+            // no other run replaced an answer meanwhile).
             if let digest = keyed.digest, !answers.kinds.contains(.failed) {
                 try cache.storeMemo(
-                    digest, answers: Memo.encode(addresses: addresses, answers: answers), oldest: oldest)
+                    digest, answers: Memo.encode(addresses: addresses, answers: answers), oldest: oldest,
+                    generation: readAt + Int64(replaced))
             }
         }
         return rebuild(block, addresses: addresses, answers: answers)
@@ -399,13 +400,17 @@ final class GeocodeStage: Sendable {
         let onAnswer: (@Sendable () -> Void)?
 
         /// Asks the geocoder for each address, on the stage's connections; stores every answer.
+        /// Returns the answers, and how many of them replaced a different one in the cache.
         func ask(_ addresses: [(index: Int, address: Address)], keys: [AddressKey], on workers: [CurlWorker])
-            async throws -> [(Int, Outcome)]
+            async throws -> (answers: [(Int, Outcome)], replaced: Int)
         {
-            guard !addresses.isEmpty else { return [] }
-            final class Cursor: Sendable { let next = Atomic<Int>(0) }
+            guard !addresses.isEmpty else { return ([], 0) }
+            final class Cursor: Sendable {
+                let next = Atomic<Int>(0)
+                let replaced = Atomic<Int>(0)
+            }
             let cursor = Cursor()
-            return try await withThrowingTaskGroup(of: [(Int, Outcome)].self) { group in
+            let answers = try await withThrowingTaskGroup(of: [(Int, Outcome)].self) { group in
                 for worker in workers.prefix(addresses.count) {
                     group.addTask {
                         var answered: [(Int, Outcome)] = []
@@ -413,8 +418,9 @@ final class GeocodeStage: Sendable {
                             let index = cursor.next.add(1, ordering: .relaxed).oldValue
                             guard index < addresses.count else { return answered }
                             let (position, address) = addresses[index]
-                            answered.append(
-                                (position, try await answer(address, key: keys[position], worker: worker)))
+                            let (outcome, replaced) = try await answer(address, key: keys[position], worker: worker)
+                            if replaced { cursor.replaced.add(1, ordering: .relaxed) }
+                            answered.append((position, outcome))
                         }
                     }
                 }
@@ -422,23 +428,24 @@ final class GeocodeStage: Sendable {
                 for try await part in group { all += part }
                 return all
             }
+            return (answers, cursor.replaced.load(ordering: .relaxed))
         }
 
-        private func answer(_ address: Address, key: AddressKey, worker: CurlWorker) async throws -> Outcome {
+        private func answer(_ address: Address, key: AddressKey, worker: CurlWorker) async throws -> (Outcome, Bool) {
             let candidates: [GeocodeCandidate]
             do {
                 candidates = try await geocoder.candidates(for: address, worker: worker)
             } catch let error as ImportError {
-                return .failed(error.message)
+                return (.failed(error.message), false)
             }
             let countries = geocoder.settings.countryCodes
             let entry: GeocodeCache.Entry =
                 GeocoderAnswers.best(candidates, countries: countries).map { .found($0.place) } ?? .notFound
-            try cache.store(entry, key: key)
+            let replaced = try cache.store(entry, key: key)
             onAnswer?()
             switch entry {
-            case .found(let place): return .found(place)
-            case .notFound: return .notFound
+            case .found(let place): return (.found(place), replaced)
+            case .notFound: return (.notFound, replaced)
             }
         }
     }

@@ -173,9 +173,10 @@ extension Inspector {
         let names = columns.map { GazetteerText.fold($0.name).replacingOccurrences(of: " ", with: "") }
         let usable = columns.indices.filter { columns[$0].kind != .empty }
         func find(_ candidates: [String]) -> Int? {
-            // Exact names first, then names that start with one (street_name, city_name).
+            // Exact names first, then names that start with one of five letters or more
+            // (street_name, postcode_1; not "land" in Landkreis).
             usable.first { candidates.contains(names[$0]) }
-                ?? usable.first { index in candidates.contains { $0.count >= 4 && names[index].hasPrefix($0) } }
+                ?? usable.first { index in candidates.contains { $0.count >= 5 && names[index].hasPrefix($0) } }
         }
         var guess = AddressGuess()
         guess.street = find([
@@ -187,7 +188,8 @@ extension Inspector {
             "postcode", "postalcode", "zip", "zipcode", "plz", "cp", "codepostal", "cap", "codigopostal",
         ])
         guess.city = find([
-            "city", "town", "ort", "stadt", "ville", "commune", "ciudad", "localidad", "citta", "plaats",
+            "city", "cityname", "town", "townname", "ort", "ortsname", "stadt", "ville", "commune", "ciudad",
+            "localidad", "citta", "plaats",
             "municipality", "locality", "gemeinde",
         ])
         guess.state = find(["state", "region", "province", "bundesland", "county", "departement", "provincia"])

@@ -190,6 +190,7 @@ extension Pipeline {
                     "properties.fields.\(quality) is geocode.quality_field too: the confidence is written there, so map no column to it"
                 )
             }
+            plan.mapping.addedSlugs.append(quality)
         }
         guard geocode.provider == "mapsemble" else { return }
         guard let field = map.geocodeField else {
@@ -212,6 +213,7 @@ extension Pipeline {
             )
         }
         plan.geocodeField = field
+        plan.mapping.addedSlugs.append(field)
         plan.notes.append("map \(map.id) geocodes the rows without coordinates from its field \"\(field)\"")
     }
 

@@ -48,9 +48,14 @@ public struct PropertyMapping: Sendable {
     public var remoteID: (column: Int, slug: String)?
     public var fields: [Field]
 
+    /// Properties a stage adds (`ValidatedBlock.addedProperties`: the map's geocode field, the
+    /// geocoder's quality field), compared as the mapped ones are.
+    var addedSlugs: [String] = []
+
     /// The properties a feature is sent with, whose values tell whether the map's copy is current.
     var digestKeys: [String] {
         (remoteID.map { [$0.slug] } ?? []) + (label != nil && !geometryless ? ["label"] : []) + fields.map(\.slug)
+            + addedSlugs
     }
     public var header: [String]
     public var decimalSeparator: UInt8
