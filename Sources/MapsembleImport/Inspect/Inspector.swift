@@ -168,7 +168,7 @@ public enum Inspector {
             coordinates.map({ columns[$0.latitude].nulls > 0 || columns[$0.longitude].nulls > 0 }) ?? true
         {
             report.notes.append(
-                "\(coordinates == nil ? "no coordinates" : "rows without coordinates"), but an address (\(address.indices.map { "\"\(columns[$0].name)\"" }.joined(separator: ", "))): rows can be placed by geocoding (--emit-config proposes a geocode: section)"
+                "\(coordinates == nil ? "no coordinates" : "rows without coordinates"), but an address (\(address.indices.map { "\"\(columns[$0].name)\"" }.joined(separator: ", "))): rows can be placed by geocoding (--emit-config writes a geocode: section\(coordinates == nil ? "" : ", commented out"))"
             )
         }
         report.records = kept

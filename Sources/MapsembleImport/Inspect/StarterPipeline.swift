@@ -67,17 +67,27 @@ extension InspectReport {
         }
         out.append("")
         if let address, coordinates.map({ columns[$0.latitude].nulls > 0 || columns[$0.longitude].nulls > 0 }) ?? true {
-            if coordinates != nil { out.append("# some rows have no coordinates: they are placed from their address") }
-            out.append("geocode:")
+            // Without coordinates the section is needed; with them, it is offered commented out, so
+            // that the pipeline as written asks no geocoder on the network.
+            var section = ["geocode:"]
             for (key, value) in address.settings(columns) {
-                out.append("  \(key): \(Self.quoted(value))")
+                section.append("  \(key): \(Self.quoted(value))")
             }
-            out.append("  provider: nominatim             # or gazetteer (offline, a GeoNames file), photon, pelias,")
-            out.append("                                  # or mapsemble (the map geocodes: its config.geocodeField)")
-            out.append("  url: \"${GEOCODER_URL:-https://nominatim.openstreetmap.org}\"")
-            out.append("  user_agent: \"${GEOCODER_USER_AGENT:-}\"   # Nominatim asks for an application and a contact")
-            out.append("  # country_codes: [de]           # limit the answers to these countries")
-            out.append("  # min_confidence: 0.5           # reject weaker matches (geocode_low_confidence)")
+            section.append(
+                "  provider: nominatim             # or gazetteer (offline, a GeoNames file), photon, pelias,")
+            section.append(
+                "                                  # or mapsemble (the map geocodes: its config.geocodeField)")
+            section.append("  url: \"${GEOCODER_URL:-https://nominatim.openstreetmap.org}\"")
+            section.append(
+                "  user_agent: \"${GEOCODER_USER_AGENT:-}\"   # Nominatim asks for an application and a contact")
+            if coordinates != nil {
+                out.append("# some rows have no coordinates: uncomment to place them from their address")
+                out += section.map { "# " + $0 }
+            } else {
+                out += section
+                out.append("  # country_codes: [de]           # limit the answers to these countries")
+                out.append("  # min_confidence: 0.5           # reject weaker matches (geocode_low_confidence)")
+            }
             out.append("")
         }
         out.append("properties:")
