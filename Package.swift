@@ -35,6 +35,10 @@ let package = Package(
         /// SQLite (Debian `libsqlite3-dev`): the state kept between runs (the geocoding cache).
         .systemLibrary(
             name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        /// PROJ (Debian `libproj-dev`): coordinates in other reference systems (`coordinates.crs`).
+        .systemLibrary(name: "CPROJ", path: "Sources/CPROJ", pkgConfig: "proj", providers: [.apt(["libproj-dev"])]),
+        /// GEOS (Debian `libgeos-dev`, its C API): lines and polygons read, checked and repaired.
+        .systemLibrary(name: "CGEOS", path: "Sources/CGEOS", pkgConfig: "geos", providers: [.apt(["libgeos-dev"])]),
         /// JSON from bytes to values and back without Foundation: the sandbox reads every request
         /// body with it, the uploader every answer.
         .target(name: "MapsembleJSON", swiftSettings: swiftSettings),
@@ -48,6 +52,8 @@ let package = Package(
                 "CCurl",
                 "CGzip",
                 "CSQLite",
+                "CPROJ",
+                "CGEOS",
                 "MapsembleJSON",
                 "MapsembleMapView",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),

@@ -1,0 +1,78 @@
+import CPROJ
+import NIOConcurrencyHelpers
+
+/// Coordinates in a reference system (`coordinates.crs`: an EPSG code such as `EPSG:2154`, or a
+/// PROJ string) to WGS 84 longitude and latitude in degrees, through PROJ. The axis order is
+/// normalised for GIS use (`proj_normalize_for_visualization`): x is easting or longitude, y
+/// northing or latitude, whatever order the authority defines (EPSG:4326 is latitude first).
+/// Points are transformed a whole block at a time (`proj_trans_generic`), not one call per row.
+///
+/// A PROJ object is not safe to share between threads: one lock around it.
+final class CoordinateTransform: @unchecked Sendable {  // `context` and `transform` are used under `lock` only
+    /// The system as configured.
+    let source: String
+    private let lock = NIOLock()
+    private let context: OpaquePointer
+    private let transform: OpaquePointer
+
+    /// - Throws: `ImportError` (`config`) naming the setting when PROJ does not know the system.
+    init(from source: String, setting: String = "coordinates.crs") throws {
+        self.source = source
+        guard let context = proj_context_create() else {
+            throw ImportError(.config, "\(setting): PROJ could not start (no memory)")
+        }
+        proj_log_level(context, PJ_LOG_NONE)
+        func failure() -> ImportError {
+            let reason = proj_context_errno_string(context, proj_context_errno(context)).map { String(cString: $0) }
+            return ImportError(
+                .config,
+                "\(setting) \"\(source)\" is not a reference system PROJ knows\(reason.map { " (\($0))" } ?? ""): give an EPSG code such as EPSG:2154, or a PROJ string"
+            )
+        }
+        guard let raw = proj_create_crs_to_crs(context, source, "EPSG:4326", nil) else {
+            let error = failure()
+            proj_context_destroy(context)
+            throw error
+        }
+        guard let normalised = proj_normalize_for_visualization(context, raw) else {
+            let error = failure()
+            proj_destroy(raw)
+            proj_context_destroy(context)
+            throw error
+        }
+        proj_destroy(raw)
+        self.context = context
+        transform = normalised
+    }
+
+    deinit {
+        proj_destroy(transform)
+        proj_context_destroy(context)
+    }
+
+    /// Transforms `count` points in place: `x`, `y` in the source system become longitude and
+    /// latitude in degrees. A point PROJ cannot transform (outside the system's domain) becomes
+    /// NaN, for the caller to reject.
+    func toDegrees(x: UnsafeMutableBufferPointer<Double>, y: UnsafeMutableBufferPointer<Double>) {
+        precondition(x.count == y.count)
+        guard !x.isEmpty else { return }
+        let stride = MemoryLayout<Double>.stride
+        lock.withLock {
+            proj_errno_reset(transform)
+            _ = proj_trans_generic(
+                transform, PJ_FWD, x.baseAddress, stride, x.count, y.baseAddress, stride, y.count, nil, 0, 0, nil, 0, 0)
+        }
+        for index in x.indices where !x[index].isFinite || !y[index].isFinite || abs(x[index]) > 1e300 {
+            x[index] = .nan
+            y[index] = .nan
+        }
+    }
+
+    /// One point, for messages and tests.
+    func toDegrees(x: Double, y: Double) -> (longitude: Double, latitude: Double) {
+        var xs = [x]
+        var ys = [y]
+        xs.withUnsafeMutableBufferPointer { xs in ys.withUnsafeMutableBufferPointer { toDegrees(x: xs, y: $0) } }
+        return (xs[0], ys[0])
+    }
+}

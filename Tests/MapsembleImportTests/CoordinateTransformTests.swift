@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+@testable import MapsembleImport
+
+@Suite("Coordinate systems through PROJ: a block of points to WGS 84 degrees")
+struct CoordinateTransformTests {
+    /// Great-circle distance in metres.
+    static func metres(_ a: (Double, Double), _ b: (Double, Double)) -> Double {
+        let radians = Double.pi / 180
+        let dLat = (b.1 - a.1) * radians
+        let dLon = (b.0 - a.0) * radians
+        let h = sin(dLat / 2) * sin(dLat / 2) + cos(a.1 * radians) * cos(b.1 * radians) * sin(dLon / 2) * sin(dLon / 2)
+        return 2 * 6_371_000 * asin(min(1, sqrt(h)))
+    }
+
+    @Test("the SNCF stations in Lambert-93 (EPSG:2154) land within 1 m of the file's own WGS 84 columns")
+    func lambert93() throws {
+        let path = projectDirectory + "/../shared/corpus/sncf-liste-des-gares/liste-des-gares.csv"
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline).dropFirst()
+        var x: [Double] = []
+        var y: [Double] = []
+        var expected: [(Double, Double)] = []
+        for line in lines {
+            let fields = line.split(separator: ";", omittingEmptySubsequences: false)
+            guard fields.count > 14, let easting = Double(fields[11]), let northing = Double(fields[12]),
+                let longitude = Double(fields[13]), let latitude = Double(fields[14])
+            else { continue }
+            x.append(easting)
+            y.append(northing)
+            expected.append((longitude, latitude))
+        }
+        #expect(x.count > 2_500)
+        let transform = try CoordinateTransform(from: "EPSG:2154")
+        x.withUnsafeMutableBufferPointer { xs in y.withUnsafeMutableBufferPointer { transform.toDegrees(x: xs, y: $0) }
+        }
+        let far = expected.indices.filter { Self.metres((x[$0], y[$0]), expected[$0]) > 1 }
+        #expect(
+            far.isEmpty, "\(far.count) stations more than 1 m away, the first at line \(far.first.map { $0 + 2 } ?? 0)")
+    }
+
+    @Test("EPSG:4326 (latitude first by its authority) is read longitude first; PROJ strings; unknown systems")
+    func axisOrderAndErrors() throws {
+        let wgs84 = try CoordinateTransform(from: "EPSG:4326")
+        let paris = wgs84.toDegrees(x: 2.3522, y: 48.8566)
+        #expect(abs(paris.longitude - 2.3522) < 1e-9 && abs(paris.latitude - 48.8566) < 1e-9)
+        // Lambert-93 as a PROJ string gives what its EPSG code gives (the first SNCF station).
+        let string = try CoordinateTransform(
+            from:
+                "+proj=lcc +lat_0=46.5 +lon_0=3 +lat_1=49 +lat_2=44 +x_0=700000 +y_0=6600000 +ellps=GRS80 +units=m +no_defs"
+        )
+        let chars = string.toDegrees(x: 622_461.2169, y: 6_896_394.0592)
+        #expect(Self.metres((chars.longitude, chars.latitude), (1.936959193648112, 49.162611630469804)) < 1)
+        #expect {
+            try CoordinateTransform(from: "EPSG:999999")
+        } throws: { error in
+            (error as? ImportError)?.message.hasPrefix(
+                "coordinates.crs \"EPSG:999999\" is not a reference system PROJ knows") == true
+        }
+        // Outside the system's domain: NaN, for the caller to reject.
+        let lambert = try CoordinateTransform(from: "EPSG:2154")
+        #expect(lambert.toDegrees(x: .infinity, y: 1).longitude.isNaN)
+    }
+}
