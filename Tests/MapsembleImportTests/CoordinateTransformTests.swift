@@ -1,4 +1,5 @@
 import Foundation
+import MapsembleJSON
 import Testing
 
 @testable import MapsembleImport
@@ -60,5 +61,50 @@ struct CoordinateTransformTests {
         // Outside the system's domain: NaN, for the caller to reject.
         let lambert = try CoordinateTransform(from: "EPSG:2154")
         #expect(lambert.toDegrees(x: .infinity, y: 1).longitude.isNaN)
+    }
+
+    @Test(
+        "a pipeline with coordinates.crs: EPSG:2154 imports the SNCF file within 1 m of its WGS 84 columns; without it, one sentence"
+    )
+    func pipeline() async throws {
+        let dir = TempDir()
+        let path = projectDirectory + "/../shared/corpus/sncf-liste-des-gares/liste-des-gares.csv"
+        var config = PipelineConfig()
+        config.source.path = path
+        config.report.dir = dir.path
+        // Labelled by its projected point, to find the file's own degrees for it.
+        config.properties.label = "{x_l93} {y_l93}"
+        config.coordinates.longitude = "x_l93"
+        config.coordinates.latitude = "y_l93"
+        await #expect {
+            try await Pipeline(config: config, options: RunOptions()).run()
+        } throws: { error in
+            (error as? ImportError)?.message.contains("set coordinates.crs to their reference system") == true
+        }
+        config.coordinates.crs = "EPSG:2154"
+        var options = RunOptions()
+        options.output = dir.path + "/out.geojson"
+        let summary = try await Pipeline(config: config, options: options).run()
+        #expect(summary.rowsRead == summary.imported + summary.rejected + summary.notSent)
+        // The file's own degrees, by station.
+        var expected: [String: (Double, Double)] = [:]
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline).dropFirst() {
+            let fields = line.split(separator: ";", omittingEmptySubsequences: false)
+            guard fields.count > 14, let longitude = Double(fields[13]), let latitude = Double(fields[14]) else {
+                continue
+            }
+            expected["\(fields[11]) \(fields[12])"] = (longitude, latitude)
+        }
+        var compared = 0
+        var far: [String] = []
+        for feature in JSONParser.parse(Array(dir.read("out.geojson").utf8))?["features"]?.array ?? [] {
+            guard let id = feature["properties"]?["label"]?.string, let want = expected[id],
+                let coordinates = feature["geometry"]?["coordinates"]?.array
+            else { continue }
+            compared += 1
+            if Self.metres((coordinates[0].number!, coordinates[1].number!), want) > 1 { far.append(id) }
+        }
+        #expect(compared > 2_500 && compared == summary.imported, "\(compared) of \(summary.imported)")
+        #expect(far.isEmpty, "\(far.count) stations more than 1 m away: \(far.prefix(5))")
     }
 }

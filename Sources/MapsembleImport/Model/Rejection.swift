@@ -22,6 +22,7 @@ public enum RejectCode: String, Sendable, CaseIterable, Comparable {
     case addressNotFound = "address_not_found"
     case geocodeLowConfidence = "geocode_low_confidence"
     case geocodeFailed = "geocode_failed"
+    case invalidGeometry = "invalid_geometry"
 
     public static func < (lhs: RejectCode, rhs: RejectCode) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -270,7 +270,7 @@ private struct NodeReader {
     }
 
     func readCoordinates(_ node: Node, _ coordinates: inout PipelineConfig.Coordinates) throws {
-        let keys = ["longitude", "latitude", "point", "swapped", "bounds", "allow_null_island"]
+        let keys = ["longitude", "latitude", "point", "swapped", "bounds", "allow_null_island", "crs"]
         for (key, value) in try entries(node, "coordinates", allowed: keys) {
             let path = "coordinates.\(key)"
             switch key {
@@ -279,6 +279,7 @@ private struct NodeReader {
             case "point": coordinates.point = try string(value, path)
             case "swapped": coordinates.swapped = try choice(value, path, PipelineConfig.SwappedPolicy.self)
             case "allow_null_island": coordinates.allowNullIsland = try oneOf(value, path, ["true", "false"]) == "true"
+            case "crs": coordinates.crs = try string(value, path).flatMap { $0.isEmpty ? nil : $0 }
             default:
                 if case .scalar = value, try string(value, path) == nil {
                     coordinates.bounds = nil

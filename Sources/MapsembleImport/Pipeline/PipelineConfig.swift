@@ -62,6 +62,15 @@ public struct PipelineConfig: Sendable, Equatable {
         public var bounds: [Double]?
         /// A row at exactly (0, 0) is imported instead of rejected as `null_island`.
         public var allowNullIsland = false
+        /// The coordinates' reference system (an EPSG code or a PROJ string); nil: WGS 84
+        /// longitude and latitude in degrees. Anything else is reprojected before it is judged.
+        public var crs: String?
+
+        /// Whether `crs` is WGS 84 degrees already (nothing to reproject).
+        var crsIsDegrees: Bool {
+            guard let crs else { return true }
+            return ["EPSG:4326", "WGS84", "WGS 84", "CRS:84", "OGC:CRS84"].contains(crs.uppercased())
+        }
     }
 
     public struct Field: Sendable, Equatable {

@@ -115,6 +115,12 @@ struct PipelinePlan {
             validator = Validator(longitudeColumn: 0, latitudeColumn: 0, header: header, requireCoordinates: false)
         } else {
             if let point = config.coordinates.point {
+                if !config.coordinates.crsIsDegrees {
+                    throw ImportError(
+                        .config,
+                        "coordinates.crs is read for two coordinate columns in this version: map them as coordinates.longitude (easting) and coordinates.latitude (northing) instead of coordinates.point"
+                    )
+                }
                 let pointColumn = try column(point, key: "coordinates.point")
                 notes.append("coordinates: both from \"\(header[pointColumn])\" (latitude first, or WKT, or ISO 6709)")
                 validator = Validator(
@@ -146,9 +152,13 @@ struct PipelinePlan {
                     alternateSeparator: alternate)
             }
             validator.allowNullIsland = config.coordinates.allowNullIsland
+            if let crs = config.coordinates.crs, !config.coordinates.crsIsDegrees {
+                validator.transform = try CoordinateTransform(from: crs)
+                notes.append("coordinates: in \(crs), reprojected to WGS 84 longitude and latitude")
+            }
             // Rows without coordinates pass: an update keeps their location, geocoding finds it.
             validator.optionalCoordinates = config.mode == .update || config.geocode != nil
-            if path != "-" && validator.pointColumn == nil {
+            if path != "-" && validator.pointColumn == nil && validator.transform == nil {
                 if let note = try Self.checkColumns(
                     &validator, header: header, path: path, name: name, options: options, config: config,
                     workbook: workbook)
@@ -284,7 +294,7 @@ struct PipelinePlan {
         if share(longitudes, { $0 > 1000 }) > 0.5 && share(latitudes, { $0 > 1000 }) > 0.5 {
             throw ImportError(
                 .config,
-                "the columns \"\(lon)\" and \"\(lat)\" hold projected coordinates, not degrees (values up to \(most(longitudes)) and \(most(latitudes)) in the first \(latitudes.count) rows: metres, e.g. Lambert-93, UTM or State Plane); convert them to WGS 84 longitude and latitude first, or map the columns that hold degrees",
+                "the columns \"\(lon)\" and \"\(lat)\" hold projected coordinates, not degrees (values up to \(most(longitudes)) and \(most(latitudes)) in the first \(latitudes.count) rows: metres, e.g. Lambert-93, UTM or State Plane); set coordinates.crs to their reference system (e.g. crs: EPSG:2154) to reproject them, or map the columns that hold degrees",
                 file: name)
         }
         guard config.coordinates.swapped != .off, share(latitudes, { $0 > 90 }) > 0.5,

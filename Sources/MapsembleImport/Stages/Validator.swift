@@ -62,6 +62,9 @@ public struct Validator: Sendable {
     /// `update`: a row whose coordinates are all empty passes without a point (the feature keeps
     /// its location).
     public var optionalCoordinates = false
+    /// `coordinates.crs` other than WGS 84 degrees: the two columns are easting and northing in
+    /// that system, reprojected a block at a time before they are judged.
+    var transform: CoordinateTransform?
 
     public init(
         longitudeColumn: Int, latitudeColumn: Int, pointColumn: Int? = nil, header: [String],
@@ -93,6 +96,7 @@ public struct Validator: Sendable {
             result.coordinateEnds = Array(repeating: 0, count: block.count)
             return result
         }
+        if let transform { return validateProjected(block, transform) }
         result.accepted.reserveCapacity(block.count)
         result.coordinateEnds.reserveCapacity(block.count)
         result.coordinates.reserveCapacity(block.count * 24)
@@ -145,6 +149,93 @@ public struct Validator: Sendable {
                 }
             }
         }
+        return result
+    }
+
+    /// `validate` for coordinates in another reference system: every row's easting and northing
+    /// read as numbers, the block's points reprojected in one call, then each judged as degrees
+    /// (ranges, `null_island`, bounds; columns of metres cannot be told swapped by their ranges).
+    private func validateProjected(_ block: RecordBlock, _ transform: CoordinateTransform) -> ValidatedBlock {
+        var result = ValidatedBlock(records: block)
+        // Per record: an index into `xs`/`ys`, `blank` (passes without a point) or `rejected`.
+        let blank = -1
+        let rejected = -2
+        var slots: [Int] = []
+        slots.reserveCapacity(block.count)
+        var xs: [Double] = []
+        var ys: [Double] = []
+        block.bytes.withUnsafeBytes { bytes in
+            for record in 0..<block.count {
+                if optionalCoordinates && coordinatesBlank(record, of: block, bytes) {
+                    slots.append(blank)
+                    continue
+                }
+                let x = coordinate(
+                    UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)]),
+                    column: longitudeColumn, axis: "easting")
+                let y = coordinate(
+                    UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)]),
+                    column: latitudeColumn, axis: "northing")
+                switch (x, y) {
+                case (.success(let x), .success(let y)):
+                    slots.append(xs.count)
+                    xs.append(x.value)
+                    ys.append(y.value)
+                case (.failure(let rejection), _), (_, .failure(let rejection)):
+                    slots.append(rejected)
+                    if case .rejected(let code, let column, let message) = rejection.outcome {
+                        result.records.rejections.append(
+                            Rejection(
+                                line: block.lines[record], code: code, column: header[column], message: message,
+                                fields: block.originalCells(record)))
+                    }
+                }
+            }
+        }
+        var longitudes = xs
+        var latitudes = ys
+        longitudes.withUnsafeMutableBufferPointer { x in
+            latitudes.withUnsafeMutableBufferPointer { transform.toDegrees(x: x, y: $0) }
+        }
+        var judge = self
+        judge.swapped = .off
+        for (record, slot) in slots.enumerated() where slot != rejected {
+            guard slot != blank else {
+                result.coordinateEnds.append(result.coordinates.count)
+                result.accepted.append(record)
+                continue
+            }
+            func reject(_ code: RejectCode, _ column: Int, _ message: String) {
+                result.records.rejections.append(
+                    Rejection(
+                        line: block.lines[record], code: code, column: header[column], message: message,
+                        fields: block.originalCells(record)))
+            }
+            let (longitude, latitude) = (longitudes[slot], latitudes[slot])
+            guard !longitude.isNaN else {
+                reject(
+                    .invalidGeometry, latitudeColumn,
+                    "the point (\(text(xs[slot])), \(text(ys[slot]))) cannot be reprojected from \(transform.source) to WGS 84: it lies outside that system's area"
+                )
+                continue
+            }
+            let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+            let outcome = judge.judge(
+                longitude: Coordinate(value: longitude, notation: .decimal, bytes: empty),
+                latitude: Coordinate(value: latitude, notation: .decimal, bytes: empty))
+            switch outcome {
+            case .accepted:
+                CoordinateText.appendDegrees(longitude, to: &result.coordinates)
+                result.coordinates.append(UInt8(ascii: ","))
+                CoordinateText.appendDegrees(latitude, to: &result.coordinates)
+                result.coordinateEnds.append(result.coordinates.count)
+                result.accepted.append(record)
+                result.notations[CoordinateNotation.decimal.ordinal] += 1
+            case .rejected(let code, let column, let message):
+                reject(code, column, message)
+            }
+        }
+        if result.records.rejections.count > 1 { result.records.rejections.sort { $0.line < $1.line } }
         return result
     }
 
