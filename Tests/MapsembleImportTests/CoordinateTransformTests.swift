@@ -106,5 +106,16 @@ struct CoordinateTransformTests {
         }
         #expect(compared > 2_500 && compared == summary.imported, "\(compared) of \(summary.imported)")
         #expect(far.isEmpty, "\(far.count) stations more than 1 m away: \(far.prefix(5))")
+
+        // A point PROJ cannot bring back is invalid_geometry, its row kept whole.
+        config.source.path = dir.write(
+            "far.csv", "code_uic;x_l93;y_l93\nA;622461.2169;6896394.0592\nB;99999999999999;99999999999999\n")
+        config.source.delimiter = ";"
+        config.properties.label = "code_uic"
+        let farOff = try await Pipeline(config: config, options: options).run()
+        #expect(farOff.imported == 1 && farOff.rejectedByCode == [.invalidGeometry: 1])
+        let rejected = dir.read("far.rejected.csv")
+        #expect(rejected.contains("the point (99999999999999, 99999999999999) cannot be reprojected from EPSG:2154"))
+        #expect(rejected.hasSuffix(";B;99999999999999;99999999999999\n") || rejected.contains(",B,99999999999999"))
     }
 }

@@ -14,6 +14,12 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
     private let lock = NIOLock()
     private let context: OpaquePointer
     private let transform: OpaquePointer
+    /// The source system's area of use from PROJ's database (west, south, east, north in degrees),
+    /// widened by `margin`; nil for a PROJ string, which has none. A point reprojected outside it
+    /// was not in that system (PROJ's inverse projections answer for any number).
+    let area: (west: Double, south: Double, east: Double, north: Double)?
+    /// Degrees a point may lie outside the area of use (a neighbouring district, a coastline).
+    static let margin = 1.0
 
     /// - Throws: `ImportError` (`config`) naming the setting when PROJ does not know the system.
     init(from source: String, setting: String = "coordinates.crs") throws {
@@ -43,6 +49,17 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
         proj_destroy(raw)
         self.context = context
         transform = normalised
+        var west = 0.0
+        var south = 0.0
+        var east = 0.0
+        var north = 0.0
+        let crs = proj_create(context, source)
+        defer { proj_destroy(crs) }
+        if let crs, proj_get_area_of_use(context, crs, &west, &south, &east, &north, nil) != 0, west > -1000 {
+            area = (west - Self.margin, south - Self.margin, east + Self.margin, north + Self.margin)
+        } else {
+            area = nil
+        }
     }
 
     deinit {
@@ -65,6 +82,19 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
         for index in x.indices where !x[index].isFinite || !y[index].isFinite || abs(x[index]) > 1e300 {
             x[index] = .nan
             y[index] = .nan
+        }
+        guard let area else { return }
+        // An area across the antimeridian has its west east of its east.
+        let across = area.west > area.east
+        for index in x.indices {
+            let (longitude, latitude) = (x[index], y[index])
+            let inLongitude =
+                across
+                ? longitude >= area.west || longitude <= area.east : longitude >= area.west && longitude <= area.east
+            if !(inLongitude && latitude >= area.south && latitude <= area.north) {
+                x[index] = .nan
+                y[index] = .nan
+            }
         }
     }
 

@@ -170,12 +170,19 @@ public struct Validator: Sendable {
                     slots.append(blank)
                     continue
                 }
-                let x = coordinate(
-                    UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)]),
-                    column: longitudeColumn, axis: "easting")
-                let y = coordinate(
-                    UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)]),
-                    column: latitudeColumn, axis: "northing")
+                let xBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)])
+                let yBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)])
+                // Plain numbers first, without building `Coordinate`s.
+                if case .success(let x) = NumberText.parse(xBytes, separator: decimalSeparator),
+                    case .success(let y) = NumberText.parse(yBytes, separator: decimalSeparator)
+                {
+                    slots.append(xs.count)
+                    xs.append(x.value)
+                    ys.append(y.value)
+                    continue
+                }
+                let x = coordinate(xBytes, column: longitudeColumn, axis: "easting")
+                let y = coordinate(yBytes, column: latitudeColumn, axis: "northing")
                 switch (x, y) {
                 case (.success(let x), .success(let y)):
                     slots.append(xs.count)
@@ -192,8 +199,11 @@ public struct Validator: Sendable {
                 }
             }
         }
+        // In place: a point that fails is read again from its row for the message.
         var longitudes = xs
         var latitudes = ys
+        xs = []
+        ys = []
         longitudes.withUnsafeMutableBufferPointer { x in
             latitudes.withUnsafeMutableBufferPointer { transform.toDegrees(x: x, y: $0) }
         }
@@ -213,9 +223,10 @@ public struct Validator: Sendable {
             }
             let (longitude, latitude) = (longitudes[slot], latitudes[slot])
             guard !longitude.isNaN else {
+                let stated = [longitudeColumn, latitudeColumn].map { block.string(record, $0) }
                 reject(
                     .invalidGeometry, latitudeColumn,
-                    "the point (\(text(xs[slot])), \(text(ys[slot]))) cannot be reprojected from \(transform.source) to WGS 84: it lies outside that system's area"
+                    "the point (\(stated[0]), \(stated[1])) cannot be reprojected from \(transform.source) to WGS 84: it lies outside that system's area of use"
                 )
                 continue
             }
