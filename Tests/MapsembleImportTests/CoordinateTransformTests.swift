@@ -6,15 +6,6 @@ import Testing
 
 @Suite("Coordinate systems through PROJ: a block of points to WGS 84 degrees")
 struct CoordinateTransformTests {
-    /// Great-circle distance in metres.
-    static func metres(_ a: (Double, Double), _ b: (Double, Double)) -> Double {
-        let radians = Double.pi / 180
-        let dLat = (b.1 - a.1) * radians
-        let dLon = (b.0 - a.0) * radians
-        let h = sin(dLat / 2) * sin(dLat / 2) + cos(a.1 * radians) * cos(b.1 * radians) * sin(dLon / 2) * sin(dLon / 2)
-        return 2 * 6_371_000 * asin(min(1, sqrt(h)))
-    }
-
     @Test("the SNCF stations in Lambert-93 (EPSG:2154) land within 1 m of the file's own WGS 84 columns")
     func lambert93() throws {
         let path = projectDirectory + "/../shared/corpus/sncf-liste-des-gares/liste-des-gares.csv"
@@ -35,7 +26,7 @@ struct CoordinateTransformTests {
         let transform = try CoordinateTransform(from: "EPSG:2154")
         x.withUnsafeMutableBufferPointer { xs in y.withUnsafeMutableBufferPointer { transform.toDegrees(x: xs, y: $0) }
         }
-        let far = expected.indices.filter { Self.metres((x[$0], y[$0]), expected[$0]) > 1 }
+        let far = expected.indices.filter { greatCircleMetres((x[$0], y[$0]), expected[$0]) > 1 }
         #expect(
             far.isEmpty, "\(far.count) stations more than 1 m away, the first at line \(far.first.map { $0 + 2 } ?? 0)")
     }
@@ -51,7 +42,7 @@ struct CoordinateTransformTests {
                 "+proj=lcc +lat_0=46.5 +lon_0=3 +lat_1=49 +lat_2=44 +x_0=700000 +y_0=6600000 +ellps=GRS80 +units=m +no_defs"
         )
         let chars = string.toDegrees(x: 622_461.2169, y: 6_896_394.0592)
-        #expect(Self.metres((chars.longitude, chars.latitude), (1.936959193648112, 49.162611630469804)) < 1)
+        #expect(greatCircleMetres((chars.longitude, chars.latitude), (1.936959193648112, 49.162611630469804)) < 1)
         #expect {
             try CoordinateTransform(from: "EPSG:999999")
         } throws: { error in
@@ -102,7 +93,7 @@ struct CoordinateTransformTests {
                 let coordinates = feature["geometry"]?["coordinates"]?.array
             else { continue }
             compared += 1
-            if Self.metres((coordinates[0].number!, coordinates[1].number!), want) > 1 { far.append(id) }
+            if greatCircleMetres((coordinates[0].number!, coordinates[1].number!), want) > 1 { far.append(id) }
         }
         #expect(compared > 2_500 && compared == summary.imported, "\(compared) of \(summary.imported)")
         #expect(far.isEmpty, "\(far.count) stations more than 1 m away: \(far.prefix(5))")

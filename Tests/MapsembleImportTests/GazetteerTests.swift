@@ -30,15 +30,6 @@ struct GazetteerTests {
         }
     }
 
-    /// Great-circle distance in metres.
-    static func distance(_ a: (Double, Double), _ b: (Double, Double)) -> Double {
-        let radians = Double.pi / 180
-        let dLat = (b.1 - a.1) * radians
-        let dLon = (b.0 - a.0) * radians
-        let h = sin(dLat / 2) * sin(dLat / 2) + cos(a.1 * radians) * cos(b.1 * radians) * sin(dLon / 2) * sin(dLon / 2)
-        return 2 * 6_371_000 * asin(min(1, sqrt(h)))
-    }
-
     func config(_ input: String, in dir: TempDir, gazetteer: String = GazetteerTests.cities) -> PipelineConfig {
         var config = PipelineConfig()
         config.source.path = input
@@ -92,7 +83,7 @@ struct GazetteerTests {
         #expect(summary.rejectedByCode == [.addressNotFound: 3])
         var far: [String] = []
         for (id, point) in expected {
-            guard let found = points[id], Self.distance(found, point) <= 1_000 else {
+            guard let found = points[id], greatCircleMetres(found, point) <= 1_000 else {
                 far.append(id)
                 continue
             }
@@ -110,16 +101,16 @@ struct GazetteerTests {
                 + "springfield,\"Springfield, IL, USA\"\nlondon-ca,\"London, Canada\"\n")
         var (summary, points) = try await run(config(input, in: dir), in: dir)
         #expect(summary.imported == 5)
-        #expect(Self.distance(points["paris"]!, (2.3488, 48.85341)) < 1_000, "the most populous Paris")
-        #expect(Self.distance(points["paris-us"]!, (-95.55551, 33.66094)) < 1_000)
-        #expect(Self.distance(points["paris-tx"]!, (-95.55551, 33.66094)) < 1_000)
-        #expect(Self.distance(points["springfield"]!, (-89.64371, 39.80172)) < 1_000, "IL names the division")
+        #expect(greatCircleMetres(points["paris"]!, (2.3488, 48.85341)) < 1_000, "the most populous Paris")
+        #expect(greatCircleMetres(points["paris-us"]!, (-95.55551, 33.66094)) < 1_000)
+        #expect(greatCircleMetres(points["paris-tx"]!, (-95.55551, 33.66094)) < 1_000)
+        #expect(greatCircleMetres(points["springfield"]!, (-89.64371, 39.80172)) < 1_000, "IL names the division")
         #expect(points["london-ca"]!.1 < 43.5)
 
         var limited = config(input, in: dir)
         limited.geocode?.countryCodes = ["us"]
         (summary, points) = try await run(limited, in: dir)
-        #expect(Self.distance(points["paris"]!, (-95.55551, 33.66094)) < 1_000, "country_codes: [us]")
+        #expect(greatCircleMetres(points["paris"]!, (-95.55551, 33.66094)) < 1_000, "country_codes: [us]")
         #expect(summary.rejectedByCode == [.addressNotFound: 1], "London, Canada is outside country_codes")
     }
 

@@ -205,3 +205,12 @@ func startSandbox(_ arguments: [String]) throws -> (Process, Pipe, String) {
         separator: "\n")[0]
     return (process, out, String(url))
 }
+
+/// Great-circle distance in metres between two `(longitude, latitude)` points in degrees.
+func greatCircleMetres(_ a: (Double, Double), _ b: (Double, Double)) -> Double {
+    let radians = Double.pi / 180
+    let dLat = (b.1 - a.1) * radians
+    let dLon = (b.0 - a.0) * radians
+    let h = sin(dLat / 2) * sin(dLat / 2) + cos(a.1 * radians) * cos(b.1 * radians) * sin(dLon / 2) * sin(dLon / 2)
+    return 2 * 6_371_000 * asin(min(1, sqrt(h)))
+}
