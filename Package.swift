@@ -88,7 +88,8 @@ let package = Package(
         .testTarget(
             name: "MapsembleImportTests",
             dependencies: [
-                "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "MapsembleJSON", "CGzip", "mapsemble-import",
+                "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "MapsembleJSON", "CGzip", "CGEOS",
+                "mapsemble-import",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

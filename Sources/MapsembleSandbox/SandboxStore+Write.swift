@@ -144,13 +144,6 @@ extension SandboxStore {
     }
 
     /// Checks every feature; nothing is stored when one is invalid.
-    private static func isPointInRange(_ geometry: JSONValue?) -> Bool {
-        guard let geometry, geometry["type"]?.string == "Point", let coordinates = geometry["coordinates"]?.array,
-            coordinates.count == 2, let lon = coordinates[0].number, let lat = coordinates[1].number
-        else { return false }
-        return abs(lon) <= 180 && abs(lat) <= 90
-    }
-
     /// A PATCH of a feature that exists may leave out its point (`"geometry": null`): it stays.
     private func validate(
         _ features: [JSONValue], remoteField: String?, map: SandboxConfig.Map, keepsPoint: (String) -> Bool
@@ -164,9 +157,10 @@ extension SandboxStore {
                 feature["properties"]?[field]?.string?.contains(where: { $0.isLetter || $0.isNumber }) == true
             {
                 // The map geocodes the address (`upsert`).
-            } else if !(pointless && remote.map(keepsPoint) == true) && !Self.isPointInRange(feature["geometry"]) {
-                errors.append(
-                    ("\(key).geometry", ["The geometry must be a Point with [longitude, latitude] in range."]))
+            } else if !(pointless && remote.map(keepsPoint) == true),
+                let problem = SandboxGeometry.problem(feature["geometry"])
+            {
+                errors.append(("\(key).geometry", [.string(problem)]))
                 continue
             }
             guard let properties = feature["properties"]?.members else {
@@ -201,13 +195,13 @@ extension SandboxStore {
         var seen = Set<String>()
         let limit = map.config.plan == .free ? state.config.freePlanLimit : Int.max
         for (index, feature) in features.enumerated() {
-            var coordinates = feature["geometry"]?["coordinates"]?.array
+            var geometry = feature["geometry"].flatMap { $0 == .null ? nil : $0 }
             // An existing feature keeps its point unless its address changed.
             let storedAddress = remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }
                 .flatMap { map.byRemoteID[$0] }.map { id in
                     map.config.geocodeField.flatMap { map.features[id]?[$0]?.string } ?? ""
                 }
-            if coordinates == nil, let field = map.config.geocodeField,
+            if geometry == nil, let field = map.config.geocodeField,
                 let address = feature["properties"]?[field]?.string, storedAddress != address
             {
                 // Server-side geocoding: the address under the map's geocode field.
@@ -221,7 +215,7 @@ extension SandboxStore {
                     ])
                     continue
                 }
-                coordinates = [.number(place.longitude), .number(place.latitude)]
+                geometry = ["type": "Point", "coordinates": [.number(place.longitude), .number(place.latitude)]]
             }
             let remote = remoteField.flatMap { feature["properties"]?[$0]?.remoteKey }
             let properties = (feature["properties"]?.members ?? []).filter { slug, _ in
@@ -238,10 +232,7 @@ extension SandboxStore {
                     continue
                 }
                 var stored = map.features[existing]!
-                if let coordinates {
-                    stored.longitude = coordinates[0].number!
-                    stored.latitude = coordinates[1].number!
-                }
+                if let geometry { stored.move(to: geometry) }
                 for (slug, value) in properties {
                     if let position = stored.properties.firstIndex(where: { $0.0 == slug }) {
                         stored.properties[position].1 = value
@@ -263,9 +254,7 @@ extension SandboxStore {
             }
             let id = uuid(&state)
             map.insert(
-                StoredFeature(
-                    id: id, longitude: coordinates![0].number!, latitude: coordinates![1].number!,
-                    properties: properties),
+                StoredFeature(id: id, geometry: geometry!, properties: properties),
                 remoteID: remote)
             created += 1
         }

@@ -10,13 +10,48 @@ import NIOConcurrencyHelpers
 /// A feature as the sandbox stores it.
 public struct StoredFeature: Sendable, Equatable {
     public var id: String
+    /// A point's position; for other geometries, their first position (where the viewer marks
+    /// them when it cannot draw the shape).
     public var longitude: Double
     public var latitude: Double
     public var properties: [(String, JSONValue)]
+    /// The geometry as sent, for every type but `Point`.
+    public var shape: JSONValue?
+
+    public init(
+        id: String, longitude: Double, latitude: Double, properties: [(String, JSONValue)], shape: JSONValue? = nil
+    ) {
+        self.id = id
+        self.longitude = longitude
+        self.latitude = latitude
+        self.properties = properties
+        self.shape = shape
+    }
+
+    /// A feature stored with the geometry a request sent (checked by `SandboxGeometry.problem`).
+    init(id: String, geometry: JSONValue, properties: [(String, JSONValue)]) {
+        let first = SandboxGeometry.firstPosition(geometry) ?? (0, 0)
+        self.init(
+            id: id, longitude: first.0, latitude: first.1, properties: properties,
+            shape: geometry["type"]?.string == "Point" ? nil : geometry)
+    }
+
+    /// Takes the geometry a request sent.
+    mutating func move(to geometry: JSONValue) {
+        let first = SandboxGeometry.firstPosition(geometry) ?? (longitude, latitude)
+        longitude = first.0
+        latitude = first.1
+        shape = geometry["type"]?.string == "Point" ? nil : geometry
+    }
 
     public static func == (lhs: StoredFeature, rhs: StoredFeature) -> Bool {
-        lhs.id == rhs.id && lhs.longitude == rhs.longitude && lhs.latitude == rhs.latitude
+        lhs.id == rhs.id && lhs.longitude == rhs.longitude && lhs.latitude == rhs.latitude && lhs.shape == rhs.shape
             && JSONValue.object(lhs.properties) == JSONValue.object(rhs.properties)
+    }
+
+    /// The geometry as the API answers it.
+    public var geometry: JSONValue {
+        shape ?? ["type": "Point", "coordinates": [.number(longitude), .number(latitude)]]
     }
 
     public subscript(property: String) -> JSONValue? { properties.first { $0.0 == property }?.1 }
@@ -27,7 +62,7 @@ public struct StoredFeature: Sendable, Equatable {
     var json: JSONValue {
         [
             "type": "Feature", "id": .string(id),
-            "geometry": ["type": "Point", "coordinates": [.number(longitude), .number(latitude)]],
+            "geometry": geometry,
             "properties": .object(properties),
         ]
     }

@@ -235,22 +235,56 @@ enum CoordinateText {
     }
 
     /// Degrees as JSON: seven decimals at most (about a centimetre), trailing zeros dropped.
+    /// Digits written straight into `out`, no text made on the way.
     static func appendDegrees(_ value: Double, to out: inout [UInt8]) {
-        let scaled = Int64((abs(value) * 10_000_000).rounded())
+        let magnitude = abs(value) * 10_000_000
+        guard magnitude < 9e17 else {
+            // Not degrees: the shortest exact text.
+            appendShortest(value, to: &out)
+            return
+        }
+        let scaled = UInt64(magnitude.rounded())
         if value < 0 && scaled != 0 { out.append(UInt8(ascii: "-")) }
-        let whole = scaled / 10_000_000
+        appendDigits(scaled / 10_000_000, to: &out)
         var fraction = scaled % 10_000_000
-        out.append(contentsOf: Array(String(whole).utf8))
         guard fraction != 0 else { return }
         var digits = 7
         while fraction % 10 == 0 {
             fraction /= 10
             digits -= 1
         }
-        let text = String(fraction)
         out.append(UInt8(ascii: "."))
-        out.append(contentsOf: [UInt8](repeating: UInt8(ascii: "0"), count: digits - text.count))
-        out.append(contentsOf: Array(text.utf8))
+        var divisor: UInt64 = 1
+        for _ in 1..<digits { divisor &*= 10 }
+        while divisor > 0 {
+            out.append(UInt8(truncatingIfNeeded: fraction / divisor) &+ 0x30)
+            fraction %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// The decimal digits of `value`.
+    @inline(__always)
+    static func appendDigits(_ value: UInt64, to out: inout [UInt8]) {
+        var divisor: UInt64 = 1
+        while value / divisor >= 10 { divisor &*= 10 }
+        var rest = value
+        while divisor > 0 {
+            out.append(UInt8(truncatingIfNeeded: rest / divisor) &+ 0x30)
+            rest %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// A number as the shortest JSON text that reads back as the same value (the file's own
+    /// digits, for a number read from text): `12.5`, `-0.000123`, `1e-09`.
+    static func appendShortest(_ value: Double, to out: inout [UInt8]) {
+        if value == value.rounded(), abs(value) < 1e15 {
+            if value < 0 { out.append(UInt8(ascii: "-")) }
+            appendDigits(UInt64(abs(value)), to: &out)
+            return
+        }
+        out.append(contentsOf: value.description.utf8)
     }
 
     private static func hemisphereLetter(_ byte: UInt8) -> UInt8? {

@@ -23,6 +23,8 @@ public enum RejectCode: String, Sendable, CaseIterable, Comparable {
     case geocodeLowConfidence = "geocode_low_confidence"
     case geocodeFailed = "geocode_failed"
     case invalidGeometry = "invalid_geometry"
+    case unsupportedGeometry = "unsupported_geometry"
+    case tooManyVertices = "too_many_vertices"
 
     public static func < (lhs: RejectCode, rhs: RejectCode) -> Bool { lhs.rawValue < rhs.rawValue }
 }

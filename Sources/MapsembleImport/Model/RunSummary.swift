@@ -29,6 +29,8 @@ public struct RunSummary: Sendable, Equatable {
     public var longTexts = 0
     /// Rows whose coordinates were read, per notation they were written in.
     public var notations: [CoordinateNotation: Int] = [:]
+    /// With a geometry column: the geometry types imported and what was done to them.
+    public var shapes: GeometryCounts?
     public var requests = 0
     public var retries = 0
     public var durationSeconds: Double
@@ -80,6 +82,25 @@ public struct RunSummary: Sendable, Equatable {
             "\"geocoded\": \(geocoding.geocoded),\n  \"geocode_cache_hits\": \(geocoding.cacheHits),\n  \"geocode_requests\": \(geocoding.requests),\n  "
     }
 
+    /// `geometry_types` (with a comma and the next line's indent), with a geometry column.
+    private var shapesJSON: String {
+        guard let shapes else { return "" }
+        let types = shapes.byType.keys.sorted().map { "    \"\($0)\": \(shapes.byType[$0]!)" }
+        return "\"geometry_types\": {\(types.isEmpty ? "" : "\n" + types.joined(separator: ",\n") + "\n  ")},\n  "
+    }
+
+    private var warningsJSON: String {
+        var entries: [(String, Int)] = [("text_over_255_characters", longTexts)]
+        if let shapes {
+            entries += [
+                ("geometry_z_m_dropped", shapes.droppedDimensions), ("geometry_repaired", shapes.repaired),
+                ("geometry_rings_reoriented", shapes.reoriented), ("geometry_simplified", shapes.simplified),
+            ]
+        }
+        let lines = entries.filter { $0.1 > 0 }.map { "    \"\($0.0)\": \($0.1)" }
+        return lines.isEmpty ? "" : "\n" + lines.joined(separator: ",\n") + "\n  "
+    }
+
     private var notationsJSON: String {
         let entries = notations.keys.sorted().map { "    \"\($0.rawValue)\": \(notations[$0]!)" }
         return entries.isEmpty ? "" : "\n" + entries.joined(separator: ",\n") + "\n  "
@@ -108,7 +129,7 @@ public struct RunSummary: Sendable, Equatable {
               "not_sent": \(notSent),
               "rejected_by_code": {\(codes.isEmpty ? "" : "\n\(codes)\n  ")},
               "coordinate_notations": {\(notationsJSON)},
-              "warnings": {\(longTexts > 0 ? "\n    \"text_over_255_characters\": \(longTexts)\n  " : "")},
+              \(shapesJSON)"warnings": {\(warningsJSON)},
               \(geocodingJSON)"requests": \(requests),
               "retries": \(retries),
               "duration_s": \(Double((durationSeconds * 1000).rounded()) / 1000)

@@ -270,7 +270,10 @@ private struct NodeReader {
     }
 
     func readCoordinates(_ node: Node, _ coordinates: inout PipelineConfig.Coordinates) throws {
-        let keys = ["longitude", "latitude", "point", "swapped", "bounds", "allow_null_island", "crs"]
+        let keys = [
+            "longitude", "latitude", "point", "swapped", "bounds", "allow_null_island", "crs", "geometry", "make_valid",
+            "simplify_m", "max_vertices",
+        ]
         for (key, value) in try entries(node, "coordinates", allowed: keys) {
             let path = "coordinates.\(key)"
             switch key {
@@ -280,6 +283,13 @@ private struct NodeReader {
             case "swapped": coordinates.swapped = try choice(value, path, PipelineConfig.SwappedPolicy.self)
             case "allow_null_island": coordinates.allowNullIsland = try oneOf(value, path, ["true", "false"]) == "true"
             case "crs": coordinates.crs = try string(value, path).flatMap { $0.isEmpty ? nil : $0 }
+            case "geometry": coordinates.geometry = try string(value, path).flatMap { $0.isEmpty ? nil : $0 }
+            case "make_valid": coordinates.makeValid = try oneOf(value, path, ["true", "false"]) == "true"
+            case "simplify_m":
+                let metres = try double(value, path)
+                guard metres >= 0 else { throw error(value, "key \"\(path)\" must be 0 or more metres") }
+                coordinates.simplifyMetres = metres
+            case "max_vertices": coordinates.maxVertices = try int(value, path, in: 1...100_000_000)
             default:
                 if case .scalar = value, try string(value, path) == nil {
                     coordinates.bounds = nil

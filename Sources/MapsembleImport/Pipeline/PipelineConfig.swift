@@ -65,6 +65,14 @@ public struct PipelineConfig: Sendable, Equatable {
         /// The coordinates' reference system (an EPSG code or a PROJ string); nil: WGS 84
         /// longitude and latitude in degrees. Anything else is reprojected before it is judged.
         public var crs: String?
+        /// A column holding whole geometries (WKT, EWKT, hex WKB or GeoJSON), instead of points.
+        public var geometry: String?
+        /// Repair invalid polygons instead of rejecting them.
+        public var makeValid = false
+        /// Simplify lines and polygons to this tolerance in metres; 0: not simplified.
+        public var simplifyMetres = 0.0
+        /// A geometry with more vertices is `too_many_vertices`.
+        public var maxVertices = 100_000
 
         /// Whether `crs` is WGS 84 degrees already (nothing to reproject).
         var crsIsDegrees: Bool {

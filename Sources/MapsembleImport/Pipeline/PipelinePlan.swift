@@ -101,6 +101,7 @@ struct PipelinePlan {
         // Deleting by remote id needs no coordinates; an update needs them only to move features.
         let coordinatesStated =
             config.coordinates.point != nil || config.coordinates.longitude != nil || config.coordinates.latitude != nil
+            || config.coordinates.geometry != nil
         // An update, or a pipeline that geocodes, may have no coordinate columns at all.
         let noCoordinates =
             (config.mode == .update || config.geocode != nil) && !coordinatesStated
@@ -114,7 +115,28 @@ struct PipelinePlan {
             }
             validator = Validator(longitudeColumn: 0, latitudeColumn: 0, header: header, requireCoordinates: false)
         } else {
-            if let point = config.coordinates.point {
+            if let geometry = config.coordinates.geometry {
+                if config.coordinates.point != nil || config.coordinates.longitude != nil
+                    || config.coordinates.latitude != nil
+                {
+                    throw ImportError(
+                        .config,
+                        "coordinates.geometry takes the place of coordinates.point, longitude and latitude: set one or the other"
+                    )
+                }
+                let geometryColumn = try column(geometry, key: "coordinates.geometry")
+                notes.append(
+                    "coordinates: geometries from \"\(header[geometryColumn])\" (WKT, EWKT, hex WKB or GeoJSON)")
+                validator = Validator(
+                    longitudeColumn: geometryColumn, latitudeColumn: geometryColumn, header: header,
+                    swapped: config.coordinates.swapped, bounds: config.coordinates.bounds)
+                validator.geometryColumn = geometryColumn
+                validator.geometry = .init(
+                    makeValid: config.coordinates.makeValid, simplifyMetres: config.coordinates.simplifyMetres,
+                    maxVertices: config.coordinates.maxVertices)
+                validator.checker = ShapeChecker()
+                validator.sridTransforms = SRIDTransforms()
+            } else if let point = config.coordinates.point {
                 if !config.coordinates.crsIsDegrees {
                     throw ImportError(
                         .config,
@@ -158,7 +180,9 @@ struct PipelinePlan {
             }
             // Rows without coordinates pass: an update keeps their location, geocoding finds it.
             validator.optionalCoordinates = config.mode == .update || config.geocode != nil
-            if path != "-" && validator.pointColumn == nil && validator.transform == nil {
+            if path != "-" && validator.pointColumn == nil && validator.transform == nil
+                && validator.geometryColumn == nil
+            {
                 if let note = try Self.checkColumns(
                     &validator, header: header, path: path, name: name, options: options, config: config,
                     workbook: workbook)

@@ -16,6 +16,8 @@ final class RunState: Sendable {
     let unchanged = Atomic<Int>(0)
     /// Rows that passed the validator, per coordinate notation (`CoordinateNotation.ordinal`).
     let notations = NIOLockedValueBox([Int](repeating: 0, count: CoordinateNotation.allCases.count))
+    /// Over a geometry column's rows.
+    let shapes = NIOLockedValueBox(GeometryCounts())
     private let firstFailure = NIOLockedValueBox<ImportError?>(nil)
 
     func fail(_ error: ImportError) {
@@ -135,6 +137,7 @@ final class StageGraph: @unchecked Sendable {
         state.notations.withLockedValue { counts in
             for index in counts.indices { counts[index] += result.notations[index] }
         }
+        if result.geometries { state.shapes.withLockedValue { $0.add(result.shapes) } }
         return result
     }
 
@@ -315,6 +318,7 @@ extension StageGraph {
         for notation in CoordinateNotation.allCases where notationCounts[notation.ordinal] > 0 {
             summary.notations[notation] = notationCounts[notation.ordinal]
         }
+        if validator.geometryColumn != nil { summary.shapes = state.shapes.withLockedValue { $0 } }
         summary.resumedRows = resumed
         summary.unchanged = state.unchanged.load(ordering: .relaxed)
         summary.imported += summary.unchanged

@@ -30,11 +30,11 @@ enum FeatureDigest {
     static func of(_ feature: JSONValue, keys: [String], geometry: Bool) -> UInt64 {
         var hash = Hash()
         if geometry {
-            if let coordinates = feature["geometry"]?["coordinates"]?.array, coordinates.count == 2,
-                let lon = coordinates[0].number, let lat = coordinates[1].number
+            // The type and every position, nested as sent: a point, a line or a polygon.
+            if let shape = feature["geometry"], let type = shape["type"]?.string, let coordinates = shape["coordinates"]
             {
-                hash.mix(number: lon)
-                hash.mix(number: lat)
+                hash.mix(type)
+                mix(coordinates, into: &hash)
             } else {
                 hash.mix(0)
             }
@@ -57,6 +57,18 @@ enum FeatureDigest {
             }
         }
         return hash.fnv.value
+    }
+
+    /// Nested arrays of positions: each array's length, then its members; numbers as numbers.
+    private static func mix(_ value: JSONValue, into hash: inout Hash) {
+        switch value {
+        case .number(let number): hash.mix(number: number)
+        case .array(let items):
+            hash.mix(6)
+            hash.mix(number: Double(items.count))
+            for item in items { mix(item, into: &hash) }
+        default: hash.mix(7)
+        }
     }
 }
 

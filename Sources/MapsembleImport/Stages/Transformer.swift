@@ -130,6 +130,7 @@ public final class Transformer {
                     if let rejection = appendFeature(
                         record, of: records, bytes,
                         coordinates: UnsafeRawBufferPointer(rebasing: coordinates[coordinateRange]),
+                        geometry: input.geometries,
                         added: input.addedProperties.isEmpty ? nil : input.addedProperties[record],
                         to: &output.bytes)
                     {
@@ -152,7 +153,7 @@ public final class Transformer {
     @inline(__always)
     private func appendFeature(
         _ record: Int, of records: RecordBlock, _ bytes: UnsafeRawBufferPointer,
-        coordinates: UnsafeRawBufferPointer, added: [UInt8]?, to out: inout [UInt8]
+        coordinates: UnsafeRawBufferPointer, geometry: Bool, added: [UInt8]?, to out: inout [UInt8]
     ) -> Rejection? {
         @inline(__always) func field(_ column: Int) -> UnsafeRawBufferPointer {
             UnsafeRawBufferPointer(rebasing: bytes[records.fieldRange(record, column)])
@@ -165,6 +166,11 @@ public final class Transformer {
         if mapping.geometryless || coordinates.isEmpty {
             // A delete by remote id, or an update that leaves the point where it is.
             JSONBytes.appendRaw(#"{"type":"Feature","geometry":null,"properties":{"#, to: &out)
+        } else if geometry {
+            // A whole GeoJSON geometry object (a geometry column).
+            JSONBytes.appendRaw(#"{"type":"Feature","geometry":"#, to: &out)
+            out.appendBytes(coordinates)
+            JSONBytes.appendRaw(#","properties":{"#, to: &out)
         } else {
             JSONBytes.appendRaw(#"{"type":"Feature","geometry":{"type":"Point","coordinates":["#, to: &out)
             out.appendBytes(coordinates)

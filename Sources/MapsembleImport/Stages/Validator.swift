@@ -14,6 +14,42 @@ public struct ValidatedBlock: Sendable {
     /// Per accepted row, the confidence of the geocoder's point (NaN: the row's own point, or
     /// none); empty when the geocoder placed no row of the block.
     public var geocodedConfidence: [Double] = []
+    /// With a geometry column: each slice of `coordinates` is a whole GeoJSON geometry object,
+    /// not `lon,lat`.
+    public var geometries = false
+    /// What the geometry column's rows held and what was done to them.
+    public var shapes = GeometryCounts()
+}
+
+/// Counts over a geometry column's accepted rows.
+public struct GeometryCounts: Sendable, Equatable {
+    /// Rows per geometry type, indexed by `Shape.Kind.rawValue`.
+    public var kinds = [Int](repeating: 0, count: Shape.Kind.allCases.count)
+    /// Rows whose Z or M values were dropped.
+    public var droppedDimensions = 0
+    /// Invalid polygons repaired (`make_valid: true`).
+    public var repaired = 0
+    /// Rows with a ring turned round to RFC 7946's winding.
+    public var reoriented = 0
+    /// Rows simplified (`simplify_m`).
+    public var simplified = 0
+
+    public init() {}
+
+    public mutating func add(_ other: GeometryCounts) {
+        for index in kinds.indices { kinds[index] += other.kinds[index] }
+        droppedDimensions += other.droppedDimensions
+        repaired += other.repaired
+        reoriented += other.reoriented
+        simplified += other.simplified
+    }
+
+    /// Rows per GeoJSON type name.
+    public var byType: [String: Int] {
+        var result: [String: Int] = [:]
+        for kind in Shape.Kind.allCases where kinds[kind.rawValue] > 0 { result[kind.name] = kinds[kind.rawValue] }
+        return result
+    }
 }
 
 extension CoordinateNotation {
@@ -65,6 +101,22 @@ public struct Validator: Sendable {
     /// `coordinates.crs` other than WGS 84 degrees: the two columns are easting and northing in
     /// that system, reprojected a block at a time before they are judged.
     var transform: CoordinateTransform?
+    /// `coordinates.geometry`: one column holding a whole geometry (WKT, EWKT, hex WKB or a
+    /// GeoJSON geometry or Feature), checked by `validateGeometries`.
+    public var geometryColumn: Int?
+    var geometry = GeometryOptions()
+    /// GEOS, for the validity of lines and polygons.
+    var checker: ShapeChecker?
+    /// Transforms for EWKT's and EWKB's `SRID=`, by code.
+    var sridTransforms: SRIDTransforms?
+
+    /// `coordinates.make_valid`, `simplify_m` and `max_vertices`.
+    struct GeometryOptions: Sendable {
+        var makeValid = false
+        /// Metres; 0: no simplification.
+        var simplifyMetres = 0.0
+        var maxVertices = 100_000
+    }
 
     public init(
         longitudeColumn: Int, latitudeColumn: Int, pointColumn: Int? = nil, header: [String],
@@ -96,6 +148,7 @@ public struct Validator: Sendable {
             result.coordinateEnds = Array(repeating: 0, count: block.count)
             return result
         }
+        if let geometryColumn { return validateGeometries(block, geometryColumn) }
         if let transform { return validateProjected(block, transform) }
         result.accepted.reserveCapacity(block.count)
         result.coordinateEnds.reserveCapacity(block.count)
