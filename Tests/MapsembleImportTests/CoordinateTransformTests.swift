@@ -109,4 +109,52 @@ struct CoordinateTransformTests {
         #expect(rejected.contains("the point (99999999999999, 99999999999999) cannot be reprojected from EPSG:2154"))
         #expect(rejected.hasSuffix(";B;99999999999999;99999999999999\n") || rejected.contains(",B,99999999999999"))
     }
+
+    @Test(
+        "NYC 311: the State Plane feet columns with EPSG:2263, and the WKT Location column as a geometry column, land within 1 m of the file's Latitude and Longitude"
+    )
+    func statePlane() async throws {
+        let dir = TempDir()
+        let path = projectDirectory + "/../shared/corpus/plotly-datasets/311_Animals_short.csv"
+        func features(_ configure: (inout PipelineConfig) -> Void) async throws -> (RunSummary, [JSONValue]) {
+            var config = PipelineConfig()
+            config.source.path = path
+            config.report.dir = dir.path
+            // Labelled by the file's own degrees, to compare.
+            config.properties.label = "{Longitude} {Latitude}"
+            configure(&config)
+            var options = RunOptions()
+            options.output = dir.path + "/out.geojson"
+            let summary = try await Pipeline(config: config, options: options).run()
+            let parsed = JSONParser.parse(Array(dir.read("out.geojson").utf8))?["features"]?.array ?? []
+            return (summary, parsed)
+        }
+        func far(_ features: [JSONValue]) -> [String] {
+            features.compactMap { feature in
+                guard let label = feature["properties"]?["label"]?.string,
+                    let coordinates = feature["geometry"]?["coordinates"]?.array, coordinates.count == 2
+                else { return "no point" }
+                let want = label.split(separator: " ").compactMap { Double($0) }
+                guard want.count == 2 else { return label }
+                let distance = greatCircleMetres((coordinates[0].number!, coordinates[1].number!), (want[0], want[1]))
+                return distance > 1 ? "\(label): \(distance) m" : nil
+            }
+        }
+        let (projected, stations) = try await features {
+            $0.coordinates.longitude = "X Coordinate (State Plane)"
+            $0.coordinates.latitude = "Y Coordinate (State Plane)"
+            $0.coordinates.crs = "EPSG:2263"
+        }
+        // The corpus expects 62 rows without a location (their X and Y are blank too).
+        #expect(projected.imported == 4_907 && projected.rejectedByCode == [.missingCoordinate: 62])
+        #expect(stations.count == 4_907)
+        let projectedFar = far(stations)
+        #expect(projectedFar.isEmpty, "\(projectedFar.count) more than 1 m away: \(projectedFar.prefix(3))")
+
+        let (wkt, points) = try await features { $0.coordinates.geometry = "Location" }
+        #expect(wkt.imported == 4_907 && wkt.rejectedByCode == [.missingCoordinate: 62])
+        #expect(wkt.shapes?.byType == ["Point": 4_907])
+        let wktFar = far(points)
+        #expect(wktFar.isEmpty, "\(wktFar.count) more than 1 m away: \(wktFar.prefix(3))")
+    }
 }
