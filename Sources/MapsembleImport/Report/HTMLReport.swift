@@ -120,6 +120,13 @@ final class ReportCollector: Sendable {
 
     /// `lon,lat` JSON text to numbers.
     static func point(_ text: ArraySlice<UInt8>) -> (Double, Double)? {
+        if text.first == UInt8(ascii: "{") {
+            // A whole geometry (a geometry column): its first position stands for it.
+            guard let close = text.firstIndex(of: UInt8(ascii: "]")),
+                let open = text[..<close].lastIndex(of: UInt8(ascii: "["))
+            else { return nil }
+            return point(text[(open + 1)..<close])
+        }
         guard let comma = text.firstIndex(of: UInt8(ascii: ",")) else { return nil }
         return text.withUnsafeBytes { bytes in
             let split = comma - text.startIndex

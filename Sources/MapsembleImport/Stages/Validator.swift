@@ -520,6 +520,17 @@ extension Validator {
     func statedPoint(_ fields: [String]) -> (longitude: Double, latitude: Double)? {
         guard requireCoordinates else { return nil }
         func field(_ column: Int) -> [UInt8]? { column < fields.count ? Array(fields[column].utf8) : nil }
+        if let geometryColumn {
+            // A geometry's first position stands for it.
+            guard let bytes = field(geometryColumn) else { return nil }
+            var shape = Shape()
+            return bytes.withUnsafeBytes { cell in
+                do throws(ShapeProblem) {
+                    try ShapeText.read(cell, into: &shape)
+                    return (shape.xy[0], shape.xy[1])
+                } catch { return nil }
+            }
+        }
         if let pointColumn {
             guard let bytes = field(pointColumn) else { return nil }
             return bytes.withUnsafeBytes { bytes in
