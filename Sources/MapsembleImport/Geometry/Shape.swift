@@ -162,46 +162,35 @@ struct Shape {
             appendPosition(0, cell, &out)
         case .lineString:
             appendPath(0, cell, &out)
-        case .multiPoint, .multiLineString:
-            out.append(UInt8(ascii: "["))
-            for path in pathEnds.indices {
-                if path > 0 { out.append(UInt8(ascii: ",")) }
-                if kind == .multiPoint {
-                    appendPosition(pathRange(path).lowerBound, cell, &out)
-                } else {
-                    appendPath(path, cell, &out)
-                }
-            }
-            out.append(UInt8(ascii: "]"))
+        case .multiPoint:
+            appendArray(pathEnds.indices, &out) { appendPosition(pathRange($0).lowerBound, cell, &$1) }
+        case .multiLineString:
+            appendArray(pathEnds.indices, &out) { appendPath($0, cell, &$1) }
         case .polygon:
             appendPolygon(0, cell, &out)
         case .multiPolygon:
-            out.append(UInt8(ascii: "["))
-            for polygon in polygonEnds.indices {
-                if polygon > 0 { out.append(UInt8(ascii: ",")) }
-                appendPolygon(polygon, cell, &out)
-            }
-            out.append(UInt8(ascii: "]"))
+            appendArray(polygonEnds.indices, &out) { appendPolygon($0, cell, &$1) }
         }
         out.append(UInt8(ascii: "}"))
     }
 
-    private func appendPolygon(_ polygon: Int, _ cell: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
+    /// `[` the members `items` make, separated by commas `]`.
+    @inline(__always)
+    private func appendArray(_ items: Range<Int>, _ out: inout [UInt8], _ member: (Int, inout [UInt8]) -> Void) {
         out.append(UInt8(ascii: "["))
-        for path in polygonRange(polygon) {
-            if path > polygonRange(polygon).lowerBound { out.append(UInt8(ascii: ",")) }
-            appendPath(path, cell, &out)
+        for item in items {
+            if item > items.lowerBound { out.append(UInt8(ascii: ",")) }
+            member(item, &out)
         }
         out.append(UInt8(ascii: "]"))
     }
 
+    private func appendPolygon(_ polygon: Int, _ cell: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
+        appendArray(polygonRange(polygon), &out) { appendPath($0, cell, &$1) }
+    }
+
     private func appendPath(_ path: Int, _ cell: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        for vertex in pathRange(path) {
-            if vertex > pathRange(path).lowerBound { out.append(UInt8(ascii: ",")) }
-            appendPosition(vertex, cell, &out)
-        }
-        out.append(UInt8(ascii: "]"))
+        appendArray(pathRange(path), &out) { appendPosition($0, cell, &$1) }
     }
 
     @inline(__always)
