@@ -67,31 +67,46 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
         proj_context_destroy(context)
     }
 
-    /// Transforms `count` points in place: `x`, `y` in the source system become longitude and
-    /// latitude in degrees. A point PROJ cannot transform (outside the system's domain) becomes
-    /// NaN, for the caller to reject.
+    /// Transforms points in place: `x`, `y` in the source system become longitude and latitude
+    /// in degrees. A point PROJ cannot transform (outside the system's domain) becomes NaN, for
+    /// the caller to reject.
     func toDegrees(x: UnsafeMutableBufferPointer<Double>, y: UnsafeMutableBufferPointer<Double>) {
         precondition(x.count == y.count)
-        guard !x.isEmpty else { return }
-        let stride = MemoryLayout<Double>.stride
+        guard let xs = x.baseAddress, let ys = y.baseAddress else { return }
+        toDegrees(x: xs, y: ys, step: 1, count: x.count)
+    }
+
+    /// The same for x and y back to back (`Shape.xy`).
+    func toDegrees(interleaved xy: UnsafeMutableBufferPointer<Double>) {
+        guard let base = xy.baseAddress else { return }
+        toDegrees(x: base, y: base + 1, step: 2, count: xy.count / 2)
+    }
+
+    /// `count` points, `step` Doubles apart.
+    private func toDegrees(
+        x: UnsafeMutablePointer<Double>, y: UnsafeMutablePointer<Double>, step: Int, count: Int
+    ) {
+        guard count > 0 else { return }
+        let stride = MemoryLayout<Double>.stride * step
         lock.withLock {
             proj_errno_reset(transform)
             _ = proj_trans_generic(
-                transform, PJ_FWD, x.baseAddress, stride, x.count, y.baseAddress, stride, y.count, nil, 0, 0, nil, 0, 0)
+                transform, PJ_FWD, x, stride, count, y, stride, count, nil, 0, 0, nil, 0, 0)
         }
-        for index in x.indices where !x[index].isFinite || !y[index].isFinite || abs(x[index]) > 1e300 {
-            x[index] = .nan
-            y[index] = .nan
-        }
-        guard let area else { return }
         // An area across the antimeridian has its west east of its east.
-        let across = area.west > area.east
-        for index in x.indices {
+        let across = area.map { $0.west > $0.east } ?? false
+        for point in 0..<count {
+            let index = point * step
             let (longitude, latitude) = (x[index], y[index])
-            let inLongitude =
-                across
-                ? longitude >= area.west || longitude <= area.east : longitude >= area.west && longitude <= area.east
-            if !(inLongitude && latitude >= area.south && latitude <= area.north) {
+            var inside = longitude.isFinite && latitude.isFinite && abs(longitude) <= 1e300
+            if inside, let area {
+                let inLongitude =
+                    across
+                    ? longitude >= area.west || longitude <= area.east
+                    : longitude >= area.west && longitude <= area.east
+                inside = inLongitude && latitude >= area.south && latitude <= area.north
+            }
+            if !inside {
                 x[index] = .nan
                 y[index] = .nan
             }

@@ -30,8 +30,10 @@ enum ShapeText {
         let trimmed = CoordinateText.trimmed(cell)
         guard let first = trimmed.first else { return .wkt }
         if first == UInt8(ascii: "{") { return .geoJSON }
-        if trimmed.count >= 18, trimmed.count % 2 == 0, trimmed.allSatisfy({ hexValue($0) != nil }),
-            trimmed[0] == UInt8(ascii: "0"), trimmed[1] == UInt8(ascii: "0") || trimmed[1] == UInt8(ascii: "1")
+        // The byte-order byte first (00 or 01): a WKT cell is told apart at its first letter.
+        if trimmed.count >= 18, trimmed[0] == UInt8(ascii: "0"),
+            trimmed[1] == UInt8(ascii: "0") || trimmed[1] == UInt8(ascii: "1"), trimmed.count % 2 == 0,
+            trimmed.allSatisfy({ hexValue($0) != nil })
         {
             return .hexWKB
         }
@@ -343,23 +345,14 @@ private struct WKTParser {
             throw .invalid(
                 "not a geometry: expected WKT (such as POLYGON ((…))), EWKT, hex WKB or GeoJSON, found \(found())")
         }
-        // A dimension written onto the type (POINTZ, POINTM, POINTZM).
-        var kind = Self.kinds.first { $0.0 == tag }?.1
-        var suffix = ""
-        if kind == nil {
-            for candidate in ["ZM", "Z", "M"] where tag.hasSuffix(candidate) {
-                if let match = Self.kinds.first(where: { $0.0 == tag.dropLast(candidate.count) }) {
-                    kind = match.1
-                    suffix = candidate
-                    break
-                }
-            }
-        }
-        guard let kind else {
-            let base = ["ZM", "Z", "M"].reduce(tag) {
-                $0.hasSuffix($1) && Self.unsupported.contains(String($0.dropLast($1.count)))
-                    ? String($0.dropLast($1.count)) : $0
-            }
+        // The type, and a dimension written onto it (POINTZ, POINTM, POINTZM).
+        let (base, attached) =
+            ["", "ZM", "Z", "M"].lazy.filter { tag.hasSuffix($0) }
+            .map { (String(tag.dropLast($0.count)), $0) }
+            .first { base, _ in Self.kinds.contains { $0.0 == base } || Self.unsupported.contains(base) }
+            ?? (tag, "")
+        var suffix = attached
+        guard let kind = Self.kinds.first(where: { $0.0 == base })?.1 else {
             if Self.unsupported.contains(base) {
                 throw .unsupported(
                     "a \(base) is not a geometry the map takes (Point, LineString, Polygon and their Multi forms)")
@@ -522,24 +515,23 @@ private struct WKBParser {
         return ShapeText.hexValue(hex[2 * offset])! << 4 | ShapeText.hexValue(hex[2 * offset + 1])!
     }
 
-    mutating func uint32(_ little: Bool) throws(ShapeProblem) -> UInt32 {
-        guard offset + 4 <= count else { throw truncated("a 4-byte integer") }
-        var value: UInt32 = 0
-        for shift in 0..<4 {
-            let next = UInt32(try byte())
-            value |= little ? next << (8 * shift) : next << (8 * (3 - shift))
+    /// `width` bytes as an unsigned integer in the geometry's byte order.
+    mutating func unsigned(_ width: Int, _ little: Bool, _ what: String) throws(ShapeProblem) -> UInt64 {
+        guard offset + width <= count else { throw truncated(what) }
+        var value: UInt64 = 0
+        for shift in 0..<width {
+            let next = UInt64(try byte())
+            value |= little ? next << (8 * shift) : next << (8 * (width - 1 - shift))
         }
         return value
     }
 
+    mutating func uint32(_ little: Bool) throws(ShapeProblem) -> UInt32 {
+        UInt32(try unsigned(4, little, "a 4-byte integer"))
+    }
+
     mutating func double(_ little: Bool) throws(ShapeProblem) -> Double {
-        guard offset + 8 <= count else { throw truncated("an 8-byte number") }
-        var bits: UInt64 = 0
-        for shift in 0..<8 {
-            let next = UInt64(try byte())
-            bits |= little ? next << (8 * shift) : next << (8 * (7 - shift))
-        }
-        return Double(bitPattern: bits)
+        Double(bitPattern: try unsigned(8, little, "an 8-byte number"))
     }
 
     mutating func read(into shape: inout Shape) throws(ShapeProblem) {

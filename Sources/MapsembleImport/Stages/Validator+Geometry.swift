@@ -133,22 +133,12 @@ extension Validator {
             }
         }
         guard let system else { return }
-        let count = shape.vertexCount
-        var xs = [Double](repeating: 0, count: count)
-        var ys = [Double](repeating: 0, count: count)
-        for vertex in 0..<count {
-            xs[vertex] = shape.xy[2 * vertex]
-            ys[vertex] = shape.xy[2 * vertex + 1]
-        }
-        xs.withUnsafeMutableBufferPointer { x in ys.withUnsafeMutableBufferPointer { system.toDegrees(x: x, y: $0) } }
-        for vertex in 0..<count {
-            guard !xs[vertex].isNaN, !ys[vertex].isNaN else {
-                throw .invalid(
-                    "the position \(ShapeText.pointText(shape.xy[2 * vertex], shape.xy[2 * vertex + 1])) cannot be reprojected from \(system.source) to WGS 84: it lies outside that system's area of use"
-                )
-            }
-            shape.xy[2 * vertex] = xs[vertex]
-            shape.xy[2 * vertex + 1] = ys[vertex]
+        // In place, every vertex in one call.
+        shape.xy.withUnsafeMutableBufferPointer { system.toDegrees(interleaved: $0) }
+        for vertex in 0..<shape.vertexCount where shape.xy[2 * vertex].isNaN {
+            throw .invalid(
+                "vertex \(vertex + 1) cannot be reprojected from \(system.source) to WGS 84: it lies outside that system's area of use"
+            )
         }
         shape.computed = true
     }
