@@ -18,8 +18,9 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
     /// widened by `margin`; nil for a PROJ string, which has none. A point reprojected outside it
     /// was not in that system (PROJ's inverse projections answer for any number).
     let area: (west: Double, south: Double, east: Double, north: Double)?
-    /// Degrees a point may lie outside the area of use (a neighbouring district, a coastline).
-    static let margin = 1.0
+    /// Degrees a point may lie outside the area of use (a neighbouring district, a coastline; a
+    /// UTM zone used for a whole country: Berlin in zone 32 is 1.4° east of it).
+    static let margin = 3.0
 
     /// - Throws: `ImportError` (`config`) naming the setting when PROJ does not know the system.
     init(from source: String, setting: String = "coordinates.crs") throws {

@@ -153,6 +153,7 @@ enum ShapeText {
         guard let coordinates = json["coordinates"] else {
             throw .invalid("the \(type) has no \"coordinates\" member")
         }
+        if let bbox = json["bbox"], let problem = bboxProblem(bbox) { throw .invalid(problem) }
         shape.kind = kind
         var reader = GeoJSONCoordinates(shape: Shape(), type: type)
         swap(&reader.shape, &shape)
@@ -184,9 +185,19 @@ enum ShapeText {
         }
     }
 
+    /// RFC 7946 5: a bounding box is 4 or 6 numbers.
+    static func bboxProblem(_ bbox: JSONValue) -> String? {
+        guard let numbers = bbox.array, numbers.count == 4 || numbers.count == 6,
+            numbers.allSatisfy({ $0.number != nil })
+        else { return "the bbox must be an array of 4 numbers (or 6 with heights)" }
+        return nil
+    }
+
     private struct GeoJSONCoordinates {
         var shape: Shape
         let type: String
+        /// Numbers per position, from the first.
+        var dimensions = 0
 
         func describe(_ value: JSONValue) -> String {
             switch value {
@@ -216,6 +227,13 @@ enum ShapeText {
                 if index < 2 { shape.xy.append(value) }
             }
             if numbers.count > 2 { shape.droppedDimensions = true }
+            if dimensions == 0 {
+                dimensions = numbers.count
+            } else if numbers.count != dimensions {
+                throw .invalid(
+                    "\(path) of the \(type) has \(numbers.count) numbers where the positions before it have \(dimensions)"
+                )
+            }
         }
 
         mutating func each(

@@ -21,6 +21,9 @@ public struct RecordBlock: Sendable {
     /// How `originals` are split.
     var delimiter = UInt8(ascii: ",")
     var quote: UInt8 = 0
+    /// GeoJSON: `originals` holds every record's feature text, given as one cell past the
+    /// record's own by `originalCells` (for `NAME.rejected.geojsonl`).
+    var featureTexts = false
 
     public init() {}
 
@@ -66,6 +69,9 @@ public struct RecordBlock: Sendable {
     /// record whose text was kept (`originals`) are split from it again. A record read short of
     /// fields has empty ones after its own, one with empty extra fields does not have those.
     public func originalCells(_ record: Int) -> [String] {
+        if featureTexts {
+            return strings(record) + [originals.text(of: record).map { String(decoding: $0, as: UTF8.self) } ?? ""]
+        }
         guard let text = originals.text(of: record),
             var cells = LibCSVParser.cells(of: Array(text), delimiter: delimiter, quote: quote)
         else { return strings(record) }

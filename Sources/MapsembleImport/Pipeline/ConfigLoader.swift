@@ -224,7 +224,7 @@ private struct NodeReader {
             let path = "source.\(key)"
             switch key {
             case "path": source.path = try string(value, path)
-            case "format": source.format = try oneOf(value, path, ["auto", "csv", "xlsx"])
+            case "format": source.format = try oneOf(value, path, ["auto", "csv", "xlsx", "geojson", "geojsonseq"])
             case "delimiter":
                 let text = try requiredString(value, path)
                 let named = ["tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"][text] ?? text

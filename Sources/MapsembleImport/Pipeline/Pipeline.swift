@@ -144,12 +144,17 @@ extension Pipeline {
         return name
     }
 
+    /// `geojsonl` for a GeoJSON input (its rejected features as GeoJSONSeq), else `csv`.
+    var rejectedExtension: String {
+        GeoJSONReader.kind(format: config.source.format, path: config.source.path ?? "-") == nil ? "csv" : "geojsonl"
+    }
+
     /// Paths of the report files for the input.
     public var reportPaths: ReportPaths {
         let name = Self.reportName(of: config.source.path ?? "-")
         let dir = config.report.dir
         return ReportPaths(
-            rejected: "\(dir)/\(name).rejected.csv", summary: "\(dir)/\(name).summary.json",
+            rejected: "\(dir)/\(name).rejected.\(rejectedExtension)", summary: "\(dir)/\(name).summary.json",
             journal: "\(dir)/\(name).journal", diff: "\(dir)/\(name).diff.csv", html: "\(dir)/\(name).report.html")
     }
 

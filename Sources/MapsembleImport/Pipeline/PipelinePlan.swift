@@ -46,7 +46,18 @@ struct PipelinePlan {
                 "source.header \(config.source.header) names a row, which only a workbook's header can be; for CSV use true or false",
                 file: inputName)
         }
-        if workbook {
+        let geoJSON = GeoJSONReader.kind(format: config.source.format, path: path)
+        var defaultGeometry: String?
+        if let geoJSON {
+            options.delimiter = UInt8(ascii: ",")
+            readerOptions = options
+            let featureReader = try GeoJSONReader(path: path, kind: geoJSON, blockBytes: blockBytes, name: inputName)
+            reader = featureReader
+            defaultGeometry = featureReader.geometryColumn
+            notes.append(
+                "reading \(inputName): \(geoJSON == .collection ? "a GeoJSON FeatureCollection" : "GeoJSON features, one per line"), \(featureReader.header.count - 1) columns besides the geometry"
+            )
+        } else if workbook {
             options.delimiter = UInt8(ascii: ",")
             readerOptions = options
             let sheetReader = try XLSXReader(
@@ -101,7 +112,7 @@ struct PipelinePlan {
         // Deleting by remote id needs no coordinates; an update needs them only to move features.
         let coordinatesStated =
             config.coordinates.point != nil || config.coordinates.longitude != nil || config.coordinates.latitude != nil
-            || config.coordinates.geometry != nil
+            || config.coordinates.geometry != nil || defaultGeometry != nil
         // An update, or a pipeline that geocodes, may have no coordinate columns at all.
         let noCoordinates =
             (config.mode == .update || config.geocode != nil) && !coordinatesStated
@@ -115,7 +126,11 @@ struct PipelinePlan {
             }
             validator = Validator(longitudeColumn: 0, latitudeColumn: 0, header: header, requireCoordinates: false)
         } else {
-            if let geometry = config.coordinates.geometry {
+            // A GeoJSON input's geometries, unless the pipeline names point columns instead.
+            let pointsStated =
+                config.coordinates.point != nil || config.coordinates.longitude != nil
+                || config.coordinates.latitude != nil
+            if let geometry = config.coordinates.geometry ?? (pointsStated ? nil : defaultGeometry) {
                 if config.coordinates.point != nil || config.coordinates.longitude != nil
                     || config.coordinates.latitude != nil
                 {
@@ -174,7 +189,13 @@ struct PipelinePlan {
                     alternateSeparator: alternate)
             }
             validator.allowNullIsland = config.coordinates.allowNullIsland
-            if let crs = config.coordinates.crs, !config.coordinates.crsIsDegrees {
+            // A GeoJSON file's own `crs` member, unless the pipeline says otherwise.
+            var coordinates = config.coordinates
+            if coordinates.crs == nil, let declared = (reader as? GeoJSONReader)?.declaredCRS {
+                coordinates.crs = declared
+                notes.append("coordinates: the file's crs member names \(declared)")
+            }
+            if let crs = coordinates.crs, !coordinates.crsIsDegrees {
                 validator.transform = try CoordinateTransform(from: crs)
                 notes.append("coordinates: in \(crs), reprojected to WGS 84 longitude and latitude")
             }
@@ -338,10 +359,11 @@ struct PipelinePlan {
     }
 
     private static func checkSupported(_ config: PipelineConfig) throws {
-        if !["auto", "csv", "xlsx"].contains(config.source.format) {
+        if !["auto", "csv", "xlsx", "geojson", "geojsonseq"].contains(config.source.format) {
             throw ImportError(
                 .config,
-                "source.format \"\(config.source.format)\" is not one this version reads; use auto, csv or xlsx")
+                "source.format \"\(config.source.format)\" is not one this version reads; use auto, csv, xlsx, geojson or geojsonseq"
+            )
         }
         switch config.mode {
         case .create: break

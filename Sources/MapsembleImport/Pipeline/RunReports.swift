@@ -36,7 +36,7 @@ final class RunReports {
         }
         rejects = try RejectedRowsWriter(
             path: paths.rejected, header: plan.reader.header, delimiter: plan.readerOptions.delimiter,
-            spreadsheetSafe: config.report.spreadsheetSafe, observer: observer)
+            spreadsheetSafe: config.report.spreadsheetSafe, features: plan.reader is GeoJSONReader, observer: observer)
         self.paths = paths
         self.collector = collector
         self.config = config

@@ -1,4 +1,5 @@
 import Foundation
+import MapsembleJSON
 import NIOConcurrencyHelpers
 
 /// Writes `NAME.rejected.csv`: one row per rejected input row, in input order.
@@ -31,6 +32,9 @@ public final class RejectedRowsWriter: Sendable {
         var index: [(line: Int, offset: Int)] = []
         var late: [Rejection] = []
         var spreadsheetSafe = false
+        /// GeoJSON input: each row is its feature's text (the last field), with the error members
+        /// added to its properties, one feature per line (GeoJSONSeq).
+        var features = false
     }
 
     private let state: NIOLockedValueBox<State>
@@ -38,13 +42,16 @@ public final class RejectedRowsWriter: Sendable {
     private let observer: (@Sendable (Rejection) -> Void)?
 
     public init(
-        path: String, header: [String], delimiter: UInt8, spreadsheetSafe: Bool = false,
+        path: String, header: [String], delimiter: UInt8, spreadsheetSafe: Bool = false, features: Bool = false,
         observer: (@Sendable (Rejection) -> Void)? = nil
     ) throws {
         self.observer = observer
         var state = State(writer: try ByteWriter(path: path), path: path, delimiter: delimiter)
         state.spreadsheetSafe = spreadsheetSafe
-        try Self.writeRow(["_error_line", "_error_code", "_error_column", "_error_message"] + header, &state)
+        state.features = features
+        if !features {
+            try Self.writeRow(["_error_line", "_error_code", "_error_column", "_error_message"] + header, &state)
+        }
         self.state = NIOLockedValueBox(state)
     }
 
@@ -79,8 +86,53 @@ public final class RejectedRowsWriter: Sendable {
     }
 
     private static func writeRow(_ fields: [String], _ state: inout State) throws {
+        if state.features {
+            try state.writer.write(feature(fields, into: &state.line))
+            return
+        }
         let cells = state.spreadsheetSafe ? fields.map(neutralised) : fields
         try state.writer.write(encode(cells, delimiter: state.delimiter, into: &state.line))
+    }
+
+    /// A rejected feature as one line: its text with `_error_line`, `_error_code`,
+    /// `_error_column` and `_error_message` first in its properties; a text that is no feature
+    /// goes whole under `_error_text` of a feature of its own.
+    private static func feature(_ fields: [String], into line: inout [UInt8]) -> [UInt8] {
+        line.removeAll(keepingCapacity: true)
+        let text = fields.count > 4 ? fields[fields.count - 1] : ""
+        var errors: [UInt8] = []
+        for (index, key) in ["_error_line", "_error_code", "_error_column", "_error_message"].enumerated() {
+            JSONValue.writeString(key, to: &errors)
+            errors.append(UInt8(ascii: ":"))
+            if index == 0, let number = Int(fields[0]) {
+                errors += String(number).utf8
+            } else {
+                JSONValue.writeString(fields[index], to: &errors)
+            }
+            errors.append(UInt8(ascii: ","))
+        }
+        // One feature per line: the line breaks of a pretty-printed feature become spaces (JSON
+        // has none inside its strings).
+        let bytes = text.utf8.map { $0 == 0x0A || $0 == 0x0D ? 0x20 : $0 }
+        if JSONParser.parse(bytes) != nil, let spot = FeatureText.propertiesStart(bytes) {
+            // Into the feature's own properties object, the rest byte for byte.
+            line += bytes[..<spot.insertAt]
+            if spot.replacing.isEmpty {
+                if spot.empty { errors.removeLast() }
+                line += errors
+            } else {
+                line += Array("{".utf8) + errors.dropLast() + Array("}".utf8)
+            }
+            line += bytes[spot.replacing.isEmpty ? spot.insertAt... : spot.replacing.upperBound...]
+        } else {
+            line += Array(#"{"type":"Feature","geometry":null,"properties":{"#.utf8) + errors
+            JSONValue.writeString("_error_text", to: &line)
+            line.append(UInt8(ascii: ":"))
+            JSONValue.writeString(text, to: &line)
+            line += Array("}}".utf8)
+        }
+        line.append(0x0A)
+        return line
     }
 
     /// A cell a spreadsheet would take for a formula, with a `'` before it.
