@@ -428,6 +428,32 @@ struct GeometryRunTests {
         #expect(deletion.deleted == 7 && harness.stored.isEmpty)
     }
 
+    @Test(
+        "a feature larger than one request body can carry is rejected, not sent; the others go in bodies under the limit"
+    )
+    func oversizedFeature() async throws {
+        // The sandbox answers 413 to a body over 2,048 bytes, as the client's limit says.
+        let harness = try await UploadHarness(rows: 0, configure: { $0.maxBodyBytes = 2048 })
+        let ring = (0...200).map { index in
+            let angle = 2 * Double.pi * Double(index % 200) / 200
+            return "\(2 + 0.01 * cos(angle)) \(48 + 0.01 * sin(angle))"
+        }
+        var text = "id,name,kind,score,shape\n"
+        for row in 1...12 { text += "S\(row),small \(row),shop,\(row),\"POLYGON ((2 48, 3 48, 3 49, 2 48))\"\n" }
+        text += "BIG,big,shop,7,\"POLYGON ((\(ring.joined(separator: ", "))))\"\n"
+        _ = harness.dir.write("shapes.csv", text)
+        var config = harness.shapesConfig(.upsert)
+        config.upload.maxBodyBytes = 2048
+        let summary = try await harness.run(config)
+        #expect(summary.imported == 12 && summary.rejectedByCode == [.tooManyVertices: 1])
+        #expect(harness.storedGeometries.count == 12 && harness.storedGeometries["BIG"] == nil)
+        #expect(
+            harness.dir.read("shapes.rejected.csv").contains("more than one request of upload.max_body_bytes can carry")
+        )
+        // Several requests, none refused as too large.
+        #expect(summary.requests > 1 && summary.retries == 0)
+    }
+
     @Test("the sandbox refuses an invalid geometry with a 422 naming the feature, and stores nothing of the request")
     func sandboxRefuses() {
         let routes = Routes()

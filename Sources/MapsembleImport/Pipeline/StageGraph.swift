@@ -80,6 +80,7 @@ final class StageGraph: @unchecked Sendable {
         chunker = Chunker(
             batchSize: wholeSet ? 1000 : config.upload.batchSize,
             maxBodyBytes: wholeSet ? Int.max : config.upload.maxBodyBytes, remoteField: plan.mapping.remoteID?.slug)
+        if !wholeSet { transformer.maxFeatureBytes = chunker.maxFeatureBytes }
         rejects = reports.rejects
         collector = reports.collector
         self.sink = sink

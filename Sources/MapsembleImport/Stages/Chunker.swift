@@ -1,7 +1,8 @@
 /// Stage 4: cuts the feature stream into request bodies. `FeatureBlock` → `Batch`.
 ///
 /// A batch holds at most `batchSize` features (1…1000, the API's maximum) and is cut before its
-/// body would pass `maxBodyBytes`; a single feature larger than that travels alone. Order is kept.
+/// body would pass `maxBodyBytes`; a single feature larger than that travels alone (the pipeline
+/// rejects such features before: `Transformer.maxFeatureBytes`). Order is kept.
 public struct Chunker: Sendable {
     public let batchSize: Int
     public let maxBodyBytes: Int
@@ -26,6 +27,10 @@ public struct Chunker: Sendable {
         current = Batch(sequence: 0)
         current.body = prefix
     }
+
+    /// The largest feature a request body of `maxBodyBytes` holds, around the collection's own
+    /// bytes.
+    public var maxFeatureBytes: Int { maxBodyBytes - prefix.count - Self.suffix.count }
 
     /// Adds a block's features; returns the batches that became full.
     public mutating func append(_ block: FeatureBlock) -> [Batch] {

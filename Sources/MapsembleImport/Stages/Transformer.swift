@@ -101,6 +101,9 @@ public final class Transformer {
     private let numberFields: [Bool]
     private let plainTextFields: [Bool]
     private let remoteKey: [UInt8]
+    /// A feature larger than this is rejected (`too_many_vertices`) instead of sent: no request
+    /// could carry it (the chunker's `maxFeatureBytes`).
+    public var maxFeatureBytes = Int.max
 
     public init(mapping: PropertyMapping, keepRows: Bool = false) {
         self.mapping = mapping
@@ -136,6 +139,15 @@ public final class Transformer {
                     {
                         output.bytes.removeSubrange(mark...)
                         output.rejections.append(rejection)
+                    } else if output.bytes.count - mark > maxFeatureBytes {
+                        let size = output.bytes.count - mark
+                        output.bytes.removeSubrange(mark...)
+                        output.rejections.append(
+                            Rejection(
+                                line: records.lines[record], code: .tooManyVertices, column: "",
+                                message:
+                                    "the feature is \(size) bytes as JSON, more than one request of upload.max_body_bytes can carry (\(maxFeatureBytes) bytes); simplify it (coordinates.simplify_m) or raise upload.max_body_bytes",
+                                fields: records.originalCells(record)))
                     } else {
                         output.ends.append(output.bytes.count)
                         output.lines.append(records.lines[record])
