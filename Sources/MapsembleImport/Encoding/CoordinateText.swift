@@ -235,7 +235,8 @@ enum CoordinateText {
     }
 
     /// Degrees as JSON: seven decimals at most (about a centimetre), trailing zeros dropped.
-    /// Digits written straight into `out`, no text made on the way.
+    /// Digits written straight into `out` (divisions by the constant 10 only), no text made on
+    /// the way.
     static func appendDegrees(_ value: Double, to out: inout [UInt8]) {
         let magnitude = abs(value) * 10_000_000
         guard magnitude < 9e17 else {
@@ -248,31 +249,34 @@ enum CoordinateText {
         appendDigits(scaled / 10_000_000, to: &out)
         var fraction = scaled % 10_000_000
         guard fraction != 0 else { return }
-        var digits = 7
-        while fraction % 10 == 0 {
-            fraction /= 10
-            digits -= 1
-        }
-        out.append(UInt8(ascii: "."))
-        var divisor: UInt64 = 1
-        for _ in 1..<digits { divisor &*= 10 }
-        while divisor > 0 {
-            out.append(UInt8(truncatingIfNeeded: fraction / divisor) &+ 0x30)
-            fraction %= divisor
-            divisor /= 10
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8) { text in
+            text[0] = UInt8(ascii: ".")
+            for index in stride(from: 7, through: 1, by: -1) {
+                text[index] = UInt8(truncatingIfNeeded: fraction % 10) &+ 0x30
+                fraction /= 10
+            }
+            var end = 8
+            while text[end - 1] == UInt8(ascii: "0") { end -= 1 }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<end]))
         }
     }
 
     /// The decimal digits of `value`.
     @inline(__always)
     static func appendDigits(_ value: UInt64, to out: inout [UInt8]) {
-        var divisor: UInt64 = 1
-        while value / divisor >= 10 { divisor &*= 10 }
-        var rest = value
-        while divisor > 0 {
-            out.append(UInt8(truncatingIfNeeded: rest / divisor) &+ 0x30)
-            rest %= divisor
-            divisor /= 10
+        if value < 10 {
+            out.append(UInt8(truncatingIfNeeded: value) &+ 0x30)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { text in
+            var rest = value
+            var start = 20
+            while rest > 0 {
+                start -= 1
+                text[start] = UInt8(truncatingIfNeeded: rest % 10) &+ 0x30
+                rest /= 10
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[start..<20]))
         }
     }
 

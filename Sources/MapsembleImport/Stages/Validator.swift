@@ -210,6 +210,9 @@ public struct Validator: Sendable {
     /// (ranges, `null_island`, bounds; columns of metres cannot be told swapped by their ranges).
     private func validateProjected(_ block: RecordBlock, _ transform: CoordinateTransform) -> ValidatedBlock {
         var result = ValidatedBlock(records: block)
+        result.accepted.reserveCapacity(block.count)
+        result.coordinateEnds.reserveCapacity(block.count)
+        result.coordinates.reserveCapacity(block.count * 24)
         // Per record: an index into `xs`/`ys`, `blank` (passes without a point) or `rejected`.
         let blank = -1
         let rejected = -2
@@ -275,6 +278,16 @@ public struct Validator: Sendable {
                         fields: block.originalCells(record)))
             }
             let (longitude, latitude) = (longitudes[slot], latitudes[slot])
+            // The common case first, without building `Coordinate`s: in range, no bounds, not (0, 0).
+            if bounds == nil, abs(latitude) <= 90, abs(longitude) <= 180, latitude != 0 || longitude != 0 {
+                CoordinateText.appendDegrees(longitude, to: &result.coordinates)
+                result.coordinates.append(UInt8(ascii: ","))
+                CoordinateText.appendDegrees(latitude, to: &result.coordinates)
+                result.coordinateEnds.append(result.coordinates.count)
+                result.accepted.append(record)
+                result.notations[CoordinateNotation.decimal.ordinal] += 1
+                continue
+            }
             guard !longitude.isNaN else {
                 let stated = [longitudeColumn, latitudeColumn].map { block.string(record, $0) }
                 reject(
