@@ -178,6 +178,30 @@ public enum MapPage {
               }
               context.globalAlpha = 1;
             });
+            // Lines and polygons under the dots: polygons filled lightly, both outlined.
+            picture.layers.forEach(function (layer) {
+              if (!layer.shapes) { return; }
+              context.strokeStyle = layer.color;
+              context.fillStyle = layer.color;
+              context.lineWidth = 1.2;
+              layer.shapes.forEach(function (shape) {
+                context.beginPath();
+                for (var p = 1; p < shape.length; p++) {
+                  var path = shape[p];
+                  for (var i = 0; i < path.length; i += 2) {
+                    if (i === 0) { context.moveTo(path[i], path[i + 1]); } else { context.lineTo(path[i], path[i + 1]); }
+                  }
+                  if (shape[0]) { context.closePath(); }
+                }
+                if (shape[0]) {
+                  context.globalAlpha = 0.25;
+                  context.fill("evenodd");
+                }
+                context.globalAlpha = 0.9;
+                context.stroke();
+              });
+              context.globalAlpha = 1;
+            });
             picture.layers.forEach(function (layer) {
               var i, cells = layer.cells;
               if (!cells) { return; }

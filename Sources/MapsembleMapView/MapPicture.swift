@@ -49,6 +49,13 @@ public struct MapPicture: Sendable {
                 if let swapped = point.swapped {
                     extent.include(longitude: swapped.longitude, latitude: swapped.latitude)
                 }
+                for path in point.outline?.paths ?? [] {
+                    var index = 0
+                    while index + 1 < path.count {
+                        extent.include(longitude: path[index], latitude: path[index + 1])
+                        index += 2
+                    }
+                }
             }
         }
         return extent
@@ -70,6 +77,8 @@ public struct MapPicture: Sendable {
             if number > 0 { out += "," }
             out += "{\"key\":\(Self.quoted(layer.key)),\"label\":\(Self.quoted(layer.label))"
             out += ",\"color\":\(Self.quoted(layer.color)),\"total\":\(layer.total),\"shown\":\(layer.points.count)"
+            let shapes = Self.shapes(layer.points, projection)
+            if !shapes.isEmpty { out += ",\"shapes\":[" + shapes.joined(separator: ",") + "]" }
             if layer.density {
                 out += ",\"cells\":["
                 out.appendJoined(Self.cells(layer.points, projection))
@@ -107,6 +116,47 @@ public struct MapPicture: Sendable {
         }
         out += "]}"
         return out
+    }
+
+    /// Pixels a page's shapes may hold in all; shapes past it are drawn as their points only.
+    static let shapePixels = 200_000
+
+    /// The layer's lines and polygons in pixels: `[filled, [x, y, …], …]` per shape spanning
+    /// more than a pixel (a smaller one is its dot); positions rounding to the pixel before
+    /// them are left out.
+    static func shapes(_ points: [MapPoint], _ projection: MapProjection) -> [String] {
+        var shapes: [String] = []
+        var budget = shapePixels
+        for point in points {
+            guard let outline = point.outline, budget > 0 else { continue }
+            var paths: [[Int]] = []
+            var spans = false
+            for path in outline.paths {
+                var pixels: [Int] = []
+                var index = 0
+                while index + 1 < path.count {
+                    let pixel = projection.pixel(longitude: path[index], latitude: path[index + 1])
+                    let x = Int(pixel.x.rounded())
+                    let y = Int(pixel.y.rounded())
+                    if pixels.count < 2 || pixels[pixels.count - 2] != x || pixels[pixels.count - 1] != y {
+                        pixels += [x, y]
+                    }
+                    index += 2
+                }
+                if pixels.count > 2 { spans = true }
+                paths.append(pixels)
+            }
+            guard spans else { continue }
+            budget -= paths.reduce(0) { $0 + $1.count / 2 }
+            var text = outline.filled ? "[1" : "[0"
+            for path in paths {
+                text += ",["
+                text.appendJoined(path)
+                text += "]"
+            }
+            shapes.append(text + "]")
+        }
+        return shapes
     }
 
     /// Points binned to pixels: `x, y, count` per pixel holding any, in row order.

@@ -24,17 +24,50 @@ public struct MapPoint: Sendable, Equatable {
     /// Where the point would be with its coordinates read the other way round (a
     /// `coordinates_swapped` row), when that is on Earth.
     public var swapped: (longitude: Double, latitude: Double)?
+    /// A line's or a polygon's shape, drawn besides the point (which stands at its first
+    /// position).
+    public var outline: MapOutline?
 
-    public init(longitude: Double, latitude: Double, line: Int, swapped: (longitude: Double, latitude: Double)? = nil) {
+    public init(
+        longitude: Double, latitude: Double, line: Int, swapped: (longitude: Double, latitude: Double)? = nil,
+        outline: MapOutline? = nil
+    ) {
         self.longitude = longitude
         self.latitude = latitude
         self.line = line
         self.swapped = swapped
+        self.outline = outline
     }
 
     public static func == (lhs: MapPoint, rhs: MapPoint) -> Bool {
         lhs.longitude == rhs.longitude && lhs.latitude == rhs.latitude && lhs.line == rhs.line
             && lhs.swapped?.longitude == rhs.swapped?.longitude && lhs.swapped?.latitude == rhs.swapped?.latitude
+            && lhs.outline == rhs.outline
+    }
+}
+
+/// The paths of a line or a polygon, in degrees, thinned for drawing.
+public struct MapOutline: Sendable, Equatable {
+    /// Each path's positions as longitude, latitude, longitude, …
+    public var paths: [[Double]]
+    /// Rings of a polygon (filled), or lines (stroked).
+    public var filled: Bool
+
+    /// At most `perPath` positions of each path are kept (evenly spaced, the ends kept): a shape
+    /// on a page is a few hundred pixels at most.
+    public init(paths: [[Double]], filled: Bool, perPath: Int = 256) {
+        self.filled = filled
+        self.paths = paths.map { path in
+            let count = path.count / 2
+            guard count > perPath else { return path }
+            var thinned: [Double] = []
+            thinned.reserveCapacity(2 * perPath)
+            for step in 0..<perPath {
+                let index = step == perPath - 1 ? count - 1 : step * (count - 1) / (perPath - 1)
+                thinned += [path[2 * index], path[2 * index + 1]]
+            }
+            return thinned
+        }
     }
 }
 

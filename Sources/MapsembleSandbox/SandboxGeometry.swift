@@ -1,4 +1,5 @@
 import MapsembleJSON
+import MapsembleMapView
 
 /// The API's rules for a feature's geometry (spec/mapsemble-api.md, "Geometry"): `Point`,
 /// `LineString`, `Polygon` and their `Multi` forms; positions `[longitude, latitude]` in range;
@@ -19,6 +20,25 @@ enum SandboxGeometry {
         case "Polygon": return polygon(coordinates)
         case "MultiPolygon": return each(coordinates, polygon)
         default: return "The geometry type \(type) is invalid."
+        }
+    }
+
+    /// A line's or polygon's paths, for the viewer; nil for points.
+    static func outline(_ geometry: JSONValue) -> MapOutline? {
+        func path(_ value: JSONValue) -> [Double] {
+            (value.array ?? []).flatMap { position in
+                let numbers = position.array ?? []
+                return numbers.count >= 2 ? [numbers[0].number ?? 0, numbers[1].number ?? 0] : []
+            }
+        }
+        let coordinates = geometry["coordinates"] ?? .null
+        switch geometry["type"]?.string {
+        case "LineString": return MapOutline(paths: [path(coordinates)], filled: false)
+        case "MultiLineString": return MapOutline(paths: (coordinates.array ?? []).map(path), filled: false)
+        case "Polygon": return MapOutline(paths: (coordinates.array ?? []).map(path), filled: true)
+        case "MultiPolygon":
+            return MapOutline(paths: (coordinates.array ?? []).flatMap { ($0.array ?? []).map(path) }, filled: true)
+        default: return nil
         }
     }
 

@@ -65,7 +65,10 @@ extension SandboxStore {
             points.reserveCapacity(min(map.order.count, Self.viewerPoints))
             for (line, position) in stride(from: 0, to: map.order.count, by: step).enumerated() {
                 guard let feature = map.features[map.order[position]] else { continue }
-                points.append(MapPoint(longitude: feature.longitude, latitude: feature.latitude, line: line))
+                points.append(
+                    MapPoint(
+                        longitude: feature.longitude, latitude: feature.latitude, line: line,
+                        outline: feature.shape.flatMap(SandboxGeometry.outline)))
             }
             let facts = MapFacts(
                 id: id, label: map.config.label, remoteField: map.config.remoteField, plan: map.config.plan.rawValue,

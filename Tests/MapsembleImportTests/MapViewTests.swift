@@ -56,6 +56,34 @@ struct MapProjectionTests {
         #expect(MapProjection(fitting: everywhere, width: 960, height: 540).scale == 540)
     }
 
+    @Test("Lines and polygons are drawn as pixel paths; one smaller than a pixel is its dot; long paths are thinned")
+    func shapes() throws {
+        let square = MapOutline(paths: [[0, 0, 10, 0, 10, 10, 0, 10, 0, 0]], filled: true)
+        let speck = MapOutline(paths: [[5, 5, 5.000001, 5, 5, 5.000001, 5, 5]], filled: true)
+        let line = MapOutline(paths: [[0, 0, 10, 10]], filled: false)
+        let picture = MapPicture(
+            layers: [
+                MapLayer(
+                    key: "passed", label: "imported", color: "#2563eb", total: 3,
+                    points: [
+                        MapPoint(longitude: 0, latitude: 0, line: 2, outline: square),
+                        MapPoint(longitude: 5, latitude: 5, line: 3, outline: speck),
+                        MapPoint(longitude: 0, latitude: 0, line: 4, outline: line),
+                    ])
+            ], width: 200, height: 200)
+        let json = try #require(JSONParser.parse(Array(picture.json().utf8)))
+        let shapes = try #require(json["layers"]?.array?.first?["shapes"]?.array)
+        #expect(shapes.count == 2, "the speck is left to its dot")
+        #expect(shapes[0].array?.first?.number == 1 && shapes[1].array?.first?.number == 0)
+        // The square's ring: 5 positions, closed, the extent fitted inside the canvas.
+        let ring = (shapes[0].array?[1].array ?? []).compactMap { $0.number }
+        #expect(ring.count == 10 && ring[0] == ring[8] && ring[1] == ring[9])
+        #expect(ring.allSatisfy { $0 >= 0 && $0 <= 200 })
+        // A path of 10,000 positions keeps 256, its ends among them.
+        let long = MapOutline(paths: [(0..<10_000).flatMap { [Double($0) / 1000, 0] }], filled: false)
+        #expect(long.paths[0].count == 512 && long.paths[0].suffix(2) == [9.999, 0])
+    }
+
     @Test("An extent ignores points off the Earth")
     func extentIgnoresOffEarth() {
         var extent = GeoExtent()

@@ -1,4 +1,5 @@
 import Foundation
+import MapsembleJSON
 import MapsembleMapView
 import NIOConcurrencyHelpers
 
@@ -49,7 +50,8 @@ final class ReportCollector: Sendable {
                 if let point = Self.point(block.coordinates[start..<end]) {
                     state.passed.keep(
                         MapPoint(
-                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]]))
+                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]],
+                            outline: block.geometries ? Self.outline(block.coordinates[start..<end]) : nil))
                 } else {
                     state.passed.pass()
                 }
@@ -119,6 +121,20 @@ final class ReportCollector: Sendable {
     ]
 
     /// `lon,lat` JSON text to numbers.
+    /// A line's or polygon's paths from its GeoJSON, for drawing; nil for points.
+    static func outline(_ text: ArraySlice<UInt8>) -> MapOutline? {
+        guard let json = JSONParser.parse(Array(text)) else { return nil }
+        var shape = Shape()
+        do throws(ShapeProblem) {
+            try ShapeText.readGeoJSON(json, into: &shape)
+        } catch { return nil }
+        guard !shape.kind.isPuntal else { return nil }
+        let paths = shape.pathEnds.indices.map {
+            Array(shape.xy[(2 * shape.pathRange($0).lowerBound)..<(2 * shape.pathRange($0).upperBound)])
+        }
+        return MapOutline(paths: paths, filled: shape.kind.isPolygonal)
+    }
+
     static func point(_ text: ArraySlice<UInt8>) -> (Double, Double)? {
         if text.first == UInt8(ascii: "{") {
             // A whole geometry (a geometry column): its first position stands for it.
