@@ -12,15 +12,25 @@ public struct MapLayer: Sendable {
     /// Drawn as a density of pixels (many points, no lines to point at) rather than as dots one
     /// can hover.
     public var density: Bool
+    /// Lines and polygons drawn besides the points (a sample of their own), with the outlines
+    /// the points carry.
+    public var shapes: [MapOutline]
 
-    public init(key: String, label: String, color: String, total: Int, points: [MapPoint], density: Bool = false) {
+    public init(
+        key: String, label: String, color: String, total: Int, points: [MapPoint], density: Bool = false,
+        shapes: [MapOutline] = []
+    ) {
         self.key = key
         self.label = label
         self.color = color
         self.total = total
         self.points = points
         self.density = density
+        self.shapes = shapes
     }
+
+    /// Every outline of the layer.
+    var outlines: [MapOutline] { points.compactMap(\.outline) + shapes }
 }
 
 /// The layers of a map, projected onto a canvas and written as the JSON the page's script draws:
@@ -49,7 +59,9 @@ public struct MapPicture: Sendable {
                 if let swapped = point.swapped {
                     extent.include(longitude: swapped.longitude, latitude: swapped.latitude)
                 }
-                for path in point.outline?.paths ?? [] {
+            }
+            for outline in layer.outlines {
+                for path in outline.paths {
                     var index = 0
                     while index + 1 < path.count {
                         extent.include(longitude: path[index], latitude: path[index + 1])
@@ -77,7 +89,7 @@ public struct MapPicture: Sendable {
             if number > 0 { out += "," }
             out += "{\"key\":\(Self.quoted(layer.key)),\"label\":\(Self.quoted(layer.label))"
             out += ",\"color\":\(Self.quoted(layer.color)),\"total\":\(layer.total),\"shown\":\(layer.points.count)"
-            let shapes = Self.shapes(layer.points, projection)
+            let shapes = Self.shapes(layer.outlines, projection)
             if !shapes.isEmpty { out += ",\"shapes\":[" + shapes.joined(separator: ",") + "]" }
             if layer.density {
                 out += ",\"cells\":["
@@ -124,11 +136,11 @@ public struct MapPicture: Sendable {
     /// The layer's lines and polygons in pixels: `[filled, [x, y, …], …]` per shape spanning
     /// more than a pixel (a smaller one is its dot); positions rounding to the pixel before
     /// them are left out.
-    static func shapes(_ points: [MapPoint], _ projection: MapProjection) -> [String] {
+    static func shapes(_ outlines: [MapOutline], _ projection: MapProjection) -> [String] {
         var shapes: [String] = []
         var budget = shapePixels
-        for point in points {
-            guard let outline = point.outline, budget > 0 else { continue }
+        for outline in outlines {
+            guard budget > 0 else { break }
             var paths: [[Int]] = []
             var spans = false
             for path in outline.paths {

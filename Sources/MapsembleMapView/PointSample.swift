@@ -55,7 +55,7 @@ public struct MapOutline: Sendable, Equatable {
 
     /// At most `perPath` positions of each path are kept (evenly spaced, the ends kept): a shape
     /// on a page is a few hundred pixels at most.
-    public init(paths: [[Double]], filled: Bool, perPath: Int = 256) {
+    public init(paths: [[Double]], filled: Bool, perPath: Int = 128) {
         self.filled = filled
         self.paths = paths.map { path in
             let count = path.count / 2

@@ -252,6 +252,14 @@ struct GeometryTests {
                 // GEOS 3.11's GeoJSON writer leaves Z out.
                 #expect(read.droppedDimensions == (sample.hasZ && text.first != "{"), "\(text)")
                 if text.first == "0" { #expect(read.srid == srid.map(Int.init), "\(text)") }
+                if text.first == "{" {
+                    // The bytes path and the JSON tree path give the same shape.
+                    var tree = Shape()
+                    try ShapeText.readGeoJSON(try #require(JSONParser.parse(Array(text.utf8))), into: &tree)
+                    #expect(tree.xy == read.xy && tree.kind == read.kind && tree.pathEnds == read.pathEnds, "\(text)")
+                    #expect(tree.polygonEnds == read.polygonEnds && tree.droppedDimensions == read.droppedDimensions)
+                    #expect(!read.texts.isEmpty, "read from its bytes: \(text)")
+                }
                 // What we write reads back as the same positions.
                 var out: [UInt8] = []
                 Array(text.utf8).withUnsafeBytes { read.appendGeoJSON(cell: $0, to: &out) }

@@ -119,6 +119,11 @@ enum ShapeText {
     // MARK: GeoJSON
 
     static func readGeoJSON(_ cell: UnsafeRawBufferPointer, into shape: inout Shape) throws(ShapeProblem) {
+        // A plain geometry object straight from its bytes (numbers kept as written); anything
+        // else, or anything wrong, through the JSON tree, which says what is wrong.
+        var fast = GeoJSONBytes(bytes: cell)
+        if fast.geometry(into: &shape) { return }
+        shape.reset()
         guard let json = JSONParser.parse(Array(cell)) else {
             throw .invalid("the cell starts with { but is not JSON")
         }
@@ -649,5 +654,211 @@ private struct WKBParser {
             shape.endPath()
         }
         shape.polygonEnds.append(shape.pathEnds.count)
+    }
+}
+
+// MARK: GeoJSON from bytes
+
+/// The common GeoJSON geometry (`{"type": "Polygon", "coordinates": [...]}`, members in any
+/// order, no `bbox`, no escapes in strings) read straight from its bytes into a `Shape`, numbers
+/// with `NumberText` and their text kept. False for anything else, valid or not: the JSON tree
+/// path reads it and words what is wrong. Both give the same shape (tested).
+private struct GeoJSONBytes {
+    let bytes: UnsafeRawBufferPointer
+    var index = 0
+    var dimensions = 0
+
+    init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    mutating func spaces() {
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+            index += 1
+        }
+    }
+
+    mutating func take(_ byte: UInt8) -> Bool {
+        spaces()
+        guard index < bytes.count, bytes[index] == byte else { return false }
+        index += 1
+        return true
+    }
+
+    /// A string without escapes: its contents' range.
+    mutating func string() -> Range<Int>? {
+        guard take(0x22) else { return nil }
+        let start = index
+        while index < bytes.count, bytes[index] != 0x22 {
+            if bytes[index] == 0x5C { return nil }
+            index += 1
+        }
+        guard index < bytes.count else { return nil }
+        index += 1
+        return start..<(index - 1)
+    }
+
+    /// Past any value, brackets and strings followed.
+    mutating func skip() -> Bool {
+        spaces()
+        var depth = 0
+        var inString = false
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            if inString {
+                if byte == 0x5C {
+                    index += 1
+                } else if byte == 0x22 {
+                    inString = false
+                    if depth == 0 { return true }
+                }
+                continue
+            }
+            switch byte {
+            case 0x22: inString = true
+            case 0x7B, 0x5B: depth += 1
+            case 0x7D, 0x5D:
+                if depth == 0 {
+                    index -= 1
+                    return true
+                }
+                depth -= 1
+                if depth == 0 { return true }
+            case 0x2C:
+                if depth == 0 {
+                    index -= 1
+                    return true
+                }
+            default: break
+            }
+        }
+        return depth == 0 && !inString
+    }
+
+    mutating func geometry(into shape: inout Shape) -> Bool {
+        guard take(0x7B) else { return false }
+        var type: Range<Int>?
+        var coordinates: Int?
+        var parsed = false
+        if take(0x7D) { return false }
+        repeat {
+            guard let key = string(), take(0x3A) else { return false }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[key])
+            if name.elementsEqual("type".utf8) {
+                guard let value = string() else { return false }
+                type = value
+            } else if name.elementsEqual("coordinates".utf8) {
+                spaces()
+                coordinates = index
+                if let type, shape.vertexCount == 0, let kind = kind(type) {
+                    // The type came first (as writers put it): read the positions now.
+                    guard read(kind, into: &shape) else { return false }
+                    parsed = true
+                } else {
+                    guard skip() else { return false }
+                }
+            } else if name.elementsEqual("bbox".utf8) || name.elementsEqual("geometries".utf8)
+                || name.elementsEqual("geometry".utf8)
+            {
+                return false
+            } else {
+                guard skip() else { return false }
+            }
+        } while take(0x2C)
+        guard take(0x7D) else { return false }
+        spaces()
+        guard index == bytes.count, let type, let coordinates, let kind = kind(type) else { return false }
+        if parsed { return shape.vertexCount > 0 }
+        index = coordinates
+        return read(kind, into: &shape)
+    }
+
+    func kind(_ type: Range<Int>) -> Shape.Kind? {
+        let name = UnsafeRawBufferPointer(rebasing: bytes[type])
+        return Shape.Kind.allCases.first { name.elementsEqual($0.name.utf8) }
+    }
+
+    /// The coordinates of a `kind` from here.
+    mutating func read(_ kind: Shape.Kind, into shape: inout Shape) -> Bool {
+        shape.kind = kind
+        let read: Bool
+        switch kind {
+        case .point:
+            read =
+                position(&shape)
+                && {
+                    shape.endPath(); return true
+                }()
+        case .lineString: read = path(&shape)
+        case .multiPoint:
+            read = list(&shape) { (me: inout GeoJSONBytes, shape: inout Shape) in
+                guard me.position(&shape) else { return false }
+                shape.endPath()
+                return true
+            }
+        case .multiLineString: read = list(&shape) { $0.path(&$1) }
+        case .polygon: read = polygon(&shape)
+        case .multiPolygon: read = list(&shape) { $0.polygon(&$1) }
+        }
+        return read && shape.vertexCount > 0
+    }
+
+    /// `[` items `]`, at least one.
+    mutating func list(_ shape: inout Shape, _ item: (inout GeoJSONBytes, inout Shape) -> Bool) -> Bool {
+        guard take(0x5B) else { return false }
+        repeat {
+            guard item(&self, &shape) else { return false }
+        } while take(0x2C)
+        return take(0x5D)
+    }
+
+    mutating func path(_ shape: inout Shape) -> Bool {
+        guard list(&shape, { $0.position(&$1) }) else { return false }
+        shape.endPath()
+        return true
+    }
+
+    mutating func polygon(_ shape: inout Shape) -> Bool {
+        guard list(&shape, { $0.path(&$1) }) else { return false }
+        shape.polygonEnds.append(shape.pathEnds.count)
+        return true
+    }
+
+    /// `[x, y]` or with more numbers, as many as the positions before it.
+    mutating func position(_ shape: inout Shape) -> Bool {
+        guard take(0x5B) else { return false }
+        var count = 0
+        repeat {
+            spaces()
+            let start = index
+            while index < bytes.count {
+                let byte = bytes[index]
+                guard
+                    (byte >= 0x30 && byte <= 0x39) || byte == 0x2D || byte == 0x2E || byte == 0x65 || byte == 0x45
+                        || byte == 0x2B
+                else { break }
+                index += 1
+            }
+            // Plain JSON numbers only (an exponent, a `+`, a leading zero: the tree path).
+            guard index > start,
+                case .success(let number) = NumberText.parse(UnsafeRawBufferPointer(rebasing: bytes[start..<index])),
+                let json = number.json
+            else { return false }
+            if count < 2 {
+                shape.xy.append(number.value)
+                shape.texts.append(Int32(start + json.lowerBound))
+                shape.texts.append(Int32(start + json.upperBound))
+            }
+            count += 1
+        } while take(0x2C)
+        guard take(0x5D), count >= 2 else { return false }
+        if dimensions == 0 {
+            dimensions = count
+        } else if count != dimensions {
+            return false
+        }
+        if count > 2 { shape.droppedDimensions = true }
+        return true
     }
 }

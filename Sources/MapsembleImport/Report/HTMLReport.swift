@@ -1,5 +1,4 @@
 import Foundation
-import MapsembleJSON
 import MapsembleMapView
 import NIOConcurrencyHelpers
 
@@ -11,6 +10,8 @@ import NIOConcurrencyHelpers
 final class ReportCollector: Sendable {
     /// Points of the rows that passed, at most.
     static let passedSample = 30_000
+    /// Lines and polygons drawn, at most: their outlines are the costly part of a page.
+    static let shapeSample = 2_000
     /// Points per reject code, at most.
     static let rejectedSample = 2_000
     /// Rows per reject code in the table.
@@ -18,6 +19,8 @@ final class ReportCollector: Sendable {
 
     struct State {
         var passed = PointReservoir(capacity: ReportCollector.passedSample)
+        /// Lines and polygons that passed, a sample of their own (each carries its outline).
+        var shapes = PointReservoir(capacity: ReportCollector.shapeSample)
         /// Rows placed by the geocoder, by confidence band (`ReportCollector.bands`).
         var geocoded = ReportCollector.bands.map { _ in PointReservoir(capacity: ReportCollector.rejectedSample) }
         var geocodedByBand = [Int](repeating: 0, count: ReportCollector.bands.count)
@@ -50,10 +53,30 @@ final class ReportCollector: Sendable {
                 if let point = Self.point(block.coordinates[start..<end]) {
                     state.passed.keep(
                         MapPoint(
-                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]],
-                            outline: block.geometries ? Self.outline(block.coordinates[start..<end]) : nil))
+                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]]))
                 } else {
                     state.passed.pass()
+                }
+                index += 1
+            }
+            guard block.geometries else { return }
+            index = 0
+            while index < count {
+                let skip = min(state.shapes.passesBeforeNext, count - index)
+                if skip > 0 {
+                    state.shapes.pass(skip)
+                    index += skip
+                    continue
+                }
+                let start = index == 0 ? 0 : block.coordinateEnds[index - 1]
+                let text = block.coordinates[start..<block.coordinateEnds[index]]
+                if let outline = Self.outline(text), let point = Self.point(text) {
+                    state.shapes.keep(
+                        MapPoint(
+                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]],
+                            outline: outline))
+                } else {
+                    state.shapes.pass()
                 }
                 index += 1
             }
@@ -91,6 +114,7 @@ final class ReportCollector: Sendable {
         state.withLockedValue { state in
             if !Self.beforeSampling.contains(rejection.code) {
                 state.passed.remove(line: rejection.line)
+                state.shapes.remove(line: rejection.line)
                 for band in state.geocoded.indices { state.geocoded[band].remove(line: rejection.line) }
             }
             if state.firstRejected[rejection.code, default: []].count < Self.tableRows {
@@ -123,11 +147,14 @@ final class ReportCollector: Sendable {
     /// `lon,lat` JSON text to numbers.
     /// A line's or polygon's paths from its GeoJSON, for drawing; nil for points.
     static func outline(_ text: ArraySlice<UInt8>) -> MapOutline? {
-        guard let json = JSONParser.parse(Array(text)) else { return nil }
         var shape = Shape()
-        do throws(ShapeProblem) {
-            try ShapeText.readGeoJSON(json, into: &shape)
-        } catch { return nil }
+        let read = text.withUnsafeBytes { geometry in
+            do throws(ShapeProblem) {
+                try ShapeText.readGeoJSON(geometry, into: &shape)
+                return true
+            } catch { return false }
+        }
+        guard read else { return nil }
         guard !shape.kind.isPuntal else { return nil }
         let paths = shape.pathEnds.indices.map {
             Array(shape.xy[(2 * shape.pathRange($0).lowerBound)..<(2 * shape.pathRange($0).upperBound)])
@@ -204,7 +231,8 @@ struct HTMLReport {
         var layers = [
             MapLayer(
                 key: "imported", label: passedLabel, color: Self.importedColor,
-                total: summary.imported, points: collected.passed.points, density: true)
+                total: summary.imported, points: collected.passed.points, density: true,
+                shapes: collected.shapes.points.compactMap(\.outline))
         ]
         for (band, sample) in collected.geocoded.enumerated() where !sample.points.isEmpty {
             let (_, label, color) = ReportCollector.bands[band]

@@ -92,52 +92,91 @@ public struct FeatureSplitter {
             guard try peek() != nil else { return nil }
             let start = line
             var text: [UInt8] = []
-            while let byte = try peek(), byte != 0x0A, byte != 0x1E {
-                text.append(byte)
-                try take()
+            // Up to the line's end, a span of the chunk at a time.
+            while try peek() != nil {
+                let from = position
+                var end = from
+                let filled = filled
+                chunk.withUnsafeBufferPointer { buffer in
+                    while end < filled, buffer[end] != 0x0A, buffer[end] != 0x1E { end += 1 }
+                }
+                text += chunk[from..<end]
+                position = end
+                if end < filled { break }
             }
             while let last = text.last, last == 0x0D || last == 0x20 || last == 0x09 { text.removeLast() }
             if !text.isEmpty { return (text, start) }
         }
     }
 
-    /// One JSON value's bytes, from its first byte, brackets and strings followed.
+    /// One JSON value's bytes, from its first byte, brackets and strings followed: the chunk is
+    /// scanned in place and the value's bytes copied a span at a time.
     private mutating func value(into out: inout [UInt8]?) throws {
         var depth = 0
         var inString = false
         var escaped = false
-        while let byte = try peek() {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == 0x5C {
-                    escaped = true
-                } else if byte == 0x22 {
-                    inString = false
-                    out?.append(byte)
-                    try take()
-                    if depth == 0 { return }
-                    continue
-                }
-            } else {
-                switch byte {
-                case 0x22: inString = true
-                case 0x7B, 0x5B: depth += 1
-                case 0x7D, 0x5D:
-                    if depth == 0 { return }
-                    depth -= 1
-                    if depth == 0 {
-                        out?.append(byte)
-                        try take()
-                        return
+        while try peek() != nil {
+            let start = position
+            var end = start
+            var done = false
+            var newlines = 0
+            let filled = filled
+            chunk.withUnsafeBufferPointer { buffer in
+                while end < filled {
+                    let byte = buffer[end]
+                    if inString {
+                        if escaped {
+                            escaped = false
+                        } else if byte == 0x5C {
+                            escaped = true
+                        } else if byte == 0x22 {
+                            inString = false
+                            if depth == 0 {
+                                end += 1
+                                done = true
+                                return
+                            }
+                        } else if byte == 0x0A {
+                            newlines += 1
+                        }
+                    } else {
+                        switch byte {
+                        case 0x22: inString = true
+                        case 0x7B, 0x5B: depth += 1
+                        case 0x7D, 0x5D:
+                            // A closing bracket of the enclosing value ends a number or literal.
+                            if depth == 0 {
+                                done = true
+                                return
+                            }
+                            depth -= 1
+                            if depth == 0 {
+                                end += 1
+                                done = true
+                                return
+                            }
+                        case 0x2C, 0x20, 0x0D, 0x09:
+                            if depth == 0 {
+                                done = true
+                                return
+                            }
+                        case 0x0A:
+                            if depth == 0 {
+                                done = true
+                                return
+                            }
+                            newlines += 1
+                        default: break
+                        }
                     }
-                case 0x2C, 0x20, 0x0A, 0x0D, 0x09:
-                    if depth == 0 { return }
-                default: break
+                    end += 1
                 }
             }
-            out?.append(byte)
-            try take()
+            out?.append(contentsOf: chunk[start..<end])
+            if !inFeatures && kind == .collection && whole.count < Self.wholeCap { whole += chunk[start..<end] }
+            line += newlines
+            position = end
+            if done { return }
         }
         if depth > 0 || inString { throw failure("the file ends inside a value: it is cut short or not JSON") }
     }
@@ -338,8 +377,14 @@ public final class GeoJSONReader: RecordReader {
         var seen = Set<String>()
         var first = try FeatureSplitter(path: path, kind: kind, name: name)
         while let (text, _) = try first.next() {
-            guard case .object(let members)? = JSONParser.parse(text)?["properties"] else { continue }
-            for (key, _) in members where seen.insert(key).inserted { names.append(key) }
+            guard let members = FeatureText.members(text),
+                let properties = FeatureText.member("properties", of: members, in: text),
+                let entries = FeatureText.members(text, in: properties.value)
+            else { continue }
+            for entry in entries {
+                let key = FeatureText.key(text, entry)
+                if seen.insert(key).inserted { names.append(key) }
+            }
         }
         declaredCRS = first.declaredCRS
         splitter = try FeatureSplitter(path: path, kind: kind, name: name)
@@ -380,48 +425,186 @@ public final class GeoJSONReader: RecordReader {
     /// The feature's cells; the problem instead when it is not a Feature.
     private func fields(_ text: [UInt8], into cells: inout [[UInt8]]) -> String? {
         for index in cells.indices { cells[index].removeAll(keepingCapacity: true) }
-        guard let feature = JSONParser.parse(text) else { return "the feature is not JSON" }
-        guard case .object = feature else { return "the features array holds a value that is not an object" }
-        guard let type = feature["type"]?.string else { return "the feature has no \"type\"" }
-        guard type == "Feature" else { return "the feature's type is \"\(type)\", expected \"Feature\"" }
-        if let bbox = feature["bbox"], let problem = ShapeText.bboxProblem(bbox) { return problem }
-        switch feature["properties"] {
-        case nil: return "the feature has no \"properties\" member (RFC 7946 wants one, null when it has none)"
-        case .object(let members)?:
-            for (key, value) in members {
-                guard let column = propertyColumns[key] else { continue }
-                Self.cell(value, into: &cells[column])
-            }
-        case .null?: break
-        case .some: return "the feature's properties are not an object"
+        guard let first = text.first(where: { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }) else {
+            return "the feature is empty"
         }
-        if let idColumn, let id = feature["id"] {
-            switch id {
-            case .string, .number, .null: Self.cell(id, into: &cells[idColumn])
+        guard first == 0x7B else { return "the features array holds a value that is not an object" }
+        guard let members = FeatureText.members(text) else { return "the feature is not JSON" }
+        func json(_ name: String) -> (FeatureText.Member, JSONValue?)? {
+            FeatureText.member(name, of: members, in: text).map { ($0, JSONParser.parse(Array(text[$0.value]))) }
+        }
+        guard let (_, type) = json("type") else { return "the feature has no \"type\"" }
+        guard let type = type?.string else { return "the feature's type is not a string" }
+        guard type == "Feature" else { return "the feature's type is \"\(type)\", expected \"Feature\"" }
+        if let (_, bbox) = json("bbox"), let problem = ShapeText.bboxProblem(bbox ?? .null) { return problem }
+        guard let properties = FeatureText.member("properties", of: members, in: text) else {
+            return "the feature has no \"properties\" member (RFC 7946 wants one, null when it has none)"
+        }
+        if text[properties.value].elementsEqual("null".utf8) {
+            // No properties.
+        } else if let entries = FeatureText.members(text, in: properties.value) {
+            for entry in entries {
+                guard let column = propertyColumns[FeatureText.key(text, entry)] else { continue }
+                guard Self.cell(text[entry.value], into: &cells[column]) else {
+                    return "the property \"\(FeatureText.key(text, entry))\" is not a JSON value"
+                }
+            }
+        } else {
+            return "the feature's properties are not an object"
+        }
+        if let idColumn, let (id, value) = json("id") {
+            switch value {
+            case .string?, .number?, .null?: _ = Self.cell(text[id.value], into: &cells[idColumn])
             default: return "the feature's id is not a string or a number"
             }
         }
-        if let geometry = feature["geometry"], geometry != .null {
-            guard case .object = geometry else { return "the feature's geometry is not an object" }
-            geometry.write(to: &cells[geometryIndex])
+        if let geometry = FeatureText.member("geometry", of: members, in: text),
+            !text[geometry.value].elementsEqual("null".utf8)
+        {
+            guard text[geometry.value.lowerBound] == 0x7B else { return "the feature's geometry is not an object" }
+            // As written: the geometry column's checks read it.
+            cells[geometryIndex] += text[geometry.value]
         }
         return nil
     }
 
-    /// A property's value as a cell: text as is, numbers in their shortest form, JSON otherwise.
-    private static func cell(_ value: JSONValue, into out: inout [UInt8]) {
-        switch value {
-        case .null: break
-        case .string(let text): out.append(contentsOf: text.utf8)
-        case .number(let number): CoordinateText.appendShortest(number, to: &out)
-        case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
-        case .array, .object: value.write(to: &out)
+    /// A property's value as a cell: text as is (unescaped), numbers and booleans as written,
+    /// nested values as their JSON text, null as empty. False when it is not a JSON value.
+    private static func cell(_ raw: ArraySlice<UInt8>, into out: inout [UInt8]) -> Bool {
+        guard let first = raw.first else { return false }
+        switch first {
+        case 0x22:
+            let inner = raw.dropFirst().dropLast()
+            guard raw.count >= 2, raw.last == 0x22 else { return false }
+            if !inner.contains(0x5C) {
+                out += inner
+                return true
+            }
+            guard let text = JSONParser.parse(Array(raw))?.string else { return false }
+            out += text.utf8
+            return true
+        case 0x7B, 0x5B:
+            guard JSONParser.parse(Array(raw)) != nil else { return false }
+            out += raw
+            return true
+        case 0x6E: return raw.elementsEqual("null".utf8)
+        case 0x74, 0x66:
+            guard raw.elementsEqual("true".utf8) || raw.elementsEqual("false".utf8) else { return false }
+            out += raw
+            return true
+        default:
+            guard JSONParser.parse(Array(raw))?.number != nil else { return false }
+            out += raw
+            return true
         }
     }
 }
 
-/// Where a feature's text keeps its properties, found without parsing the rest.
+/// A feature's text read without building a JSON tree: the members of an object as byte
+/// ranges (what the reader needs of a feature, and where the report adds its errors).
 enum FeatureText {
+    struct Member {
+        /// The name's bytes between its quotes (escapes as written).
+        var key: Range<Int>
+        var value: Range<Int>
+    }
+
+    /// The members of the object spanning `range` of `bytes`; nil when it is not an object
+    /// whose members can be told apart (brackets and strings followed, values not checked).
+    static func members(_ bytes: [UInt8], in range: Range<Int>? = nil) -> [Member]? {
+        bytes.withUnsafeBufferPointer { bytes -> [Member]? in
+            let range = range ?? 0..<bytes.count
+            var index = range.lowerBound
+            let end = range.upperBound
+            func skipSpaces() {
+                while index < end, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
+            }
+            /// Past one value: a string, a bracketed value, or a literal.
+            func skipValue() -> Bool {
+                guard index < end else { return false }
+                var depth = 0
+                var inString = false
+                while index < end {
+                    let byte = bytes[index]
+                    index += 1
+                    if inString {
+                        if byte == 0x5C {
+                            index += 1
+                        } else if byte == 0x22 {
+                            inString = false
+                            if depth == 0 { return true }
+                        }
+                        continue
+                    }
+                    switch byte {
+                    case 0x22: inString = true
+                    case 0x7B, 0x5B: depth += 1
+                    case 0x7D, 0x5D:
+                        if depth == 0 {
+                            index -= 1
+                            return true
+                        }
+                        depth -= 1
+                        if depth == 0 { return true }
+                    case 0x2C, 0x20, 0x0A, 0x0D, 0x09:
+                        if depth == 0 {
+                            index -= 1
+                            return true
+                        }
+                    default: break
+                    }
+                }
+                return depth == 0 && !inString
+            }
+            skipSpaces()
+            guard index < end, bytes[index] == 0x7B else { return nil }
+            index += 1
+            var members: [Member] = []
+            skipSpaces()
+            if index < end, bytes[index] == 0x7D {
+                index += 1
+                skipSpaces()
+                return index == end ? [] : nil
+            }
+            while true {
+                skipSpaces()
+                guard index < end, bytes[index] == 0x22 else { return nil }
+                let keyStart = index
+                guard skipValue() else { return nil }
+                let key = (keyStart + 1)..<(index - 1)
+                skipSpaces()
+                guard index < end, bytes[index] == 0x3A else { return nil }
+                index += 1
+                skipSpaces()
+                let valueStart = index
+                guard skipValue(), index > valueStart else { return nil }
+                members.append(Member(key: key, value: valueStart..<index))
+                skipSpaces()
+                guard index < end else { return nil }
+                if bytes[index] == 0x7D {
+                    index += 1
+                    skipSpaces()
+                    return index == end ? members : nil
+                }
+                guard bytes[index] == 0x2C else { return nil }
+                index += 1
+            }
+        }
+    }
+
+    /// A member name as text (decoded when it holds escapes).
+    static func key(_ bytes: [UInt8], _ member: Member) -> String {
+        let raw = bytes[member.key]
+        guard raw.contains(0x5C) else { return String(decoding: raw, as: UTF8.self) }
+        return JSONParser.parse(Array(bytes[(member.key.lowerBound - 1)..<(member.key.upperBound + 1)]))?.string
+            ?? String(decoding: raw, as: UTF8.self)
+    }
+
+    /// The first member called `name`.
+    static func member(_ name: String, of members: [Member], in bytes: [UInt8]) -> Member? {
+        members.first { bytes[$0.key].elementsEqual(name.utf8) }
+    }
+
     /// `insertAt`: just inside the properties object (`replacing` empty; `empty` when it has no
     /// members), or where a `null` (or any value that is not an object) to replace starts.
     struct Spot {
@@ -432,73 +615,12 @@ enum FeatureText {
 
     /// Nil when the text is not an object with a `properties` member.
     static func propertiesStart(_ bytes: [UInt8]) -> Spot? {
-        var index = 0
-        func skipSpaces() {
-            while index < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
+        guard let all = members(bytes), let properties = member("properties", of: all, in: bytes) else { return nil }
+        let value = properties.value
+        if bytes[value.lowerBound] == 0x7B {
+            return Spot(
+                insertAt: value.lowerBound + 1, replacing: 0..<0, empty: members(bytes, in: value)?.isEmpty == true)
         }
-        /// Past one value: a string, a bracketed value, or a literal.
-        func skipValue() -> Bool {
-            guard index < bytes.count else { return false }
-            var depth = 0
-            var inString = false
-            while index < bytes.count {
-                let byte = bytes[index]
-                index += 1
-                if inString {
-                    if byte == 0x5C {
-                        index += 1
-                    } else if byte == 0x22 {
-                        inString = false
-                        if depth == 0 { return true }
-                    }
-                    continue
-                }
-                switch byte {
-                case 0x22: inString = true
-                case 0x7B, 0x5B: depth += 1
-                case 0x7D, 0x5D:
-                    if depth == 0 {
-                        index -= 1
-                        return true
-                    }
-                    depth -= 1
-                    if depth == 0 { return true }
-                case 0x2C:
-                    if depth == 0 {
-                        index -= 1
-                        return true
-                    }
-                default: break
-                }
-            }
-            return depth == 0 && !inString
-        }
-        skipSpaces()
-        guard index < bytes.count, bytes[index] == 0x7B else { return nil }
-        index += 1
-        while true {
-            skipSpaces()
-            guard index < bytes.count, bytes[index] == 0x22 else { return nil }
-            let keyStart = index
-            guard skipValue() else { return nil }
-            let key = JSONParser.parse(Array(bytes[keyStart..<index]))?.string
-            skipSpaces()
-            guard index < bytes.count, bytes[index] == 0x3A else { return nil }
-            index += 1
-            skipSpaces()
-            let valueStart = index
-            guard skipValue() else { return nil }
-            if key == "properties" {
-                if bytes[valueStart] == 0x7B {
-                    var inside = valueStart + 1
-                    while inside < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[inside]) { inside += 1 }
-                    return Spot(insertAt: valueStart + 1, replacing: 0..<0, empty: bytes[inside] == 0x7D)
-                }
-                return Spot(insertAt: valueStart, replacing: valueStart..<index, empty: false)
-            }
-            skipSpaces()
-            guard index < bytes.count, bytes[index] == 0x2C else { return nil }
-            index += 1
-        }
+        return Spot(insertAt: value.lowerBound, replacing: value, empty: false)
     }
 }
