@@ -70,7 +70,10 @@ struct CoordinateTransformTests {
         await #expect {
             try await Pipeline(config: config, options: RunOptions()).run()
         } throws: { error in
-            (error as? ImportError)?.message.contains("set coordinates.crs to their reference system") == true
+            // The likely systems from PROJ's database, Lambert-93 first, and the line to add.
+            (error as? ImportError)?.message.contains(
+                "they fit EPSG:2154 (RGF93 v1 / Lambert-93), ") == true
+                && (error as? ImportError)?.message.contains("coordinates: { crs: EPSG:2154 }") == true
         }
         config.coordinates.crs = "EPSG:2154"
         var options = RunOptions()
@@ -156,5 +159,25 @@ struct CoordinateTransformTests {
         #expect(wkt.shapes?.byType == ["Point": 4_907])
         let wktFar = far(points)
         #expect(wktFar.isEmpty, "\(wktFar.count) more than 1 m away: \(wktFar.prefix(3))")
+    }
+
+    @Test(
+        "PROJ's database names the likely systems of projected points: Lambert-93, New York Long Island feet, British National Grid"
+    )
+    func likelySystems() throws {
+        // SNCF stations (Lambert-93), NYC 311 (State Plane feet), London and Edinburgh (BNG).
+        let cases: [([Double], [Double], String)] = [
+            ([622_461.2169, 652_469.02, 843_742.0], [6_896_394.0592, 6_862_035.26, 6_519_000.0], "EPSG:2154"),
+            ([1_017_039, 1_048_718, 987_000], [178_484, 195_665, 210_000], "EPSG:2263"),
+            ([530_000, 325_000], [180_000, 673_000], "EPSG:27700"),
+        ]
+        for (x, y, expected) in cases {
+            let started = ContinuousClock.now
+            let candidates = CoordinateTransform.likelySystems(x: x, y: y)
+            #expect(candidates.map(\.code).contains(expected), "\(expected): \(candidates)")
+            #expect(ContinuousClock.now - started < .seconds(underSanitizer ? 60 : 15))
+        }
+        // Degrees are no projected system's eastings.
+        #expect(CoordinateTransform.likelySystems(x: [2.35], y: [48.85]).allSatisfy { $0.code != "EPSG:2154" })
     }
 }

@@ -108,6 +108,38 @@ struct InspectTests {
         #expect(report.decimalComma)
         #expect(report.coordinates?.looksProjected == true)
         #expect(report.notes.contains { $0.contains("projected coordinates") })
+        // PROJ's database proposes Lambert-93 first; the starter pipeline sets it.
+        #expect(report.coordinates?.systems.first == "EPSG:2154")
+        #expect(report.notes.contains { $0.contains("they fit EPSG:2154 (RGF93 v1 / Lambert-93)") })
+        #expect(report.starterPipeline(path: path).contains("  crs: EPSG:2154 "))
+    }
+
+    @Test("a column of WKT, GeoJSON or hex WKB geometries is found by its values, and --emit-config maps it")
+    func geometryColumn() async throws {
+        let dir = TempDir()
+        let path = dir.write(
+            "zones.csv",
+            """
+            id,name,shape
+            1,paris,"POLYGON ((2.25 48.81, 2.42 48.81, 2.42 48.90, 2.25 48.81))"
+            2,route,"{""type"":""LineString"",""coordinates"":[[2.2,48.7],[2.5,48.95]]}"
+            3,stop,POINT (2.35 48.6)
+            4,pier,0101000020E6100000A4703D0AD7A3F03FCDCCCCCCCC4C4740
+
+            """)
+        let report = try Inspector.inspect(path: path)
+        #expect(report.coordinates?.geometry == 2)
+        #expect(report.columns[2].holdsShapes)
+        let yaml = report.starterPipeline(path: path)
+        #expect(yaml.contains("  geometry: \"shape\""))
+        // The emitted pipeline imports every row.
+        let pipeline = dir.write("pipeline.yml", yaml)
+        var config = try ConfigLoader.load(path: pipeline, environment: [:])
+        config.report.dir = dir.path
+        var options = RunOptions()
+        options.dryRun = true
+        let summary = try await Pipeline(config: config, options: options).run()
+        #expect(summary.imported == 4 && summary.rejected == 0)
     }
 
     @Test("leading zeros keep a column as text; nulls are counted; ids must be unique")

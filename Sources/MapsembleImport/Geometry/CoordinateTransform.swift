@@ -1,4 +1,5 @@
 import CPROJ
+import Foundation
 import NIOConcurrencyHelpers
 
 /// Coordinates in a reference system (`coordinates.crs`: an EPSG code such as `EPSG:2154`, or a
@@ -121,4 +122,129 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
         xs.withUnsafeMutableBufferPointer { xs in ys.withUnsafeMutableBufferPointer { toDegrees(x: xs, y: $0) } }
         return (xs[0], ys[0])
     }
+}
+
+extension CoordinateTransform {
+    /// A reference system PROJ's database proposes for projected coordinates.
+    struct Candidate: Sendable, Equatable {
+        /// `EPSG:2154`.
+        var code: String
+        /// `RGF93 v1 / Lambert-93`.
+        var name: String
+        /// Where it is used: `France - onshore and offshore, mainland and Corsica`.
+        var area: String
+    }
+
+    /// The projected systems of PROJ's database (EPSG, not deprecated) whose area of use holds
+    /// every one of these points once they are read in that system, the most local first: what
+    /// a file of eastings and northings is likely in. Each system's own projection is undone on
+    /// the points (no datum shift: metres of difference, not kilometres), so the whole database
+    /// takes about a second.
+    static func likelySystems(x: [Double], y: [Double], limit: Int = 3) -> [Candidate] {
+        guard !x.isEmpty, x.count == y.count, let context = proj_context_create() else { return [] }
+        defer { proj_context_destroy(context) }
+        proj_log_level(context, PJ_LOG_NONE)
+        guard let parameters = proj_get_crs_list_parameters_create() else { return [] }
+        defer { proj_get_crs_list_parameters_destroy(parameters) }
+        var type = PJ_TYPE_PROJECTED_CRS
+        var count: Int32 = 0
+        let list = withUnsafePointer(to: &type) { type -> UnsafeMutablePointer<UnsafeMutablePointer<PROJ_CRS_INFO>?>? in
+            parameters.pointee.types = type
+            parameters.pointee.typesCount = 1
+            return proj_get_crs_info_list_from_database(context, "EPSG", parameters, &count)
+        }
+        guard let list else { return [] }
+        defer { proj_crs_info_list_destroy(list) }
+        // The national grids most files are in first (in that list's order), then current datums, metres before feet
+        // (the same points in metres and read as feet land 3.28 times farther out), then the
+        // smallest area: any projected system maps eastings and northings of the right size near
+        // its own origin, so the area alone cannot tell the grids apart.
+        var found: [(rank: Int, size: Double, candidate: Candidate)] = []
+        var xs = x
+        var ys = y
+        for index in 0..<Int(count) {
+            guard let info = list[index]?.pointee, info.bbox_valid != 0, info.deprecated == 0, let code = info.code
+            else { continue }
+            let west = info.west_lon_degree
+            let east = info.east_lon_degree
+            guard let crs = proj_create_from_database(context, "EPSG", code, PJ_CATEGORY_CRS, 0, nil) else { continue }
+            defer { proj_destroy(crs) }
+            // The system's projection undone, from its PROJ string (units and axes as PROJ writes
+            // them: easting first), to degrees.
+            guard let text = proj_as_proj_string(context, crs, PJ_PROJ_5, nil).map({ String(cString: $0) }),
+                text.hasPrefix("+proj=")
+            else { continue }
+            // The projection alone: datum shifts and markers of a CRS left out.
+            let definition = text.split(separator: " ").filter { token in
+                !["+towgs84=", "+nadgrids=", "+geoidgrids=", "+type=", "+no_defs", "+wktext"].contains {
+                    token.hasPrefix($0)
+                }
+            }.joined(separator: " ")
+            guard
+                let conversion = proj_create(
+                    context, "+proj=pipeline +step +inv \(definition) +step +proj=unitconvert +xy_in=rad +xy_out=deg")
+            else { continue }
+            defer { proj_destroy(conversion) }
+            for point in xs.indices {
+                xs[point] = x[point]
+                ys[point] = y[point]
+            }
+            let stride = MemoryLayout<Double>.stride
+            _ = xs.withUnsafeMutableBufferPointer { xs in
+                ys.withUnsafeMutableBufferPointer { ys in
+                    proj_trans_generic(
+                        conversion, PJ_FWD, xs.baseAddress, stride, xs.count, ys.baseAddress, stride, ys.count, nil, 0,
+                        0, nil, 0, 0)
+                }
+            }
+            let across = west > east
+            let inside = xs.indices.allSatisfy { point in
+                let longitude = xs[point]
+                let latitude = ys[point]
+                guard longitude.isFinite, latitude.isFinite else { return false }
+                let inLongitude =
+                    across ? longitude >= west || longitude <= east : longitude >= west && longitude <= east
+                return inLongitude && latitude >= info.south_lat_degree && latitude <= info.north_lat_degree
+            }
+            guard inside else { continue }
+            let width = across ? east + 360 - west : east - west
+            let name = info.name.map { String(cString: $0) } ?? ""
+            found.append(
+                (
+                    Self.wellKnown.firstIndex(of: String(cString: code))
+                        ?? Self.wellKnown.count
+                        + (Self.currentDatums.contains { name.hasPrefix($0) } ? 0 : 2)
+                        + (definition.contains("+units=") && !definition.contains("+units=m") ? 1 : 0),
+                    width * (info.north_lat_degree - info.south_lat_degree),
+                    Candidate(
+                        code: "EPSG:" + String(cString: code), name: info.name.map { String(cString: $0) } ?? "",
+                        area: info.area_name.map { String(cString: $0) } ?? "")
+                ))
+        }
+        return found.sorted { ($0.rank, $0.size) < ($1.rank, $1.size) }.prefix(limit).map(\.candidate)
+    }
+
+    /// EPSG codes of the grids most files are in (national grids, the largest US State Plane
+    /// zones, UTM, Web Mercator last as it holds everything): proposed first, in this order, when
+    /// they hold the points.
+    static let wellKnown = [
+        "2154", "27700", "25832", "25833", "31467", "31468", "31469", "31466", "28992", "31370", "2056", "21781",
+        "25830", "25831", "25829", "25834", "25835", "3035", "3067", "3006", "2180", "5514", "3794", "3765", "3003",
+        "3004", "6707", "6708", "3763", "2100", "23030", "23031", "23032", "2263", "2229", "2227", "2264", "2272",
+        "2249", "2276", "2278", "2868", "2881", "5070", "3338", "26917", "26918", "2193", "3112", "7855", "7856",
+        "28355", "28356", "3414", "4547", "6677", "2326", "3826", "5179", "3116", "2039", "22275", "2062", "31983",
+        "31984", "32617", "32618", "32610", "32611", "32630", "32631", "32632", "32633", "32634", "32650", "32718",
+        "32719", "3857",
+    ]
+
+    /// The datums of the grids in use today (names of systems start with them): proposed before
+    /// the historic and local ones, which a unit's scale can make hold the same points by chance
+    /// (London and Edinburgh in metres fit Trinidad's 1903 grid in links).
+    static let currentDatums = [
+        "WGS 84", "ETRS89", "NAD83", "RGF93", "OSGB36", "GDA94", "GDA2020", "NZGD2000", "SIRGAS", "JGD2000",
+        "JGD2011", "CGCS2000", "Amersfoort", "Belge 1972", "BD72", "CH1903", "DHDN", "MGI", "S-JTSK", "RDN2008",
+        "IRENET95", "ETRF2000", "ED50", "Pulkovo 1942", "NAD27", "SWEREF99", "EUREF", "KKJ", "PRS92", "Hong Kong 1980",
+        "HK1980", "KGD2002", "TWD97", "ISN2016", "RGFG95", "RGR92", "RGAF09", "REGCAN95", "LKS94", "LKS92", "EST97",
+        "ETRS-", "ITRF",
+    ]
 }

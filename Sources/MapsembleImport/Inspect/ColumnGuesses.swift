@@ -37,6 +37,12 @@ extension Inspector {
         var latitude =
             named(latitudeNames) ?? containing(["latitude", "latitud", "breite"], prefix: "lat", axis: "y")
         var foundBy = "name"
+        if longitude == nil || latitude == nil, let geometry = columns.firstIndex(where: \.holdsShapes) {
+            return CoordinateGuess(
+                longitude: geometry, latitude: geometry, point: nil, foundBy: "values",
+                notation: "geometries (WKT, EWKT, hex WKB or GeoJSON)", looksSwapped: false, looksProjected: false,
+                evidence: nil, geometry: geometry)
+        }
         if longitude == nil || latitude == nil,
             let point = columns.firstIndex(where: \.holdsPoints)
         {

@@ -26,6 +26,8 @@ struct Accumulator {
     /// Values read as coordinates in another notation, per notation; and values holding a point.
     var sexagesimal: [CoordinateNotation: Int] = [:]
     var points: [CoordinateNotation?: Int] = [:]
+    /// Values read as geometries (WKT, EWKT, hex WKB, GeoJSON) other than the points above.
+    var shapes = 0
     var seen = Set<Int>()
     var duplicates = false
 
@@ -66,7 +68,23 @@ struct Accumulator {
             maximum = max(maximum, coordinate.value)
         } else if let point = CoordinateText.splitPoint(bytes), Self.readsAsNumbers(point) {
             points[point.notation, default: 0] += 1
+        } else if Self.mayBeShape(bytes) {
+            var shape = Shape()
+            do throws(ShapeProblem) {
+                try ShapeText.read(bytes, into: &shape)
+                shapes += 1
+            } catch {
+                // Not a geometry this version reads.
+            }
         }
+    }
+
+    /// Starts as a geometry would: `{`, a WKT type, `SRID=`, or hex digits (WKB).
+    static func mayBeShape(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let first = bytes.first else { return false }
+        if first == UInt8(ascii: "{") { return true }
+        let head = String(decoding: bytes.prefix(16), as: UTF8.self).uppercased()
+        return ["POINT", "LINESTRING", "POLYGON", "MULTI", "SRID=", "00", "01"].contains { head.hasPrefix($0) }
     }
 
     private mutating func count(_ value: Double, _ bytes: UnsafeRawBufferPointer) {
@@ -129,7 +147,9 @@ struct Accumulator {
             fractionDigits: fractionDigits, unique: filled > 0 && !duplicates,
             coordinateNotation: Self.mostly(sexagesimal, of: filled),
             holdsPoints: Self.mostly(points, of: filled) != nil,
-            pointNotation: Self.mostly(points, of: filled) ?? nil)
+            pointNotation: Self.mostly(points, of: filled) ?? nil,
+            // Lines or polygons, with WKT points among them.
+            holdsShapes: shapes > 0 && (shapes + (points[.wkt] ?? 0)) * 10 >= filled * 9)
     }
 
     /// The notation of at least 90 % of `filled` values, when there is one.

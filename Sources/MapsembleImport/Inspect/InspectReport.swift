@@ -76,6 +76,8 @@ public struct ColumnProfile: Sendable {
     /// (`pointNotation`: nil for the first).
     public var holdsPoints: Bool
     public var pointNotation: CoordinateNotation?
+    /// Most values are geometries: WKT, EWKT, hex WKB or GeoJSON lines and polygons.
+    public var holdsShapes = false
     public var nullShare: Double { values == 0 ? 0 : Double(nulls) / Double(values) }
 }
 
@@ -93,6 +95,10 @@ public struct CoordinateGuess: Sendable {
     /// Values in the thousands: a projected system (e.g. Lambert-93, UTM), not degrees.
     public var looksProjected: Bool
     public var evidence: String?
+    /// A column of geometries (`coordinates.geometry`), instead of the columns above.
+    public var geometry: Int? = nil
+    /// For projected coordinates: the systems of PROJ's database that hold them, likeliest first.
+    public var systems: [String] = []
 }
 
 /// Which columns hold an address (each an index into the columns).

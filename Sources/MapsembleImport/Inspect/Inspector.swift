@@ -155,7 +155,22 @@ public enum Inspector {
             )
         }
         let decimalComma = columns.indices.contains { profiles[$0].commaNumbers > 0 }
-        let coordinates = guessCoordinates(columns, decimalComma: decimalComma, notes: &notes)
+        var coordinates = guessCoordinates(columns, decimalComma: decimalComma, notes: &notes)
+        if let guess = coordinates, guess.looksProjected, let west = columns[guess.longitude].minimum,
+            let east = columns[guess.longitude].maximum, let south = columns[guess.latitude].minimum,
+            let north = columns[guess.latitude].maximum
+        {
+            // The corners and the middle of the values' extent: what PROJ's database proposes.
+            let xs = [west, east, west, east, (west + east) / 2]
+            let ys = [south, south, north, north, (south + north) / 2]
+            let systems = CoordinateTransform.likelySystems(x: xs, y: ys)
+            coordinates?.systems = systems.map(\.code)
+            if !systems.isEmpty {
+                notes.append(
+                    "they fit \(systems.map { "\($0.code) (\($0.name))" }.joined(separator: ", ")): set coordinates.crs to the right one (--emit-config writes the first)"
+                )
+            }
+        }
         let label = guessLabel(columns, excluding: coordinates)
         let remoteID = guessRemoteID(columns, sampled: sampled)
         var report = InspectReport(

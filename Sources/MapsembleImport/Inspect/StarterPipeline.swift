@@ -45,7 +45,10 @@ extension InspectReport {
             "  mode: \(remoteID == nil ? "create" : "upsert")\(remoteID == nil ? "                  # no unique id column found: every run adds the rows again" : "")"
         )
         out.append("")
-        if let coordinates, let point = coordinates.point {
+        if let coordinates, let geometry = coordinates.geometry {
+            out.append("coordinates:")
+            out.append("  geometry: \(Self.quoted(columns[geometry].name))   # \(coordinates.notation)")
+        } else if let coordinates, let point = coordinates.point {
             out.append("coordinates:")
             out.append(
                 "  point: \(Self.quoted(columns[point].name))      # both in one column: \(coordinates.notation)")
@@ -57,6 +60,12 @@ extension InspectReport {
             out.append("  latitude: \(Self.quoted(columns[coordinates.latitude].name))")
             if coordinates.looksSwapped {
                 out.append("  swapped: fix                  # \(coordinates.evidence ?? "the columns look swapped")")
+            }
+            if let likeliest = coordinates.systems.first {
+                let others = coordinates.systems.dropFirst()
+                out.append(
+                    "  crs: \(likeliest)               # projected: likeliest of PROJ's database\(others.isEmpty ? "" : ", else \(others.joined(separator: " or "))"); check"
+                )
             }
         } else if address != nil {
             out.append("# no coordinate columns: every row is placed from its address (geocode: below)")

@@ -337,9 +337,18 @@ struct PipelinePlan {
             return top > 1000 ? String(Int(top.rounded())) : Inspector.number(top)
         }
         if share(longitudes, { $0 > 1000 }) > 0.5 && share(latitudes, { $0 > 1000 }) > 0.5 {
+            // The systems of PROJ's database that hold these points, for the line to add.
+            let sample = zip(longitudes, latitudes).filter { $0.0 > 1000 && $0.1 > 1000 }
+            let step = max(1, sample.count / 50)
+            let points = stride(from: 0, to: sample.count, by: step).map { sample[$0] }
+            let candidates = CoordinateTransform.likelySystems(x: points.map(\.0), y: points.map(\.1))
+            let advice =
+                candidates.isEmpty
+                ? "set coordinates.crs to their reference system (e.g. crs: EPSG:2154) to reproject them"
+                : "they fit \(candidates.map { "\($0.code) (\($0.name))" }.joined(separator: ", ")); add the right one to pipeline.yml, e.g. coordinates: { crs: \(candidates[0].code) }, to reproject them"
             throw ImportError(
                 .config,
-                "the columns \"\(lon)\" and \"\(lat)\" hold projected coordinates, not degrees (values up to \(most(longitudes)) and \(most(latitudes)) in the first \(latitudes.count) rows: metres, e.g. Lambert-93, UTM or State Plane); set coordinates.crs to their reference system (e.g. crs: EPSG:2154) to reproject them, or map the columns that hold degrees",
+                "the columns \"\(lon)\" and \"\(lat)\" hold projected coordinates, not degrees (values up to \(most(longitudes)) and \(most(latitudes)) in the first \(latitudes.count) rows: metres or feet, e.g. Lambert-93, UTM or State Plane); \(advice), or map the columns that hold degrees",
                 file: name)
         }
         guard config.coordinates.swapped != .off, share(latitudes, { $0 > 90 }) > 0.5,

@@ -112,6 +112,7 @@ struct InspectCommand: ParsableCommand {
             if index == report.coordinates?.longitude { role = "  ← longitude" }
             if index == report.coordinates?.latitude { role = "  ← latitude" }
             if index == report.coordinates?.point { role = "  ← both coordinates" }
+            if index == report.coordinates?.geometry { role = "  ← geometries" }
             if index == report.label { role = "  ← label" }
             if index == report.remoteID { role = "  ← remote id" }
             if role.isEmpty, let address = report.address, address.indices.contains(index) { role = "  ← address" }
@@ -127,7 +128,10 @@ struct InspectCommand: ParsableCommand {
             print("* integers with leading zeros: kept as text")
         }
         print("")
-        if let coordinates = report.coordinates, let point = coordinates.point {
+        if let coordinates = report.coordinates, let geometry = coordinates.geometry {
+            print(
+                "coordinates: geometries in \"\(report.columns[geometry].name)\" (by values), \(coordinates.notation)")
+        } else if let coordinates = report.coordinates, let point = coordinates.point {
             print("coordinates: both in \"\(report.columns[point].name)\" (by values), \(coordinates.notation)")
         } else if let coordinates = report.coordinates {
             let lon = report.columns[coordinates.longitude].name
@@ -135,7 +139,9 @@ struct InspectCommand: ParsableCommand {
             print(
                 "coordinates: longitude \"\(lon)\", latitude \"\(lat)\" (by \(coordinates.foundBy)), \(coordinates.notation); "
                     + (coordinates.looksSwapped
-                        ? "they look SWAPPED" : coordinates.looksProjected ? "projected" : "not swapped"))
+                        ? "they look SWAPPED"
+                        : coordinates.looksProjected
+                            ? "projected\(coordinates.systems.first.map { ", likely \($0)" } ?? "")" : "not swapped"))
         }
         for note in report.notes { print("note: \(note)") }
         print("next: mapsemble-import inspect \(file) --emit-config > pipeline.yml")
