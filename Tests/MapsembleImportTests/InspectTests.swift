@@ -130,6 +130,11 @@ struct InspectTests {
         let report = try Inspector.inspect(path: path)
         #expect(report.coordinates?.geometry == 2)
         #expect(report.columns[2].holdsShapes)
+        // inspect --html draws the polygon and the line whole.
+        var kept = InspectOptions()
+        kept.keepRecords = 100
+        let page = try Inspector.inspect(path: path, options: kept).html
+        #expect(page.contains(#""shapes":[[1,["#) && page.contains(#"],[0,["#))
         let yaml = report.starterPipeline(path: path)
         #expect(yaml.contains("  geometry: \"shape\""))
         // The emitted pipeline imports every row.

@@ -13,10 +13,13 @@ extension InspectReport {
         var caption = "Web Mercator. "
         var headline = ""
         if let guess = coordinates {
-            let validator = Validator(
+            var validator = Validator(
                 longitudeColumn: guess.longitude, latitudeColumn: guess.latitude, pointColumn: guess.point,
                 header: columns.map(\.name), decimalSeparator: decimalComma ? UInt8(ascii: ",") : UInt8(ascii: "."),
                 alternateSeparator: decimalComma ? nil : UInt8(ascii: ","))
+            validator.geometryColumn = guess.geometry
+            // A geometry column's lines and polygons, drawn whole.
+            var outlines: [MapOutline] = []
             var stated: [MapPoint] = []
             var other: [MapPoint] = []
             var unreadable = 0
@@ -25,6 +28,11 @@ extension InspectReport {
                 guard let point = validator.statedPoint(record.fields) else {
                     unreadable += 1
                     continue
+                }
+                if let geometry = guess.geometry, geometry < record.fields.count,
+                    let outline = ReportCollector.outline(Array(record.fields[geometry].utf8)[...])
+                {
+                    outlines.append(outline)
                 }
                 if abs(point.longitude) <= 180 && abs(point.latitude) <= 90 {
                     stated.append(MapPoint(longitude: point.longitude, latitude: point.latitude, line: record.line))
@@ -36,12 +44,12 @@ extension InspectReport {
                 }
             }
             let names =
-                guess.point.map { "\"\(columns[$0].name)\"" }
+                (guess.point ?? guess.geometry).map { "\"\(columns[$0].name)\"" }
                 ?? "longitude \"\(columns[guess.longitude].name)\", latitude \"\(columns[guess.latitude].name)\""
             layers.append(
                 MapLayer(
                     key: "stated", label: "as the columns say (\(names))", color: "#2563eb", total: stated.count,
-                    points: stated, density: true))
+                    points: stated, density: true, shapes: outlines))
             if guess.looksSwapped {
                 layers.append(
                     MapLayer(

@@ -145,12 +145,13 @@ final class ReportCollector: Sendable {
     ]
 
     /// `lon,lat` JSON text to numbers.
-    /// A line's or polygon's paths from its GeoJSON, for drawing; nil for points.
+    /// A line's or polygon's paths from its GeoJSON (or any notation a geometry column takes),
+    /// for drawing; nil for points.
     static func outline(_ text: ArraySlice<UInt8>) -> MapOutline? {
         var shape = Shape()
         let read = text.withUnsafeBytes { geometry in
             do throws(ShapeProblem) {
-                try ShapeText.readGeoJSON(geometry, into: &shape)
+                try ShapeText.read(geometry, into: &shape)
                 return true
             } catch { return false }
         }
