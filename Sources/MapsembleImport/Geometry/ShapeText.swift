@@ -698,42 +698,10 @@ private struct GeoJSONBytes {
         return start..<(index - 1)
     }
 
-    /// Past any value, brackets and strings followed.
+    /// Past any value (`JSONSkip`).
     mutating func skip() -> Bool {
         spaces()
-        var depth = 0
-        var inString = false
-        while index < bytes.count {
-            let byte = bytes[index]
-            index += 1
-            if inString {
-                if byte == 0x5C {
-                    index += 1
-                } else if byte == 0x22 {
-                    inString = false
-                    if depth == 0 { return true }
-                }
-                continue
-            }
-            switch byte {
-            case 0x22: inString = true
-            case 0x7B, 0x5B: depth += 1
-            case 0x7D, 0x5D:
-                if depth == 0 {
-                    index -= 1
-                    return true
-                }
-                depth -= 1
-                if depth == 0 { return true }
-            case 0x2C:
-                if depth == 0 {
-                    index -= 1
-                    return true
-                }
-            default: break
-            }
-        }
-        return depth == 0 && !inString
+        return JSONSkip.value(bytes, &index, end: bytes.count)
     }
 
     mutating func geometry(into shape: inout Shape) -> Bool {

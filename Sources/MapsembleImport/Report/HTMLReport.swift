@@ -35,51 +35,45 @@ final class ReportCollector: Sendable {
         self.validator = validator
     }
 
-    /// The rows of a block that passed the validator (in the validator's task).
+    /// The rows of a block that passed the validator (in the validator's task): their points, and
+    /// for a geometry column their lines and polygons, each a sample of its own.
     func observe(_ block: ValidatedBlock) {
         guard !block.accepted.isEmpty else { return }
         state.withLockedValue { state in
-            var index = 0
-            let count = block.accepted.count
-            while index < count {
-                let skip = min(state.passed.passesBeforeNext, count - index)
-                if skip > 0 {
-                    state.passed.pass(skip)
-                    index += skip
-                    continue
-                }
-                let start = index == 0 ? 0 : block.coordinateEnds[index - 1]
-                let end = block.coordinateEnds[index]
-                if let point = Self.point(block.coordinates[start..<end]) {
-                    state.passed.keep(
-                        MapPoint(
-                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]]))
-                } else {
-                    state.passed.pass()
-                }
-                index += 1
+            Self.offer(block, to: &state.passed) { text, line in
+                Self.point(text).map { MapPoint(longitude: $0.0, latitude: $0.1, line: line) }
             }
             guard block.geometries else { return }
-            index = 0
-            while index < count {
-                let skip = min(state.shapes.passesBeforeNext, count - index)
-                if skip > 0 {
-                    state.shapes.pass(skip)
-                    index += skip
-                    continue
-                }
-                let start = index == 0 ? 0 : block.coordinateEnds[index - 1]
-                let text = block.coordinates[start..<block.coordinateEnds[index]]
-                if let outline = Self.outline(text), let point = Self.point(text) {
-                    state.shapes.keep(
-                        MapPoint(
-                            longitude: point.0, latitude: point.1, line: block.records.lines[block.accepted[index]],
-                            outline: outline))
-                } else {
-                    state.shapes.pass()
-                }
-                index += 1
+            Self.offer(block, to: &state.shapes) { text, line in
+                guard let outline = Self.outline(text), let point = Self.point(text) else { return nil }
+                return MapPoint(longitude: point.0, latitude: point.1, line: line, outline: outline)
             }
+        }
+    }
+
+    /// Offers each accepted row of `block` to `sample`; `point` makes the point (from the row's
+    /// coordinates text and its line) only for the rows the sample keeps.
+    private static func offer(
+        _ block: ValidatedBlock, to sample: inout PointReservoir, _ point: (ArraySlice<UInt8>, Int) -> MapPoint?
+    ) {
+        var index = 0
+        let count = block.accepted.count
+        while index < count {
+            let skip = min(sample.passesBeforeNext, count - index)
+            if skip > 0 {
+                sample.pass(skip)
+                index += skip
+                continue
+            }
+            let start = index == 0 ? 0 : block.coordinateEnds[index - 1]
+            if let made = point(
+                block.coordinates[start..<block.coordinateEnds[index]], block.records.lines[block.accepted[index]])
+            {
+                sample.keep(made)
+            } else {
+                sample.pass()
+            }
+            index += 1
         }
     }
 

@@ -519,43 +519,7 @@ enum FeatureText {
             func skipSpaces() {
                 while index < end, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
             }
-            /// Past one value: a string, a bracketed value, or a literal.
-            func skipValue() -> Bool {
-                guard index < end else { return false }
-                var depth = 0
-                var inString = false
-                while index < end {
-                    let byte = bytes[index]
-                    index += 1
-                    if inString {
-                        if byte == 0x5C {
-                            index += 1
-                        } else if byte == 0x22 {
-                            inString = false
-                            if depth == 0 { return true }
-                        }
-                        continue
-                    }
-                    switch byte {
-                    case 0x22: inString = true
-                    case 0x7B, 0x5B: depth += 1
-                    case 0x7D, 0x5D:
-                        if depth == 0 {
-                            index -= 1
-                            return true
-                        }
-                        depth -= 1
-                        if depth == 0 { return true }
-                    case 0x2C, 0x20, 0x0A, 0x0D, 0x09:
-                        if depth == 0 {
-                            index -= 1
-                            return true
-                        }
-                    default: break
-                    }
-                }
-                return depth == 0 && !inString
-            }
+            func skipValue() -> Bool { JSONSkip.value(UnsafeRawBufferPointer(bytes), &index, end: end) }
             skipSpaces()
             guard index < end, bytes[index] == 0x7B else { return nil }
             index += 1

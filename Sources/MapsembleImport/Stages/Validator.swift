@@ -278,14 +278,17 @@ public struct Validator: Sendable {
                         fields: block.originalCells(record)))
             }
             let (longitude, latitude) = (longitudes[slot], latitudes[slot])
-            // The common case first, without building `Coordinate`s: in range, no bounds, not (0, 0).
-            if bounds == nil, abs(latitude) <= 90, abs(longitude) <= 180, latitude != 0 || longitude != 0 {
+            func accept() {
                 CoordinateText.appendDegrees(longitude, to: &result.coordinates)
                 result.coordinates.append(UInt8(ascii: ","))
                 CoordinateText.appendDegrees(latitude, to: &result.coordinates)
                 result.coordinateEnds.append(result.coordinates.count)
                 result.accepted.append(record)
                 result.notations[CoordinateNotation.decimal.ordinal] += 1
+            }
+            // The common case first, without building `Coordinate`s: in range, no bounds, not (0, 0).
+            if bounds == nil, abs(latitude) <= 90, abs(longitude) <= 180, latitude != 0 || longitude != 0 {
+                accept()
                 continue
             }
             guard !longitude.isNaN else {
@@ -301,13 +304,7 @@ public struct Validator: Sendable {
                 longitude: Coordinate(value: longitude, notation: .decimal, bytes: empty),
                 latitude: Coordinate(value: latitude, notation: .decimal, bytes: empty))
             switch outcome {
-            case .accepted:
-                CoordinateText.appendDegrees(longitude, to: &result.coordinates)
-                result.coordinates.append(UInt8(ascii: ","))
-                CoordinateText.appendDegrees(latitude, to: &result.coordinates)
-                result.coordinateEnds.append(result.coordinates.count)
-                result.accepted.append(record)
-                result.notations[CoordinateNotation.decimal.ordinal] += 1
+            case .accepted: accept()
             case .rejected(let code, let column, let message):
                 reject(code, column, message)
             }
