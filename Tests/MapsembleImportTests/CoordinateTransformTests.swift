@@ -114,6 +114,76 @@ struct CoordinateTransformTests {
     }
 
     @Test(
+        "a point column in another system: pairs in the system's axis order (easting first for EPSG:2154, northing first for EPSG:31467) and WKT, within 1 m; unreadable pairs rejected with the order expected"
+    )
+    func pointColumn() async throws {
+        let dir = TempDir()
+        // The SNCF stations as one "x, y" cell, as "x y", and as WKT, labelled by their own degrees.
+        var rows = ["label;pair;spaced;wkt"]
+        let sncf = projectDirectory + "/../shared/corpus/sncf-liste-des-gares/liste-des-gares.csv"
+        for line in try String(contentsOfFile: sncf, encoding: .utf8).split(whereSeparator: \.isNewline).dropFirst() {
+            let fields = line.split(separator: ";", omittingEmptySubsequences: false)
+            guard fields.count > 14, Double(fields[11]) != nil, Double(fields[12]) != nil,
+                Double(fields[13]) != nil, Double(fields[14]) != nil
+            else { continue }
+            rows.append("\(fields[13]) \(fields[14]);\(fields[11]), \(fields[12]);\(fields[11]) \(fields[12]);POINT(\(fields[11]) \(fields[12]))")
+        }
+        // Gauss-Krüger zone 3 (EPSG:31467), northing first by its authority: Frankfurt, Hamburg, Munich.
+        let gaussKruger = dir.write(
+            "gk.csv",
+            "label;pair;spaced;wkt\n"
+                + "8.6821 50.1109;5552790.871, 3477335.330;5552790.871 3477335.330;POINT(3477335.330 5552790.871)\n"
+                + "9.9937 53.5511;5935973.212, 3565931.019;5935973.212 3565931.019;POINT(3565931.019 5935973.212)\n"
+                + "11.5820 48.1351;5336235.927, 3692248.054;5336235.927 3692248.054;POINT(3692248.054 5336235.927)\n")
+        let lambert = dir.write("l93.csv", rows.joined(separator: "\n") + "\n")
+        for (path, crs, minimum) in [(lambert, "EPSG:2154", 2_500), (gaussKruger, "EPSG:31467", 3)] {
+            for column in ["pair", "spaced", "wkt"] {
+                var config = PipelineConfig()
+                config.source.path = path
+                config.source.delimiter = ";"
+                config.report.dir = dir.path
+                config.properties.label = "label"
+                config.coordinates.point = column
+                config.coordinates.crs = crs
+                var options = RunOptions()
+                options.output = dir.path + "/out.geojson"
+                let summary = try await Pipeline(config: config, options: options).run()
+                #expect(summary.imported >= minimum && summary.imported == summary.rowsRead, "\(crs) \(column)")
+                var far: [String] = []
+                for feature in JSONParser.parse(Array(dir.read("out.geojson").utf8))?["features"]?.array ?? [] {
+                    let want = (feature["properties"]?["label"]?.string ?? "").split(separator: " ").compactMap {
+                        Double($0)
+                    }
+                    let got = feature["geometry"]?["coordinates"]?.array?.compactMap(\.number) ?? []
+                    if want.count != 2 || got.count != 2 || greatCircleMetres((got[0], got[1]), (want[0], want[1])) > 1 {
+                        far.append("\(want) -> \(got)")
+                    }
+                }
+                #expect(far.isEmpty, "\(crs) \(column): \(far.count) more than 1 m away: \(far.prefix(3))")
+            }
+        }
+        // What is not a pair, and ISO 6709 (degrees by definition), are rejected naming the order.
+        var config = PipelineConfig()
+        config.source.path = dir.write(
+            "bad.csv", "label;pair\nA;622461.2169, 6896394.0592\nB;6,2,2\nC;+48.85+002.35/\n")
+        config.source.delimiter = ";"
+        config.report.dir = dir.path
+        config.properties.label = "label"
+        config.coordinates.point = "pair"
+        config.coordinates.crs = "EPSG:2154"
+        var options = RunOptions()
+        options.dryRun = true
+        let summary = try await Pipeline(config: config, options: options).run()
+        #expect(summary.imported == 1 && summary.rejectedByCode == [.invalidNumber: 2])
+        let rejected = dir.read("bad.rejected.csv")
+        #expect(
+            rejected.contains(
+                "\"\"+48.85+002.35/\"\" is not a point in EPSG:2154, expected \"\"easting, northing\"\" (its axis order)"),
+            "\(rejected)")
+        #expect(rejected.hasSuffix(";B;6,2,2\n") || rejected.contains("B;6,2,2"))
+    }
+
+    @Test(
         "NYC 311: the State Plane feet columns with EPSG:2263, and the WKT Location column as a geometry column, land within 1 m of the file's Latitude and Longitude"
     )
     func statePlane() async throws {

@@ -19,6 +19,9 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
     /// widened by `margin`; nil for a PROJ string, which has none. A point reprojected outside it
     /// was not in that system (PROJ's inverse projections answer for any number).
     let area: (west: Double, south: Double, east: Double, north: Double)?
+    /// Whether the system's authority puts the northing (or latitude) first, as EPSG does for
+    /// EPSG:4258 and the Gauss-Krüger zones: the order of a pair written in one cell.
+    let northingFirst: Bool
     /// Degrees a point may lie outside the area of use (a neighbouring district, a coastline; a
     /// UTM zone used for a whole country: Berlin in zone 32 is 1.4° east of it).
     static let margin = 3.0
@@ -62,6 +65,22 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
         } else {
             area = nil
         }
+        northingFirst = crs.map { Self.northingFirst(context, $0) } ?? false
+    }
+
+    private static func northingFirst(_ context: OpaquePointer, _ crs: OpaquePointer) -> Bool {
+        // A bound or compound system holds the one with the axes.
+        let base = proj_get_source_crs(context, crs)
+        defer { proj_destroy(base) }
+        let horizontal = proj_get_type(crs) == PJ_TYPE_BOUND_CRS ? base ?? crs : crs
+        guard let system = proj_crs_get_coordinate_system(context, horizontal) else { return false }
+        defer { proj_destroy(system) }
+        var direction: UnsafePointer<CChar>?
+        guard proj_cs_get_axis_info(context, system, 0, nil, nil, &direction, nil, nil, nil, nil) != 0,
+            let direction
+        else { return false }
+        let first = String(cString: direction).lowercased()
+        return first == "north" || first == "south"
     }
 
     deinit {

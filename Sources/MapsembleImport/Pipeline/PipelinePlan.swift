@@ -152,14 +152,11 @@ struct PipelinePlan {
                 validator.checker = ShapeChecker()
                 validator.sridTransforms = SRIDTransforms()
             } else if let point = config.coordinates.point {
-                if !config.coordinates.crsIsDegrees {
-                    throw ImportError(
-                        .config,
-                        "coordinates.crs is read for two coordinate columns in this version: map them as coordinates.longitude (easting) and coordinates.latitude (northing) instead of coordinates.point"
-                    )
-                }
                 let pointColumn = try column(point, key: "coordinates.point")
-                notes.append("coordinates: both from \"\(header[pointColumn])\" (latitude first, or WKT, or ISO 6709)")
+                notes.append(
+                    config.coordinates.crsIsDegrees
+                        ? "coordinates: both from \"\(header[pointColumn])\" (latitude first, or WKT, or ISO 6709)"
+                        : "coordinates: both from \"\(header[pointColumn])\" (in the system's axis order, or WKT)")
                 validator = Validator(
                     longitudeColumn: pointColumn, latitudeColumn: pointColumn, pointColumn: pointColumn, header: header,
                     swapped: config.coordinates.swapped, bounds: config.coordinates.bounds,

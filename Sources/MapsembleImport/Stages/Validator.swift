@@ -226,8 +226,27 @@ public struct Validator: Sendable {
                     slots.append(blank)
                     continue
                 }
-                let xBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)])
-                let yBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)])
+                let xBytes: UnsafeRawBufferPointer
+                let yBytes: UnsafeRawBufferPointer
+                if let pointColumn {
+                    switch projectedParts(
+                        UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, pointColumn)]), transform)
+                    {
+                    case .success(let parts): (xBytes, yBytes) = parts
+                    case .failure(let rejection):
+                        slots.append(rejected)
+                        if case .rejected(let code, let column, let message) = rejection.outcome {
+                            result.records.rejections.append(
+                                Rejection(
+                                    line: block.lines[record], code: code, column: header[column], message: message,
+                                    fields: block.originalCells(record)))
+                        }
+                        continue
+                    }
+                } else {
+                    xBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, longitudeColumn)])
+                    yBytes = UnsafeRawBufferPointer(rebasing: bytes[block.fieldRange(record, latitudeColumn)])
+                }
                 // Plain numbers first, without building `Coordinate`s.
                 if case .success(let x) = NumberText.parse(xBytes, separator: decimalSeparator),
                     case .success(let y) = NumberText.parse(yBytes, separator: decimalSeparator)
@@ -385,6 +404,31 @@ public struct Validator: Sendable {
         return .success((lon, lat))
     }
 
+    /// The easting and northing texts of a field holding a point in another reference system:
+    /// WKT `POINT(x y)` (easting first, as GIS writes it), else two numbers in the system's own
+    /// axis order (`CoordinateTransform.northingFirst`: `easting, northing` for EPSG:2154).
+    func projectedParts(_ bytes: UnsafeRawBufferPointer, _ transform: CoordinateTransform) -> Result<
+        (x: UnsafeRawBufferPointer, y: UnsafeRawBufferPointer), CoordinateRejection
+    > {
+        let column = pointColumn ?? latitudeColumn
+        func rejection(_ code: RejectCode, _ message: String) -> Result<
+            (x: UnsafeRawBufferPointer, y: UnsafeRawBufferPointer), CoordinateRejection
+        > {
+            .failure(CoordinateRejection(outcome: .rejected(code: code, column: column, message: message)))
+        }
+        if CoordinateText.trimmed(bytes).isEmpty { return rejection(.missingCoordinate, "the point is empty") }
+        guard let parts = CoordinateText.splitPoint(bytes), parts.notation != .iso6709 else {
+            let order = transform.northingFirst ? "northing, easting" : "easting, northing"
+            return rejection(
+                .invalidNumber,
+                "\"\(String(decoding: bytes, as: UTF8.self))\" is not a point in \(transform.source), expected \"\(order)\" (its axis order), \"\(order.replacingOccurrences(of: ",", with: ""))\" or POINT(easting northing)"
+            )
+        }
+        // `splitPoint` names a pair's first value the latitude.
+        if parts.notation == .wkt || transform.northingFirst { return .success((parts.longitude, parts.latitude)) }
+        return .success((parts.latitude, parts.longitude))
+    }
+
     struct CoordinateRejection: Error {
         var outcome: Outcome
     }
@@ -528,6 +572,14 @@ extension Validator {
     /// (out of range, outside bounds or swapped as it may be): for drawing rejected rows. Nil when
     /// the fields are not numbers.
     func statedPoint(_ fields: [String]) -> (longitude: Double, latitude: Double)? {
+        guard let (x, y) = statedPosition(fields) else { return nil }
+        guard let transform else { return (x, y) }
+        let degrees = transform.toDegrees(x: x, y: y)
+        return degrees.longitude.isNaN ? nil : degrees
+    }
+
+    /// The first position a row states, in the file's own reference system.
+    private func statedPosition(_ fields: [String]) -> (Double, Double)? {
         guard requireCoordinates else { return nil }
         func field(_ column: Int) -> [UInt8]? { column < fields.count ? Array(fields[column].utf8) : nil }
         if let geometryColumn {
@@ -544,6 +596,13 @@ extension Validator {
         if let pointColumn {
             guard let bytes = field(pointColumn) else { return nil }
             return bytes.withUnsafeBytes { bytes in
+                if let transform {
+                    guard case .success(let (x, y)) = projectedParts(bytes, transform),
+                        case .success(let easting) = coordinate(x, column: pointColumn, axis: "easting"),
+                        case .success(let northing) = coordinate(y, column: pointColumn, axis: "northing")
+                    else { return nil }
+                    return (easting.value, northing.value)
+                }
                 guard case .success(let (longitude, latitude)) = point(bytes) else { return nil }
                 return (longitude.value, latitude.value)
             }
