@@ -126,7 +126,9 @@ struct CoordinateTransformTests {
             guard fields.count > 14, Double(fields[11]) != nil, Double(fields[12]) != nil,
                 Double(fields[13]) != nil, Double(fields[14]) != nil
             else { continue }
-            rows.append("\(fields[13]) \(fields[14]);\(fields[11]), \(fields[12]);\(fields[11]) \(fields[12]);POINT(\(fields[11]) \(fields[12]))")
+            rows.append(
+                "\(fields[13]) \(fields[14]);\(fields[11]), \(fields[12]);\(fields[11]) \(fields[12]);POINT(\(fields[11]) \(fields[12]))"
+            )
         }
         // Gauss-Krüger zone 3 (EPSG:31467), northing first by its authority: Frankfurt, Hamburg, Munich.
         let gaussKruger = dir.write(
@@ -155,7 +157,8 @@ struct CoordinateTransformTests {
                         Double($0)
                     }
                     let got = feature["geometry"]?["coordinates"]?.array?.compactMap(\.number) ?? []
-                    if want.count != 2 || got.count != 2 || greatCircleMetres((got[0], got[1]), (want[0], want[1])) > 1 {
+                    if want.count != 2 || got.count != 2 || greatCircleMetres((got[0], got[1]), (want[0], want[1])) > 1
+                    {
                         far.append("\(want) -> \(got)")
                     }
                 }
@@ -178,7 +181,8 @@ struct CoordinateTransformTests {
         let rejected = dir.read("bad.rejected.csv")
         #expect(
             rejected.contains(
-                "\"\"+48.85+002.35/\"\" is not a point in EPSG:2154, expected \"\"easting, northing\"\" (its axis order)"),
+                "\"\"+48.85+002.35/\"\" is not a point in EPSG:2154, expected \"\"easting, northing\"\" (its axis order)"
+            ),
             "\(rejected)")
         #expect(rejected.hasSuffix(";B;6,2,2\n") || rejected.contains("B;6,2,2"))
     }

@@ -95,6 +95,24 @@ struct NotationTests {
         #expect(written(2) == "2")
         #expect(written(-0.00000001) == "0")
         #expect(written(0.0000012) == "0.0000012")
+        #expect(written(1e12) == "1000000000000")
+        // Against plain text building, on generated values; a pair is the two values and a comma.
+        var random = SystemRandomNumberGenerator()
+        for round in 0..<20_000 {
+            let magnitude = pow(10, Double.random(in: -9...(round % 2 == 0 ? 3 : 10), using: &random))
+            let value = Bool.random(using: &random) ? magnitude : -magnitude
+            let scaled = UInt64((abs(value) * 10_000_000).rounded())
+            var fraction = String(scaled % 10_000_000)
+            fraction = String(repeating: "0", count: 7 - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            let expected =
+                (value < 0 && scaled != 0 ? "-" : "") + String(scaled / 10_000_000)
+                + (fraction.isEmpty ? "" : "." + fraction)
+            #expect(written(value) == expected, "\(value)")
+            var pair: [UInt8] = []
+            CoordinateText.appendDegrees(value, -value / 3, to: &pair)
+            #expect(String(decoding: pair, as: UTF8.self) == expected + "," + written(-value / 3), "\(value)")
+        }
     }
 
     @Test("end to end: a point column in three forms, DMS columns, hemisphere letters on the wrong axes")

@@ -238,27 +238,73 @@ enum CoordinateText {
     /// Digits written straight into `out` (divisions by the constant 10 only), no text made on
     /// the way.
     static func appendDegrees(_ value: Double, to out: inout [UInt8]) {
-        let magnitude = abs(value) * 10_000_000
-        guard magnitude < 9e17 else {
-            // Not degrees: the shortest exact text.
-            appendShortest(value, to: &out)
-            return
-        }
-        let scaled = UInt64(magnitude.rounded())
-        if value < 0 && scaled != 0 { out.append(UInt8(ascii: "-")) }
-        appendDigits(scaled / 10_000_000, to: &out)
-        var fraction = scaled % 10_000_000
-        guard fraction != 0 else { return }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8) { text in
-            text[0] = UInt8(ascii: ".")
-            for index in stride(from: 7, through: 1, by: -1) {
-                text[index] = UInt8(truncatingIfNeeded: fraction % 10) &+ 0x30
-                fraction /= 10
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            guard let end = writeDegrees(value, into: text, at: 0) else {
+                // Not degrees: the shortest exact text.
+                appendShortest(value, to: &out)
+                return
             }
-            var end = 8
-            while text[end - 1] == UInt8(ascii: "0") { end -= 1 }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<end]))
         }
+    }
+
+    /// `longitude,latitude` (`appendDegrees` for each), in one append.
+    static func appendDegrees(_ longitude: Double, _ latitude: Double, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { text in
+            guard let comma = writeDegrees(longitude, into: text, at: 0),
+                let end = writeDegrees(latitude, into: text, at: comma + 1)
+            else {
+                appendDegrees(longitude, to: &out)
+                out.append(UInt8(ascii: ","))
+                appendDegrees(latitude, to: &out)
+                return
+            }
+            text[comma] = UInt8(ascii: ",")
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<end]))
+        }
+    }
+
+    /// Writes `appendDegrees`'s text of `value` at `start` (room for 20 bytes) and returns where
+    /// it ends; nil when the value is too large to be degrees (or not finite).
+    @inline(__always)
+    private static func writeDegrees(_ value: Double, into text: UnsafeMutableBufferPointer<UInt8>, at start: Int)
+        -> Int?
+    {
+        let magnitude = abs(value) * 10_000_000
+        guard magnitude < 9e17 else { return nil }
+        let scaled = UInt64(magnitude.rounded())
+        var end = start
+        if value < 0 && scaled != 0 {
+            text[end] = UInt8(ascii: "-")
+            end += 1
+        }
+        // The whole degrees: at most 11 digits below 9e17 / 1e7.
+        var whole = scaled / 10_000_000
+        var digits = 1
+        var bound: UInt64 = 10
+        while whole >= bound && digits < 11 {
+            digits += 1
+            bound &*= 10
+        }
+        for index in stride(from: end + digits - 1, through: end, by: -1) {
+            text[index] = UInt8(truncatingIfNeeded: whole % 10) &+ 0x30
+            whole /= 10
+        }
+        end += digits
+        var fraction = scaled % 10_000_000
+        guard fraction != 0 else { return end }
+        // Seven decimals, the trailing zeros dropped.
+        var places = 7
+        while fraction % 10 == 0 {
+            fraction /= 10
+            places -= 1
+        }
+        text[end] = UInt8(ascii: ".")
+        for index in stride(from: end + places, through: end + 1, by: -1) {
+            text[index] = UInt8(truncatingIfNeeded: fraction % 10) &+ 0x30
+            fraction /= 10
+        }
+        return end + 1 + places
     }
 
     /// The decimal digits of `value`.

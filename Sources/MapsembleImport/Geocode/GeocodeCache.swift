@@ -227,9 +227,7 @@ final class GeocodeCache: @unchecked Sendable {  // `database` and the statement
         switch entry {
         case .found(let place):
             var point: [UInt8] = []
-            CoordinateText.appendDegrees(place.longitude, to: &point)
-            point.append(UInt8(ascii: ","))
-            CoordinateText.appendDegrees(place.latitude, to: &point)
+            CoordinateText.appendDegrees(place.longitude, place.latitude, to: &point)
             values += [
                 .integer(1), .real(place.longitude), .real(place.latitude), .real(place.confidence),
                 .text(place.label), .text(String(decoding: point, as: UTF8.self)),

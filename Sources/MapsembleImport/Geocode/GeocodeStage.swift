@@ -163,9 +163,7 @@ final class GeocodeStage: Sendable {
                 confidences[index] = place.confidence
                 notes[index] = place.label
                 pointStarts[index] = points.count
-                CoordinateText.appendDegrees(place.longitude, to: &points)
-                points.append(UInt8(ascii: ","))
-                CoordinateText.appendDegrees(place.latitude, to: &points)
+                CoordinateText.appendDegrees(place.longitude, place.latitude, to: &points)
                 pointEnds[index] = points.count
             case .notFound:
                 kinds[index] = .notFound

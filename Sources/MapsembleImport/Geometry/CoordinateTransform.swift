@@ -22,12 +22,25 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
     /// Whether the system's authority puts the northing (or latitude) first, as EPSG does for
     /// EPSG:4258 and the Gauss-Krüger zones: the order of a pair written in one cell.
     let northingFirst: Bool
+    /// The same operation in closed form, when PROJ's is a plain inverse LCC or transverse
+    /// Mercator (`InverseProjection`); checked against PROJ on every block.
+    private let fast: InverseProjection?
+    /// PROJ's string of the operation it chose, when it is one operation (not several by area).
+    let operation: String?
+    var usesClosedForm: Bool { fast != nil }
+    /// Set once a block's check found the closed form and PROJ apart: PROJ alone from then on.
+    private let fastRefused = NIOLockedValueBox(false)
+    /// How far apart (degrees) the closed form and PROJ may be: about a millimetre.
+    static let fastTolerance = 1e-8
+
     /// Degrees a point may lie outside the area of use (a neighbouring district, a coastline; a
     /// UTM zone used for a whole country: Berlin in zone 32 is 1.4° east of it).
     static let margin = 3.0
 
     /// - Throws: `ImportError` (`config`) naming the setting when PROJ does not know the system.
-    init(from source: String, setting: String = "coordinates.crs") throws {
+    ///   - closedForm: whether `InverseProjection` may stand in for PROJ's operation (checked on
+    ///     every block); false for PROJ alone.
+    init(from source: String, setting: String = "coordinates.crs", closedForm: Bool = true) throws {
         self.source = source
         guard let context = proj_context_create() else {
             throw ImportError(.config, "\(setting): PROJ could not start (no memory)")
@@ -66,6 +79,8 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
             area = nil
         }
         northingFirst = crs.map { Self.northingFirst(context, $0) } ?? false
+        operation = proj_as_proj_string(context, normalised, PJ_PROJ_5, nil).map { String(cString: $0) }
+        fast = closedForm ? operation.flatMap(InverseProjection.init(pipeline:)) : nil
     }
 
     private static func northingFirst(_ context: OpaquePointer, _ crs: OpaquePointer) -> Bool {
@@ -108,11 +123,10 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
         x: UnsafeMutablePointer<Double>, y: UnsafeMutablePointer<Double>, step: Int, count: Int
     ) {
         guard count > 0 else { return }
-        let stride = MemoryLayout<Double>.stride * step
-        lock.withLock {
-            proj_errno_reset(transform)
-            _ = proj_trans_generic(
-                transform, PJ_FWD, x, stride, count, y, stride, count, nil, 0, 0, nil, 0, 0)
+        if let fast, fastAgrees(fast, x: x, y: y, step: step, count: count) {
+            fast.toDegrees(x: x, y: y, step: step, count: count)
+        } else {
+            projTrans(x: x, y: y, step: step, count: count)
         }
         // An area across the antimeridian has its west east of its east.
         let across = area.map { $0.west > $0.east } ?? false
@@ -131,6 +145,57 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
                 x[index] = .nan
                 y[index] = .nan
             }
+        }
+    }
+
+    private func projTrans(x: UnsafeMutablePointer<Double>, y: UnsafeMutablePointer<Double>, step: Int, count: Int) {
+        let stride = MemoryLayout<Double>.stride * step
+        lock.withLock {
+            proj_errno_reset(transform)
+            _ = proj_trans_generic(
+                transform, PJ_FWD, x, stride, count, y, stride, count, nil, 0, 0, nil, 0, 0)
+        }
+    }
+
+    /// Whether the closed form gives what PROJ gives for the block's first, middle and last points.
+    private func fastAgrees(
+        _ fast: InverseProjection, x: UnsafeMutablePointer<Double>, y: UnsafeMutablePointer<Double>, step: Int,
+        count: Int
+    ) -> Bool {
+        guard !fastRefused.withLockedValue({ $0 }) else { return false }
+        let samples = Set([0, count / 2, count - 1]).map { $0 * step }
+        var ours = (samples.map { x[$0] }, samples.map { y[$0] })
+        var proj = ours
+        ours.0.withUnsafeMutableBufferPointer { xs in
+            ours.1.withUnsafeMutableBufferPointer {
+                fast.toDegrees(x: xs.baseAddress!, y: $0.baseAddress!, step: 1, count: samples.count)
+            }
+        }
+        proj.0.withUnsafeMutableBufferPointer { xs in
+            proj.1.withUnsafeMutableBufferPointer {
+                projTrans(x: xs.baseAddress!, y: $0.baseAddress!, step: 1, count: samples.count)
+            }
+        }
+        for index in samples.indices {
+            let (projLongitude, projLatitude) = (proj.0[index], proj.1[index])
+            // Outside PROJ's domain (HUGE_VAL): PROJ decides for this block.
+            guard abs(projLongitude) < 1e300, abs(projLatitude) < 1e300 else { return false }
+            let apart = max(abs(ours.0[index] - projLongitude), abs(ours.1[index] - projLatitude))
+            guard apart <= Self.fastTolerance else {
+                fastRefused.withLockedValue { $0 = true }
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The other way, WGS 84 longitude and latitude to the system (PROJ), in place: for tests.
+    func fromDegrees(x: UnsafeMutableBufferPointer<Double>, y: UnsafeMutableBufferPointer<Double>) {
+        let stride = MemoryLayout<Double>.stride
+        lock.withLock {
+            _ = proj_trans_generic(
+                transform, PJ_INV, x.baseAddress, stride, x.count, y.baseAddress, stride, y.count, nil, 0, 0, nil,
+                0, 0)
         }
     }
 

@@ -298,9 +298,7 @@ public struct Validator: Sendable {
             }
             let (longitude, latitude) = (longitudes[slot], latitudes[slot])
             func accept() {
-                CoordinateText.appendDegrees(longitude, to: &result.coordinates)
-                result.coordinates.append(UInt8(ascii: ","))
-                CoordinateText.appendDegrees(latitude, to: &result.coordinates)
+                CoordinateText.appendDegrees(longitude, latitude, to: &result.coordinates)
                 result.coordinateEnds.append(result.coordinates.count)
                 result.accepted.append(record)
                 result.notations[CoordinateNotation.decimal.ordinal] += 1
