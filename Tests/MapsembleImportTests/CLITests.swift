@@ -104,6 +104,29 @@ struct CLITests {
         #expect(dir.read("stdin.rejected.csv").contains("3,invalid_number,latitude,"))
     }
 
+    @Test("GeoJSON on standard input: kept in an owner-only temporary file for its two passes, then removed")
+    func stdinGeoJSON() throws {
+        let dir = TempDir()
+        let spool = dir.path + "/tmp"
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        let pipeline = dir.write(
+            "pipeline.yml", "source:\n  path: \"-\"\n  format: geojson\nproperties:\n  label: name\n")
+        let result = try runCLI(
+            ["run", pipeline, "--dry-run", "--output", "-", "--report-dir", dir.path], in: dir.path,
+            stdin: """
+                {"type": "FeatureCollection", "features": [
+                {"type": "Feature", "properties": {"name": "A"}, "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}},
+                {"type": "Feature", "properties": {"name": "B", "kind": "shop"}, "geometry": {"type": "LineString", "coordinates": [[2, 48], [3, 49]]}},
+                {"type": "Feature", "properties": {"name": "C"}, "geometry": {"type": "Point", "coordinates": [2.35]}}
+                ]}
+                """, environment: ["TMPDIR": spool])
+        #expect(result.status == 1, "\(result.stderr)")
+        let collection = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect((collection["features"] as! [Any]).count == 2)
+        #expect(dir.read("stdin.rejected.geojsonl").contains("\"name\": \"C\"}, \"geometry\": {\"type\": \"Point\", \"coordinates\": [2.35]}"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty)
+    }
+
     @Test("without an API key, run stops before sending anything: exit 2 and how to set one")
     func noAPIKey() throws {
         let dir = TempDir()

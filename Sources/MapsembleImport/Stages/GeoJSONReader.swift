@@ -368,10 +368,12 @@ public final class GeoJSONReader: RecordReader {
     }
 
     init(path: String, kind: FeatureSplitter.Kind, blockBytes: Int, name: String) throws {
-        guard path != "-" else {
-            throw ImportError(.usage, "GeoJSON is read in two passes (its property names first): give its path")
-        }
         self.blockBytes = blockBytes
+        // Read twice (the property names first): standard input is kept in an owner-only
+        // temporary file, gone once both passes have it open.
+        let spooled = path == "-" ? try RawInput.spoolStandardInput() : nil
+        defer { if let spooled { RawInput.remove(spooled) } }
+        let path = spooled ?? path
         // First pass: the property names.
         var names: [String] = []
         var seen = Set<String>()

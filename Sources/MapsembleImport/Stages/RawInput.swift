@@ -33,6 +33,48 @@ final class RawInput {
         if readAhead { ahead = ReadAhead(source: source) }
     }
 
+    /// Removes a file `spoolStandardInput` made.
+    static func remove(_ path: String) { unlink(path) }
+
+    /// Copies standard input to a new temporary file (mode 0600) and returns its path.
+    static func spoolStandardInput() throws -> String {
+        let directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((directory + "/mapsemble-import-stdin-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw ImportError(
+                .unreadableInput, "cannot keep standard input in \(directory) to read it twice: \(String(cString: strerror(errno)))",
+                file: "stdin")
+        }
+        defer { close(fd) }
+        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let input = Self(fd: 0, gzip: false, closeOnDeinit: false)
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        do {
+            while true {
+                let count = try input.read(into: buffer, chunk)
+                guard count > 0 else { break }
+                var written = 0
+                while written < count {
+                    let result = write(fd, buffer + written, count - written)
+                    guard result > 0 else {
+                        throw ImportError(
+                            .unreadableInput,
+                            "cannot keep standard input in \(directory) to read it twice: \(String(cString: strerror(errno)))",
+                            file: "stdin")
+                    }
+                    written += result
+                }
+            }
+        } catch {
+            unlink(path)
+            throw error
+        }
+        return path
+    }
+
     /// Opens `path` for reading; nil with `errno` set when it cannot be opened.
     convenience init?(path: String) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
