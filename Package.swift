@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(
             name: "MapsembleImportTests",
             dependencies: [
-                "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "MapsembleJSON", "CGzip", "CGEOS", "CPROJ",
+                "MapsembleImport", "MapsembleSandbox", "MapsembleMapView", "MapsembleJSON", "CGzip", "CGEOS",
                 "mapsemble-import",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),

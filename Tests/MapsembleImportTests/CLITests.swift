@@ -123,7 +123,9 @@ struct CLITests {
         #expect(result.status == 1, "\(result.stderr)")
         let collection = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         #expect((collection["features"] as! [Any]).count == 2)
-        #expect(dir.read("stdin.rejected.geojsonl").contains("\"name\": \"C\"}, \"geometry\": {\"type\": \"Point\", \"coordinates\": [2.35]}"))
+        #expect(
+            dir.read("stdin.rejected.geojsonl").contains(
+                "\"name\": \"C\"}, \"geometry\": {\"type\": \"Point\", \"coordinates\": [2.35]}"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty)
     }
 

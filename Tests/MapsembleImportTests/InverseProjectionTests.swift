@@ -1,4 +1,3 @@
-import CPROJ
 import Foundation
 import Testing
 
@@ -8,34 +7,11 @@ import Testing
 /// they stand in for, on points generated across each system's area of use.
 @Suite("Closed-form inverse LCC and transverse Mercator against PROJ")
 struct InverseProjectionTests {
-    /// EPSG projected systems, not deprecated, of the given methods, with their area of use.
+    /// EPSG projected systems of the given methods, with their area of use.
     static func systems(_ methods: [String]) -> [(code: String, area: (Double, Double, Double, Double))] {
-        guard let context = proj_context_create() else { return [] }
-        defer { proj_context_destroy(context) }
-        proj_log_level(context, PJ_LOG_NONE)
-        guard let parameters = proj_get_crs_list_parameters_create() else { return [] }
-        defer { proj_get_crs_list_parameters_destroy(parameters) }
-        var type = PJ_TYPE_PROJECTED_CRS
-        var count: Int32 = 0
-        let list = withUnsafePointer(to: &type) { type -> UnsafeMutablePointer<UnsafeMutablePointer<PROJ_CRS_INFO>?>? in
-            parameters.pointee.types = type
-            parameters.pointee.typesCount = 1
-            return proj_get_crs_info_list_from_database(context, "EPSG", parameters, &count)
+        CoordinateTransform.projectedSystems().filter { methods.contains($0.method) }.map {
+            ("EPSG:" + $0.code, ($0.west, $0.south, $0.east, $0.north))
         }
-        guard let list else { return [] }
-        defer { proj_crs_info_list_destroy(list) }
-        var found: [(String, (Double, Double, Double, Double))] = []
-        for index in 0..<Int(count) {
-            guard let info = list[index]?.pointee, info.bbox_valid != 0, info.deprecated == 0, let code = info.code,
-                let method = info.projection_method_name.map({ String(cString: $0) }), methods.contains(method)
-            else { continue }
-            found.append(
-                (
-                    "EPSG:" + String(cString: code),
-                    (info.west_lon_degree, info.south_lat_degree, info.east_lon_degree, info.north_lat_degree)
-                ))
-        }
-        return found
     }
 
     @Test(

@@ -228,17 +228,6 @@ extension CoordinateTransform {
         guard !x.isEmpty, x.count == y.count, let context = proj_context_create() else { return [] }
         defer { proj_context_destroy(context) }
         proj_log_level(context, PJ_LOG_NONE)
-        guard let parameters = proj_get_crs_list_parameters_create() else { return [] }
-        defer { proj_get_crs_list_parameters_destroy(parameters) }
-        var type = PJ_TYPE_PROJECTED_CRS
-        var count: Int32 = 0
-        let list = withUnsafePointer(to: &type) { type -> UnsafeMutablePointer<UnsafeMutablePointer<PROJ_CRS_INFO>?>? in
-            parameters.pointee.types = type
-            parameters.pointee.typesCount = 1
-            return proj_get_crs_info_list_from_database(context, "EPSG", parameters, &count)
-        }
-        guard let list else { return [] }
-        defer { proj_crs_info_list_destroy(list) }
         // The national grids most files are in first (in that list's order), then current datums, metres before feet
         // (the same points in metres and read as feet land 3.28 times farther out), then the
         // smallest area: any projected system maps eastings and northings of the right size near
@@ -246,12 +235,11 @@ extension CoordinateTransform {
         var found: [(rank: Int, size: Double, candidate: Candidate)] = []
         var xs = x
         var ys = y
-        for index in 0..<Int(count) {
-            guard let info = list[index]?.pointee, info.bbox_valid != 0, info.deprecated == 0, let code = info.code
-            else { continue }
-            let west = info.west_lon_degree
-            let east = info.east_lon_degree
-            guard let crs = proj_create_from_database(context, "EPSG", code, PJ_CATEGORY_CRS, 0, nil) else { continue }
+        for system in projectedSystems(context) {
+            let (west, east) = (system.west, system.east)
+            guard let crs = proj_create_from_database(context, "EPSG", system.code, PJ_CATEGORY_CRS, 0, nil) else {
+                continue
+            }
             defer { proj_destroy(crs) }
             // The system's projection undone, from its PROJ string (units and axes as PROJ writes
             // them: easting first), to degrees.
@@ -288,24 +276,61 @@ extension CoordinateTransform {
                 guard longitude.isFinite, latitude.isFinite else { return false }
                 let inLongitude =
                     across ? longitude >= west || longitude <= east : longitude >= west && longitude <= east
-                return inLongitude && latitude >= info.south_lat_degree && latitude <= info.north_lat_degree
+                return inLongitude && latitude >= system.south && latitude <= system.north
             }
             guard inside else { continue }
             let width = across ? east + 360 - west : east - west
-            let name = info.name.map { String(cString: $0) } ?? ""
             found.append(
                 (
-                    Self.wellKnown.firstIndex(of: String(cString: code))
+                    Self.wellKnown.firstIndex(of: system.code)
                         ?? Self.wellKnown.count
-                        + (Self.currentDatums.contains { name.hasPrefix($0) } ? 0 : 2)
+                        + (Self.currentDatums.contains { system.name.hasPrefix($0) } ? 0 : 2)
                         + (definition.contains("+units=") && !definition.contains("+units=m") ? 1 : 0),
-                    width * (info.north_lat_degree - info.south_lat_degree),
-                    Candidate(
-                        code: "EPSG:" + String(cString: code), name: info.name.map { String(cString: $0) } ?? "",
-                        area: info.area_name.map { String(cString: $0) } ?? "")
+                    width * (system.north - system.south),
+                    Candidate(code: "EPSG:" + system.code, name: system.name, area: system.areaName)
                 ))
         }
         return found.sorted { ($0.rank, $0.size) < ($1.rank, $1.size) }.prefix(limit).map(\.candidate)
+    }
+
+    /// An EPSG projected system of PROJ's database.
+    struct DatabaseSystem: Sendable {
+        /// `2154`.
+        var code: String
+        var name: String
+        var areaName: String
+        /// `Lambert Conic Conformal (2SP)`.
+        var method: String
+        /// The area of use, degrees (`west` > `east` across the antimeridian).
+        var west: Double
+        var south: Double
+        var east: Double
+        var north: Double
+    }
+
+    /// The EPSG projected systems of PROJ's database that are not deprecated and have an area of use.
+    static func projectedSystems(_ context: OpaquePointer? = nil) -> [DatabaseSystem] {
+        guard let parameters = proj_get_crs_list_parameters_create() else { return [] }
+        defer { proj_get_crs_list_parameters_destroy(parameters) }
+        var type = PJ_TYPE_PROJECTED_CRS
+        var count: Int32 = 0
+        let list = withUnsafePointer(to: &type) { type -> UnsafeMutablePointer<UnsafeMutablePointer<PROJ_CRS_INFO>?>? in
+            parameters.pointee.types = type
+            parameters.pointee.typesCount = 1
+            return proj_get_crs_info_list_from_database(context, "EPSG", parameters, &count)
+        }
+        guard let list else { return [] }
+        defer { proj_crs_info_list_destroy(list) }
+        func text(_ pointer: UnsafePointer<CChar>?) -> String { pointer.map { String(cString: $0) } ?? "" }
+        return (0..<Int(count)).compactMap { index in
+            guard let info = list[index]?.pointee, info.bbox_valid != 0, info.deprecated == 0, info.code != nil else {
+                return nil
+            }
+            return DatabaseSystem(
+                code: text(info.code), name: text(info.name), areaName: text(info.area_name),
+                method: text(info.projection_method_name), west: info.west_lon_degree, south: info.south_lat_degree,
+                east: info.east_lon_degree, north: info.north_lat_degree)
+        }
     }
 
     /// EPSG codes of the grids most files are in (national grids, the largest US State Plane

@@ -193,8 +193,12 @@ struct PipelinePlan {
                 notes.append("coordinates: the file's crs member names \(declared)")
             }
             if let crs = coordinates.crs, !coordinates.crsIsDegrees {
-                validator.transform = try CoordinateTransform(from: crs)
-                notes.append("coordinates: in \(crs), reprojected to WGS 84 longitude and latitude")
+                let transform = try CoordinateTransform(from: crs)
+                validator.transform = transform
+                notes.append(
+                    "coordinates: in \(crs), reprojected to WGS 84 longitude and latitude"
+                        + (transform.usesClosedForm
+                            ? " (PROJ's inverse projection in closed form, checked against PROJ on every block)" : ""))
             }
             // Rows without coordinates pass: an update keeps their location, geocoding finds it.
             validator.optionalCoordinates = config.mode == .update || config.geocode != nil

@@ -43,7 +43,8 @@ final class RawInput {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
             throw ImportError(
-                .unreadableInput, "cannot keep standard input in \(directory) to read it twice: \(String(cString: strerror(errno)))",
+                .unreadableInput,
+                "cannot keep standard input in \(directory) to read it twice: \(String(cString: strerror(errno)))",
                 file: "stdin")
         }
         defer { close(fd) }

@@ -220,6 +220,15 @@ public struct Validator: Sendable {
         slots.reserveCapacity(block.count)
         var xs: [Double] = []
         var ys: [Double] = []
+        func refuse(_ record: Int, _ rejection: CoordinateRejection) {
+            slots.append(rejected)
+            if case .rejected(let code, let column, let message) = rejection.outcome {
+                result.records.rejections.append(
+                    Rejection(
+                        line: block.lines[record], code: code, column: header[column], message: message,
+                        fields: block.originalCells(record)))
+            }
+        }
         block.bytes.withUnsafeBytes { bytes in
             for record in 0..<block.count {
                 if optionalCoordinates && coordinatesBlank(record, of: block, bytes) {
@@ -234,13 +243,7 @@ public struct Validator: Sendable {
                     {
                     case .success(let parts): (xBytes, yBytes) = parts
                     case .failure(let rejection):
-                        slots.append(rejected)
-                        if case .rejected(let code, let column, let message) = rejection.outcome {
-                            result.records.rejections.append(
-                                Rejection(
-                                    line: block.lines[record], code: code, column: header[column], message: message,
-                                    fields: block.originalCells(record)))
-                        }
+                        refuse(record, rejection)
                         continue
                     }
                 } else {
@@ -264,13 +267,7 @@ public struct Validator: Sendable {
                     xs.append(x.value)
                     ys.append(y.value)
                 case (.failure(let rejection), _), (_, .failure(let rejection)):
-                    slots.append(rejected)
-                    if case .rejected(let code, let column, let message) = rejection.outcome {
-                        result.records.rejections.append(
-                            Rejection(
-                                line: block.lines[record], code: code, column: header[column], message: message,
-                                fields: block.originalCells(record)))
-                    }
+                    refuse(record, rejection)
                 }
             }
         }
