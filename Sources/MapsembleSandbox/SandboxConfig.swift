@@ -15,6 +15,8 @@ public struct SandboxConfig: Sendable {
         public var required = false
         /// Option keys of a select field.
         public var options: [String] = []
+        /// Their labels, where they differ from the keys (same order; empty: the keys).
+        public var optionLabels: [String] = []
 
         public init(
             slug: String, type: String = "text", label: String? = nil, required: Bool = false, options: [String] = []

@@ -175,8 +175,13 @@ extension SandboxStore {
                 if field.type == "number", value != .null, value.number == nil {
                     errors.append(("\(key).properties.\(slug)", [.string("The \(slug) field must be a number.")]))
                 }
-                if field.type == "single_select", !field.options.isEmpty, let text = value.string,
-                    !field.options.contains(text)
+                // A select takes an option's key or label; a multi_select an array of them.
+                let chosen = field.type == "single_select" ? value.string.map { [$0] } : value.array?.map { $0.string }
+                if field.type.hasSuffix("_select"), !field.options.isEmpty, value != .null,
+                    chosen?.allSatisfy({
+                        $0.map { field.options.contains($0) || field.optionLabels.contains($0) } ?? false
+                    })
+                        != true
                 {
                     errors.append(("\(key).properties.\(slug)", [.string("The selected \(slug) is invalid.")]))
                 }
@@ -296,7 +301,7 @@ extension SandboxStore {
             json: ["created": 0, "updated": 0, "deleted": .number(Double(deleted)), "failed": .array(failed)])
     }
 
-    private func uuid(_ state: inout State) -> String {
+    func uuid(_ state: inout State) -> String {
         let a = state.random.next()
         let b = state.nextID
         state.nextID += 1

@@ -186,6 +186,10 @@ public final class SandboxStore: Sendable {
 
     /// Write requests so far, in the order they were answered (empty unless `recordWrites`).
     public var writeLog: [WriteRecord] { state.withLockedValue { $0.writeLog } }
+    /// The maps held now (made through the API too), by id.
+    public var maps: [String: SandboxConfig.Map] {
+        state.withLockedValue { $0.maps.mapValues(\.config) }
+    }
 
     /// The text of each geocoder request answered so far, in order.
     public var geocoderQueries: [String] { state.withLockedValue { $0.geocoderQueries } }
@@ -246,6 +250,7 @@ public final class SandboxStore: Sendable {
         }
         guard let account = authenticate(request, state) else { return .error(401, "Unauthenticated.") }
         if parts.count == 3 {
+            if request.method == "POST" { return createMap(body, account: account, &state) }
             guard request.method == "GET" else { return .error(405, "Method not allowed") }
             let maps = state.maps.values.filter { $0.config.account == account }.sorted { $0.config.id < $1.config.id }
             return SandboxReply(status: 200, json: .array(maps.map { summary($0.config) }))
@@ -254,6 +259,7 @@ public final class SandboxStore: Sendable {
         guard let map = state.maps[mapID] else { return .error(404, "Map not found") }
         guard map.config.account == account else { return .error(403, "This action is unauthorized.") }
         if parts.count == 4 {
+            if request.method == "PATCH" { return changeMap(mapID, body, &state) }
             guard request.method == "GET" else { return .error(405, "Method not allowed") }
             return SandboxReply(
                 status: 200, json: detail(map.config, withOptions: !state.config.faults.hiddenFieldOptions))
@@ -338,7 +344,7 @@ public final class SandboxStore: Sendable {
         ]
     }
 
-    private func detail(_ map: SandboxConfig.Map, withOptions: Bool) -> JSONValue {
+    func detail(_ map: SandboxConfig.Map, withOptions: Bool) -> JSONValue {
         let fields: [JSONValue] = map.fields.enumerated().map { index, field in
             var config: [(String, JSONValue)] = []
             if !field.options.isEmpty && withOptions {
@@ -347,7 +353,11 @@ public final class SandboxStore: Sendable {
                         "options",
                         .array(
                             field.options.enumerated().map {
-                                ["key": .string($1), "label": .string($1), "weight": .number(Double($0))]
+                                [
+                                    "key": .string($1),
+                                    "label": .string($0 < field.optionLabels.count ? field.optionLabels[$0] : $1),
+                                    "weight": .number(Double($0)),
+                                ]
                             })
                     ))
             }

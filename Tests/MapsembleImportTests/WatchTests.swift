@@ -75,7 +75,8 @@ struct WatchTests {
         #expect(harness.exists("processed/b.csv"))
         #expect(harness.exists("failed/bad.csv"))
         let error = try String(contentsOfFile: harness.drop + "/failed/bad.error.txt", encoding: .utf8)
-        #expect(error.contains("names the column \"name\", which the input does not have"))
+        #expect(
+            error.contains("the header does not have 2 of the columns the pipeline maps: \"name\" (properties.label)"))
         #expect(harness.exists(".c.csv.part") && harness.exists("notes.txt") && harness.exists("fresh.csv"))
         #expect(harness.storedCount == 160)
         #expect(result.stderr.contains("a.csv: moved with its report to processed/"))

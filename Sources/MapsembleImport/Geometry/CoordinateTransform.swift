@@ -32,6 +32,8 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
     private let fastRefused = NIOLockedValueBox(false)
     /// How far apart (degrees) the closed form and PROJ may be: about a millimetre.
     static let fastTolerance = 1e-8
+    /// Fewer points than this go to PROJ directly.
+    static let fastMinimum = 16
 
     /// Degrees a point may lie outside the area of use (a neighbouring district, a coastline; a
     /// UTM zone used for a whole country: Berlin in zone 32 is 1.4° east of it).
@@ -84,18 +86,29 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
     }
 
     private static func northingFirst(_ context: OpaquePointer, _ crs: OpaquePointer) -> Bool {
-        // A bound or compound system holds the one with the axes.
-        let base = proj_get_source_crs(context, crs)
-        defer { proj_destroy(base) }
-        let horizontal = proj_get_type(crs) == PJ_TYPE_BOUND_CRS ? base ?? crs : crs
+        // A bound system holds the one with the axes; a compound one (SWEREF99 TM + RH2000) its
+        // horizontal part first.
+        var horizontal = crs
+        var held: OpaquePointer?
+        defer { proj_destroy(held) }
+        switch proj_get_type(crs) {
+        case PJ_TYPE_BOUND_CRS: held = proj_get_source_crs(context, crs)
+        case PJ_TYPE_COMPOUND_CRS: held = proj_crs_get_sub_crs(context, crs, 0)
+        default: break
+        }
+        if let held { horizontal = held }
         guard let system = proj_crs_get_coordinate_system(context, horizontal) else { return false }
         defer { proj_destroy(system) }
-        var direction: UnsafePointer<CChar>?
-        guard proj_cs_get_axis_info(context, system, 0, nil, nil, &direction, nil, nil, nil, nil) != 0,
-            let direction
-        else { return false }
-        let first = String(cString: direction).lowercased()
-        return first == "north" || first == "south"
+        func direction(_ axis: Int32) -> String? {
+            var direction: UnsafePointer<CChar>?
+            guard proj_cs_get_axis_info(context, system, axis, nil, nil, &direction, nil, nil, nil, nil) != 0,
+                let direction
+            else { return nil }
+            return String(cString: direction).lowercased()
+        }
+        // Northing first only when the second axis is the easting: polar systems point both
+        // axes north or south (EPSG:3031, EPSG:3413) and put the easting first.
+        return ["north", "south"].contains(direction(0) ?? "") && ["east", "west"].contains(direction(1) ?? "")
     }
 
     deinit {
@@ -123,7 +136,9 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
         x: UnsafeMutablePointer<Double>, y: UnsafeMutablePointer<Double>, step: Int, count: Int
     ) {
         guard count > 0 else { return }
-        if let fast, fastAgrees(fast, x: x, y: y, step: step, count: count) {
+        // A block, checked on three points; a shape of a few vertices or one point goes to PROJ,
+        // which costs less than the check would.
+        if let fast, count >= Self.fastMinimum, fastAgrees(fast, x: x, y: y, step: step, count: count) {
             fast.toDegrees(x: x, y: y, step: step, count: count)
         } else {
             projTrans(x: x, y: y, step: step, count: count)
@@ -180,7 +195,9 @@ final class CoordinateTransform: @unchecked Sendable {  // `context` and `transf
             let (projLongitude, projLatitude) = (proj.0[index], proj.1[index])
             // Outside PROJ's domain (HUGE_VAL): PROJ decides for this block.
             guard abs(projLongitude) < 1e300, abs(projLatitude) < 1e300 else { return false }
-            let apart = max(abs(ours.0[index] - projLongitude), abs(ours.1[index] - projLatitude))
+            // Longitudes compared round the circle: -180 and 180 are one meridian.
+            let apart = max(
+                abs(remainder(ours.0[index] - projLongitude, 360)), abs(ours.1[index] - projLatitude))
             guard apart <= Self.fastTolerance else {
                 fastRefused.withLockedValue { $0 = true }
                 return false

@@ -262,6 +262,8 @@ struct InverseProjection: Sendable {
         case .transverse(let scaledA, let originNorthing):
             let xi0 = (north + originNorthing * a) / (scaledA * a)
             let eta0 = east / (scaledA * a)
+            // Where PROJ's inverse gives up (the series diverge): outside the projection's domain.
+            guard abs(eta0) <= 2.623395162778 else { return (.nan, .nan) }
             // ξ = ξ' − Σ βⱼ sin 2jξ' cosh 2jη', η = η' − Σ βⱼ cos 2jξ' sinh 2jη'.
             let sin2 = sin(2 * xi0)
             let cos2 = cos(2 * xi0)

@@ -359,7 +359,9 @@ private struct NodeReader {
                 {
                     switch entry {
                     case "column": column = try requiredString(entryValue, "\(path).column")
-                    case "type": field.type = try oneOf(entryValue, "\(path).type", fieldTypes)
+                    case "type":
+                        field.type = try oneOf(entryValue, "\(path).type", fieldTypes)
+                        field.typeStated = true
                     case "separator": field.separator = try requiredString(entryValue, "\(path).separator")
                     default:
                         if case .sequence(let items) = entryValue {

@@ -9,6 +9,9 @@ public struct Pipeline: Sendable {
     public let config: PipelineConfig
     public let options: RunOptions
 
+    /// With `options.createFields`: the pipeline's new columns are mapped already.
+    private var newColumnsMapped = false
+
     public init(config: PipelineConfig, options: RunOptions) {
         self.config = config
         self.options = options
@@ -27,6 +30,12 @@ public struct Pipeline: Sendable {
         sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
         logger: Logger = .silent
     ) async throws -> RunSummary {
+        if options.createFields && !newColumnsMapped {
+            // The columns the pipeline does not map become fields: the same pipeline, mapping them.
+            var mapped = Pipeline(config: try MapSetup.mappingNewColumns(config), options: options)
+            mapped.newColumnsMapped = true
+            return try await mapped.run(sink: customSink, progress: progress, logger: logger)
+        }
         let log: (@Sendable (RunEvent) -> Void)? = { logger.log($0) }
         let started = ContinuousClock.now
         let destination = Destination(customSink: customSink, options: options)
@@ -171,7 +180,29 @@ extension Pipeline {
             policy: RetryPolicy(
                 maxRetries: config.upload.maxRetries, backoffSeconds: options.backoffSeconds,
                 maxBackoffSeconds: options.maxBackoffSeconds))
-        let map = try await client.map(mapID)
+        var map = try await client.map(mapID)
+        if options.createFields {
+            let change = try await MapSetup.ensureFields(
+                client: client, mapID: mapID, config: config, addOptions: options.addOptions,
+                dryRun: destination.isDryRun)
+            map = change.map
+            if destination.isDryRun {
+                // Checked as the map would be once the fields are added.
+                map.fields += change.added.map {
+                    MapInfo.Field(slug: $0.slug, type: $0.type, label: $0.label, options: $0.options)
+                }
+            }
+            if !change.added.isEmpty {
+                plan.notices.append(
+                    "\(destination.isDryRun ? "would add" : "added") \(change.added.count) field\(change.added.count == 1 ? "" : "s") to map \(mapID): "
+                        + change.added.map { "\($0.slug) (\($0.type): \($0.reason))" }.joined(separator: ", "))
+            }
+            for (slug, values) in change.options.sorted(by: { $0.key < $1.key }) {
+                plan.notices.append(
+                    "\(destination.isDryRun ? "would add" : "added") \(values.count) option\(values.count == 1 ? "" : "s") to field \(slug): \(values.joined(separator: ", "))"
+                )
+            }
+        }
         try plan.apply(map, config: config)
         if let geocode = config.geocode { try await checkGeocoding(geocode, map: map, client: client, &plan) }
         return client

@@ -87,6 +87,8 @@ public struct PipelineConfig: Sendable, Equatable {
         /// A Mapsemble field type: `text`, `multiline_text`, `number`, `date`, `image`,
         /// `single_select`, `multi_select`.
         public var type = "text"
+        /// Whether pipeline.yml states `type` (else a new field's type is read from the values).
+        public var typeStated = false
         /// `date` fields: formats besides ISO 8601, e.g. `DD.MM.YYYY`.
         public var formats: [String] = []
         /// `multi_select` fields: what separates the options in one value.

@@ -89,6 +89,8 @@ struct PipelinePlan {
                 .config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
         }
         let name = path == "-" ? "stdin" : path
+        // Every mapped column the header lacks, said at once.
+        if let drift = SchemaDrift.missingColumns(config, header: header, file: name) { throw drift }
         func column(_ column: String, key: String) throws -> Int {
             guard let index = header.firstIndex(of: column) else {
                 throw ImportError(
@@ -247,7 +249,18 @@ struct PipelinePlan {
             label: label, remoteID: remoteID, fields: fields, header: header, decimalSeparator: separator,
             alternateSeparator: alternate,
             geometryless: config.mode == .delete)
+        // Columns the pipeline uses nowhere, when it maps fields at all (a pipeline that maps none
+        // wants none).
+        newColumns = SchemaDrift.newColumns(self, config: config)
+        if !config.properties.fields.isEmpty && !newColumns.isEmpty {
+            notices.append(
+                "\(newColumns.count == 1 ? "a column" : "\(newColumns.count) columns") the pipeline does not map: \(Self.listing(newColumns)); `run --create-fields` maps \(newColumns.count == 1 ? "it" : "them") to new fields of the map (or `mapsemble-import fields add \(config.target.mapID ?? "MAP_ID") --from PIPELINE.yml`)"
+            )
+        }
     }
+
+    /// Header columns no setting uses (`SchemaDrift.newColumns`).
+    var newColumns: [String] = []
 
     /// The pre-flight's findings applied: every mapped slug must be a field of the map (the server
     /// would drop an unknown one silently), remote ids go under the map's remote field, and number

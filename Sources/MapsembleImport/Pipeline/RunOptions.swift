@@ -22,6 +22,12 @@ public struct RunOptions: Sendable {
     public var forceDelete = false
     /// `--refresh-geocodes`: ask the geocoder again whatever the cache holds.
     public var refreshGeocodes = false
+    /// `--create-fields`: columns the pipeline does not map become fields, and the mapped fields
+    /// the map lacks are added to it before the first row is sent.
+    public var createFields = false
+    /// `--add-options`: values of select columns that are no option of their field are added
+    /// as options (with `createFields`).
+    public var addOptions = false
     /// `--state-dir`: where the state kept between runs goes (`StateDirectory`).
     public var stateDirectory: String?
     public init() {}

@@ -44,6 +44,10 @@ public struct FeatureSplitter {
         guard let input = RawInput(path: path) else {
             throw ImportError(.unreadableInput, "cannot open the file", file: name)
         }
+        self.init(input: input, kind: kind, name: name)
+    }
+
+    init(input: RawInput, kind: Kind, name: String) {
         self.input = input
         self.kind = kind
         self.name = name
@@ -348,7 +352,7 @@ public final class GeoJSONReader: RecordReader {
     /// Columns of the properties, by name.
     private var propertyColumns: [String: Int] = [:]
     /// Whether the features' `id` has a column (not when a property is called `id`).
-    private var idColumn: Int?
+    private(set) var idColumn: Int?
     private var geometryIndex = 0
 
     /// The kind of GeoJSON `format` (or the path's extension, for `auto`) says; nil: not GeoJSON.
@@ -370,14 +374,17 @@ public final class GeoJSONReader: RecordReader {
     init(path: String, kind: FeatureSplitter.Kind, blockBytes: Int, name: String) throws {
         self.blockBytes = blockBytes
         // Read twice (the property names first): standard input is kept in an owner-only
-        // temporary file, gone once both passes have it open.
+        // temporary file, unlinked at once (`RawInput.spoolStandardInput`).
         let spooled = path == "-" ? try RawInput.spoolStandardInput() : nil
-        defer { if let spooled { RawInput.remove(spooled) } }
-        let path = spooled ?? path
+        defer { if let spooled { RawInput.closeSpooled(spooled) } }
+        func pass() throws -> FeatureSplitter {
+            guard let spooled else { return try FeatureSplitter(path: path, kind: kind, name: name) }
+            return FeatureSplitter(input: RawInput.rewound(spooled), kind: kind, name: name)
+        }
         // First pass: the property names.
         var names: [String] = []
         var seen = Set<String>()
-        var first = try FeatureSplitter(path: path, kind: kind, name: name)
+        var first = try pass()
         while let (text, _) = try first.next() {
             guard let members = FeatureText.members(text),
                 let properties = FeatureText.member("properties", of: members, in: text),
@@ -389,7 +396,7 @@ public final class GeoJSONReader: RecordReader {
             }
         }
         declaredCRS = first.declaredCRS
-        splitter = try FeatureSplitter(path: path, kind: kind, name: name)
+        splitter = try pass()
         if !seen.contains("id") {
             idColumn = 0
             header.append("id")

@@ -33,22 +33,21 @@ final class RawInput {
         if readAhead { ahead = ReadAhead(source: source) }
     }
 
-    /// Removes a file `spoolStandardInput` made.
-    static func remove(_ path: String) { unlink(path) }
-
-    /// Copies standard input to a new temporary file (mode 0600) and returns its path.
-    static func spoolStandardInput() throws -> String {
+    /// Copies standard input to a new temporary file in `$TMPDIR` (mode 0600, removed from its
+    /// folder at once: nothing is left behind however the process ends) and returns its
+    /// descriptor, for `rewound(_:)` to read it from the start as often as needed.
+    static func spoolStandardInput() throws -> Int32 {
         let directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array((directory + "/mapsemble-import-stdin-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else {
-            throw ImportError(
-                .unreadableInput,
-                "cannot keep standard input in \(directory) to read it twice: \(String(cString: strerror(errno)))",
+        func failure(_ reason: String) -> ImportError {
+            ImportError(
+                .unreadableInput, "cannot keep standard input in \(directory) to read it twice: \(reason)",
                 file: "stdin")
         }
-        defer { close(fd) }
-        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         let input = Self(fd: 0, gzip: false, closeOnDeinit: false)
         let chunk = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
@@ -61,20 +60,26 @@ final class RawInput {
                 while written < count {
                     let result = write(fd, buffer + written, count - written)
                     guard result > 0 else {
-                        throw ImportError(
-                            .unreadableInput,
-                            "cannot keep standard input in \(directory) to read it twice: \(String(cString: strerror(errno)))",
-                            file: "stdin")
+                        throw failure(result < 0 ? String(cString: strerror(errno)) : "the disk is full")
                     }
                     written += result
                 }
             }
         } catch {
-            unlink(path)
+            close(fd)
             throw error
         }
-        return path
+        return fd
     }
+
+    /// The spooled file read again from its first byte (a descriptor of its own).
+    static func rewound(_ fd: Int32) -> RawInput {
+        lseek(fd, 0, SEEK_SET)
+        return RawInput(fd: dup(fd), gzip: false, closeOnDeinit: true)
+    }
+
+    /// Closes a descriptor `spoolStandardInput` returned.
+    static func closeSpooled(_ fd: Int32) { close(fd) }
 
     /// Opens `path` for reading; nil with `errno` set when it cannot be opened.
     convenience init?(path: String) {

@@ -306,10 +306,12 @@ public struct Validator: Sendable {
                 continue
             }
             guard !longitude.isNaN else {
-                let stated = [longitudeColumn, latitudeColumn].map { block.string(record, $0) }
+                let stated =
+                    pointColumn.map { block.string(record, $0) }
+                    ?? [longitudeColumn, latitudeColumn].map { block.string(record, $0) }.joined(separator: ", ")
                 reject(
                     .invalidGeometry, latitudeColumn,
-                    "the point (\(stated[0]), \(stated[1])) cannot be reprojected from \(transform.source) to WGS 84: it lies outside that system's area of use"
+                    "the point (\(stated)) cannot be reprojected from \(transform.source) to WGS 84: it lies outside that system's area of use"
                 )
                 continue
             }

@@ -162,13 +162,45 @@ final class MapsembleClient: Sendable {
 
     /// `GET /api/v1/maps/{id}`: the pre-flight.
     func map(_ id: String) async throws -> MapInfo {
+        Self.mapInfo(try await mapObject(id), id: id)
+    }
+
+    /// `GET /api/v1/maps/{id}` as the server wrote it (a change sends its fields back unchanged).
+    func mapObject(_ id: String) async throws -> [String: Any] {
         // The first request of a run: a wrong address or a server that is down is said at once.
         let response = try await get(APIPath.map(id), what: "reading map \(id)", policy: policy.firstContact)
         try Self.check(response, what: "map \"\(id)\"", baseURL: baseURL)
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
             throw ImportError(.remote, "the answer for map \"\(id)\" is not the JSON object expected")
         }
-        return Self.mapInfo(object, id: id)
+        return object
+    }
+
+    /// `POST /api/v1/maps` (`id` nil) or `PATCH /api/v1/maps/{id}` with `body`; the map as answered.
+    /// A `422` is one sentence listing what the server refused.
+    func writeMap(_ id: String?, body: [String: Any]) async throws -> (map: MapInfo, object: [String: Any]) {
+        let bytes = Array(
+            (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes]))
+                ?? Data())
+        let what = id.map { "changing map \($0)" } ?? "creating a map"
+        let response = try await request(
+            id == nil ? "POST" : "PATCH", id.map(APIPath.map) ?? APIPath.maps, body: bytes,
+            contentType: "application/json", what: what)
+        if response.status == 422 {
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            let errors = (object?["errors"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { key, value in
+                "\(key): \((value as? [String])?.joined(separator: " ") ?? "\(value)")"
+            }
+            throw ImportError(
+                .remote,
+                "\(what) was refused by \(baseURL) (HTTP 422): \(errors.isEmpty ? Self.serverMessage(response.body) : errors.joined(separator: "; "))"
+            )
+        }
+        try Self.check(response, what: id.map { "map \"\($0)\"" } ?? "the new map", baseURL: baseURL)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
+            throw ImportError(.remote, "the answer to \(what) is not the JSON object expected")
+        }
+        return (Self.mapInfo(object, id: id ?? ""), object)
     }
 
     /// `GET /api/v1/me`: the account's `featureFlags` (empty when it states none).
@@ -250,7 +282,7 @@ public enum MapsembleAPI {
     }
 
     /// A client for a command's reads: a server that does not answer is said after two retries.
-    private static func client(_ config: PipelineConfig) throws -> MapsembleClient {
+    static func client(_ config: PipelineConfig) throws -> MapsembleClient {
         try MapsembleClient(
             baseURL: config.target.apiURL, credentials: config.credentials,
             timeoutSeconds: config.upload.timeoutSeconds,

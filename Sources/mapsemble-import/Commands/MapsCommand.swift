@@ -37,9 +37,16 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-/// `mapsemble-import maps`: the account's maps.
+/// `mapsemble-import maps`: the account's maps; `maps create`.
 struct MapsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "maps", abstract: "List the account's maps.")
+    static let configuration = CommandConfiguration(
+        commandName: "maps", abstract: "List the account's maps, or create one from a file.",
+        subcommands: [MapsListCommand.self, MapsCreateCommand.self], defaultSubcommand: MapsListCommand.self)
+}
+
+/// `mapsemble-import maps [list]`.
+struct MapsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the account's maps.")
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -55,10 +62,17 @@ struct MapsCommand: AsyncParsableCommand {
     }
 }
 
-/// `mapsemble-import fields MAP_ID`: one map's fields and remote field.
+/// `mapsemble-import fields MAP_ID`; `fields add`.
 struct FieldsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fields",
+        commandName: "fields", abstract: "List a map's fields, or add the ones a pipeline maps.",
+        subcommands: [FieldsListCommand.self, FieldsAddCommand.self], defaultSubcommand: FieldsListCommand.self)
+}
+
+/// `mapsemble-import fields [list] MAP_ID`: one map's fields and remote field.
+struct FieldsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
         abstract: "List a map's fields (the slugs properties.fields maps to) and its remote field.")
 
     @Argument(help: "The map id.")
@@ -89,5 +103,128 @@ struct FieldsCommand: AsyncParsableCommand {
             )
         }
         if map.remoteField == nil { print("(no remote field: upsert and delete need one)") }
+    }
+}
+
+/// `mapsemble-import maps create --label LABEL [--from PIPELINE.yml|FILE]`.
+struct MapsCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract:
+            "Create a map whose fields, remote field and geocode field come from a pipeline, or from inspect of a data file."
+    )
+
+    @Option(help: "The new map's label.")
+    var label: String
+
+    @Option(
+        help:
+            "A pipeline file (.yml), or a data file whose columns inspect profiles (default: pipeline.yml in the current folder)."
+    )
+    var from: String?
+
+    @Option(
+        name: .customLong("write-pipeline"),
+        help: "Write a pipeline.yml that imports the file as it is into the new map to FILE.")
+    var writePipeline: String?
+
+    @Flag(name: .customLong("dry-run"), help: "Print the request body; create nothing.")
+    var dryRun = false
+
+    @Option(name: .customLong("api-url"), help: "The Mapsemble API base URL.")
+    var apiURL: String?
+
+    @Flag(help: "Print the created map as JSON.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let source = try MapSetup.source(from ?? "pipeline.yml", environment: ProcessInfo.processInfo.environment)
+            var config = source.config
+            try Self.connect(&config, apiURL: apiURL)
+            let creation = try await MapSetup.create(label: label, config: config, dryRun: dryRun)
+            if dryRun {
+                print(creation.body)
+                return
+            }
+            guard let mapID = creation.mapID else { return }
+            if let writePipeline { try MapSetup.writePipeline(source, mapID: mapID, to: writePipeline) }
+            if json {
+                print(creation.answer ?? "{}")
+                return
+            }
+            print(mapID)
+            for field in creation.fields {
+                Console.write("  \(field.slug): \(field.type) (\(field.reason))\n")
+            }
+            if let writePipeline { Console.write("pipeline written to \(writePipeline)\n") }
+        } catch let error as ImportError {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
+    }
+
+    /// Credentials and the API URL from the environment and flags, over the pipeline's.
+    static func connect(_ config: inout PipelineConfig, apiURL: String?) throws {
+        var options = try PipelineOptions.parse([])
+        options.apiURL = apiURL
+        let connection = try options.config()
+        if config.target.apiKey == nil { config.target.apiKey = connection.target.apiKey }
+        if config.target.clientID == nil { config.target.clientID = connection.target.clientID }
+        if config.target.clientSecret == nil { config.target.clientSecret = connection.target.clientSecret }
+        if apiURL != nil || config.target.apiURL == PipelineConfig.Target().apiURL {
+            config.target.apiURL = connection.target.apiURL
+        }
+    }
+}
+
+/// `mapsemble-import fields add MAP_ID --from PIPELINE.yml`.
+struct FieldsAddCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract:
+            "Add to a map the fields a pipeline maps that it lacks (columns the pipeline does not map too); nothing is removed or retyped."
+    )
+
+    @Argument(help: "The map id.")
+    var mapID: String
+
+    @Option(help: "The pipeline file (default: pipeline.yml in the current folder).")
+    var from: String?
+
+    @Flag(
+        name: .customLong("add-options"),
+        help: "Add the values of select columns that are no option of their field as options.")
+    var addOptions = false
+
+    @Flag(name: .customLong("dry-run"), help: "Print the request body; change nothing.")
+    var dryRun = false
+
+    @Option(name: .customLong("api-url"), help: "The Mapsemble API base URL.")
+    var apiURL: String?
+
+    func run() async throws {
+        do {
+            var config = try ConfigLoader.load(
+                path: from ?? "pipeline.yml", environment: ProcessInfo.processInfo.environment)
+            try MapsCreateCommand.connect(&config, apiURL: apiURL)
+            let change = try await MapSetup.addFields(
+                mapID: mapID, config: config, addOptions: addOptions, dryRun: dryRun)
+            guard change.changed else {
+                Console.write("map \(mapID) has every field the pipeline maps: nothing to add\n")
+                return
+            }
+            if dryRun {
+                print(change.body)
+                return
+            }
+            for field in change.added { print("added \(field.slug): \(field.type) (\(field.reason))") }
+            for (slug, values) in change.options.sorted(by: { $0.key < $1.key }) {
+                print("added to \(slug): \(values.joined(separator: ", "))")
+            }
+        } catch let error as ImportError {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
     }
 }

@@ -64,6 +64,8 @@ struct PipelineRunner {
         runOptions.forceDelete = options.forceDelete
         runOptions.refreshGeocodes = options.refreshGeocodes
         runOptions.stateDirectory = options.stateDir
+        runOptions.createFields = options.createFields
+        runOptions.addOptions = options.addOptions
         // The embedded sandbox starts empty every time: nothing there to resume into.
         runOptions.journal = !options.sandbox
         let pipeline = Pipeline(config: config, options: runOptions)

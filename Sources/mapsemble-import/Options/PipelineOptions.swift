@@ -62,6 +62,18 @@ struct PipelineOptions: ParsableArguments {
         help: "geocode: ask the geocoder again for every address, whatever the cache holds.")
     var refreshGeocodes = false
 
+    @Flag(
+        name: .customLong("create-fields"),
+        help:
+            "Map the columns the pipeline does not map to new fields, and add the mapped fields the map lacks before the first row is sent (never removes or retypes a field)."
+    )
+    var createFields = false
+
+    @Flag(
+        name: .customLong("add-options"),
+        help: "With --create-fields: add the values of select columns that are no option of their field as options.")
+    var addOptions = false
+
     @Option(
         name: .customLong("state-dir"),
         help:
@@ -98,6 +110,9 @@ struct PipelineOptions: ParsableArguments {
         if let maxRejects, PipelineConfig.Threshold(parsing: maxRejects) == nil {
             throw ValidationError(
                 "--max-rejects must be a count such as 100 or a share such as 5%, got \"\(maxRejects)\"")
+        }
+        if addOptions && !createFields {
+            throw ValidationError("--add-options goes with --create-fields")
         }
         if output == "-" && outputBatches == "-" {
             throw ValidationError("--output and --output-batches cannot both write to standard output")

@@ -1,0 +1,289 @@
+import Foundation
+import MapsembleJSON
+import MapsembleSandbox
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import MapsembleImport
+
+/// From a file to a ready map: `maps create`, `fields add`, `run --create-fields` and schema
+/// drift, over real HTTP against the sandbox.
+@Suite("Map setup: maps create, fields add, run --create-fields, schema drift")
+struct MapSetupTests {
+    /// A sandbox with one empty map of one field (a number) and a remote field, for the key `setup-key`.
+    static func sandbox() async throws -> SandboxServer {
+        _ = ignoreSIGPIPE
+        var config = SandboxConfig(maps: [
+            .init(
+                id: "5e7a0000-0000-4000-8000-000000000001", label: "Existing",
+                fields: [.init(slug: "ext_id"), .init(slug: "score", type: "number")], remoteField: "ext_id")
+        ])
+        config.apiKeys = ["setup-key": "sandbox"]
+        config.recordWrites = true
+        return try await SandboxServer(config: config)
+    }
+
+    /// Shops with a column of each kind `maps create` tells apart.
+    static func shops(rows: Int = 40, extra: Bool = false) -> String {
+        var text = "id,name,lat,lon,kind,score,opened,photo,notes,tags" + (extra ? ",floor,manager" : "") + "\n"
+        let kinds = ["bakery", "Café", "kiosk"]
+        for row in 1...rows {
+            let notes = row % 7 == 0 ? "\"first line\nsecond line\"" : "plain note \(row)"
+            let tags = row % 2 == 0 ? "\"wifi, parking\"" : "wifi"
+            text +=
+                "S\(row),Shop \(row),\(48 + Double(row) / 100),\(2 + Double(row) / 100),\(kinds[row % 3]),\(row * 3).5,"
+                + "2024-01-\(String(format: "%02d", row % 28 + 1)),https://img.example.org/shop\(row).jpg,\(notes),\(tags)"
+                + (extra ? ",\(row % 4),Manager \(row)" : "") + "\n"
+        }
+        return text
+    }
+
+    static func environment(_ server: SandboxServer) -> [String: String] {
+        ["MAPSEMBLE_API_KEY": "setup-key", "MAPSEMBLE_API_URL": server.url]
+    }
+
+    @Test(
+        "maps create --from a data file types every field from its values; run with the pipeline it writes fills every field as typed (exit 0)"
+    )
+    func createFromFile() async throws {
+        let server = try await Self.sandbox()
+        let dir = TempDir()
+        let input = dir.write("shops.csv", Self.shops())
+        // --dry-run prints the body and creates nothing.
+        let dry = try runCLI(
+            ["maps", "create", "--label", "Shops", "--from", input, "--dry-run"], in: dir.path,
+            environment: Self.environment(server))
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let body = try #require(JSONParser.parse(Array(dry.stdout.utf8)))
+        let types = Dictionary(
+            uniqueKeysWithValues: (body["fields"]?.array ?? []).map { ($0["slug"]!.string!, $0["type"]!.string!) })
+        #expect(
+            types == [
+                "name": "text", "kind": "single_select", "score": "number", "opened": "date", "photo": "image",
+                "notes": "multiline_text", "tags": "multi_select", "remote_id": "text",
+            ], "\(types)")
+        #expect(body["config"]?["remoteField"]?.string == "remote_id")
+        #expect(server.store.maps.count == 1)
+
+        let created = try runCLI(
+            ["maps", "create", "--label", "Shops", "--from", input, "--write-pipeline", dir.path + "/shops.yml"],
+            in: dir.path, environment: Self.environment(server))
+        #expect(created.status == 0, "\(created.stderr)")
+        let mapID = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(server.store.maps[mapID]?.fields.count == 8)
+        let run = try runCLI(["run", dir.path + "/shops.yml"], in: dir.path, environment: Self.environment(server))
+        #expect(run.status == 0, "\(run.stderr)")
+        let stored = server.store.features(map: mapID)
+        #expect(stored.count == 40)
+        let shop = try #require(stored.first { $0["remote_id"]?.string == "S14" })
+        #expect(shop["score"] == .number(42.5))
+        #expect(shop["kind"] == .string("kiosk"))
+        #expect(shop["opened"]?.string?.hasPrefix("2024-01-15") == true)
+        #expect(shop["photo"] == .string("https://img.example.org/shop14.jpg"))
+        #expect(shop["notes"] == .string("first line\nsecond line"))
+        #expect(shop["tags"] == .array([.string("wifi"), .string("parking")]))
+        #expect(stored.allSatisfy { $0["name"]?.string?.hasPrefix("Shop ") == true && $0["kind"] != nil })
+    }
+
+    @Test("run --create-fields on a file with two new columns adds exactly those two fields, then imports them")
+    func createFields() async throws {
+        let server = try await Self.sandbox()
+        let dir = TempDir()
+        let input = dir.write("shops.csv", Self.shops(extra: true))
+        var config = PipelineConfig()
+        config.source.path = input
+        config.report.dir = dir.path
+        config.target.apiURL = server.url
+        config.target.apiKey = "setup-key"
+        config.target.mapID = "5e7a0000-0000-4000-8000-000000000001"
+        config.properties.label = "name"
+        config.properties.remoteID = "id"
+        config.properties.fields = [.init(slug: "score", column: "score")]
+        var options = RunOptions()
+        options.dryRun = false
+        // Without --create-fields: a notice names the new columns, nothing is added.
+        let notices = NIOLockedValueBox<[String]>([])
+        let plain = try await Pipeline(config: config, options: options).run(log: { event in
+            if event.level == .notice { notices.withLockedValue { $0.append(event.message) } }
+        })
+        #expect(plain.imported == 40)
+        #expect(
+            notices.withLockedValue { $0 }.contains {
+                $0.contains("the pipeline does not map: kind, opened, photo, notes, tags, floor, manager")
+            })
+        // Only the pipeline's own columns plus two: the pipeline maps all but floor and manager.
+        config.properties.fields += ["kind", "opened", "photo", "notes", "tags", "name"].map {
+            .init(slug: "c_\($0)", column: $0)
+        }
+        let before = server.store.maps[config.target.mapID!]!.fields.map(\.slug)
+        let refused = await #expect(throws: ImportError.self) {
+            try await Pipeline(config: config, options: options).run()
+        }
+        #expect(refused?.message.contains("has no field \"c_kind\"") == true)
+        options.createFields = true
+        config.properties.fields = [.init(slug: "score", column: "score")]
+        config.source.path = dir.write(
+            "two.csv",
+            "id,name,lat,lon,score,floor,manager\n"
+                + (1...12).map { "S\($0),Shop \($0),48.1,2.1,\($0),level \($0 % 3),M\($0)" }.joined(separator: "\n")
+                + "\n")
+        let summary = try await Pipeline(config: config, options: options).run()
+        #expect(summary.imported == 12 && summary.rejected == 0)
+        let after = server.store.maps[config.target.mapID!]!.fields
+        #expect(after.map(\.slug) == before + ["floor", "manager"], "\(after.map(\.slug))")
+        #expect(after.first { $0.slug == "floor" }?.type == "single_select")
+        #expect(after.first { $0.slug == "manager" }?.type == "text")
+        let stored = server.store.features(map: config.target.mapID!)
+        #expect(stored.first { $0["ext_id"]?.string == "S5" }?["manager"] == .string("M5"))
+    }
+
+    @Test(
+        "a type conflict (the map's number field mapped to a column of text) is refused before any write, naming both")
+    func conflict() async throws {
+        let server = try await Self.sandbox()
+        let dir = TempDir()
+        var config = PipelineConfig()
+        config.source.path = dir.write(
+            "shops.csv",
+            "id,name,lat,lon,score\n" + (1...5).map { "S\($0),Shop \($0),48.1,2.1,grade \($0)" }.joined(separator: "\n")
+                + "\n")
+        config.report.dir = dir.path
+        config.target.apiURL = server.url
+        config.target.apiKey = "setup-key"
+        config.target.mapID = "5e7a0000-0000-4000-8000-000000000001"
+        config.properties.label = "name"
+        config.properties.remoteID = "id"
+        config.properties.fields = [.init(slug: "score", column: "score")]
+        var options = RunOptions()
+        options.dryRun = false
+        options.createFields = true
+        let error = await #expect(throws: ImportError.self) {
+            try await Pipeline(config: config, options: options).run()
+        }
+        #expect(
+            error?.message.contains(
+                "map 5e7a0000-0000-4000-8000-000000000001's field \"score\" is a number field, but the column \"score\" holds text"
+            )
+                == true, "\(error?.message ?? "")")
+        #expect(server.store.writeLog.isEmpty)
+        #expect(server.store.maps[config.target.mapID!]!.fields.count == 2)
+        // A stated type against the map's is refused too.
+        config.properties.fields = [.init(slug: "score", column: "score", type: "date", typeStated: true)]
+        let stated = await #expect(throws: ImportError.self) {
+            try await Pipeline(config: config, options: options).run()
+        }
+        #expect(stated?.message.contains("has type: date, but map") == true)
+    }
+
+    @Test("fields add --from a pipeline adds the missing fields and, with --add-options, the missing options")
+    func fieldsAdd() async throws {
+        let server = try await Self.sandbox()
+        let dir = TempDir()
+        dir.write("shops.csv", Self.shops())
+        let pipeline = dir.write(
+            "pipeline.yml",
+            """
+            source: { path: shops.csv }
+            properties:
+              label: "{name}"
+              remote_id: id
+              remote_field: ext_id
+              fields:
+                kind: { column: kind, type: single_select }
+                score: score
+            """)
+        let map = "5e7a0000-0000-4000-8000-000000000001"
+        let dry = try runCLI(
+            ["fields", "add", map, "--from", pipeline, "--dry-run"], in: dir.path, environment: Self.environment(server)
+        )
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("\"slug\" : \"kind\"") && dry.stdout.contains("\"slug\" : \"ext_id\""))
+        #expect(server.store.maps[map]!.fields.count == 2)
+        let added = try runCLI(
+            ["fields", "add", map, "--from", pipeline], in: dir.path, environment: Self.environment(server))
+        #expect(added.status == 0, "\(added.stderr)")
+        // The new columns of the file are mapped and added too (lat and lon are the coordinates).
+        let slugs = server.store.maps[map]!.fields.map(\.slug)
+        #expect(slugs == ["ext_id", "score", "kind", "opened", "photo", "notes", "tags"], "\(slugs)")
+        let kind = server.store.maps[map]!.fields.first { $0.slug == "kind" }
+        #expect(kind?.options == ["cafe", "kiosk", "bakery"] && kind?.optionLabels == ["Café", "kiosk", "bakery"])
+        // A later file brings a kind the field lacks: --add-options adds it.
+        dir.write(
+            "shops.csv",
+            Self.shops() + "S99,Shop 99,48.5,2.5,florist,1,2024-02-01,https://img.example.org/x.png,n,wifi\n")
+        let options = try runCLI(
+            ["fields", "add", map, "--from", pipeline, "--add-options"], in: dir.path,
+            environment: Self.environment(server))
+        #expect(options.status == 0, "\(options.stderr)")
+        #expect(options.stdout.contains("added to kind: florist"))
+        #expect(server.store.maps[map]!.fields.first { $0.slug == "kind" }?.options.last == "florist")
+        let again = try runCLI(
+            ["fields", "add", map, "--from", pipeline], in: dir.path, environment: Self.environment(server))
+        #expect(again.status == 0 && again.stderr.contains("nothing to add"))
+    }
+
+    @Test(
+        "the sandbox creates and changes maps as the API spec says: 201 with the map, 422 naming invalid slugs, types and options"
+    )
+    func sandboxRoutes() async throws {
+        let server = try await Self.sandbox()
+        let store = server.store
+        func send(_ method: String, _ path: String, _ body: String) -> SandboxReply {
+            store.handle(
+                SandboxRequest(
+                    method: method, target: path, headers: ["authorization": "Bearer setup-key"], body: Array(body.utf8)
+                ))
+        }
+        let created = send(
+            "POST", "/api/v1/maps",
+            #"{"label":"Depots","fields":[{"slug":"kind","type":"single_select","label":"Kind","config":{"options":[{"key":"a","label":"A"}]}},{"slug":"ref","type":"text","label":"Ref"}],"config":{"remoteField":"ref"}}"#
+        )
+        #expect(created.status == 201)
+        let map = try #require(JSONParser.parse(created.body))
+        let id = try #require(map["id"]?.string)
+        #expect(map["config"]?["remoteField"]?.string == "ref")
+        #expect(map["fields"]?.array?.first?["config"]?["options"]?.array?.first?["label"]?.string == "A")
+        let invalid = send(
+            "POST", "/api/v1/maps",
+            #"{"label":"X","fields":[{"slug":"Bad Slug","type":"text"},{"slug":"n","type":"integer"}]}"#)
+        #expect(invalid.status == 422)
+        let errors = JSONParser.parse(invalid.body)?["errors"]
+        #expect(errors?["fields.0.slug"] != nil && errors?["fields.1.type"] != nil)
+        #expect(send("POST", "/api/v1/maps", #"{"fields":[]}"#).status == 422)
+        let options = send(
+            "PATCH", "/api/v1/maps/\(id)",
+            #"{"fields":[{"slug":"kind","type":"single_select","config":{"options":[{"key":"a"},{"key":"a"}]}}]}"#)
+        #expect(options.status == 422)
+        let remote = send("PATCH", "/api/v1/maps/\(id)", #"{"fields":[{"slug":"kind","type":"text"}]}"#)
+        #expect(remote.status == 422, "the remote field ref would be gone")
+        let changed = send(
+            "PATCH", "/api/v1/maps/\(id)",
+            #"{"label":"Depots 2","fields":[{"slug":"ref","type":"text"},{"slug":"size","type":"number"}]}"#)
+        #expect(changed.status == 200)
+        #expect(JSONParser.parse(changed.body)?["fields"]?.array?.count == 2)
+        #expect(store.maps[id]?.label == "Depots 2")
+        // The viewer lists it.
+        let page = store.handle(SandboxRequest(method: "GET", target: "/", headers: [:], body: []))
+        #expect(String(decoding: page.body, as: UTF8.self).contains("Depots 2"))
+    }
+
+    @Test("schema drift: every mapped column the header lacks in one sentence, with the columns it has instead")
+    func drift() async throws {
+        let dir = TempDir()
+        var config = PipelineConfig()
+        config.source.path = dir.write("shops.csv", "id,title,lat,lon,town,kind\nS1,A,48.1,2.1,Paris,shop\n")
+        config.report.dir = dir.path
+        config.properties.label = "{name} ({city})"
+        config.properties.fields = [.init(slug: "city", column: "city"), .init(slug: "kind", column: "kind")]
+        let error = await #expect(throws: ImportError.self) {
+            try await Pipeline(config: config, options: RunOptions()).run()
+        }
+        #expect(
+            error?.description.hasPrefix(
+                "\(config.source.path!):1: the header does not have 2 of the columns the pipeline maps: \"name\" (properties.label), \"city\" (properties.label, properties.fields.city); its columns are: id, title, lat, lon, town, kind"
+            ) == true, "\(error?.description ?? "")")
+        #expect(
+            error?.description.hasSuffix("; not mapped: id, title, town (a column renamed?)") == true,
+            "\(error?.description ?? "")")
+    }
+}
