@@ -165,6 +165,14 @@ struct CoordinateTransformTests {
                 #expect(far.isEmpty, "\(crs) \(column): \(far.count) more than 1 m away: \(far.prefix(3))")
             }
         }
+        // The authority's order: polar systems point both axes north or south and put the easting
+        // first; a compound system's horizontal part decides.
+        for (system, northing) in [
+            ("EPSG:2154", false), ("EPSG:31467", true), ("EPSG:3031", false), ("EPSG:3413", false),
+            ("EPSG:5845", true), ("EPSG:4258", true),
+        ] {
+            #expect(try CoordinateTransform(from: system).northingFirst == northing, "\(system)")
+        }
         // What is not a pair, and ISO 6709 (degrees by definition), are rejected naming the order.
         var config = PipelineConfig()
         config.source.path = dir.write(
