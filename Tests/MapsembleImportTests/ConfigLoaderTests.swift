@@ -47,7 +47,8 @@ struct ConfigLoaderTests {
         #expect(config.properties.remoteField == "ext-id")
         #expect(
             config.properties.fields == [
-                .init(slug: "city", column: "City"), .init(slug: "revenue", column: "Revenue (EUR)", type: "number", typeStated: true),
+                .init(slug: "city", column: "City"),
+                .init(slug: "revenue", column: "Revenue (EUR)", type: "number", typeStated: true),
             ])
         #expect(
             config.upload

@@ -1,4 +1,5 @@
 import Foundation
+import MapsembleSandbox
 import Testing
 
 @testable import MapsembleImport
@@ -145,5 +146,31 @@ struct CorpusStarterPipelineTests {
         let summary = try await Pipeline(config: config, options: RunOptions()).run()
         #expect(summary.rowsRead == expected.records)
         #expect(summary.rejected == expected.rejected, "\(summary.rejectedByCode)")
+    }
+
+    @Test(
+        "maps create --from the file makes a map it imports into (over HTTP) with the corpus's rejects and no others",
+        arguments: files.map(\.file).filter { !undecidable.contains($0) })
+    func createdMap(_ file: String) async throws {
+        let expected = try #require(Self.files.first { $0.file == file })
+        _ = ignoreSIGPIPE
+        var sandbox = SandboxConfig()
+        sandbox.apiKeys = ["corpus-key": "sandbox"]
+        let server = try await SandboxServer(config: sandbox)
+        let dir = TempDir()
+        var config = try MapSetup.source(sharedDirectory! + "/corpus/" + file, environment: [:]).config
+        config.report.dir = dir.path
+        config.target.apiURL = server.url
+        config.target.apiKey = "corpus-key"
+        let creation = try await MapSetup.create(label: file, config: config, dryRun: false)
+        config.target.mapID = try #require(creation.mapID)
+        var options = RunOptions()
+        options.dryRun = false
+        options.journal = false
+        let summary = try await Pipeline(config: config, options: options).run()
+        #expect(summary.rowsRead == expected.records)
+        #expect(summary.rejected == expected.rejected, "\(summary.rejectedByCode)")
+        #expect(summary.rejectedByCode[.invalidFieldValue] == nil)
+        #expect(server.store.features(map: config.target.mapID!).count == summary.imported)
     }
 }

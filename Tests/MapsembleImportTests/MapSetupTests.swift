@@ -50,7 +50,7 @@ struct MapSetupTests {
         let dir = TempDir()
         let input = dir.write("shops.csv", Self.shops())
         // --dry-run prints the body and creates nothing.
-        let dry = try runCLI(
+        let dry = try await runCLIAsync(
             ["maps", "create", "--label", "Shops", "--from", input, "--dry-run"], in: dir.path,
             environment: Self.environment(server))
         #expect(dry.status == 0, "\(dry.stderr)")
@@ -65,13 +65,14 @@ struct MapSetupTests {
         #expect(body["config"]?["remoteField"]?.string == "remote_id")
         #expect(server.store.maps.count == 1)
 
-        let created = try runCLI(
+        let created = try await runCLIAsync(
             ["maps", "create", "--label", "Shops", "--from", input, "--write-pipeline", dir.path + "/shops.yml"],
             in: dir.path, environment: Self.environment(server))
         #expect(created.status == 0, "\(created.stderr)")
         let mapID = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(server.store.maps[mapID]?.fields.count == 8)
-        let run = try runCLI(["run", dir.path + "/shops.yml"], in: dir.path, environment: Self.environment(server))
+        let run = try await runCLIAsync(
+            ["run", dir.path + "/shops.yml"], in: dir.path, environment: Self.environment(server))
         #expect(run.status == 0, "\(run.stderr)")
         let stored = server.store.features(map: mapID)
         #expect(stored.count == 40)
@@ -193,13 +194,13 @@ struct MapSetupTests {
                 score: score
             """)
         let map = "5e7a0000-0000-4000-8000-000000000001"
-        let dry = try runCLI(
+        let dry = try await runCLIAsync(
             ["fields", "add", map, "--from", pipeline, "--dry-run"], in: dir.path, environment: Self.environment(server)
         )
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect(dry.stdout.contains("\"slug\" : \"kind\"") && dry.stdout.contains("\"slug\" : \"ext_id\""))
         #expect(server.store.maps[map]!.fields.count == 2)
-        let added = try runCLI(
+        let added = try await runCLIAsync(
             ["fields", "add", map, "--from", pipeline], in: dir.path, environment: Self.environment(server))
         #expect(added.status == 0, "\(added.stderr)")
         // The new columns of the file are mapped and added too (lat and lon are the coordinates).
@@ -211,13 +212,13 @@ struct MapSetupTests {
         dir.write(
             "shops.csv",
             Self.shops() + "S99,Shop 99,48.5,2.5,florist,1,2024-02-01,https://img.example.org/x.png,n,wifi\n")
-        let options = try runCLI(
+        let options = try await runCLIAsync(
             ["fields", "add", map, "--from", pipeline, "--add-options"], in: dir.path,
             environment: Self.environment(server))
         #expect(options.status == 0, "\(options.stderr)")
         #expect(options.stdout.contains("added to kind: florist"))
         #expect(server.store.maps[map]!.fields.first { $0.slug == "kind" }?.options.last == "florist")
-        let again = try runCLI(
+        let again = try await runCLIAsync(
             ["fields", "add", map, "--from", pipeline], in: dir.path, environment: Self.environment(server))
         #expect(again.status == 0 && again.stderr.contains("nothing to add"))
     }
@@ -285,5 +286,146 @@ struct MapSetupTests {
         #expect(
             error?.description.hasSuffix("; not mapped: id, title, town (a column renamed?)") == true,
             "\(error?.description ?? "")")
+    }
+}
+
+@Suite("maps export: GeoJSON and CSV, streamed page by page; the CSV re-imports into a new map")
+struct MapExportTests {
+    static let source = "e4904700-0000-4000-8000-000000000001"
+
+    /// A sandbox whose map `source` holds `rows` features put there by a run: points, or polygons.
+    static func seeded(rows: Int, polygons: Bool = false) async throws -> (SandboxServer, TempDir) {
+        _ = ignoreSIGPIPE
+        var config = SandboxConfig(maps: [
+            .init(
+                id: source, label: "Source",
+                fields: [
+                    .init(slug: "ext_id", label: "ext_id"),
+                    .init(slug: "kind", type: "single_select", label: "Kind", options: ["shop", "depot"]),
+                    .init(slug: "score", type: "number", label: "Score"), .init(slug: "note", label: "Note"),
+                ], remoteField: "ext_id")
+        ])
+        config.apiKeys = ["export-key": "sandbox"]
+        let server = try await SandboxServer(config: config)
+        let dir = TempDir()
+        var text = polygons ? "ext_id,name,kind,score,note,shape\n" : "ext_id,name,kind,score,note,lat,lon\n"
+        for row in 1...rows {
+            let (x, y) = (Double(row % 3000) / 20 - 75, Double(row % 1600) / 20 - 40)
+            let note = row % 5 == 0 ? "\"with, comma\"" : "note \(row)"
+            text += "E\(row),Place \(row),\(row % 4 == 0 ? "depot" : "shop"),\(Double(row) / 4),\(note),"
+            text +=
+                polygons
+                ? "\"POLYGON((\(x) \(y), \(x + 0.1) \(y), \(x + 0.1) \(y + 0.1), \(x) \(y)))\"\n" : "\(y),\(x)\n"
+        }
+        var pipeline = PipelineConfig()
+        pipeline.source.path = dir.write("source.csv", text)
+        pipeline.report.dir = dir.path
+        pipeline.target.apiURL = server.url
+        pipeline.target.apiKey = "export-key"
+        pipeline.target.mapID = source
+        pipeline.properties.label = "name"
+        pipeline.properties.remoteID = "ext_id"
+        pipeline.properties.fields = ["kind", "score", "note"].map { .init(slug: $0, column: $0) }
+        if polygons { pipeline.coordinates.geometry = "shape" }
+        pipeline.upload.batchSize = 1000
+        var options = RunOptions()
+        options.dryRun = false
+        let summary = try await Pipeline(config: pipeline, options: options).run()
+        #expect(summary.imported == rows)
+        return (server, dir)
+    }
+
+    /// A feature as compared across maps: label, values by field label, geometry.
+    static func comparable(_ feature: StoredFeature, labels: [String: String]) -> String {
+        var parts = ["label=\(feature["label"]?.text ?? "")"]
+        for (slug, value) in feature.properties where slug != "label" {
+            parts.append("\(labels[slug] ?? slug)=\(value.text)")
+        }
+        return parts.sorted().joined(separator: "|") + "|" + feature.geometry.text
+    }
+
+    static func environment(_ server: SandboxServer) -> [String: String] {
+        ["MAPSEMBLE_API_KEY": "export-key", "MAPSEMBLE_API_URL": server.url]
+    }
+
+    @Test(
+        "50,000 points: export to CSV, maps create --from that CSV, run the pipeline it writes: the new map holds the same features"
+    )
+    func csvRoundTrip() async throws {
+        try await roundTrip(rows: 50_000, polygons: false)
+    }
+
+    @Test("polygons: the CSV carries them as WKT and the round trip gives the same features")
+    func polygonRoundTrip() async throws {
+        try await roundTrip(rows: 600, polygons: true)
+    }
+
+    func roundTrip(rows: Int, polygons: Bool) async throws {
+        let (server, dir) = try await Self.seeded(rows: rows, polygons: polygons)
+        let environment = Self.environment(server)
+        let exported = try await runCLIAsync(
+            ["maps", "export", Self.source, "--output", dir.path + "/export.csv"], in: dir.path,
+            environment: environment)
+        #expect(exported.status == 0, "\(exported.stderr)")
+        #expect(exported.stderr.contains("\(rows) features of map \(Self.source) written"))
+        let header = dir.read("export.csv").prefix { $0 != "\n" }
+        #expect(header == (polygons ? "label,ext_id,Kind,Score,Note,wkt" : "label,ext_id,Kind,Score,Note,lon,lat"))
+        let created = try await runCLIAsync(
+            [
+                "maps", "create", "--label", "Copy", "--from", dir.path + "/export.csv", "--write-pipeline",
+                dir.path + "/copy.yml",
+            ],
+            in: dir.path, environment: environment)
+        #expect(created.status == 0, "\(created.stderr)")
+        let copy = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let run = try await runCLIAsync(
+            ["run", dir.path + "/copy.yml", "--report-dir", dir.path], in: dir.path, environment: environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        // Field by field under the fields' labels (the copy's slugs come from the CSV's header).
+        func features(_ map: String) -> [String] {
+            let fields = server.store.maps[map]?.fields ?? []
+            let labels = Dictionary(uniqueKeysWithValues: fields.map { ($0.slug, $0.label.lowercased()) })
+            return server.store.features(map: map).map { Self.comparable($0, labels: labels) }.sorted()
+        }
+        let original = features(Self.source)
+        let copied = features(copy)
+        #expect(original.count == rows && copied.count == rows)
+        let differing = zip(original, copied).filter { $0 != $1 }
+        #expect(
+            differing.isEmpty, "\(differing.count) differ, first: \(differing.first.map { "\($0.0) / \($0.1)" } ?? "")")
+    }
+
+    @Test(
+        "GeoJSON export is one valid FeatureCollection of every feature; run --backup saves the map before a sync deletes"
+    )
+    func geoJSONAndBackup() async throws {
+        let (server, dir) = try await Self.seeded(rows: 1_234)
+        let environment = Self.environment(server)
+        let exported = try await runCLIAsync(
+            ["maps", "export", Self.source, "--format", "geojson"], in: dir.path, environment: environment)
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let collection = try #require(JSONParser.parse(Array(exported.stdout.utf8)))
+        #expect(collection["type"]?.string == "FeatureCollection")
+        #expect(collection["features"]?.array?.count == 1_234)
+        // A sync of a file holding one row would delete 1,233 features: the backup keeps them.
+        dir.write("one.csv", "ext_id,name,kind,score,note,lat,lon\nE1,Place 1,shop,0.25,note 1,-39.95,-74.95\n")
+        dir.write(
+            "sync.yml",
+            """
+            source: { path: one.csv }
+            target: { map_id: "\(Self.source)", mode: sync }
+            properties: { label: name, remote_id: ext_id, fields: { kind: kind, score: score, note: note } }
+            """)
+        let sync = try await runCLIAsync(
+            [
+                "run", dir.path + "/sync.yml", "--force-delete", "--backup", dir.path + "/before.csv", "--report-dir",
+                dir.path,
+            ],
+            in: dir.path, environment: environment)
+        #expect(sync.status == 0, "\(sync.stderr)")
+        #expect(server.store.features(map: Self.source).count == 1)
+        let backup = dir.read("before.csv").split(separator: "\n")
+        #expect(backup.count == 1_235 && backup.first == "label,ext_id,Kind,Score,Note,lon,lat")
+        #expect(backup.contains { $0.hasPrefix("Place 1234,E1234,shop,308.5,note 1234,") })
     }
 }

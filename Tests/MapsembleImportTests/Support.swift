@@ -146,6 +146,19 @@ func runCLI(
         stderr: String(decoding: stderrData, as: UTF8.self))
 }
 
+/// `runCLI` waited for on a thread of its own: an async test waiting on the binary leaves the
+/// cooperative pool's few threads to the tests and in-process servers running beside it (a kill
+/// test's timing among them).
+func runCLIAsync(
+    _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]
+) async throws -> CLIResult {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try runCLI(arguments, in: directory, environment: environment) })
+        }.start()
+    }
+}
+
 /// A summary with its timing masked, for byte comparisons.
 func maskDuration(_ summary: String) -> String {
     summary.replacingOccurrences(

@@ -114,6 +114,11 @@ extension InspectReport {
             if column.kind == .empty { continue }
             var slug = Self.slug(column.name)
             if slug.isEmpty { slug = "field_\(index + 1)" }
+            // `label` is built in: a column of that name is the label, not a field as well.
+            if slug == "label" {
+                if index == label { continue }
+                slug = "label_\(index + 1)"
+            }
             while !used.insert(slug).inserted { slug += "_\(index + 1)" }
             let number = column.kind == .number || (column.kind == .integer && !column.looksLikeCode)
             fields.append(

@@ -41,6 +41,14 @@ public struct Pipeline: Sendable {
         let destination = Destination(customSink: customSink, options: options)
         var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
         let client = try await preflight(destination, &plan)
+        if let backup = options.backup, case .api = destination, let mapID = config.target.mapID {
+            let saved = try await MapExport.export(
+                mapID: mapID, config: config, format: MapExport.format(for: backup), output: backup, log: log)
+            log?(
+                RunEvent(
+                    .notice, "map \(mapID) backed up to \(backup) before any write: \(saved.features) features",
+                    event: "backup", fields: ["features": .int(saved.features), "file": .text(backup)]))
+        }
         plan.notes.forEach { log?(RunEvent(.detail, $0)) }
         plan.notices.forEach { log?(RunEvent(.notice, $0)) }
         let reconciler = try await readMap(client, destination, plan, log: log)

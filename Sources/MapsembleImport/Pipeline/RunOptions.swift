@@ -28,6 +28,9 @@ public struct RunOptions: Sendable {
     /// `--add-options`: values of select columns that are no option of their field are added
     /// as options (with `createFields`).
     public var addOptions = false
+    /// `--backup FILE`: the map exported to FILE (`.csv`, else GeoJSON) before the run writes
+    /// anything (a sync's deletions included).
+    public var backup: String?
     /// `--state-dir`: where the state kept between runs goes (`StateDirectory`).
     public var stateDirectory: String?
     public init() {}

@@ -146,7 +146,7 @@ public final class RejectedRowsWriter: Sendable {
         return "'" + cell
     }
 
-    private static func encode(_ fields: [String], delimiter: UInt8, into line: inout [UInt8]) -> [UInt8] {
+    static func encode(_ fields: [String], delimiter: UInt8, into line: inout [UInt8]) -> [UInt8] {
         line.removeAll(keepingCapacity: true)
         for (index, field) in fields.enumerated() {
             if index > 0 { line.append(delimiter) }

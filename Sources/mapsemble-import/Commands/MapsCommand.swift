@@ -40,8 +40,9 @@ struct ConnectionOptions: ParsableArguments {
 /// `mapsemble-import maps`: the account's maps; `maps create`.
 struct MapsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "maps", abstract: "List the account's maps, or create one from a file.",
-        subcommands: [MapsListCommand.self, MapsCreateCommand.self], defaultSubcommand: MapsListCommand.self)
+        commandName: "maps", abstract: "List the account's maps, create one from a file, or export one.",
+        subcommands: [MapsListCommand.self, MapsCreateCommand.self, MapsExportCommand.self],
+        defaultSubcommand: MapsListCommand.self)
 }
 
 /// `mapsemble-import maps [list]`.
@@ -225,6 +226,46 @@ struct FieldsAddCommand: AsyncParsableCommand {
         } catch let error as ImportError {
             Console.error(error.description)
             throw ExitCode(2)
+        }
+    }
+}
+
+/// `mapsemble-import maps export MAP_ID [--format geojson|csv] [--output FILE|-]`.
+struct MapsExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract:
+            "Write every feature of a map, page by page, to GeoJSON or to a CSV that re-imports with the pipeline inspect --emit-config makes."
+    )
+
+    @Argument(help: "The map id.")
+    var mapID: String
+
+    @Option(help: "geojson or csv (default: csv for an --output ending in .csv, else geojson).")
+    var format: String?
+
+    @Option(help: "The file to write; - for standard output (the default).")
+    var output = "-"
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        let chosen: MapExport.Format
+        if let format {
+            guard let known = MapExport.Format(rawValue: format) else {
+                Console.error("--format must be geojson or csv, got \"\(format)\"")
+                throw ExitCode(2)
+            }
+            chosen = known
+        } else {
+            chosen = MapExport.format(for: output)
+        }
+        let outcome = try await connection.run {
+            try await MapExport.export(mapID: mapID, config: $0, format: chosen, output: output)
+        }
+        if output != "-" {
+            Console.write(
+                "\(outcome.features) features of map \(mapID) written to \(output) (\(outcome.pages) pages)\n")
         }
     }
 }

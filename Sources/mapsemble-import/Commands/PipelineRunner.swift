@@ -64,6 +64,7 @@ struct PipelineRunner {
         runOptions.forceDelete = options.forceDelete
         runOptions.refreshGeocodes = options.refreshGeocodes
         runOptions.stateDirectory = options.stateDir
+        runOptions.backup = options.backup
         runOptions.createFields = options.createFields
         runOptions.addOptions = options.addOptions
         // The embedded sandbox starts empty every time: nothing there to resume into.

@@ -62,6 +62,12 @@ struct PipelineOptions: ParsableArguments {
         help: "geocode: ask the geocoder again for every address, whatever the cache holds.")
     var refreshGeocodes = false
 
+    @Option(
+        help:
+            "Before anything is written (a sync's deletions included), export the map to FILE: CSV for .csv, else GeoJSON."
+    )
+    var backup: String?
+
     @Flag(
         name: .customLong("create-fields"),
         help:
