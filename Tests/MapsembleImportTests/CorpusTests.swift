@@ -150,7 +150,7 @@ struct CorpusStarterPipelineTests {
 
     @Test(
         "maps create --from the file makes a map it imports into (over HTTP) with the corpus's rejects and no others",
-        arguments: files.map(\.file).filter { !undecidable.contains($0) })
+        .serialized, arguments: files.map(\.file).filter { !undecidable.contains($0) })
     func createdMap(_ file: String) async throws {
         let expected = try #require(Self.files.first { $0.file == file })
         _ = ignoreSIGPIPE

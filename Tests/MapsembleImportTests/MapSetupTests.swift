@@ -224,6 +224,41 @@ struct MapSetupTests {
     }
 
     @Test(
+        "maps create for a pipeline with geocode.provider mapsemble makes the geocode field and the quality field; the map then places the rows without coordinates"
+    )
+    func geocodeField() async throws {
+        _ = ignoreSIGPIPE
+        var sandbox = SandboxConfig()
+        sandbox.apiKeys = ["setup-key": "sandbox"]
+        sandbox.geocoder = SandboxGeocoder()
+        let server = try await SandboxServer(config: sandbox)
+        let dir = TempDir()
+        var config = PipelineConfig()
+        config.source.path = dir.write("stores.csv", MapGeocodingTests.stores)
+        config.report.dir = dir.path
+        config.target.apiURL = server.url
+        config.target.apiKey = "setup-key"
+        config.properties.label = "name"
+        config.properties.remoteID = "id"
+        var geocode = PipelineConfig.Geocode()
+        geocode.parts = ["street": "street", "city": "city"]
+        geocode.provider = "mapsemble"
+        geocode.qualityField = "quality"
+        config.geocode = geocode
+        let creation = try await MapSetup.create(label: "Stores", config: config, dryRun: false)
+        let map = try #require(creation.mapID.flatMap { server.store.maps[$0] })
+        #expect(map.geocodeField == "address" && map.remoteField == "remote_id")
+        #expect(map.fields.map(\.slug) == ["remote_id", "address", "quality"])
+        #expect(map.fields.first { $0.slug == "quality" }?.type == "number")
+        config.target.mapID = map.id
+        var options = RunOptions()
+        options.dryRun = false
+        options.stateDirectory = dir.path + "/state"
+        let summary = try await Pipeline(config: config, options: options).run()
+        #expect(summary.imported == 2 && server.store.serverGeocodes == 2, "\(summary.rejectedByCode)")
+    }
+
+    @Test(
         "the sandbox creates and changes maps as the API spec says: 201 with the map, 422 naming invalid slugs, types and options"
     )
     func sandboxRoutes() async throws {

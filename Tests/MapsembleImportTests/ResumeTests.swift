@@ -191,50 +191,54 @@ struct KillResumeTests {
         let environment = ["MAPSEMBLE_API_KEY": "kill-key"]
 
         // Seeded, so a failing sequence of kill times can be replayed (KILL_SEED).
-        var generator = SeededGenerator(
-            state: UInt64(ProcessInfo.processInfo.environment["KILL_SEED"] ?? "") ?? 20_261_129)
-        var kills = 0
-        var inFlightResent = 0
-        var acknowledgedResent: [String] = []
-        var sentOnce: Set<String> = []
-        for _ in 0..<20 {
-            let settled = settledIDs(journal: journal, lineOf: lineOf)
-            let mark = server.store.writeLog.count
-            let process = try startCLI(["run", pipeline, "-q"], environment: environment)
-            // Killed after 1 to 10 more write requests reached the server, plus 0-25 ms: a point
-            // anywhere in a run (before, during or after a request; each answer takes 20 ms), and
-            // never after the end. (With 3 ms answers and 0-40 ms, four workers sent some 50 more
-            // requests per cycle on a fast machine, and the import finished after 9 kills.)
-            let target = mark + 1 + Int(generator.next() % 10)
-            while process.isRunning && server.store.writeLog.count < target {
-                try await Task.sleep(for: .milliseconds(2))
-            }
-            try await Task.sleep(for: .milliseconds(Int(generator.next() % 26)))
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            process.waitUntilExit()
-            for record in server.store.writeLog[mark...] {
-                for id in record.remoteIDs {
-                    if settled.contains(id) { acknowledgedResent.append(id) }
-                    if !sentOnce.insert(id).inserted && !settled.contains(id) { inFlightResent += 1 }
+        // The kill loop polls on a thread of its own (`onThread`), so that tests running beside it
+        // on the cooperative pool cannot delay its kills.
+        let (kills, inFlightResent, acknowledgedResent) = try await onThread {
+            var generator = SeededGenerator(
+                state: UInt64(ProcessInfo.processInfo.environment["KILL_SEED"] ?? "") ?? 20_261_129)
+            var kills = 0
+            var inFlightResent = 0
+            var acknowledgedResent: [String] = []
+            var sentOnce: Set<String> = []
+            for _ in 0..<20 {
+                let settled = settledIDs(journal: journal, lineOf: lineOf)
+                let mark = server.store.writeLog.count
+                let process = try startCLI(["run", pipeline, "-q"], environment: environment)
+                // Killed after 1 to 10 more write requests reached the server, plus 0-25 ms: a point
+                // anywhere in a run (before, during or after a request; each answer takes 20 ms), and
+                // never after the end. (With 3 ms answers and 0-40 ms, four workers sent some 50 more
+                // requests per cycle on a fast machine, and the import finished after 9 kills.)
+                let target = mark + 1 + Int(generator.next() % 10)
+                while process.isRunning && server.store.writeLog.count < target { usleep(2_000) }
+                usleep(UInt32(generator.next() % 26) * 1_000)
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    kills += 1
                 }
+                process.waitUntilExit()
+                for record in server.store.writeLog[mark...] {
+                    for id in record.remoteIDs {
+                        if settled.contains(id) { acknowledgedResent.append(id) }
+                        if !sentOnce.insert(id).inserted && !settled.contains(id) { inFlightResent += 1 }
+                    }
+                }
+                if process.terminationReason == .exit { break }
             }
-            if process.terminationReason == .exit { break }
+            return (kills, inFlightResent, acknowledgedResent)
         }
+        var acknowledged = acknowledgedResent
         let settled = settledIDs(journal: journal, lineOf: lineOf)
         let mark = server.store.writeLog.count
         let last = try runCLI(["run", pipeline], environment: environment)
         for record in server.store.writeLog[mark...] {
-            acknowledgedResent += record.remoteIDs.filter(settled.contains)
+            acknowledged += record.remoteIDs.filter(settled.contains)
         }
         print(
-            "kill and resume: \(kills) kills, \(server.store.writeLog.count) write requests, \(inFlightResent) rows of batches in flight at a kill sent again, \(acknowledgedResent.count) acknowledged rows sent again"
+            "kill and resume: \(kills) kills, \(server.store.writeLog.count) write requests, \(inFlightResent) rows of batches in flight at a kill sent again, \(acknowledged.count) acknowledged rows sent again"
         )
         #expect(kills >= 15, "the runs should be killed part-way, not finish: \(kills) kills")
         #expect(last.status == 1, "\(last.stderr)")
-        #expect(acknowledgedResent.isEmpty, "sent again after being acknowledged: \(acknowledgedResent.prefix(5))")
+        #expect(acknowledged.isEmpty, "sent again after being acknowledged: \(acknowledged.prefix(5))")
 
         let summary = try #require(
             JSONParser.parse(Array(dir.read("reports/sites.summary.json").utf8)), "no summary")

@@ -159,6 +159,14 @@ func runCLIAsync(
     }
 }
 
+/// Runs `body` on a thread of its own and waits for it: a loop that times kills of a child
+/// process by polling keeps its pace however busy the cooperative pool is with other tests.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
 /// A summary with its timing masked, for byte comparisons.
 func maskDuration(_ summary: String) -> String {
     summary.replacingOccurrences(
