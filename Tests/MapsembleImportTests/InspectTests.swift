@@ -261,7 +261,7 @@ struct InspectTests {
         #expect(report.columns[1].looksLikeCode)
         let yaml = report.starterPipeline(path: points)
         #expect(yaml.contains("point: \"where\""))
-        #expect(yaml.contains("code_postal: \"Code_postal\""))
+        #expect(yaml.contains("code_postal: { column: \"Code_postal\", type: text }   # a code, not a quantity"))
         #expect(yaml.contains("libelle: \"Libellé\""))
 
         let dms = dir.write(

@@ -163,7 +163,7 @@ struct MapSetupTests {
         }
         #expect(
             error?.message.contains(
-                "map 5e7a0000-0000-4000-8000-000000000001's field \"score\" is a number field, but the column \"score\" holds text"
+                "map 5e7a0000-0000-4000-8000-000000000001's field \"score\" is a number field, but 5 of the 5 values of the column \"score\" are not numbers"
             )
                 == true, "\(error?.message ?? "")")
         #expect(server.store.writeLog.isEmpty)
@@ -256,6 +256,82 @@ struct MapSetupTests {
         options.stateDirectory = dir.path + "/state"
         let summary = try await Pipeline(config: config, options: options).run()
         #expect(summary.imported == 2 && server.store.serverGeocodes == 2, "\(summary.rejectedByCode)")
+    }
+
+    @Test(
+        "types read from values: codes stay text, decimal commas are numbers, one comma in free text is no multi_select"
+    )
+    func typesFromValues() throws {
+        func typed(_ values: [String], decimalComma: Bool = false) -> String {
+            var evidence = ColumnEvidence()
+            evidence.decimalComma = decimalComma
+            for value in values {
+                let bytes = Array(value.utf8)
+                bytes.withUnsafeBytes { evidence.add($0, separator: ",") }
+            }
+            return FieldPlanner.type(evidence).type
+        }
+        let many = { (make: (Int) -> String) in (1...30).map(make) }
+        #expect(typed(many { "\($0 * 7).25" }) == "number")
+        #expect(typed(many { "+4930\(1_000_000 + $0)" }) == "text")
+        #expect(typed(many { "\(1_234_567_890_123_456 + $0)" }) == "text")
+        #expect(typed(many { "0\(1000 + $0)" }) == "text")
+        #expect(typed(many { "\($0),5" }, decimalComma: true) == "number")
+        #expect(typed(many { "1,\(100 + $0).5" }) == "number")
+        #expect(typed(many { "2024-01-\(String(format: "%02d", $0 % 28 + 1))T10:00:00Z" }) == "date")
+        #expect(typed(many { "2024-01-01 10:00 UTC+\($0)" }) != "date")
+        #expect(typed(many { $0 == 1 ? "Paris, France" : "city \($0 % 3)" }) == "single_select")
+        #expect(typed(many { $0 % 3 == 0 ? "wifi, parking" : "wifi" }) == "multi_select")
+        // Inspect's pipeline keeps a column of codes as text.
+        let dir = TempDir()
+        let file = dir.write(
+            "zips.csv",
+            "name,zip,lat,lon\n" + (1...20).map { "P\($0),\(75000 + $0),48.8,2.3" }.joined(separator: "\n") + "\n")
+        let yaml = try Inspector.inspect(path: file).starterPipeline(path: file)
+        #expect(yaml.contains("zip: { column: \"zip\", type: text }"), "\(yaml)")
+    }
+
+    @Test(
+        "--write-pipeline edits flow-style, block-style, four-space and CRLF pipelines; a run --create-fields from stdin is refused"
+    )
+    func pipelineEdits() async throws {
+        let id = "\"5e7a0000-0000-4000-8000-00000000abcd\""
+        #expect(
+            try YAMLLines.set(
+                "target", "map_id", to: id, in: "source: { path: a.csv }\ntarget: { mode: upsert }  # m\n")
+                == "source: { path: a.csv }\ntarget: { mode: upsert, map_id: \(id) }  # m\n")
+        #expect(
+            try YAMLLines.set("target", "map_id", to: id, in: "target: { map_id: \"x\", mode: sync }\n")
+                == "target: { map_id: \(id), mode: sync }\n")
+        #expect(
+            try YAMLLines.set(
+                "target", "map_id", to: id, in: "target:\r\n    mode: upsert\r\n    map_id: old # c\r\nsource:\r\n")
+                == "target:\r\n    mode: upsert\r\n    map_id: \(id)\r\nsource:\r\n")
+        #expect(
+            try YAMLLines.set("target", "map_id", to: id, in: "target:\n    mode: upsert\nsource:\n  path: x\n")
+                == "target:\n    map_id: \(id)\n    mode: upsert\nsource:\n  path: x\n")
+        #expect(
+            try YAMLLines.set("target", "map_id", to: id, in: "source:\n  path: x\n")
+                == "source:\n  path: x\ntarget:\n  map_id: \(id)\n")
+        #expect(throws: ImportError.self) {
+            try YAMLLines.set("target", "map_id", to: id, in: "target: {\n  mode: sync }\n")
+        }
+        // Each edited text still loads, with the map id set.
+        for text in ["source: { path: a.csv }\ntarget: { mode: upsert }\n", "target:\r\n    mode: upsert\r\n"] {
+            let edited = try YAMLLines.set("target", "map_id", to: id, in: text)
+            let config = try ConfigLoader.parse(yaml: edited, file: "edited", environment: [:])
+            #expect(config.target.mapID == "5e7a0000-0000-4000-8000-00000000abcd")
+        }
+        let dir = TempDir()
+        var config = PipelineConfig()
+        config.source.path = "-"
+        config.report.dir = dir.path
+        var options = RunOptions()
+        options.createFields = true
+        let refused = await #expect(throws: ImportError.self) {
+            try await Pipeline(config: config, options: options).run()
+        }
+        #expect(refused?.message.contains("give its path, not -") == true)
     }
 
     @Test(

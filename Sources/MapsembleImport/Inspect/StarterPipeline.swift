@@ -111,7 +111,6 @@ extension InspectReport {
         for (index, column) in columns.enumerated() {
             if index == coordinates?.longitude || index == coordinates?.latitude || index == remoteID { continue }
             if column.holdsPoints { continue }
-            if column.kind == .empty { continue }
             var slug = Self.slug(column.name)
             if slug.isEmpty { slug = "field_\(index + 1)" }
             // `label` is built in: a column of that name is the label, not a field as well.
@@ -121,10 +120,15 @@ extension InspectReport {
             }
             while !used.insert(slug).inserted { slug += "_\(index + 1)" }
             let number = column.kind == .number || (column.kind == .integer && !column.looksLikeCode)
+            // Codes (postcodes, phone numbers, ids) stay text, whatever their digits.
+            let code = column.kind == .integer && column.looksLikeCode
             fields.append(
                 number
                     ? "    \(slug): { column: \(Self.quoted(column.name)), type: number }"
-                    : "    \(slug): \(Self.quoted(column.name))")
+                    : code
+                        ? "    \(slug): { column: \(Self.quoted(column.name)), type: text }   # a code, not a quantity"
+                        : "    \(slug): \(Self.quoted(column.name))\(column.kind == .empty ? "   # empty in the rows read" : "")"
+            )
         }
         if fields.isEmpty {
             out.append("  fields: {}")

@@ -31,6 +31,7 @@ public struct Pipeline: Sendable {
         logger: Logger = .silent
     ) async throws -> RunSummary {
         if options.createFields && !newColumnsMapped {
+            try MapSetup.requirePath(config, for: "--create-fields")
             // The columns the pipeline does not map become fields: the same pipeline, mapping them.
             var mapped = Pipeline(config: try MapSetup.mappingNewColumns(config), options: options)
             mapped.newColumnsMapped = true
@@ -40,15 +41,7 @@ public struct Pipeline: Sendable {
         let started = ContinuousClock.now
         let destination = Destination(customSink: customSink, options: options)
         var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
-        let client = try await preflight(destination, &plan)
-        if let backup = options.backup, case .api = destination, let mapID = config.target.mapID {
-            let saved = try await MapExport.export(
-                mapID: mapID, config: config, format: MapExport.format(for: backup), output: backup, log: log)
-            log?(
-                RunEvent(
-                    .notice, "map \(mapID) backed up to \(backup) before any write: \(saved.features) features",
-                    event: "backup", fields: ["features": .int(saved.features), "file": .text(backup)]))
-        }
+        let client = try await preflight(destination, &plan, log: log)
         plan.notes.forEach { log?(RunEvent(.detail, $0)) }
         plan.notices.forEach { log?(RunEvent(.notice, $0)) }
         let reconciler = try await readMap(client, destination, plan, log: log)
@@ -177,7 +170,9 @@ extension Pipeline {
 
     /// The pre-flight: reads the map and checks the mapping against it, when the destination
     /// needs the map. Returns the client every request of the run goes through.
-    private func preflight(_ destination: Destination, _ plan: inout PipelinePlan) async throws -> MapsembleClient? {
+    private func preflight(
+        _ destination: Destination, _ plan: inout PipelinePlan, log: (@Sendable (RunEvent) -> Void)?
+    ) async throws -> MapsembleClient? {
         guard destination.readsMap(mode: config.mode) else { return nil }
         guard let mapID = config.target.mapID else {
             throw ImportError(.usage, "no map to import into: give --map ID or target.map_id in pipeline.yml")
@@ -189,6 +184,7 @@ extension Pipeline {
                 maxRetries: config.upload.maxRetries, backoffSeconds: options.backoffSeconds,
                 maxBackoffSeconds: options.maxBackoffSeconds))
         var map = try await client.map(mapID)
+        if case .api = destination, let backup = options.backup { try await backUp(mapID, to: backup, log: log) }
         if options.createFields {
             let change = try await MapSetup.ensureFields(
                 client: client, mapID: mapID, config: config, addOptions: options.addOptions,
@@ -214,6 +210,28 @@ extension Pipeline {
         try plan.apply(map, config: config)
         if let geocode = config.geocode { try await checkGeocoding(geocode, map: map, client: client, &plan) }
         return client
+    }
+
+    /// `--backup FILE`: the map exported before the run writes anything (fields included). A run
+    /// that resumes an interrupted one keeps the backup that run took, of the map before it.
+    private func backUp(_ mapID: String, to backup: String, log: (@Sendable (RunEvent) -> Void)?) async throws {
+        let resuming =
+            !options.fresh && options.journal && FileManager.default.fileExists(atPath: reportPaths.journal)
+        if resuming && FileManager.default.fileExists(atPath: backup) {
+            log?(
+                RunEvent(
+                    .notice,
+                    "kept the backup \(backup) of the interrupted run this one resumes: it holds the map before that run",
+                    event: "backup", fields: ["file": .text(backup)]))
+            return
+        }
+        let saved = try await MapExport.export(
+            mapID: mapID, config: config, format: MapExport.format(for: backup), output: backup,
+            log: log)
+        log?(
+            RunEvent(
+                .notice, "map \(mapID) backed up to \(backup) before any write: \(saved.features) features",
+                event: "backup", fields: ["features": .int(saved.features), "file": .text(backup)]))
     }
 
     /// The map's side of geocoding: the quality field is one of its fields; with `provider:

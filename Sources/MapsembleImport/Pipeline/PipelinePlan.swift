@@ -252,9 +252,9 @@ struct PipelinePlan {
         // Columns the pipeline uses nowhere, when it maps fields at all (a pipeline that maps none
         // wants none).
         newColumns = SchemaDrift.newColumns(self, config: config)
-        if !config.properties.fields.isEmpty && !newColumns.isEmpty {
+        if !config.properties.fields.isEmpty && !newColumns.isEmpty && config.mode != .delete {
             notices.append(
-                "\(newColumns.count == 1 ? "a column" : "\(newColumns.count) columns") the pipeline does not map: \(Self.listing(newColumns)); `run --create-fields` maps \(newColumns.count == 1 ? "it" : "them") to new fields of the map (or `mapsemble-import fields add \(config.target.mapID ?? "MAP_ID") --from PIPELINE.yml`)"
+                "\(newColumns.count == 1 ? "a column" : "\(newColumns.count) columns") the pipeline does not map: \(Self.listing(newColumns)); to import \(newColumns.count == 1 ? "it" : "them"), map \(newColumns.count == 1 ? "it" : "them") under properties.fields and add the fields with `mapsemble-import fields add \(config.target.mapID ?? "MAP_ID") --from PIPELINE.yml`, or run with --create-fields, which does both for each run"
             )
         }
     }

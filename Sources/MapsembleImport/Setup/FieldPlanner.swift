@@ -32,9 +32,13 @@ public struct PlannedField: Sendable, Equatable {
 /// is chosen from.
 struct ColumnEvidence {
     var filled = 0
+    /// Plain numbers (`.` decimal point), and those of them that are codes (below).
     var numbers = 0
-    /// Numbers written with a leading zero (`01234`): codes, kept as text.
-    var leadingZeros = 0
+    var codes = 0
+    /// Numbers with a decimal comma or thousands groups, which the import reads as numbers.
+    var otherNumbers = 0
+    /// Whether a lone comma is a decimal comma (the file is not comma-delimited).
+    var decimalComma = false
     var dates = 0
     var imageURLs = 0
     var lineBreaks = 0
@@ -59,14 +63,20 @@ struct ColumnEvidence {
         let bytes = Array(text.utf8)
         if NumberText.parse(bytes, UInt8(ascii: ".")) != nil {
             numbers += 1
+            // Codes, not quantities: a leading zero (`01234`), a `+` (`+4930…`), or more digits
+            // than a double keeps (an id of 16 digits).
             let digits =
                 bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") ? bytes.dropFirst() : bytes[...]
-            if digits.count > 1, digits.first == UInt8(ascii: "0"),
-                digits.dropFirst().first.map({ $0 &- 0x30 < 10 }) == true
+            let integerDigits = digits.prefix { $0 &- 0x30 < 10 }.count
+            if bytes.first == UInt8(ascii: "+") || integerDigits > 15
+                || (integerDigits > 1 && digits.first == UInt8(ascii: "0"))
             {
-                leadingZeros += 1
+                codes += 1
             }
-        } else if bytes.withUnsafeBytes({ Accumulator.dateKind($0) }) != nil {
+        } else if FieldValue.groupedNumber(text, decimalComma: nil, loneCommaIsDecimal: decimalComma) != nil {
+            // 3,5 (a decimal comma) or 1,234.5 (groups): numbers the import reads too.
+            otherNumbers += 1
+        } else if FieldValue.isoDate(text) != nil {
             dates += 1
         }
         if text.contains(where: { $0 == "\n" || $0 == "\r" }) { lineBreaks += 1 }
@@ -111,7 +121,9 @@ public enum FieldPlanner {
     ) throws -> [Int: ColumnEvidence] {
         let plan = try PipelinePlan(config: config)
         var found: [Int: ColumnEvidence] = [:]
-        for column in columns { found[column] = ColumnEvidence() }
+        var empty = ColumnEvidence()
+        empty.decimalComma = plan.readerOptions.delimiter != UInt8(ascii: ",") && config.source.decimal != "point"
+        for column in columns { found[column] = empty }
         while let block = try plan.reader.nextBlock() {
             block.bytes.withUnsafeBytes { bytes in
                 for record in 0..<block.count {
@@ -129,13 +141,16 @@ public enum FieldPlanner {
     static func type(_ evidence: ColumnEvidence) -> (type: String, reason: String) {
         let filled = evidence.filled
         guard filled > 0 else { return ("text", "no values") }
-        if evidence.numbers == filled && evidence.leadingZeros == 0 { return ("number", "every value a number") }
+        if evidence.numbers + evidence.otherNumbers == filled && evidence.codes == 0 {
+            return ("number", "every value a number")
+        }
         if evidence.dates == filled { return ("date", "every value an ISO 8601 date") }
         if evidence.imageURLs == filled { return ("image", "every value an image URL") }
         if evidence.lineBreaks > 0 { return ("multiline_text", "values span lines") }
         if evidence.longest > 255 { return ("multiline_text", "values longer than a text field's 255 characters") }
         let repeats = filled >= minSelectValues && evidence.longest <= maxOptionLength
-        if repeats, evidence.multiValued > 0, let parts = evidence.parts, parts.count <= maxOptions,
+        // Several values in one cell in a tenth of the rows at least: one "Paris, France" is text.
+        if repeats, evidence.multiValued * 10 >= filled, let parts = evidence.parts, parts.count <= maxOptions,
             parts.count * 2 <= filled
         {
             return ("multi_select", "\(parts.count) distinct values, several in one cell")

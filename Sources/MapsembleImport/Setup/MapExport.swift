@@ -68,7 +68,7 @@ public enum MapExport {
         return outcome
     }
 
-    /// The CSV's columns: `label`, the remote id, each field under its label, then `lon` and
+    /// The CSV's columns: `label`, the remote id (under its slug), each field under its label, then `lon` and
     /// `lat` for a map of points or `wkt` for one with other geometries (the first page decides).
     struct CSVLayout {
         var map: MapInfo
@@ -89,9 +89,12 @@ public enum MapExport {
                 return type == nil || type == "Point"
             }
             var header = ["label"]
-            var used: Set<String> = ["label"]
+            // The names the other columns take are no field's.
+            var used: Set<String> = ["label", "lon", "lat", "wkt"]
             for slug in slugs {
-                var name = map.fields.first { $0.slug == slug }?.label ?? slug
+                // The remote id under its slug (`remote_id`, `store_id`): a name `inspect` takes
+                // for an id; the other fields under their labels.
+                var name = slug == map.remoteField ? slug : map.fields.first { $0.slug == slug }?.label ?? slug
                 if name.isEmpty { name = slug }
                 let base = name
                 var number = 2

@@ -47,6 +47,7 @@ public enum MapSetup {
     public static func create(label: String, config: PipelineConfig, dryRun: Bool) async throws -> Creation {
         let trimmed = label.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw ImportError(.usage, "--label: a map needs a label") }
+        try requirePath(config, for: "maps create")
         let plan = try PipelinePlan(config: config)
         let header = plan.reader.header
         var fields = try plannedFields(config.properties.fields, config: config, header: header)
@@ -105,6 +106,15 @@ public enum MapSetup {
         return creation
     }
 
+    /// Types are read from every value, in a pass of their own before the import: standard
+    /// input cannot be read twice.
+    static func requirePath(_ config: PipelineConfig, for what: String) throws {
+        guard config.source.path != "-" else {
+            throw ImportError(
+                .usage, "\(what) reads the file once to type the fields, before the import: give its path, not -")
+        }
+    }
+
     /// The fields for `mapped`, the values of the columns whose type is not stated (and of
     /// stated selects, for their options) read from the whole file.
     static func plannedFields(
@@ -136,13 +146,24 @@ public enum MapSetup {
     }
 
     /// `--write-pipeline FILE`: the pipeline's text with `target.map_id` set to the new map and
-    /// `source.path` naming the input from FILE's folder.
-    public static func writePipeline(_ source: Source, mapID: String, to path: String) throws {
-        var text = source.text
-        text = try YAMLLines.set("target", "map_id", to: InspectReport.quoted(mapID), in: text)
-        if let input = source.config.source.path, input != "-" {
+    /// `source.path` naming the input from FILE's folder (kept as written when it uses
+    /// `${VAR}`, or when FILE sits beside the pipeline it came from).
+    public static func pipelineText(_ source: Source, mapID: String, to path: String) throws -> String {
+        var text = try YAMLLines.set("target", "map_id", to: InspectReport.quoted(mapID), in: source.text)
+        let sameFolder =
+            source.pipelinePath.map {
+                URL(fileURLWithPath: $0).standardizedFileURL.deletingLastPathComponent()
+                    == URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
+            } ?? false
+        if let input = source.config.source.path, input != "-", !sameFolder, !source.text.contains("${") {
             text = try YAMLLines.set("source", "path", to: InspectReport.quoted(relative(input, from: path)), in: text)
         }
+        return text
+    }
+
+    /// Writes `pipelineText`.
+    public static func writePipeline(_ source: Source, mapID: String, to path: String) throws {
+        let text = try pipelineText(source, mapID: mapID, to: path)
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
@@ -163,34 +184,116 @@ public enum MapSetup {
     }
 }
 
-/// Sets one value in block-style YAML text, keeping every other line (and its comments) as it is.
+/// Sets one value in a pipeline's YAML text, keeping every other line (and its comments, line
+/// endings and indentation) as it is.
 enum YAMLLines {
-    /// `section:` then `  key: value`: the key's line replaced, or added under the section, or the
-    /// section added at the end.
+    /// `section:` then `  key: value` (block style), or `section: { …, key: value }` on one line:
+    /// the key's value replaced, or the key added to the section, or the section added at the end.
     static func set(_ section: String, _ key: String, to value: String, in text: String) throws -> String {
-        var lines = text.components(separatedBy: "\n")
-        guard let start = lines.firstIndex(where: { $0.hasPrefix(section + ":") }) else {
-            if lines.last == "" { lines.removeLast() }
-            lines += [section + ":", "  \(key): \(value)", ""]
+        // Split on the scalar: in a String, "\r\n" is one character.
+        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map {
+            String(String.UnicodeScalarView($0))
+        }
+        let crlf = lines.first?.unicodeScalars.last == "\r"
+        let ending = crlf ? "\r" : ""
+        func content(_ line: String) -> String {
+            line.unicodeScalars.last == "\r" ? String(String.UnicodeScalarView(line.unicodeScalars.dropLast())) : line
+        }
+        guard let start = lines.firstIndex(where: { content($0).hasPrefix(section + ":") }) else {
+            if lines.last.map(content) == "" { lines.removeLast() }
+            lines += [section + ":" + ending, "  \(key): \(value)" + ending, ""]
             return lines.joined(separator: "\n")
         }
-        let rest = lines[start].dropFirst(section.count + 1).trimmingCharacters(in: .whitespaces)
-        guard rest.isEmpty || rest.hasPrefix("#") else {
-            throw ImportError(
-                .config, "cannot set \(section).\(key) in the pipeline: its \(section) section is written on one line")
+        let rest = content(lines[start]).dropFirst(section.count + 1).trimmingCharacters(in: .whitespaces)
+        if rest.hasPrefix("{") {
+            guard let flow = setFlow(String(rest), key: key, value: value) else {
+                throw ImportError(
+                    .config,
+                    "cannot set \(section).\(key) in the pipeline: its \(section) section is a flow mapping over several lines; write it as a block (\(section): then one key per line)"
+                )
+            }
+            lines[start] = section + ": " + flow + ending
+            return lines.joined(separator: "\n")
         }
+        guard rest.isEmpty || rest.hasPrefix("#") else {
+            throw ImportError(.config, "cannot set \(section).\(key) in the pipeline: \(section) is not a mapping")
+        }
+        // The section's lines: indented, blank or comments; the keys at the first child's indent.
+        var indent: String?
         var index = start + 1
-        while index < lines.count, lines[index].isEmpty || lines[index].hasPrefix(" ") || lines[index].hasPrefix("#") {
-            let trimmed = lines[index].trimmingCharacters(in: .whitespaces)
-            if trimmed.hasPrefix(key + ":") {
-                let indent = lines[index].prefix { $0 == " " }
-                lines[index] = "\(indent)\(key): \(value)"
-                return lines.joined(separator: "\n")
+        while index < lines.count {
+            let line = content(lines[index])
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty && !line.hasPrefix(" ") && !trimmed.hasPrefix("#") { break }
+            if !trimmed.isEmpty && !trimmed.hasPrefix("#") {
+                let own = String(line.prefix { $0 == " " })
+                if indent == nil { indent = own }
+                if own == indent && trimmed.hasPrefix(key + ":") {
+                    lines[index] = "\(own)\(key): \(value)" + ending
+                    return lines.joined(separator: "\n")
+                }
             }
             index += 1
         }
-        lines.insert("  \(key): \(value)", at: start + 1)
+        lines.insert("\(indent ?? "  ")\(key): \(value)" + ending, at: start + 1)
         return lines.joined(separator: "\n")
+    }
+
+    /// `{ a: 1, key: old }` with `key` set, or nil when the braces do not close on this line.
+    private static func setFlow(_ text: String, key: String, value: String) -> String? {
+        // Up to the brace that closes the first; a comment may follow.
+        var depth = 0
+        var quote: Character?
+        var close: String.Index?
+        for index in text.indices {
+            let character = text[index]
+            if let open = quote {
+                if character == open { quote = nil }
+                continue
+            }
+            switch character {
+            case "\"", "'": quote = character
+            case "{", "[": depth += 1
+            case "}", "]":
+                depth -= 1
+                if depth == 0 { close = index }
+            default: break
+            }
+            if close != nil { break }
+        }
+        guard let close else { return nil }
+        let inner = text[text.index(after: text.startIndex)..<close]
+        let after = text[text.index(after: close)...]
+        // The items, split at the commas between them.
+        var items: [String] = []
+        var current = ""
+        depth = 0
+        quote = nil
+        for character in inner {
+            if let open = quote {
+                if character == open { quote = nil }
+            } else if character == "\"" || character == "'" {
+                quote = character
+            } else if character == "{" || character == "[" {
+                depth += 1
+            } else if character == "}" || character == "]" {
+                depth -= 1
+            } else if character == "," && depth == 0 {
+                items.append(current)
+                current = ""
+                continue
+            }
+            current.append(character)
+        }
+        if !current.trimmingCharacters(in: .whitespaces).isEmpty { items.append(current) }
+        let entry = "\(key): \(value)"
+        if let found = items.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(key + ":") }) {
+            items[found] = " " + entry
+        } else {
+            items.append(" " + entry)
+        }
+        let joined = items.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        return "{ " + joined + " }" + after
     }
 }
 
@@ -248,6 +351,7 @@ extension MapSetup {
     static func ensureFields(
         client: MapsembleClient, mapID: String, config: PipelineConfig, addOptions: Bool, dryRun: Bool
     ) async throws -> FieldChange {
+        try requirePath(config, for: "--create-fields and fields add")
         let object = try await client.mapObject(mapID)
         let map = MapsembleClient.mapInfo(object, id: mapID)
         var change = FieldChange(map: map)
@@ -290,12 +394,24 @@ extension MapSetup {
             }
         }
         guard change.changed else { return change }
+        // The list goes back whole: a select whose options the answer left out would lose them.
+        if let blind = fields.first(where: {
+            ($0["type"] as? String)?.hasSuffix("_select") == true
+                && ($0["config"] as? [String: Any])?["options"] == nil
+        }) {
+            throw ImportError(
+                .remote,
+                "map \(mapID)'s select field \"\(blind["slug"] as? String ?? "")\" came without its options, and fields are sent back as a whole list: adding fields now could drop them; add the fields in Mapsemble's editor"
+            )
+        }
         let start = fields.count
         fields += change.added.enumerated().map { $1.json(weight: start + $0) }
         let body: [String: Any] = ["fields": fields]
         change.body = prettyJSON(body)
         guard !dryRun else { return change }
-        change.map = try await client.writeMap(mapID, body: body).map
+        _ = try await client.writeMap(mapID, body: body)
+        // The map as it stands now, read again rather than taken from the answer.
+        change.map = try await client.map(mapID)
         return change
     }
 
@@ -320,13 +436,19 @@ extension MapSetup {
             else {
                 continue
             }
-            let mostly = { (count: Int) in count * 2 >= found.filled }
-            if existing.type == "number" && !mostly(found.numbers) || existing.type == "date" && !mostly(found.dates) {
-                throw ImportError(
-                    .config,
-                    "properties.fields.\(field.slug): map \(map.id)'s field \"\(field.slug)\" is a \(existing.type) field, but the column \"\(field.column)\" holds \(FieldPlanner.type(found).type) (\(found.filled - (existing.type == "number" ? found.numbers : found.dates)) of \(found.filled) values are not \(existing.type == "number" ? "numbers" : "dates")); fields are never retyped: map the column to another slug"
-                )
+            // What the import would read as the field's type, by its own rules (date formats
+            // stated in pipeline.yml are left to the import).
+            let fitting: Int
+            switch existing.type {
+            case "number": fitting = found.numbers + found.otherNumbers
+            case "date" where field.formats.isEmpty: fitting = found.dates
+            default: continue
             }
+            guard fitting * 2 < found.filled else { continue }
+            throw ImportError(
+                .config,
+                "properties.fields.\(field.slug): map \(map.id)'s field \"\(field.slug)\" is a \(existing.type) field, but \(found.filled - fitting) of the \(found.filled) values of the column \"\(field.column)\" are not \(existing.type == "number" ? "numbers" : "ISO 8601 dates"); fields are never retyped: map the column to another slug"
+            )
         }
     }
 }

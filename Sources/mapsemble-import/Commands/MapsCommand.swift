@@ -143,18 +143,26 @@ struct MapsCreateCommand: AsyncParsableCommand {
             let source = try MapSetup.source(from ?? "pipeline.yml", environment: ProcessInfo.processInfo.environment)
             var config = source.config
             try Self.connect(&config, apiURL: apiURL)
+            // The pipeline to write is made (and its edit checked) before the map exists.
+            if let writePipeline {
+                _ = try MapSetup.pipelineText(source, mapID: "00000000-0000-4000-8000-000000000000", to: writePipeline)
+            }
             let creation = try await MapSetup.create(label: label, config: config, dryRun: dryRun)
             if dryRun {
                 print(creation.body)
                 return
             }
             guard let mapID = creation.mapID else { return }
-            if let writePipeline { try MapSetup.writePipeline(source, mapID: mapID, to: writePipeline) }
-            if json {
-                print(creation.answer ?? "{}")
-                return
+            print(json ? creation.answer ?? "{}" : mapID)
+            if let writePipeline {
+                do {
+                    try MapSetup.writePipeline(source, mapID: mapID, to: writePipeline)
+                } catch let error as ImportError {
+                    Console.error("map \(mapID) was created, but \(error.description)")
+                    throw ExitCode(2)
+                }
             }
-            print(mapID)
+            if json { return }
             for field in creation.fields {
                 Console.write("  \(field.slug): \(field.type) (\(field.reason))\n")
             }
@@ -165,16 +173,18 @@ struct MapsCreateCommand: AsyncParsableCommand {
         }
     }
 
-    /// Credentials and the API URL from the environment and flags, over the pipeline's.
+    /// Credentials and the API URL from the environment and `--api-url`, where the pipeline has
+    /// none (no other pipeline file is read).
     static func connect(_ config: inout PipelineConfig, apiURL: String?) throws {
-        var options = try PipelineOptions.parse([])
-        options.apiURL = apiURL
-        let connection = try options.config()
-        if config.target.apiKey == nil { config.target.apiKey = connection.target.apiKey }
-        if config.target.clientID == nil { config.target.clientID = connection.target.clientID }
-        if config.target.clientSecret == nil { config.target.clientSecret = connection.target.clientSecret }
-        if apiURL != nil || config.target.apiURL == PipelineConfig.Target().apiURL {
-            config.target.apiURL = connection.target.apiURL
+        let environment = ProcessInfo.processInfo.environment
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        if config.target.apiKey == nil { config.target.apiKey = value("MAPSEMBLE_API_KEY") }
+        if config.target.clientID == nil { config.target.clientID = value("MAPSEMBLE_CLIENT_ID") }
+        if config.target.clientSecret == nil { config.target.clientSecret = value("MAPSEMBLE_CLIENT_SECRET") }
+        if let apiURL {
+            config.target.apiURL = apiURL
+        } else if config.target.apiURL == PipelineConfig.Target().apiURL, let url = value("MAPSEMBLE_API_URL") {
+            config.target.apiURL = url
         }
     }
 }
