@@ -42,6 +42,20 @@ struct MapSetupTests {
         ["MAPSEMBLE_API_KEY": "setup-key", "MAPSEMBLE_API_URL": server.url]
     }
 
+    /// A pipeline into the sandbox's existing map: label `name`, remote id `id`, the field `score`.
+    static func existingMap(_ input: String, server: SandboxServer, dir: TempDir) -> PipelineConfig {
+        var config = PipelineConfig()
+        config.source.path = input
+        config.report.dir = dir.path
+        config.target.apiURL = server.url
+        config.target.apiKey = "setup-key"
+        config.target.mapID = "5e7a0000-0000-4000-8000-000000000001"
+        config.properties.label = "name"
+        config.properties.remoteID = "id"
+        config.properties.fields = [.init(slug: "score", column: "score")]
+        return config
+    }
+
     @Test(
         "maps create --from a data file types every field from its values; run with the pipeline it writes fills every field as typed (exit 0)"
     )
@@ -91,15 +105,7 @@ struct MapSetupTests {
         let server = try await Self.sandbox()
         let dir = TempDir()
         let input = dir.write("shops.csv", Self.shops(extra: true))
-        var config = PipelineConfig()
-        config.source.path = input
-        config.report.dir = dir.path
-        config.target.apiURL = server.url
-        config.target.apiKey = "setup-key"
-        config.target.mapID = "5e7a0000-0000-4000-8000-000000000001"
-        config.properties.label = "name"
-        config.properties.remoteID = "id"
-        config.properties.fields = [.init(slug: "score", column: "score")]
+        var config = Self.existingMap(input, server: server, dir: dir)
         var options = RunOptions()
         options.dryRun = false
         // Without --create-fields: a notice names the new columns, nothing is added.
@@ -143,18 +149,12 @@ struct MapSetupTests {
     func conflict() async throws {
         let server = try await Self.sandbox()
         let dir = TempDir()
-        var config = PipelineConfig()
-        config.source.path = dir.write(
-            "shops.csv",
-            "id,name,lat,lon,score\n" + (1...5).map { "S\($0),Shop \($0),48.1,2.1,grade \($0)" }.joined(separator: "\n")
-                + "\n")
-        config.report.dir = dir.path
-        config.target.apiURL = server.url
-        config.target.apiKey = "setup-key"
-        config.target.mapID = "5e7a0000-0000-4000-8000-000000000001"
-        config.properties.label = "name"
-        config.properties.remoteID = "id"
-        config.properties.fields = [.init(slug: "score", column: "score")]
+        var config = Self.existingMap(
+            dir.write(
+                "shops.csv",
+                "id,name,lat,lon,score\n"
+                    + (1...5).map { "S\($0),Shop \($0),48.1,2.1,grade \($0)" }.joined(separator: "\n")
+                    + "\n"), server: server, dir: dir)
         var options = RunOptions()
         options.dryRun = false
         options.createFields = true

@@ -163,17 +163,9 @@ public enum FieldPlanner {
 
     /// Option keys as Mapsemble makes slugs (lower case letters, digits, `_`), unique.
     static func options(_ values: [String]) -> [FieldKind.SelectOption] {
-        var used = Set<String>()
-        return values.map { value in
-            var key = InspectReport.slug(value)
-            if key.isEmpty { key = "option" }
-            let base = key
-            var number = 2
-            while !used.insert(key).inserted {
-                key = "\(base)_\(number)"
-                number += 1
-            }
-            return FieldKind.SelectOption(key: key, label: value)
+        var keys = SlugSet()
+        return values.map {
+            FieldKind.SelectOption(key: keys.unique(InspectReport.slug($0), empty: "option"), label: $0)
         }
     }
 
@@ -197,5 +189,22 @@ public enum FieldPlanner {
             }
             return PlannedField(slug: field.slug, type: type, label: field.column, options: options, reason: reason)
         }
+    }
+}
+
+/// Slugs handed out once each: a slug taken already gets `_2`, `_3`, … after it.
+struct SlugSet {
+    var taken: Set<String> = []
+
+    mutating func unique(_ slug: String, empty: String = "field") -> String {
+        let base = slug.isEmpty ? empty : slug
+        var candidate = base
+        var number = 2
+        while taken.contains(candidate) {
+            candidate = "\(base)_\(number)"
+            number += 1
+        }
+        taken.insert(candidate)
+        return candidate
     }
 }

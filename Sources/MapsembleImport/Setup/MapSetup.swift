@@ -51,38 +51,28 @@ public enum MapSetup {
         let plan = try PipelinePlan(config: config)
         let header = plan.reader.header
         var fields = try plannedFields(config.properties.fields, config: config, header: header)
-        var taken = Set(fields.map(\.slug))
-        func unique(_ slug: String) -> String {
-            var candidate = slug
-            var number = 2
-            while taken.contains(candidate) {
-                candidate = "\(slug)_\(number)"
-                number += 1
-            }
-            taken.insert(candidate)
-            return candidate
-        }
+        var slugs = SlugSet(taken: Set(fields.map(\.slug)))
         var remoteField: String?
         if let column = config.properties.remoteID {
             let slug = config.properties.remoteFieldSlug
-            guard !taken.contains(slug) else {
+            guard !slugs.taken.contains(slug) else {
                 throw ImportError(
                     .config,
                     "properties.fields.\(slug) uses the remote field's slug; the remote id is sent under it already")
             }
-            taken.insert(slug)
+            slugs.taken.insert(slug)
             fields.append(PlannedField(slug: slug, type: "text", label: column, reason: "the remote field"))
             remoteField = slug
         }
         var geocodeField: String?
         if let geocode = config.geocode {
             if geocode.provider == "mapsemble" {
-                let slug = unique("address")
+                let slug = slugs.unique("address")
                 fields.append(PlannedField(slug: slug, type: "text", label: "Address", reason: "the geocode field"))
                 geocodeField = slug
             }
-            if let quality = geocode.qualityField, !taken.contains(quality) {
-                taken.insert(quality)
+            if let quality = geocode.qualityField, !slugs.taken.contains(quality) {
+                slugs.taken.insert(quality)
                 fields.append(
                     PlannedField(
                         slug: quality, type: "number", label: "Geocode confidence", reason: "geocode.quality_field"))
@@ -165,7 +155,11 @@ public enum MapSetup {
     public static func writePipeline(_ source: Source, mapID: String, to path: String) throws {
         let text = try pipelineText(source, mapID: mapID, to: path)
         do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            // Owner-only, as a pipeline may hold a key written out.
+            let data = Data(text.utf8)
+            guard
+                FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600])
+            else { throw CocoaError(.fileWriteUnknown) }
         } catch {
             throw ImportError(.output, "cannot write the pipeline: \(error.localizedDescription)", file: path)
         }
@@ -316,18 +310,11 @@ extension MapSetup {
     public static func mappingNewColumns(_ config: PipelineConfig) throws -> PipelineConfig {
         let plan = try PipelinePlan(config: config)
         var config = config
-        var taken = Set(config.properties.fields.map(\.slug) + [config.properties.remoteFieldSlug, "label"])
+        var slugs = SlugSet(
+            taken: Set(config.properties.fields.map(\.slug) + [config.properties.remoteFieldSlug, "label"]))
         for name in plan.newColumns {
-            var slug = InspectReport.slug(name)
-            if slug.isEmpty { slug = "field" }
-            let base = slug
-            var number = 2
-            while taken.contains(slug) {
-                slug = "\(base)_\(number)"
-                number += 1
-            }
-            taken.insert(slug)
-            config.properties.fields.append(PipelineConfig.Field(slug: slug, column: name))
+            config.properties.fields.append(
+                PipelineConfig.Field(slug: slugs.unique(InspectReport.slug(name)), column: name))
         }
         return config
     }
