@@ -74,6 +74,8 @@ public struct SandboxConfig: Sendable {
     public var maxBodyBytes = 32 << 20
     public var freePlanLimit = 100
     public var faults = FaultPlan()
+    /// Serve this folder's files at `/files/NAME` with `ETag` and `Last-Modified` (`sandbox --serve-dir`).
+    public var serveDirectory: String?
     /// Serve geocoder endpoints (Nominatim, Photon, Pelias) from a gazetteer (`sandbox --geocoder`).
     public var geocoder: SandboxGeocoder?
     /// Keep a log of every write request (`SandboxStore.writeLog`), for tests that check what

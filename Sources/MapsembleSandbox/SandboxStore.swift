@@ -126,6 +126,9 @@ public final class SandboxStore: Sendable {
         var geocoderQueries: [String] = []
         /// Features the maps geocoded from their geocode field.
         var serverGeocodes = 0
+        /// `--serve-dir` requests answered with the file, and with `304 Not Modified`.
+        var fileBodies = 0
+        var fileNotModified = 0
     }
 
     /// One write request as the sandbox answered it (with `SandboxConfig.recordWrites`).
@@ -204,6 +207,7 @@ public final class SandboxStore: Sendable {
     }
 
     public func handle(_ request: SandboxRequest) -> SandboxReply {
+        if let file = serveFile(request) { return file }
         if let page = viewer(request) { return page }
         if let reply = geocode(request) { return reply }
         if let target = state.withLockedValue({ $0.config.faults.redirectTo }) {

@@ -540,3 +540,46 @@ struct MapExportTests {
         #expect(backup.contains { $0.hasPrefix("Place 1234,E1234,shop,308.5,note 1234,") })
     }
 }
+
+@Suite("sandbox --serve-dir: files at /files/NAME with ETag, Last-Modified and 304")
+struct SandboxFilesTests {
+    @Test(
+        "a file comes with its validators; a conditional request for an unchanged file is 304; a changed one comes again; names outside the folder are 404"
+    )
+    func validators() async throws {
+        let dir = TempDir()
+        let path = dir.write("stores.csv", "id,name\n1,A\n")
+        var config = SandboxConfig()
+        config.serveDirectory = dir.path
+        let store = SandboxStore(config: config)
+        func get(_ target: String, _ headers: [String: String] = [:], method: String = "GET") -> SandboxReply {
+            store.handle(SandboxRequest(method: method, target: target, headers: headers, body: []))
+        }
+        func header(_ reply: SandboxReply, _ name: String) -> String? { reply.headers.first { $0.0 == name }?.1 }
+        let first = get("/files/stores.csv")
+        #expect(first.status == 200 && first.body == Array("id,name\n1,A\n".utf8))
+        let etag = try #require(header(first, "ETag"))
+        let modified = try #require(header(first, "Last-Modified"))
+        #expect(header(first, "Content-Type") == "text/csv; charset=utf-8")
+        #expect(get("/files/stores.csv", ["if-none-match": etag]).status == 304)
+        #expect(get("/files/stores.csv", ["if-none-match": etag]).body.isEmpty)
+        #expect(get("/files/stores.csv", ["if-modified-since": modified]).status == 304)
+        #expect(get("/files/stores.csv", ["if-none-match": "\"other\"", "if-modified-since": modified]).status == 200)
+        #expect(get("/files/stores.csv", method: "HEAD").body.isEmpty)
+        // Changed (same size, new bytes): a new ETag, and the body again.
+        try Data("id,name\n1,B\n".utf8).write(to: URL(fileURLWithPath: path))
+        let changed = get("/files/stores.csv", ["if-none-match": etag])
+        #expect(changed.status == 200 && header(changed, "ETag") != etag)
+        #expect(store.fileCounts.bodies == 3 && store.fileCounts.notModified == 3)
+        for outside in [
+            "/files/../stores.csv", "/files/%2e%2e/etc/passwd", "/files/.hidden", "/files/", "/files/nope.csv",
+        ] {
+            #expect(get(outside).status == 404, "\(outside)")
+        }
+        // Without --serve-dir, /files/ is no route of its own.
+        #expect(
+            SandboxStore(config: SandboxConfig()).handle(
+                SandboxRequest(method: "GET", target: "/files/stores.csv", headers: [:], body: [])
+            ).status == 404)
+    }
+}

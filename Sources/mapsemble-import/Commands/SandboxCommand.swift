@@ -98,6 +98,13 @@ struct SandboxCommand: AsyncParsableCommand {
         help: "Geocoder requests per second at most; past it, 429 with Retry-After: 1.")
     var geocoderRateLimit: Double?
 
+    @Option(
+        name: .customLong("serve-dir"),
+        help:
+            "Also serve this folder's files at /files/NAME, with ETag and Last-Modified and 304 Not Modified for a conditional request: a source at a URL to try offline.",
+        completion: .directory)
+    var serveDir: String?
+
     @Flag(
         name: .customLong("print-features"),
         help: "On exit, print every stored feature to stdout, one GeoJSON Feature a line.")
@@ -120,6 +127,7 @@ struct SandboxCommand: AsyncParsableCommand {
         config.faults.stallSeconds = stallSeconds
         config.faults.latencyMilliseconds = latencyMilliseconds
         config.faults.redirectTo = redirectTo
+        config.serveDirectory = serveDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         if geocoder || geocoderGazetteer != nil {
             var served = SandboxGeocoder(rateLimit: geocoderRateLimit)
             served.faults = rateLimit + serverErrors + stalls > 0
@@ -179,6 +187,9 @@ struct SandboxCommand: AsyncParsableCommand {
             lines.append(
                 "  map \(map.id): plan \(map.plan.rawValue), remote field \(map.remoteField ?? "none")\(map.geocodeField.map { ", geocode field \($0)" } ?? ""), fields: \(fields.isEmpty ? "none" : fields)"
             )
+        }
+        if let directory = config.serveDirectory {
+            lines.append("  files: \(server.url)/files/NAME serves \(directory) (ETag, Last-Modified, 304)")
         }
         lines.append(
             "try: MAPSEMBLE_API_KEY=\(apiKey) mapsemble-import run PIPELINE.yml --api-url \(server.url) --map \(config.maps[0].id)"
