@@ -20,9 +20,6 @@ public enum MapExport {
         output.lowercased().hasSuffix(".csv") ? .csv : .geojson
     }
 
-    /// Features per listing page: the most the API gives.
-    static let perPage = 500
-
     /// Exports map `mapID` to `output` (a path, or `-` for standard output); a file is written
     /// under a temporary name and renamed into place once complete.
     public static func export(
@@ -35,22 +32,7 @@ public enum MapExport {
         var outcome = Outcome()
         var csv = format == .csv ? CSVLayout(map: map) : nil
         if format == .geojson { try writer.write("{\"type\":\"FeatureCollection\",\"features\":[\n") }
-        var page = 1
-        while true {
-            let response = try await client.get(
-                APIPath.features(mapID, page: page, perPage: perPage), what: "listing the features of map \(mapID)",
-                onRetry: { retry in log?(RunEvent(.notice, retry.sentence + " (listing page \(page))", event: "retry"))
-                })
-            try MapsembleClient.check(response, what: "the features of map \"\(mapID)\"", baseURL: client.baseURL)
-            guard let body = JSONParser.parse(response.body),
-                let features = (body["featureCollection"] ?? body)["features"]?.array
-            else {
-                throw ImportError(
-                    .remote,
-                    "\(client.baseURL) answered page \(page) of map \(mapID)'s features with something that is not a FeatureCollection"
-                )
-            }
-            outcome.pages += 1
+        outcome.pages = try await client.forEachPage(mapID: mapID, log: log) { features, page in
             if csv != nil && page == 1 { try csv?.begin(features, writer) }
             for feature in features {
                 if csv != nil {
@@ -60,8 +42,6 @@ public enum MapExport {
                 }
                 outcome.features += 1
             }
-            if features.count < perPage { break }
-            page += 1
         }
         if format == .geojson { try writer.write("\n]}\n") }
         try writer.close()

@@ -89,12 +89,14 @@ public struct MapListing: Sendable {
 }
 
 extension MapsembleClient {
-    /// Pages through a map's features (`per_page` 500, until a short page), keeping each remote
-    /// id's digest over `keys`. Each page is retried under the client's policy, as writes are.
-    func listing(
-        mapID: String, remoteField: String, keys: [String], log: (@Sendable (RunEvent) -> Void)?
-    ) async throws -> MapListing {
-        var listing = MapListing()
+    /// Every page of a map's features (`per_page` 500, until a short page), handed to `body` with
+    /// its number from 1; returns the pages read. Each page is retried under the client's policy,
+    /// as writes are. A sync's listing and `maps export` both read the map through here.
+    @discardableResult
+    func forEachPage(
+        mapID: String, log: (@Sendable (RunEvent) -> Void)?,
+        _ body: (_ features: [JSONValue], _ page: Int) throws -> Void
+    ) async throws -> Int {
         let perPage = 500
         var page = 1
         while true {
@@ -106,14 +108,26 @@ extension MapsembleClient {
                     log?(RunEvent(.notice, retry.sentence + " (listing page \(page))", event: "retry", fields: fields))
                 })
             try Self.check(response, what: "the features of map \"\(mapID)\"", baseURL: baseURL)
-            listing.requests += 1
-            guard let body = JSONParser.parse(response.body),
-                let features = (body["featureCollection"] ?? body)["features"]?.array
+            guard let parsed = JSONParser.parse(response.body),
+                let features = (parsed["featureCollection"] ?? parsed)["features"]?.array
             else {
                 throw ImportError(
                     .remote,
-                    "\(baseURL) answered the listing of map \(mapID) with something that is not a FeatureCollection")
+                    "\(baseURL) answered page \(page) of map \(mapID)'s features with something that is not a FeatureCollection"
+                )
             }
+            try body(features, page)
+            if features.count < perPage { return page }
+            page += 1
+        }
+    }
+
+    /// A map's features, keeping each remote id's digest over `keys`.
+    func listing(
+        mapID: String, remoteField: String, keys: [String], log: (@Sendable (RunEvent) -> Void)?
+    ) async throws -> MapListing {
+        var listing = MapListing()
+        listing.requests = try await forEachPage(mapID: mapID, log: log) { features, _ in
             for feature in features {
                 listing.total += 1
                 // A feature without a remote id (made by hand on the map) is left alone.
@@ -122,9 +136,8 @@ extension MapsembleClient {
                     withPoint: FeatureDigest.of(feature, keys: keys, geometry: true),
                     withoutPoint: FeatureDigest.of(feature, keys: keys, geometry: false))
             }
-            if features.count < perPage { return listing }
-            page += 1
         }
+        return listing
     }
 
 }

@@ -21,12 +21,7 @@ struct ConnectionOptions: ParsableArguments {
 
     /// Runs `body`, turning errors into one sentence and exit code 2.
     func run<T>(_ body: (PipelineConfig) async throws -> T) async throws -> T {
-        do {
-            return try await body(try config())
-        } catch let error as ImportError {
-            Console.error(error.description)
-            throw ExitCode(2)
-        }
+        try await Console.exitingOnError { try await body(try config()) }
     }
 
     func printJSON(_ object: Any) {
@@ -139,7 +134,7 @@ struct MapsCreateCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        do {
+        try await Console.exitingOnError {
             let source = try MapSetup.source(from ?? "pipeline.yml", environment: ProcessInfo.processInfo.environment)
             var config = source.config
             try Self.connect(&config, apiURL: apiURL)
@@ -167,9 +162,6 @@ struct MapsCreateCommand: AsyncParsableCommand {
                 Console.write("  \(field.slug): \(field.type) (\(field.reason))\n")
             }
             if let writePipeline { Console.write("pipeline written to \(writePipeline)\n") }
-        } catch let error as ImportError {
-            Console.error(error.description)
-            throw ExitCode(2)
         }
     }
 
@@ -215,7 +207,7 @@ struct FieldsAddCommand: AsyncParsableCommand {
     var apiURL: String?
 
     func run() async throws {
-        do {
+        try await Console.exitingOnError {
             var config = try ConfigLoader.load(
                 path: from ?? "pipeline.yml", environment: ProcessInfo.processInfo.environment)
             try MapsCreateCommand.connect(&config, apiURL: apiURL)
@@ -233,9 +225,6 @@ struct FieldsAddCommand: AsyncParsableCommand {
             for (slug, values) in change.options.sorted(by: { $0.key < $1.key }) {
                 print("added to \(slug): \(values.joined(separator: ", "))")
             }
-        } catch let error as ImportError {
-            Console.error(error.description)
-            throw ExitCode(2)
         }
     }
 }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import MapsembleImport
 import NIOConcurrencyHelpers
@@ -9,6 +10,16 @@ struct Console: Sendable {
 
     static func error(_ message: String) {
         write("mapsemble-import: error: \(message)\n")
+    }
+
+    /// Runs `body`, turning an `ImportError` into one sentence and exit code 2.
+    static func exitingOnError<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as ImportError {
+            Console.error(error.description)
+            throw ExitCode(2)
+        }
     }
 
     static func write(_ text: String) {
