@@ -39,6 +39,9 @@ let package = Package(
         .systemLibrary(name: "CPROJ", path: "Sources/CPROJ", pkgConfig: "proj", providers: [.apt(["libproj-dev"])]),
         /// GEOS (Debian `libgeos-dev`, its C API): lines and polygons read, checked and repaired.
         .systemLibrary(name: "CGEOS", path: "Sources/CGEOS", pkgConfig: "geos", providers: [.apt(["libgeos-dev"])]),
+        /// FreeXL (Debian `libfreexl-dev`, GDAL's reader for it): legacy Excel `.xls` workbooks.
+        .systemLibrary(
+            name: "CFreeXL", path: "Sources/CFreeXL", pkgConfig: "freexl", providers: [.apt(["libfreexl-dev"])]),
         /// JSON from bytes to values and back without Foundation: the sandbox reads every request
         /// body with it, the uploader every answer.
         .target(name: "MapsembleJSON", swiftSettings: swiftSettings),
@@ -54,6 +57,7 @@ let package = Package(
                 "CSQLite",
                 "CPROJ",
                 "CGEOS",
+                "CFreeXL",
                 "MapsembleJSON",
                 "MapsembleMapView",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),

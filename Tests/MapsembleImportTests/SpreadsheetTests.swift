@@ -159,7 +159,7 @@ struct SpreadsheetTests {
             #expect(result.stderr.split(separator: "\n").count == 1)
         }
         #expect {
-            try PipelinePlan.isWorkbook("xlsx", path: "-")
+            try WorkbookFormat.of(format: "xlsx", path: "-")
         } throws: { error in
             (error as? ImportError)?.message.contains("cannot be read from standard input") == true
         }

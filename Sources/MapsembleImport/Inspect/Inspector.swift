@@ -48,7 +48,17 @@ public enum Inspector {
         var sheetName: String?
         var lastSheetRow: Int?
         let reader: any RecordReader
-        if path != "-", try PipelinePlan.isWorkbook("auto", path: path) {
+        let workbookFormat = try WorkbookFormat.of(format: "auto", path: path)
+        if let workbookFormat, workbookFormat != .xlsx {
+            let opened = try workbookFormat.reader(
+                path: path, sheet: options.sheet, hasHeader: false, headerRow: nil,
+                blockBytes: readerOptions.blockBytes, name: name)
+            sheetName = opened.sheet
+            sheets = [SheetSummary(name: opened.sheet, dimension: nil, hidden: false)]
+            readerOptions.delimiter = UInt8(ascii: ",")
+            encoding = "utf-8 (workbook)"
+            reader = opened.reader
+        } else if workbookFormat == .xlsx {
             let workbook = try XLSXWorkbook(path: path, name: name)
             sheets = try workbook.sheets.map {
                 SheetSummary(name: $0.name, dimension: try workbook.dimension(of: $0.part), hidden: $0.hidden)

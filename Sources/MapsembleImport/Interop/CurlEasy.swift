@@ -11,6 +11,14 @@ struct HTTPRequest: Sendable {
     var headers: [String] = []
     var body: [UInt8]? = nil
     var timeoutSeconds: Double = 30
+    /// Where the answer's body goes as it arrives, instead of memory (a download): called with
+    /// each piece; returns false to abort the transfer (the disk is full).
+    var bodyConsumer: (@Sendable (UnsafeRawBufferPointer) -> Bool)? = nil
+    /// A file of CA certificates to trust instead of the system's (`source.ca_file`).
+    var caFile: String? = nil
+    /// A transfer that moves less than this many bytes a second for `timeoutSeconds` is given up
+    /// (a download): a slow but moving source is not cut off by the request time-out.
+    var lowSpeedLimit: Int? = nil
 }
 
 /// What came back.
@@ -25,6 +33,11 @@ struct HTTPResponse: Sendable {
     /// closed, possibly after curl had sent the request on it (curl then sends it again by itself),
     /// so the request may have been applied twice.
     var reconnected = false
+    /// The validators of the answer (`ETag`, `Last-Modified`), for a conditional request later.
+    var etag: String? = nil
+    var lastModified: String? = nil
+    /// The file name `Content-Disposition` gives the body, when it gives one.
+    var fileName: String? = nil
 }
 
 /// A request that got no HTTP answer.
@@ -67,7 +80,7 @@ final class CurlEasy {
     /// Sends `request` and waits for the answer (blocking: call it off the cooperative pool).
     func perform(_ request: HTTPRequest) -> Result<HTTPResponse, TransportError> {
         curl_easy_reset(handle)
-        let sink = ResponseSink()
+        let sink = ResponseSink(consumer: request.bodyConsumer)
         errorBuffer[0] = 0
         var headers: UnsafeMutablePointer<curl_slist>? = nil
         for header in request.headers + ["Expect:"] { headers = curl_slist_append(headers, header) }
@@ -76,7 +89,13 @@ final class CurlEasy {
         setLong(CURLOPT_NOSIGNAL, 1)
         setLong(CURLOPT_TCP_KEEPALIVE, 1)
         setLong(CURLOPT_TCP_NODELAY, 1)
-        setLong(CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
+        if let limit = request.lowSpeedLimit {
+            setLong(CURLOPT_LOW_SPEED_LIMIT, limit)
+            setLong(CURLOPT_LOW_SPEED_TIME, Int(request.timeoutSeconds.rounded(.up)))
+        } else {
+            setLong(CURLOPT_TIMEOUT_MS, Int(request.timeoutSeconds * 1000))
+        }
+        if let caFile = request.caFile { _ = caFile.withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_CAINFO, $0) } }
         setLong(CURLOPT_CONNECTTIMEOUT_MS, Int(min(request.timeoutSeconds, 10) * 1000))
         _ = ccurl_easy_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = request.url.withCString { ccurl_easy_setopt_ptr(handle, CURLOPT_URL, $0) }
@@ -127,7 +146,7 @@ final class CurlEasy {
         return .success(
             HTTPResponse(
                 status: status, body: sink.body, retryAfter: sink.retryAfter, location: sink.location,
-                reconnected: reconnected))
+                reconnected: reconnected, etag: sink.etag, lastModified: sink.lastModified, fileName: sink.fileName))
     }
 
     private func setLong(_ option: CURLoption, _ value: Int) {
@@ -142,6 +161,7 @@ final class CurlEasy {
         case CURLE_OPERATION_TIMEDOUT: kind = .timeout
         case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE: kind = .dropped
         case CURLE_ABORTED_BY_CALLBACK: kind = .aborted
+        case CURLE_WRITE_ERROR: kind = .other
         default: kind = .other
         }
         return TransportError(kind: kind, message: detail)
@@ -153,12 +173,21 @@ private final class ResponseSink {
     var body: [UInt8] = []
     var retryAfter: String?
     var location: String?
+    var etag: String?
+    var lastModified: String?
+    var fileName: String?
+    let consumer: (@Sendable (UnsafeRawBufferPointer) -> Bool)?
+
+    init(consumer: (@Sendable (UnsafeRawBufferPointer) -> Bool)?) { self.consumer = consumer }
 }
 
 private let onBody: ccurl_data_cb = { data, size, count, context in
     let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
     let length = size * count
-    if let data { sink.body.appendBytes(UnsafeRawBufferPointer(start: data, count: length)) }
+    guard let data else { return length }
+    let bytes = UnsafeRawBufferPointer(start: data, count: length)
+    if let consumer = sink.consumer { return consumer(bytes) ? length : 0 }
+    sink.body.appendBytes(bytes)
     return length
 }
 
@@ -166,9 +195,10 @@ private let onHeader: ccurl_data_cb = { data, size, count, context in
     let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
     let length = size * count
     guard let data, length > 0 else { return length }
-    // Only the status line, Retry-After and Location matter: other lines make no string.
+    // Only the status line, Retry-After, Location, the validators and Content-Disposition matter:
+    // other lines make no string.
     switch UInt8(bitPattern: data[0]) | 0x20 {
-    case UInt8(ascii: "h"), UInt8(ascii: "r"), UInt8(ascii: "l"): break
+    case UInt8(ascii: "h"), UInt8(ascii: "r"), UInt8(ascii: "l"), UInt8(ascii: "e"), UInt8(ascii: "c"): break
     default: return length
     }
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
@@ -177,12 +207,34 @@ private let onHeader: ccurl_data_cb = { data, size, count, context in
         sink.retryAfter = line.dropFirst("retry-after:".count).trimmingSpaces
     } else if lowered.hasPrefix("location:") {
         sink.location = line.dropFirst("location:".count).trimmingSpaces
+    } else if lowered.hasPrefix("etag:") {
+        sink.etag = line.dropFirst("etag:".count).trimmingSpaces
+    } else if lowered.hasPrefix("last-modified:") {
+        sink.lastModified = line.dropFirst("last-modified:".count).trimmingSpaces
+    } else if lowered.hasPrefix("content-disposition:") {
+        sink.fileName = dispositionFileName(String(line.dropFirst("content-disposition:".count)))
     } else if line.hasPrefix("HTTP/") {
         // A new response (after a 100-continue) starts.
         sink.retryAfter = nil
         sink.location = nil
+        sink.etag = nil
+        sink.lastModified = nil
+        sink.fileName = nil
     }
     return length
+}
+
+/// `attachment; filename="stores.csv"` → `stores.csv` (the last path component only).
+func dispositionFileName(_ value: String) -> String? {
+    for part in value.split(separator: ";") {
+        let pair = part.trimmingSpaces
+        guard pair.lowercased().hasPrefix("filename=") else { continue }
+        var name = String(pair.dropFirst("filename=".count))
+        if name.hasPrefix("\""), name.hasSuffix("\""), name.count >= 2 { name = String(name.dropFirst().dropLast()) }
+        let last = name.split(separator: "/").last.map(String.init) ?? ""
+        return last.isEmpty || last.hasPrefix(".") ? nil : last
+    }
+    return nil
 }
 
 private let onProgress: ccurl_xferinfo_cb = { context, _, _, _, _ in

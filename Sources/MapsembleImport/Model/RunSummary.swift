@@ -7,6 +7,8 @@ public struct RunSummary: Sendable, Equatable {
         case completed
         case completedWithRejects = "completed_with_rejects"
         case aborted
+        /// A URL source is as its last completed import saw it: nothing was read or sent.
+        case unchanged
     }
 
     public var input: String
@@ -61,7 +63,7 @@ public struct RunSummary: Sendable, Equatable {
     public var exitCode: Int32 {
         if interrupted { return 130 }
         switch status {
-        case .completed: return 0
+        case .completed, .unchanged: return 0
         case .completedWithRejects: return 1
         case .aborted: return rowsMoved ? 3 : abortReason?.exitCode ?? 3
         }

@@ -46,10 +46,13 @@ public enum ConfigLoader {
         let reader = NodeReader(file: file, environment: environment)
         try reader.read(root, into: &config)
         if !baseDirectory.isEmpty && baseDirectory != "." {
-            if let path = config.source.path, path != "-", !path.hasPrefix("/") {
+            if let path = config.source.path, path != "-", !path.hasPrefix("/"), !RemoteSource.isURL(path) {
                 config.source.path = baseDirectory + "/" + path
             }
             if !config.report.dir.hasPrefix("/") { config.report.dir = baseDirectory + "/" + config.report.dir }
+            if let path = config.source.caFile, !path.hasPrefix("/") {
+                config.source.caFile = baseDirectory + "/" + path
+            }
             for key in [\PipelineConfig.Geocode.gazetteer, \.cache] {
                 if let path = config.geocode?[keyPath: key], !path.isEmpty, !path.hasPrefix("/") {
                     config.geocode?[keyPath: key] = baseDirectory + "/" + path
@@ -218,13 +221,25 @@ private struct NodeReader {
     func readSource(_ node: Node, _ source: inout PipelineConfig.Source) throws {
         let keys = [
             "path", "format", "delimiter", "encoding", "header", "quote", "decimal", "sheet", "max_record_bytes",
-            "max_columns",
+            "max_columns", "headers", "ca_file", "member",
         ]
         for (key, value) in try entries(node, "source", allowed: keys) {
             let path = "source.\(key)"
             switch key {
             case "path": source.path = try string(value, path)
-            case "format": source.format = try oneOf(value, path, ["auto", "csv", "xlsx", "geojson", "geojsonseq"])
+            case "format":
+                source.format = try oneOf(value, path, ["auto", "csv", "xlsx", "ods", "xls", "geojson", "geojsonseq"])
+            case "headers":
+                // Any header name: the values come from the environment and are never shown.
+                guard case .mapping(let mapping) = value else {
+                    throw error(value, "key \"\(path)\" must be a mapping of header names to values")
+                }
+                for (nameNode, headerValue) in mapping {
+                    guard case .scalar(let name) = nameNode else { throw error(nameNode, "keys must be plain words") }
+                    source.headers[name.string] = try string(headerValue, "\(path).\(name.string)") ?? ""
+                }
+            case "ca_file": source.caFile = try string(value, path)
+            case "member": source.member = try string(value, path)
             case "delimiter":
                 let text = try requiredString(value, path)
                 let named = ["tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"][text] ?? text

@@ -30,6 +30,11 @@ public struct Pipeline: Sendable {
         sink customSink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
         logger: Logger = .silent
     ) async throws -> RunSummary {
+        if config.source.origin == nil, let path = config.source.path,
+            RemoteSource.isURL(path) || ZipMember.isZip(path)
+        {
+            return try await runCopy(of: path, sink: customSink, progress: progress, logger: logger)
+        }
         if options.createFields && !newColumnsMapped {
             try MapSetup.requirePath(config, for: "--create-fields")
             // The columns the pipeline does not map become fields: the same pipeline, mapping them.
@@ -90,6 +95,78 @@ public struct Pipeline: Sendable {
 }
 
 extension Pipeline {
+    /// A URL source, or a `.zip`: downloaded (or found unchanged) and unpacked, then run from its
+    /// temporary copy. A URL's validators are kept once an upload has read and settled every row
+    /// (not after a dry run, an abort or an interruption, which must fetch the source again).
+    private func runCopy(
+        of source: String, sink customSink: (any BatchSink)?, progress: (@Sendable (Progress) -> Void)?,
+        logger: Logger
+    ) async throws -> RunSummary {
+        var local = config
+        local.source.origin = source
+        guard RemoteSource.isURL(source) else {
+            let member = try ZipMember.extract(source, member: config.source.member, name: source)
+            local.source.path = member.path
+            // The temporary copy is removed once the run is over.
+            defer { withExtendedLifetime(member) {} }
+            return try await Pipeline(config: local, options: options).run(
+                sink: customSink, progress: progress, logger: logger)
+        }
+        let url = source
+        let log: @Sendable (RunEvent) -> Void = { logger.log($0) }
+        let started = ContinuousClock.now
+        let destination = Destination(customSink: customSink, options: options)
+        let store = SourceValidatorStore(stateDirectory: StateDirectory.path(override: options.stateDirectory))
+        let key = SourceValidatorStore.key(url: url, config: config)
+        let conditional = !options.fresh && !destination.isDryRun
+        let fetcher = try SourceFetcher(
+            url: url, headers: config.source.headers, caFile: config.source.caFile,
+            policy: RetryPolicy(
+                maxRetries: config.upload.maxRetries, backoffSeconds: options.backoffSeconds,
+                maxBackoffSeconds: options.maxBackoffSeconds),
+            timeoutSeconds: config.upload.timeoutSeconds, log: log)
+        switch try await fetcher.fetch(previous: conditional ? store.load(key) : nil) {
+        case .unchanged(let reason):
+            log(
+                RunEvent(
+                    .notice, "unchanged since the last import: \(reason); nothing sent (--fresh imports it anyway)",
+                    event: "source_unchanged"))
+            let summary = RunSummary(
+                input: RemoteSource.displayName(url), status: .unchanged, rowsRead: 0, imported: 0, rejectedByCode: [:],
+                durationSeconds: (ContinuousClock.now - started) / .seconds(1))
+            let path = reportPaths.summary
+            try? FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            guard FileManager.default.createFile(atPath: path, contents: Data(summary.json.utf8)) else {
+                throw ImportError.system(.output, "cannot write the summary", file: path)
+            }
+            return summary
+        case .downloaded(let download):
+            local.source.path = download.path
+            let member =
+                ZipMember.isZip(download.path)
+                ? try ZipMember.extract(
+                    download.path, member: config.source.member, name: RemoteSource.displayName(url)) : nil
+            if let member { local.source.path = member.path }
+            defer { withExtendedLifetime((download, member)) {} }
+            let summary = try await Pipeline(config: local, options: options).run(
+                sink: customSink, progress: progress, logger: logger)
+            let settled = summary.status == .completed || summary.status == .completedWithRejects
+            if conditional, !summary.interrupted, settled, case .api = destination {
+                do {
+                    try store.save(download.validators, for: key)
+                } catch {
+                    log(
+                        RunEvent(
+                            .notice,
+                            "\((error as? ImportError)?.message ?? "\(error)"); the next run downloads the source again"
+                        ))
+                }
+            }
+            return summary
+        }
+    }
+
     /// `run(sink:progress:logger:)` with each event handed to `log` (an `EventLogHandler`).
     public func run(
         sink: (any BatchSink)? = nil, progress: (@Sendable (Progress) -> Void)? = nil,
@@ -148,7 +225,11 @@ extension Pipeline {
 
     /// The name an input's report files share: `data/stores.csv.gz` → `stores`, `-` → `stdin`.
     public static func reportName(of input: String) -> String {
-        var name = input == "-" ? "stdin" : (input.split(separator: "/").last.map(String.init) ?? input)
+        var name =
+            input == "-"
+            ? "stdin"
+            : RemoteSource.isURL(input)
+                ? RemoteSource.fileName(input) : (input.split(separator: "/").last.map(String.init) ?? input)
         if RawInput.isGzip(name) { name.removeLast(3) }
         if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
         return name
@@ -161,7 +242,7 @@ extension Pipeline {
 
     /// Paths of the report files for the input.
     public var reportPaths: ReportPaths {
-        let name = Self.reportName(of: config.source.path ?? "-")
+        let name = Self.reportName(of: config.source.origin ?? config.source.path ?? "-")
         let dir = config.report.dir
         return ReportPaths(
             rejected: "\(dir)/\(name).rejected.\(rejectedExtension)", summary: "\(dir)/\(name).summary.json",

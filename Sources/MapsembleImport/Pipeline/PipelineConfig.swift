@@ -20,6 +20,16 @@ public struct PipelineConfig: Sendable, Equatable {
         public var maxRecordBytes = ReaderOptions().maxRecordBytes
         /// A record with more fields is rejected; a header with more is an error.
         public var maxColumns = ReaderOptions().maxColumns
+        /// Request headers for a URL source (`source.headers`), values expanded from the
+        /// environment: sent to the source's own address only, never shown.
+        public var headers: [String: String] = [:]
+        /// A file of CA certificates for a URL source served under a private CA.
+        public var caFile: String?
+        /// The file to read in a `.zip` holding several.
+        public var member: String?
+        /// The URL a downloaded source came from, while a run reads its temporary copy at `path`:
+        /// what messages and reports name.
+        public var origin: String?
     }
 
     public enum Mode: String, Sendable, CaseIterable {

@@ -20,7 +20,9 @@ struct PipelinePlan {
         guard let path = config.source.path else {
             throw ImportError(.usage, "no input: give --input FILE or source.path in pipeline.yml")
         }
-        inputName = path == "-" ? "stdin" : path
+        inputName =
+            config.source.origin.map { RemoteSource.isURL($0) ? RemoteSource.displayName($0) : $0 }
+            ?? (path == "-" ? "stdin" : path)
         try Self.checkSupported(config)
 
         var options = ReaderOptions()
@@ -38,7 +40,8 @@ struct PipelinePlan {
             }
             options.encoding = encoding
         }
-        let workbook = try Self.isWorkbook(config.source.format, path: path)
+        let workbookFormat = try WorkbookFormat.of(format: config.source.format, path: path)
+        let workbook = workbookFormat != nil
         let headerRow = Int(config.source.header)
         if headerRow != nil && !workbook {
             throw ImportError(
@@ -57,15 +60,15 @@ struct PipelinePlan {
             notes.append(
                 "reading \(inputName): \(geoJSON == .collection ? "a GeoJSON FeatureCollection" : "GeoJSON features, one per line"), \(featureReader.header.count - 1) columns besides the geometry"
             )
-        } else if workbook {
+        } else if let workbookFormat {
             options.delimiter = UInt8(ascii: ",")
             readerOptions = options
-            let sheetReader = try XLSXReader(
+            let opened = try workbookFormat.reader(
                 path: path, sheet: config.source.sheet, hasHeader: options.hasHeader, headerRow: headerRow,
                 blockBytes: blockBytes, name: inputName, maxRecordBytes: config.source.maxRecordBytes)
-            reader = sheetReader
+            reader = opened.reader
             notes.append(
-                "reading \(inputName): sheet \"\(sheetReader.sheet)\", \(sheetReader.header.count) columns\(options.hasHeader ? "" : " (no header row)")"
+                "reading \(inputName): \(workbookFormat.rawValue) sheet \"\(opened.sheet)\", \(opened.reader.header.count) columns\(options.hasHeader ? "" : " (no header row)")"
             )
         } else {
             options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
@@ -88,7 +91,7 @@ struct PipelinePlan {
             throw ImportError(
                 .config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
         }
-        let name = path == "-" ? "stdin" : path
+        let name = inputName
         // Every mapped column the header lacks, said at once.
         if let drift = SchemaDrift.missingColumns(config, header: header, file: name) { throw drift }
         func column(_ column: String, key: String) throws -> Int {
@@ -209,7 +212,7 @@ struct PipelinePlan {
             {
                 if let note = try Self.checkColumns(
                     &validator, header: header, path: path, name: name, options: options, config: config,
-                    workbook: workbook)
+                    workbook: workbookFormat)
                 {
                     notices.append(note)
                 }
@@ -309,14 +312,13 @@ struct PipelinePlan {
     /// `fix` swaps the columns (and says so), `off` leaves them.
     private static func checkColumns(
         _ validator: inout Validator, header: [String], path: String, name: String, options: ReaderOptions,
-        config: PipelineConfig, workbook: Bool
+        config: PipelineConfig, workbook: WorkbookFormat?
     ) throws -> String? {
         let sample: any RecordReader =
-            workbook
-            ? try XLSXReader(
+            try workbook?.reader(
                 path: path, sheet: config.source.sheet, hasHeader: options.hasHeader,
-                headerRow: Int(config.source.header), blockBytes: options.blockBytes, name: name)
-            : try CSVReader(path: path, options: options, name: name)
+                headerRow: Int(config.source.header), blockBytes: options.blockBytes, name: name
+            ).reader ?? CSVReader(path: path, options: options, name: name)
         var longitudes: [Double] = []
         var latitudes: [Double] = []
         reading: while let block = try sample.nextBlock() {
@@ -382,10 +384,10 @@ struct PipelinePlan {
     }
 
     private static func checkSupported(_ config: PipelineConfig) throws {
-        if !["auto", "csv", "xlsx", "geojson", "geojsonseq"].contains(config.source.format) {
+        if !["auto", "csv", "xlsx", "ods", "xls", "geojson", "geojsonseq"].contains(config.source.format) {
             throw ImportError(
                 .config,
-                "source.format \"\(config.source.format)\" is not one this version reads; use auto, csv, xlsx, geojson or geojsonseq"
+                "source.format \"\(config.source.format)\" is not one this version reads; use auto, csv, xlsx, ods, xls, geojson or geojsonseq"
             )
         }
         switch config.mode {
@@ -396,26 +398,6 @@ struct PipelinePlan {
                     .config,
                     "mode \(config.mode.rawValue) needs properties.remote_id: the column holding each row's unique id")
             }
-        }
-    }
-
-    /// Whether the input is a workbook: `format: xlsx`, or for `auto` an `.xlsx`/`.xlsm` name or a
-    /// ZIP signature (a CSV never starts with `PK\u{3}\u{4}`).
-    static func isWorkbook(_ format: String, path: String) throws -> Bool {
-        switch format {
-        case "xlsx":
-            guard path != "-" else {
-                throw ImportError(
-                    .usage,
-                    "a workbook cannot be read from standard input (its ZIP directory is at the end): give its path")
-            }
-            return true
-        case "csv": return false
-        default:
-            guard path != "-" else { return false }
-            let lower = path.lowercased()
-            if lower.hasSuffix(".xlsx") || lower.hasSuffix(".xlsm") { return true }
-            return RawInput.head(path, 4).starts(with: [0x50, 0x4B, 0x03, 0x04])
         }
     }
 

@@ -52,7 +52,10 @@ public final class ResumeJournal: Sendable {
                 return fnv1a(buffer.prefix(max(0, got)))
             }
             return Fingerprint(
-                size: size, modified: Int(status.st_mtim.tv_sec) * 1_000_000_000 + Int(status.st_mtim.tv_nsec),
+                // A downloaded source is a new file each time: its content is what is compared.
+                size: size,
+                modified: config.source.origin != nil
+                    ? 0 : Int(status.st_mtim.tv_sec) * 1_000_000_000 + Int(status.st_mtim.tv_nsec),
                 head: hash(at: 0), tail: hash(at: max(0, size - sample)), pipeline: settings(of: config))
         }
 

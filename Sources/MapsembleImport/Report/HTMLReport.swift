@@ -265,6 +265,7 @@ struct HTMLReport {
             case .completed: ("completed", "ok")
             case .completedWithRejects: ("completed with rejects", "warn")
             case .aborted: ("aborted", "bad")
+            case .unchanged: ("unchanged", "ok")
             }
         var header = "<h1>\(MapPage.escape(summary.input))"
         header += "<span class=\"pill \(status.1)\">\(status.0)</span></h1>"

@@ -129,39 +129,13 @@ public final class XLSXReader: RecordReader {
     }
 }
 
-/// What the scanning thread hands to the reader.
-private enum SheetItem: Sendable {
-    /// The column names, the header's row, and the columns whose header cell was empty.
-    case header([String], row: Int, empty: [Int])
-    case block(RecordBlock)
-}
-
-/// A count one thread adds to and another reads.
-private final class ByteCount: Sendable {
-    let bytes = Atomic<Int>(0)
-}
-
 /// Turns the scanner's events for `<sheetData>` into records: cells placed by their column
 /// (`r="D7"`), gaps filled with empty fields, values written as the user sees them.
 private final class SheetRowBuilder: @unchecked Sendable {  // used by the scanning thread alone
     let styles: [XLSXWorkbook.NumberStyle]
     let date1904: Bool
     let strings: SharedStrings
-    let hasHeader: Bool
-    let headerRow: Int?
-    let blockBytes: Int
-    let name: String
-
-    private var block = RecordBlock()
-    private var width = 0
-    private var names: [String] = []
-    private var headerDone = false
-    // The row being read.
-    private var rowNumber = 0
-    private var lastRow = 0
-    private var cells: [(column: Int, value: Range<Int>)] = []
-    private var values: [UInt8] = []
-    private var errors: [(column: Int, text: String)] = []
+    let rows: SheetRows
     // The cell being read.
     private var column = -1
     private var type: UInt8 = 0
@@ -174,14 +148,10 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
         styles: [XLSXWorkbook.NumberStyle], date1904: Bool, strings: SharedStrings, hasHeader: Bool, headerRow: Int?,
         blockBytes: Int, name: String
     ) {
-        self.headerRow = headerRow
         self.styles = styles
         self.date1904 = date1904
         self.strings = strings
-        self.hasHeader = hasHeader
-        self.blockBytes = blockBytes
-        self.name = name
-        block = RecordBlock(reservingBytes: blockBytes)
+        rows = SheetRows(hasHeader: hasHeader, headerRow: headerRow, blockBytes: blockBytes, name: name)
     }
 
     /// One event; returns what to hand over (the header, a full block).
@@ -189,12 +159,9 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
         switch event {
         case .start(let tag, let attributes, let selfClosing):
             if XMLText.equals(tag, "row") {
-                rowNumber = XMLText.attribute("r", in: attributes).flatMap(XMLText.integer) ?? lastRow + 1
-                cells.removeAll(keepingCapacity: true)
-                values.removeAll(keepingCapacity: true)
-                errors.removeAll()
+                rows.begin(XMLText.attribute("r", in: attributes).flatMap(XMLText.integer) ?? rows.lastRow + 1)
                 column = -1
-                if selfClosing { return try endRow() }
+                if selfClosing { return try rows.end() }
             } else if XMLText.equals(tag, "c") {
                 // One pass over the attributes: r (where), t (type), s (style).
                 var reference: UnsafeRawBufferPointer?
@@ -236,7 +203,7 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
             } else if XMLText.equals(tag, "c") {
                 try endCell()
             } else if XMLText.equals(tag, "row") {
-                return try endRow()
+                return try rows.end()
             }
         case .text(let text, let isRaw):
             guard inValue else { return [] }
@@ -255,139 +222,41 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
         return index - 1
     }
 
-    /// `3` → `D`.
-    static func columnName(_ index: Int) -> String {
-        var index = index + 1
-        var name = ""
-        while index > 0 {
-            let remainder = (index - 1) % 26
-            name = String(UnicodeScalar(UInt8(65 + remainder))) + name
-            index = (index - 1) / 26
-        }
-        return name
-    }
-
     private func endCell() throws {
         defer {
             inValue = false
             inInline = false
         }
         guard column >= 0 else { return }
-        let start = values.count
+        let start = rows.values.count
         switch type {
         case UInt8(ascii: "s"):
             guard !raw.isEmpty else { return }
             guard let index = Int(String(decoding: raw, as: UTF8.self)), let range = strings.range(index) else {
-                errors.append(
+                rows.errors.append(
                     (column, "a shared string index \(String(decoding: raw, as: UTF8.self)) the workbook does not have")
                 )
                 return
             }
-            values += strings.bytes[range]
+            rows.values += strings.bytes[range]
         case UInt8(ascii: "I"), UInt8(ascii: "S"), UInt8(ascii: "d"):
-            values += raw
+            rows.values += raw
         case UInt8(ascii: "b"):
             guard !raw.isEmpty else { return }
-            values += Array((raw == [UInt8(ascii: "1")] ? "true" : "false").utf8)
+            rows.values += Array((raw == [UInt8(ascii: "1")] ? "true" : "false").utf8)
         case UInt8(ascii: "e"):
-            errors.append((column, "the error \(String(decoding: raw, as: UTF8.self))"))
-            values += raw
+            rows.errors.append((column, "the error \(String(decoding: raw, as: UTF8.self))"))
+            rows.values += raw
         default:
             guard !raw.isEmpty else { return }
             let numberStyle = style < styles.count ? styles[style] : .general
-            SpreadsheetValue.appendNumber(raw, style: numberStyle, date1904: date1904, to: &values)
+            SpreadsheetValue.appendNumber(raw, style: numberStyle, date1904: date1904, to: &rows.values)
         }
-        if values.count > start || type == UInt8(ascii: "I") || type == UInt8(ascii: "S") {
-            cells.append((column, start..<values.count))
+        if rows.values.count > start || type == UInt8(ascii: "I") || type == UInt8(ascii: "S") {
+            rows.cells.append((column, start..<rows.values.count))
         }
-    }
-
-    private func endRow() throws -> [SheetItem] {
-        lastRow = rowNumber
-        if !headerDone, let headerRow {
-            // Rows above the stated header are a title, notes: not data.
-            if rowNumber < headerRow { return [] }
-            if rowNumber > headerRow || !cells.contains(where: { !$0.value.isEmpty }) {
-                throw ImportError(
-                    .unreadableInput, "row \(headerRow) of the sheet has no value, expected the header there",
-                    file: name, line: headerRow)
-            }
-        }
-        guard cells.contains(where: { !$0.value.isEmpty }) || !errors.isEmpty else { return [] }
-        if !headerDone {
-            headerDone = true
-            width = (cells.map(\.column).max() ?? 0) + 1
-            names = (0..<width).map { Self.columnName($0) }
-            guard hasHeader else { return [.header(names, row: rowNumber, empty: [])] + appendRecord() }
-            var empty = Set(0..<width)
-            for cell in cells {
-                let text = String(decoding: values[cell.value], as: UTF8.self).trimmingSpaces
-                if !text.isEmpty {
-                    names[cell.column] = text
-                    empty.remove(cell.column)
-                }
-            }
-            if empty.isEmpty {
-                var seen = Set<String>()
-                for column in names where !seen.insert(column).inserted {
-                    throw ImportError(
-                        .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: rowNumber
-                    )
-                }
-            }
-            return [.header(names, row: rowNumber, empty: empty.sorted())]
-        }
-        return appendRecord()
-    }
-
-    /// Adds the row to the block; returns the block when it is full.
-    private func appendRecord() -> [SheetItem] {
-        var fields = [Range<Int>?](repeating: nil, count: width)
-        var past: Int?
-        for cell in cells {
-            if cell.column < width {
-                fields[cell.column] = cell.value
-            } else if !cell.value.isEmpty {
-                past = past ?? cell.column
-            }
-        }
-        if let error = errors.first {
-            reject(
-                .invalidCell, column: error.column,
-                message: "cell \(Self.columnName(error.column))\(rowNumber) holds \(error.text), expected a value",
-                fields: fields)
-        } else if let past {
-            reject(
-                .malformedRow, column: past,
-                message: "cell \(Self.columnName(past))\(rowNumber) has a value right of the header's \(width) columns",
-                fields: fields)
-        } else {
-            values.withUnsafeBytes { bytes in
-                block.appendRecord(
-                    cells: fields.map {
-                        $0.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) }
-                            ?? UnsafeRawBufferPointer(start: nil, count: 0)
-                    }, line: rowNumber)
-            }
-        }
-        guard block.bytes.count >= blockBytes || block.count + block.rejections.count >= blockBytes / 16 else {
-            return []
-        }
-        let full = block
-        block = RecordBlock(reservingBytes: blockBytes)
-        return [.block(full)]
-    }
-
-    private func reject(_ code: RejectCode, column: Int, message: String, fields: [Range<Int>?]) {
-        let strings = fields.map { $0.map { String(decoding: values[$0], as: UTF8.self) } ?? "" }
-        block.rejections.append(
-            Rejection(
-                line: rowNumber, code: code, column: column < width ? names[column] : Self.columnName(column),
-                message: message, fields: strings))
     }
 
     /// What is left at the end of the sheet.
-    func finish() -> [SheetItem] {
-        headerDone && block.count + block.rejections.count > 0 ? [.block(block)] : []
-    }
+    func finish() -> [SheetItem] { rows.finish() }
 }

@@ -70,15 +70,16 @@ struct PipelineRunner {
         // The embedded sandbox starts empty every time: nothing there to resume into.
         runOptions.journal = !options.sandbox
         let pipeline = Pipeline(config: config, options: runOptions)
+        // A URL is shown without the query or user it may carry a token in.
+        let file = config.source.path.map { RemoteSource.isURL($0) ? RemoteSource.displayName($0) : $0 }
         let showProgress =
             !options.quiet && (options.progress == .always || (options.progress == .auto && isatty(2) == 1))
         let meter =
             showProgress
-            ? ProgressMeter(totalBytes: inputSize(config.source.path), console: console, file: config.source.path)
+            ? ProgressMeter(totalBytes: inputSize(config.source.path), console: console, file: file)
             : nil
         let report: (@Sendable (MapsembleImport.Progress) -> Void)? =
             if let meter { { meter.update($0) } } else { nil }
-        let file = config.source.path
         // The run's events through swift-log, written as text or JSON lines: decisions (`info`)
         // with --verbose, what happens to the run (`notice`) unless --quiet.
         let level: Logger.Level = options.quiet ? .warning : options.verbose ? .info : .notice
@@ -103,7 +104,7 @@ struct PipelineRunner {
                 "progress is recorded in \(journal); to go on where this run stopped, run the same command again: \(resumeHint)",
                 event: "resumable", fields: ["journal": .text(journal), "command": .text(resumeHint)])
         }
-        console.closing(summary, dryRun: dryRun, reportDir: config.report.dir, file: config.source.path)
+        console.closing(summary, dryRun: dryRun, reportDir: config.report.dir, file: file)
         if let sandbox {
             EmbeddedSandbox.show(sandbox, map: config.target.mapID!, console: console)
             await sandbox.stop()
@@ -126,7 +127,7 @@ struct PipelineRunner {
     }
 
     private func inputSize(_ path: String?) -> Int? {
-        guard let path, path != "-" else { return nil }
+        guard let path, path != "-", !RemoteSource.isURL(path) else { return nil }
         return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
     }
 }

@@ -19,7 +19,7 @@ struct WatchCommand: AsyncParsableCommand {
             "Import each complete file dropped in a folder, then move it with its report to processed/ or failed/."
     )
 
-    @Argument(help: "The folder files are dropped in.")
+    @Argument(help: "The folder files are dropped in, or the URL of a source to import each time it changes.")
     var directory: String
 
     @OptionGroup var options: PipelineOptions
@@ -28,7 +28,7 @@ struct WatchCommand: AsyncParsableCommand {
     var once = false
 
     @Option(help: "Which files to take: shell patterns, comma-separated.")
-    var pattern = "*.csv,*.csv.gz,*.tsv,*.xlsx"
+    var pattern = "*.csv,*.csv.gz,*.tsv,*.xlsx,*.ods,*.xls,*.zip"
 
     @Option(
         name: .customLong("route"),
@@ -41,14 +41,14 @@ struct WatchCommand: AsyncParsableCommand {
     @Flag(help: "Take a file only once a NAME.done marker is beside it.")
     var marker = false
 
-    @Option(help: "Seconds between two looks at the folder.")
-    var interval = 2.0
+    @Option(help: "Seconds between two looks at the folder (default 2), or at a URL (default 300).")
+    var interval: Double?
 
     mutating func validate() throws {
         if options.input != nil {
             throw ValidationError("watch takes its input files from DIR; --input does not apply")
         }
-        if options.reportDir != nil {
+        if options.reportDir != nil && !RemoteSource.isURL(directory) {
             throw ValidationError(
                 "watch keeps each file's report beside it in processed/ or failed/; --report-dir does not apply")
         }
@@ -60,6 +60,13 @@ struct WatchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let console = Console(format: options.logFormat, quiet: options.quiet)
+        if RemoteSource.isURL(directory) {
+            let runner = PipelineRunner(options: options, dryRun: false)
+            let task = Task { await poll(directory, runner: runner, console: console) }
+            let interrupts = Interrupts { task.cancel() }
+            defer { interrupts.stop() }
+            throw ExitCode(await task.value)
+        }
         let watcher: DropFolder
         do {
             watcher = try DropFolder(
@@ -109,9 +116,38 @@ struct WatchCommand: AsyncParsableCommand {
                 worst = max(worst, code)
             }
             if once { break }
-            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            try? await Task.sleep(for: .milliseconds(Int((interval ?? 2) * 1000)))
         }
         return Task.isCancelled ? 130 : worst
+    }
+
+    /// A source at a URL: imported now, then each time it changes (its validators, kept in the
+    /// state directory, make an unchanged source a `304` and no run). Returns the exit code: the
+    /// last run's, 130 when interrupted.
+    private func poll(_ url: String, runner: PipelineRunner, console: Console) async -> Int32 {
+        let config: PipelineConfig
+        do {
+            guard routes.isEmpty else {
+                throw ImportError(.usage, "--route applies to a folder; a URL has one pipeline")
+            }
+            var loaded = try options.config()
+            loaded.source.path = url
+            config = loaded
+        } catch {
+            let failure = error as? ImportError ?? ImportError(.config, "\(error)")
+            console.fail(failure)
+            return failure.exitCode
+        }
+        let shown = RemoteSource.displayName(url)
+        let seconds = interval ?? 300
+        if !once { console.info("watching \(shown) every \(seconds.formatted()) s; Ctrl-C stops") }
+        var code: Int32 = 0
+        while !Task.isCancelled {
+            code = await runner.execute(config, console: console, resumeHint: nil).code
+            if code == 130 || once { break }
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+        }
+        return Task.isCancelled ? 130 : code
     }
 
     /// Imports one file and moves it; returns the run's exit code.

@@ -86,6 +86,10 @@ struct Console: Sendable {
         if !codes.isEmpty { line += " (\(codes.joined(separator: ", ")))" }
         line +=
             ", \(summary.notSent) not sent; \(summary.status.rawValue) in \(String(format: "%.2f", summary.durationSeconds)) s; reports in \(reportDir)/"
+        if summary.status == .unchanged {
+            line =
+                "the source is as at its last import: nothing read or sent; unchanged in \(String(format: "%.2f", summary.durationSeconds)) s; reports in \(reportDir)/"
+        }
         switch format {
         case .text:
             Self.write(line + "\n")

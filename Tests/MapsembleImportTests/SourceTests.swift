@@ -1,0 +1,432 @@
+import Foundation
+import MapsembleSandbox
+import Testing
+
+@testable import MapsembleImport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// An HTTP server on loopback whose every answer the test writes: for redirects to another port,
+/// bodies cut short and 5xx. Each connection is one request, answered by `answer` with the raw
+/// bytes to send before closing. The request heads it got are kept.
+final class ScriptedServer: @unchecked Sendable {
+    let port: Int
+    private let socket: Int32
+    private let lock = NSLock()
+    private var heads: [String] = []
+    private let answer: @Sendable (String, Int) -> [UInt8]
+
+    var url: String { "http://127.0.0.1:\(port)" }
+    var requests: [String] { lock.withLock { heads } }
+
+    init(answer: @escaping @Sendable (_ head: String, _ index: Int) -> [UInt8]) throws {
+        _ = ignoreSIGPIPE
+        self.answer = answer
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        socket = fd
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { throw ImportError(.remote, "cannot listen") }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in serve() }
+        thread.start()
+    }
+
+    func stop() {
+        shutdown(socket, Int32(SHUT_RDWR))
+        close(socket)
+    }
+
+    private func serve() {
+        while true {
+            let client = accept(socket, nil, nil)
+            guard client >= 0 else { return }
+            var head: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !head.ends(with: Array("\r\n\r\n".utf8)) {
+                let count = read(client, &buffer, buffer.count)
+                guard count > 0 else { break }
+                head += buffer[..<count]
+            }
+            let text = String(decoding: head, as: UTF8.self)
+            let index = lock.withLock {
+                heads.append(text)
+                return heads.count - 1
+            }
+            let reply = answer(text, index)
+            reply.withUnsafeBytes { _ = write(client, $0.baseAddress, $0.count) }
+            close(client)
+        }
+    }
+
+    /// A complete answer.
+    static func reply(_ status: String, headers: [String] = [], body: String = "") -> [UInt8] {
+        let lines = ["HTTP/1.1 \(status)", "Content-Length: \(body.utf8.count)", "Connection: close"] + headers
+        return Array((lines.joined(separator: "\r\n") + "\r\n\r\n" + body).utf8)
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
+}
+
+/// Sources where the data lives: a URL (with change detection, retries, redirects that keep the
+/// headers home, bodies cut short), a `.zip`, `.ods` and `.xls`, over real HTTP on loopback.
+@Suite("Sources: URLs with change detection, ZIP, ODS and XLS")
+struct SourceTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/sheets").standardized.path
+
+    /// A sandbox serving `files` at /files/NAME, with one map whose remote field is `id`.
+    static func sandbox(files: String) async throws -> SandboxServer {
+        _ = ignoreSIGPIPE
+        var config = SandboxConfig(maps: [
+            .init(
+                id: "50c0ce00-0000-4000-8000-000000000001", label: "Stores",
+                fields: [.init(slug: "id"), .init(slug: "name")], remoteField: "id")
+        ])
+        config.apiKeys = ["source-key": "sandbox"]
+        config.serveDirectory = files
+        config.recordWrites = true
+        return try await SandboxServer(config: config)
+    }
+
+    static func pipeline(_ source: String, dir: TempDir, extra: String = "") -> String {
+        dir.write(
+            "pipeline.yml",
+            """
+            source:
+              path: "\(source)"
+              headers: { X-Source-Token: "${SOURCE_TOKEN}" }
+            \(extra)
+            target: { map_id: 50c0ce00-0000-4000-8000-000000000001, mode: upsert }
+            coordinates: { longitude: lon, latitude: lat }
+            properties: { label: "{name}", remote_id: id, remote_field: id, fields: { name: name } }
+            report: { dir: reports }
+
+            """)
+    }
+
+    static func environment(_ server: SandboxServer, state: String) -> [String: String] {
+        [
+            "MAPSEMBLE_API_KEY": "source-key", "MAPSEMBLE_API_URL": server.url, "MAPSEMBLE_STATE_DIR": state,
+            "SOURCE_TOKEN": "token-4f1c9e",
+        ]
+    }
+
+    static func stores(_ rows: Int, name: String = "Store") -> String {
+        "id,name,lon,lat\n" + (1...rows).map { "S\($0),\(name) \($0),\(2 + Double($0) / 100),48.5\n" }.joined()
+    }
+
+    @Test(
+        "a cron run imports a URL; the next one is unchanged (304, no body, no write, exit 0); a changed source imports again; the same through watch --once"
+    )
+    func changeDetection() async throws {
+        let dir = TempDir()
+        let files = dir.path + "/files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        try Data(Self.stores(30).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let server = try await Self.sandbox(files: files)
+        let pipeline = Self.pipeline(server.url + "/files/stores.csv", dir: dir)
+        let environment = Self.environment(server, state: dir.path + "/state")
+        let mapID = "50c0ce00-0000-4000-8000-000000000001"
+
+        let first = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(server.store.features(map: mapID).count == 30)
+        let writes = server.store.requestCounts.writes
+        #expect(server.store.fileCounts.bodies == 1)
+
+        let second = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("304 Not Modified"), "\(second.stderr)")
+        #expect(server.store.requestCounts.writes == writes)
+        #expect(server.store.fileCounts.bodies == 1 && server.store.fileCounts.notModified == 1)
+        let summary = dir.read("reports/stores.summary.json")
+        #expect(summary.contains("\"status\": \"unchanged\""), "\(summary)")
+        #expect(summary.contains("\"input\": \"\(server.url)/files/stores.csv\""))
+
+        // Changed at the source: imported again (an update of one name, a new row).
+        try Data((Self.stores(31)).replacingOccurrences(of: "Store 7,", with: "Shop 7,").utf8).write(
+            to: URL(fileURLWithPath: files + "/stores.csv"))
+        let third = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(third.status == 0, "\(third.stderr)")
+        #expect(server.store.features(map: mapID).count == 31)
+        #expect(server.store.fileCounts.bodies == 2)
+
+        // watch --once: unchanged now, then a change is imported.
+        let watchArguments = ["watch", server.url + "/files/stores.csv", pipeline, "--once"]
+        let unchanged = try await runCLIAsync(watchArguments, environment: environment)
+        #expect(unchanged.status == 0, "\(unchanged.stderr)")
+        #expect(server.store.fileCounts.bodies == 2 && server.store.fileCounts.notModified == 2)
+        try Data(Self.stores(32).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let changed = try await runCLIAsync(watchArguments, environment: environment)
+        #expect(changed.status == 0, "\(changed.stderr)")
+        #expect(server.store.features(map: mapID).count == 32)
+        #expect(server.store.fileCounts.bodies == 3)
+
+        // --fresh fetches whatever the validators say.
+        let fresh = try await runCLIAsync(["run", pipeline, "--fresh"], environment: environment)
+        #expect(fresh.status == 0, "\(fresh.stderr)")
+        #expect(server.store.fileCounts.bodies == 4)
+
+        // The token the source needs went out, and is written nowhere.
+        for artefact in try Self.files(under: dir.path) where !artefact.hasPrefix(files) {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: artefact))
+            #expect(!String(decoding: bytes, as: UTF8.self).contains("token-4f1c9e"), "\(artefact)")
+        }
+        for result in [first, second, third, unchanged, changed, fresh] {
+            #expect(!(result.stdout + result.stderr).contains("token-4f1c9e"))
+        }
+        await server.stop()
+    }
+
+    static func files(under path: String) throws -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: path)
+        var found: [String] = []
+        while let name = enumerator?.nextObject() as? String {
+            var directory: ObjCBool = false
+            let full = path + "/" + name
+            if FileManager.default.fileExists(atPath: full, isDirectory: &directory), !directory.boolValue {
+                found.append(full)
+            }
+        }
+        return found
+    }
+
+    @Test("a source without validators is compared by its content: the same bytes are unchanged")
+    func contentHash() async throws {
+        let dir = TempDir()
+        let body = Self.stores(5)
+        let source = try ScriptedServer { _, _ in ScriptedServer.reply("200 OK", body: body) }
+        defer { source.stop() }
+        let server = try await Self.sandbox(files: dir.path)
+        let pipeline = Self.pipeline(source.url + "/export?token=abc", dir: dir)
+        let environment = Self.environment(server, state: dir.path + "/state")
+        let first = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        let writes = server.store.requestCounts.writes
+        let second = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("same 1"), "\(second.stderr)")
+        #expect(server.store.requestCounts.writes == writes)
+        // The query, which may hold a token, is not shown.
+        #expect(!(first.stderr + second.stderr).contains("token=abc"))
+        #expect(dir.read("reports/export.summary.json").contains("\"input\": \"\(source.url)/export?…\""))
+        await server.stop()
+    }
+
+    @Test("a redirect to another port is followed without the source's headers; within the origin they go along")
+    func redirects() async throws {
+        let dir = TempDir()
+        let body = Self.stores(3)
+        let target = try ScriptedServer { _, _ in ScriptedServer.reply("200 OK", body: body) }
+        defer { target.stop() }
+        let origin = try ScriptedServer { head, _ in
+            head.hasPrefix("GET /start")
+                ? ScriptedServer.reply("302 Found", headers: ["Location: /moved"])
+                : ScriptedServer.reply("301 Moved", headers: ["Location: \(target.url)/data.csv"])
+        }
+        defer { origin.stop() }
+        let pipeline = Self.pipeline(origin.url + "/start", dir: dir)
+        let result = try await runCLIAsync(
+            ["run", pipeline, "--dry-run", "--output", dir.path + "/out.geojson"],
+            environment: ["SOURCE_TOKEN": "token-4f1c9e", "MAPSEMBLE_STATE_DIR": dir.path + "/state"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(dir.read("out.geojson").contains("Store 3"))
+        #expect(origin.requests.count == 2)
+        #expect(origin.requests.allSatisfy { $0.contains("X-Source-Token: token-4f1c9e") })
+        #expect(target.requests.count == 1)
+        #expect(!target.requests[0].lowercased().contains("x-source-token"), "\(target.requests[0])")
+        #expect(!target.requests[0].lowercased().contains("authorization"))
+    }
+
+    @Test("a body cut short is an error naming the URL and the byte offset, after the retries; nothing is imported")
+    func cutShort() async throws {
+        let dir = TempDir()
+        let body = Self.stores(50)
+        let cut = try ScriptedServer { _, _ in
+            let whole = ScriptedServer.reply("200 OK", body: body)
+            return Array(whole.prefix(whole.count - body.utf8.count + 700))
+        }
+        defer { cut.stop() }
+        let server = try await Self.sandbox(files: dir.path)
+        let pipeline = Self.pipeline(cut.url + "/stores.csv", dir: dir, extra: "upload: { max_retries: 2 }")
+        let environment = Self.environment(server, state: dir.path + "/state")
+        let result = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(result.stderr.contains("\(cut.url)/stores.csv was cut short at byte 700"), "\(result.stderr)")
+        #expect(cut.requests.count == 3)
+        #expect(server.store.requestCounts.writes == 0)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/state/sources"))
+        await server.stop()
+    }
+
+    @Test("5xx answers are retried under the policy; a source that stays down is exit 2 with its status")
+    func serverErrors() async throws {
+        let dir = TempDir()
+        let body = Self.stores(4)
+        let flaky = try ScriptedServer { _, index in
+            index < 2
+                ? ScriptedServer.reply("503 Service Unavailable", headers: ["Retry-After: 0"])
+                : ScriptedServer.reply("200 OK", body: body)
+        }
+        defer { flaky.stop() }
+        let pipeline = Self.pipeline(flaky.url + "/stores.csv", dir: dir)
+        let output = dir.path + "/out.geojson"
+        let recovered = try await runCLIAsync(
+            ["run", pipeline, "--dry-run", "--output", output], environment: ["SOURCE_TOKEN": "t"])
+        #expect(recovered.status == 0, "\(recovered.stderr)")
+        #expect(flaky.requests.count == 3)
+        #expect(recovered.stderr.contains("HTTP 503"))
+
+        let down = try ScriptedServer { _, _ in
+            ScriptedServer.reply("500 Internal Server Error", headers: ["Retry-After: 0"])
+        }
+        defer { down.stop() }
+        let failing = Self.pipeline(down.url + "/stores.csv", dir: dir, extra: "upload: { max_retries: 1 }")
+        let failed = try await runCLIAsync(["run", failing, "--dry-run"], environment: ["SOURCE_TOKEN": "t"])
+        #expect(failed.status == 2)
+        #expect(
+            failed.stderr.contains("cannot download \(down.url)/stores.csv: HTTP 500 after 2 attempts"),
+            "\(failed.stderr)")
+        // Not found is not retried.
+        let missing = try ScriptedServer { _, _ in ScriptedServer.reply("404 Not Found") }
+        defer { missing.stop() }
+        let gone = try await runCLIAsync(
+            ["run", Self.pipeline(missing.url + "/x.csv", dir: dir), "--dry-run"], environment: ["SOURCE_TOKEN": "t"])
+        #expect(gone.status == 2 && gone.stderr.contains("answered HTTP 404"), "\(gone.stderr)")
+        #expect(missing.requests.count == 1)
+        // Plain http:// elsewhere than this machine is refused before anything is sent.
+        let plain = try runCLI(["run", Self.pipeline("http://example.org/x.csv", dir: dir), "--dry-run"])
+        #expect(plain.status == 2 && plain.stderr.contains("must use https://"), "\(plain.stderr)")
+    }
+
+    /// The dry run's features of `input` (a path), with `sheet` for a workbook.
+    static func features(_ input: String, dir: TempDir, extra: [String] = []) throws -> (CLIResult, String) {
+        let output = dir.path + "/\(UUID().uuidString).geojson"
+        let result = try runCLI(
+            [
+                "run", "--dry-run", "--input", input, "--output", output, "--report-dir", dir.path + "/reports",
+            ] + extra)
+        return (result, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+
+    @Test(".ods, .xls and zipped twins of a 20,000-row CSV give byte-identical dry-run features")
+    func twins() throws {
+        let dir = TempDir()
+        let (csv, expected) = try Self.features(Self.fixtures + "/twin.csv", dir: dir)
+        #expect(csv.status == 0, "\(csv.stderr)")
+        #expect(expected.components(separatedBy: "\"type\":\"Feature\"").count - 1 == 20_000)
+        for twin in ["twin.ods", "twin.xls", "twin.csv.zip"] {
+            let (result, features) = try Self.features(Self.fixtures + "/" + twin, dir: dir)
+            #expect(result.status == 0, "\(twin): \(result.stderr)")
+            #expect(features == expected, "\(twin) differs")
+        }
+    }
+
+    /// `kind,value` rows of a CSV, by kind.
+    static func values(_ text: String) throws -> [String: String] {
+        let read = try readAll(text)
+        return Dictionary(uniqueKeysWithValues: read.records.map { ($0[0], $0[1]) })
+    }
+
+    @Test(".ods and .xls cells read as the sheet shows them: text, numbers, dates, times, booleans, repeats")
+    func cellValues() throws {
+        let expected = try Self.values(String(contentsOfFile: Self.fixtures + "/cells.expected.csv", encoding: .utf8))
+        for file in ["cells.ods", "cells.xls"] {
+            let format = try #require(try WorkbookFormat.of(format: "auto", path: Self.fixtures + "/" + file))
+            let reader = try format.reader(
+                path: Self.fixtures + "/" + file, sheet: nil, hasHeader: true, headerRow: nil, blockBytes: 4096,
+                name: file
+            ).reader
+            let read = try readAll(reader)
+            #expect(reader.header == ["kind", "value"])
+            let got = Dictionary(uniqueKeysWithValues: read.records.map { ($0[0], $0[1]) })
+            for (kind, value) in expected {
+                // libfreexl reads a boolean cell as the number it stores.
+                let wanted = file.hasSuffix(".xls") && kind == "boolean" ? "1" : value
+                #expect(got[kind] == wanted, "\(file) \(kind): \(got[kind] ?? "nil") != \(wanted)")
+            }
+        }
+        // Repeated rows and columns, and the million empty rows at the end of the sheet.
+        let repeated = try ODSSheet.reader(
+            path: Self.fixtures + "/cells.ods", sheet: "repeat", hasHeader: true, headerRow: nil, blockBytes: 4096,
+            name: "cells.ods")
+        let rows = try readAll(repeated)
+        let wanted = try readAll(String(contentsOfFile: Self.fixtures + "/repeat.expected.csv", encoding: .utf8))
+        #expect(repeated.header == wanted.header)
+        #expect(rows.records == wanted.records)
+        // The 1904 date system of an old Mac workbook.
+        let old = try XLSSheet.reader(
+            path: Self.fixtures + "/dates1904.xls", sheet: nil, hasHeader: true, headerRow: nil, blockBytes: 4096,
+            name: "dates1904.xls")
+        #expect(try readAll(old).records == [["date", "2024-02-29"]])
+    }
+
+    @Test("a sheet by name or position, a missing sheet, a damaged or mislabelled workbook: one sentence, exit 2")
+    func badWorkbooks() throws {
+        let dir = TempDir()
+        let (second, _) = try Self.features(Self.fixtures + "/cells.ods", dir: dir, extra: ["--sheet", "2"])
+        #expect(second.status != 0)  // the repeat sheet has no coordinates
+        #expect(second.stderr.contains("no longitude column"), "\(second.stderr)")
+        let (missing, _) = try Self.features(Self.fixtures + "/cells.xls", dir: dir, extra: ["--sheet", "Nope"])
+        #expect(missing.status == 2 && missing.stderr.contains("has no sheet \"Nope\"; its sheets are: 1 \"cells\""))
+        let (odsMissing, _) = try Self.features(Self.fixtures + "/cells.ods", dir: dir, extra: ["--sheet", "Nope"])
+        #expect(
+            odsMissing.status == 2
+                && odsMissing.stderr.contains("has no sheet \"Nope\"; its sheets are: 1 \"cells\", 2 \"repeat\""),
+            "\(odsMissing.stderr)")
+        let cut = dir.write(
+            "cut.xls", Array(try Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/cells.xls")).prefix(1500)))
+        let (damaged, _) = try Self.features(cut, dir: dir)
+        #expect(damaged.status == 2 && damaged.stderr.contains("is not a readable .xls workbook"), "\(damaged.stderr)")
+        #expect(damaged.stderr.split(separator: "\n").count == 1)
+        // A text export named .xls is read as the CSV it is; a web page named .xls is said to be one.
+        let text = dir.write("export.xls", "id\tname\tlon\tlat\n1\ta\t2.5\t48.5\n")
+        let (csv, features) = try Self.features(text, dir: dir)
+        #expect(csv.status == 0 && features.contains("[2.5,48.5]"), "\(csv.stderr)")
+        let page = dir.write("page.xls", "<html><table><tr><td>1</td></tr></table></html>\n")
+        let (html, _) = try Self.features(page, dir: dir)
+        #expect(html.status == 2 && html.stderr.contains("is an HTML or XML page named .xls"), "\(html.stderr)")
+        let truncated = dir.write(
+            "cut.ods", Array(try Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/twin.ods")).prefix(40_000)))
+        let (brokenODS, _) = try Self.features(truncated, dir: dir)
+        #expect(brokenODS.status == 2 && brokenODS.stderr.contains("is not a readable .ods"), "\(brokenODS.stderr)")
+    }
+
+    @Test("a .zip of several files needs source.member; the member named is read; a missing one is listed")
+    func zipMembers() throws {
+        let dir = TempDir()
+        let archive = Self.fixtures + "/two-members.zip"
+        let (several, _) = try Self.features(archive, dir: dir)
+        #expect(several.status == 2)
+        #expect(several.stderr.contains("holds 2 files (a.csv, b.csv): set source.member"), "\(several.stderr)")
+        let pipeline = dir.write(
+            "zip.yml", "source: { path: \(archive), member: b.csv }\nreport: { dir: \(dir.path)/reports }\n")
+        let output = dir.path + "/b.geojson"
+        let chosen = try runCLI(["run", pipeline, "--dry-run", "--output", output])
+        #expect(chosen.status == 0, "\(chosen.stderr)")
+        #expect(dir.read("b.geojson").components(separatedBy: "\"type\":\"Feature\"").count - 1 == 10)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/reports/two-members.summary.json"))
+        let wrong = dir.write("wrong.yml", "source: { path: \(archive), member: c.csv }\n")
+        let missing = try runCLI(["run", wrong, "--dry-run"])
+        #expect(
+            missing.status == 2
+                && missing.stderr.contains("source.member \"c.csv\" is not in the archive; it holds: a.csv, b.csv"))
+    }
+}
