@@ -155,7 +155,7 @@ struct CLITests {
         #expect(result.status == 2)
         #expect(
             result.stderr
-                == "mapsemble-import: error: \(pipeline):4: unknown key \"source.delimeter\"; expected one of: path, format, delimiter, encoding, header, quote, decimal, sheet, max_record_bytes, max_columns\n"
+                == "mapsemble-import: error: \(pipeline):4: unknown key \"source.delimeter\"; expected one of: path, format, delimiter, encoding, header, quote, decimal, sheet, max_record_bytes, max_columns, headers, ca_file, member\n"
         )
     }
 

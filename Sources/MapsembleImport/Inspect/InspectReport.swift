@@ -45,6 +45,8 @@ public struct InspectReport: Sendable {
     /// For a workbook: its sheets, and the one profiled.
     public var sheets: [SheetSummary] = []
     public var sheet: String?
+    /// The workbook's format (`xlsx`, `ods`, `xls`) when the input is one.
+    public var workbookFormat = "xlsx"
     /// The first records profiled, with the line each starts on (`InspectOptions.keepRecords`).
     public var records: [(line: Int, fields: [String])] = []
 }

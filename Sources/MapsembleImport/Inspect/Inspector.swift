@@ -18,6 +18,8 @@ public struct InspectOptions: Sendable {
     public var sheet: String?
     /// Keep the first this many records profiled (for `inspect --html`, which draws them).
     public var keepRecords = 0
+    /// How the input is named (a URL or an archive read from its temporary copy at `path`).
+    public var displayName: String?
     public init() {}
 }
 
@@ -27,7 +29,7 @@ public struct InspectOptions: Sendable {
 /// file's lines with `memchr`, without parsing them; `full` parses every row instead.
 public enum Inspector {
     public static func inspect(path: String, options: InspectOptions = InspectOptions()) throws -> InspectReport {
-        let name = path == "-" ? "stdin" : path
+        let name = options.displayName ?? (path == "-" ? "stdin" : path)
         var size: Int?
         if path != "-", let attributes = try? FileManager.default.attributesOfItem(atPath: path),
             attributes[.type] as? FileAttributeType == .typeRegular
@@ -188,6 +190,7 @@ public enum Inspector {
             rows: rows, rowsMethod: method, sampledRows: sampled, malformedRows: malformed, columns: columns,
             coordinates: coordinates, label: label, remoteID: remoteID, decimalComma: decimalComma,
             quoteNone: quoteNone, notes: notes, sheets: sheets, sheet: sheetName)
+        report.workbookFormat = workbookFormat?.rawValue ?? "xlsx"
         report.address = guessAddress(columns)
         if let address = report.address,
             coordinates.map({ columns[$0.latitude].nulls > 0 || columns[$0.longitude].nulls > 0 }) ?? true

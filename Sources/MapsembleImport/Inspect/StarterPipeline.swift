@@ -17,7 +17,7 @@ extension InspectReport {
         out.append("source:")
         out.append("  path: \(Self.quoted(path))")
         if let sheet {
-            out.append("  format: xlsx")
+            out.append("  format: \(workbookFormat)")
             out.append(
                 "  sheet: \(Self.quoted(sheet))\(sheets.count > 1 ? "                 # of \(sheets.count): \(sheets.map(\.name).joined(separator: ", "))" : "")"
             )

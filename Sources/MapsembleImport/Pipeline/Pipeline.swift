@@ -119,12 +119,13 @@ extension Pipeline {
         let store = SourceValidatorStore(stateDirectory: StateDirectory.path(override: options.stateDirectory))
         let key = SourceValidatorStore.key(url: url, config: config)
         let conditional = !options.fresh && !destination.isDryRun
-        let fetcher = try SourceFetcher(
+        var fetcher = try SourceFetcher(
             url: url, headers: config.source.headers, caFile: config.source.caFile,
             policy: RetryPolicy(
                 maxRetries: config.upload.maxRetries, backoffSeconds: options.backoffSeconds,
                 maxBackoffSeconds: options.maxBackoffSeconds),
             timeoutSeconds: config.upload.timeoutSeconds, log: log)
+        fetcher.progress = progress
         switch try await fetcher.fetch(previous: conditional ? store.load(key) : nil) {
         case .unchanged(let reason):
             log(

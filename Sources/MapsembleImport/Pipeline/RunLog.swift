@@ -113,6 +113,8 @@ public struct Progress: Sendable {
     public var retries = 0
     /// What geocoding did so far, when the pipeline geocodes.
     public var geocoding: RunSummary.Geocoding?
+    /// While a URL source downloads (before any row is read): its bytes so far.
+    public var downloaded: Int?
 }
 
 /// The first rejected rows, one log line each (shown with `-v`; `rejected` events in JSON).

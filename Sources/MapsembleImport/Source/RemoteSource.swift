@@ -71,6 +71,45 @@ public enum RemoteSource {
     }
 }
 
+/// A URL or a `.zip` as a local file to read (for `inspect`, which keeps no validators): the
+/// download and the unpacked member are removed once the copy is let go.
+public final class LocalCopy: Sendable {
+    /// The file to read.
+    public let path: String
+    private let held: [RemoteSource.Download]
+
+    private init(path: String, held: [RemoteSource.Download]) {
+        self.path = path
+        self.held = held
+    }
+
+    /// A copy of `source` when it is a URL or a `.zip`, else nil (read the path itself).
+    public static func of(
+        _ source: String, member: String? = nil, headers: [String: String] = [:], caFile: String? = nil,
+        log: (@Sendable (RunEvent) -> Void)? = nil
+    ) async throws -> LocalCopy? {
+        var held: [RemoteSource.Download] = []
+        var path = source
+        if RemoteSource.isURL(source) {
+            let fetcher = try SourceFetcher(
+                url: source, headers: headers, caFile: caFile, policy: RetryPolicy(maxRetries: 3),
+                timeoutSeconds: 60, log: log)
+            guard case .downloaded(let download) = try await fetcher.fetch(previous: nil) else {
+                preconditionFailure("a fetch without validators downloads")
+            }
+            held.append(download)
+            path = download.path
+        }
+        if ZipMember.isZip(path) {
+            let shown = RemoteSource.isURL(source) ? RemoteSource.displayName(source) : source
+            let unpacked = try ZipMember.extract(path, member: member, name: shown)
+            held.append(unpacked)
+            path = unpacked.path
+        }
+        return held.isEmpty ? nil : LocalCopy(path: path, held: held)
+    }
+}
+
 /// One download of a URL source.
 struct SourceFetcher {
     var url: String
@@ -80,6 +119,8 @@ struct SourceFetcher {
     var policy: RetryPolicy
     var timeoutSeconds: Double
     var log: (@Sendable (RunEvent) -> Void)?
+    /// Told the bytes downloaded as they come.
+    var progress: (@Sendable (Progress) -> Void)?
 
     /// The format a share link's export has, when `url` was one: the temporary file's extension.
     private var exportFormat: String?
@@ -144,7 +185,7 @@ struct SourceFetcher {
         let shown = RemoteSource.displayName(url)
         let started = ContinuousClock.now
         let file = try Self.temporaryFile(named: fileName())
-        let spool = Spool(fd: file.fd)
+        let spool = Spool(fd: file.fd, progress: progress)
         var keep = false
         defer {
             close(file.fd)
@@ -274,8 +315,12 @@ private final class Spool: @unchecked Sendable {
     private var hash = FNV1a()
     /// Why a write failed (the disk is full): the transfer stops on it.
     private(set) var failure: ImportError?
+    private let progress: (@Sendable (Progress) -> Void)?
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, progress: (@Sendable (Progress) -> Void)?) {
+        self.fd = fd
+        self.progress = progress
+    }
 
     var digest: String {
         let hex = String(hash.value, radix: 16)
@@ -304,6 +349,7 @@ private final class Spool: @unchecked Sendable {
         }
         for byte in bytes { hash.mix(byte) }
         written += bytes.count
+        progress?(Progress(rowsRead: 0, bytesRead: 0, rejected: 0, downloaded: written))
         return true
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 import MapsembleImport
 
 /// `mapsemble-import inspect FILE`: what the file holds and a starter pipeline.yml for it.
-struct InspectCommand: ParsableCommand {
+struct InspectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract:
@@ -13,7 +13,7 @@ struct InspectCommand: ParsableCommand {
             --full parses every row. --emit-config prints a commented pipeline.yml that imports the file.
             """)
 
-    @Argument(help: "The CSV file or .xlsx workbook.")
+    @Argument(help: "The CSV file, workbook (.xlsx, .ods, .xls), .zip or URL.")
     var file: String
 
     @Flag(help: "Print a starter pipeline.yml for the file instead of the profile.")
@@ -43,7 +43,10 @@ struct InspectCommand: ParsableCommand {
     @Option(name: .customLong("html-file"), help: "Where --html writes the page (default: NAME.inspect.html here).")
     var htmlFile: String?
 
-    func run() throws {
+    @Option(help: "For a .zip holding several files: the one to profile.")
+    var member: String?
+
+    func run() async throws {
         var options = InspectOptions()
         options.full = full
         options.sampleRows = max(1, sampleRows)
@@ -53,7 +56,14 @@ struct InspectCommand: ParsableCommand {
         if writeHTML { options.keepRecords = InspectReport.drawnRecords }
         let report: InspectReport
         do {
-            report = try Inspector.inspect(path: file, options: options)
+            // A URL is downloaded, a .zip unpacked, to a temporary copy removed afterwards.
+            let copy = try await LocalCopy.of(file, member: member)
+            if copy != nil {
+                options.displayName = RemoteSource.isURL(file) ? RemoteSource.displayName(file) : file
+            }
+            report = try withExtendedLifetime(copy) {
+                try Inspector.inspect(path: copy?.path ?? file, options: options)
+            }
         } catch let error as ImportError {
             Console.error(error.description)
             throw ExitCode(2)
@@ -71,7 +81,7 @@ struct InspectCommand: ParsableCommand {
         if emitConfig {
             // Paths in pipeline.yml are relative to the file's own folder, which is not known here.
             let absolute =
-                file == "-" || file.hasPrefix("/")
+                file == "-" || file.hasPrefix("/") || RemoteSource.isURL(file)
                 ? file : FileManager.default.currentDirectoryPath + "/" + file
             print(report.starterPipeline(path: URL(fileURLWithPath: absolute).standardized.path), terminator: "")
         } else if json {

@@ -147,6 +147,19 @@ final class ProgressMeter: Sendable {
         }
         guard due else { return }
         let elapsed = max((now - started).seconds, 0.001)
+        if let downloaded = progress.downloaded {
+            let megabytes = Double(downloaded) / 1e6
+            if console.format == .json {
+                console.log(
+                    RunEvent(
+                        .notice, "downloaded \(downloaded) bytes", event: "progress",
+                        fields: ["downloaded_bytes": .int(downloaded)]), file: file)
+            } else {
+                Console.write(
+                    "\r\u{1B}[Kdownloading: " + String(format: "%.1f MB, %.1f MB/s", megabytes, megabytes / elapsed))
+            }
+            return
+        }
         let rate = Int(Double(progress.rowsRead) / elapsed)
         var share: Double?
         if let totalBytes, totalBytes > 0 { share = Double(progress.bytesRead) / Double(totalBytes) }
