@@ -195,6 +195,65 @@ struct SourceTests {
         await server.stop()
     }
 
+    @Test(
+        "a URL import killed with -9 resumes from its journal: every row once on the map, only batches in flight at a kill sent twice; its temporary copy is cleaned up; then unchanged",
+        .timeLimit(minutes(3)))
+    func killedURLImportResumes() async throws {
+        let dir = TempDir()
+        let files = dir.path + "/files"
+        let temporary = dir.path + "/tmp"
+        for folder in [files, temporary] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        try Data(Self.stores(3000).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        _ = ignoreSIGPIPE
+        var config = SandboxConfig(maps: [
+            .init(
+                id: "50c0ce00-0000-4000-8000-000000000001", label: "Stores", plan: .pro,
+                fields: [.init(slug: "id"), .init(slug: "name")], remoteField: "id")
+        ])
+        config.apiKeys = ["source-key": "sandbox"]
+        config.serveDirectory = files
+        config.recordWrites = true
+        config.faults.latencyMilliseconds = 20
+        let server = try await SandboxServer(config: config)
+        let pipeline = Self.pipeline(
+            server.url + "/files/stores.csv", dir: dir, extra: "upload: { batch_size: 50, concurrency: 2 }")
+        let environment = Self.environment(server, state: dir.path + "/state").merging(["TMPDIR": temporary]) { $1 }
+        let kills = try await onThread {
+            var kills = 0
+            for _ in 0..<3 {
+                let mark = server.store.writeLog.count
+                let process = try startCLI(["run", pipeline, "-q"], environment: environment)
+                while process.isRunning && server.store.writeLog.count < mark + 5 { usleep(2_000) }
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    kills += 1
+                }
+                process.waitUntilExit()
+            }
+            return kills
+        }
+        #expect(kills == 3)
+        // A killed run leaves its download behind; the next run removes it (each of the killed
+        // runs removed the one before's).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).count == 1)
+        let last = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(last.status == 0, "\(last.stderr)")
+        #expect(last.stderr.contains("resuming the unfinished run"), "\(last.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty)
+        let stored = server.store.features(map: "50c0ce00-0000-4000-8000-000000000001")
+        #expect(stored.count == 3000)
+        #expect(Set(stored.compactMap { $0["id"]?.string }).count == 3000)
+        // Each row was written once or, when its batch was in flight at a kill, twice at most.
+        let sent: Int = server.store.writeLog.reduce(0) { $0 + $1.remoteIDs.count }
+        let most = 3000 + 3 * 2 * 50
+        #expect(sent <= most, "\(sent) rows sent")
+        let again = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(again.status == 0 && again.stderr.contains("304 Not Modified"), "\(again.stderr)")
+        await server.stop()
+    }
+
     static func files(under path: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: path)
         var found: [String] = []

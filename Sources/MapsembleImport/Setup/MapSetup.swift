@@ -14,7 +14,8 @@ public enum MapSetup {
     }
 
     /// Reads `path`: a pipeline (`.yml`, `.yaml`), else a data file `inspect` makes one for.
-    public static func source(_ path: String, environment: [String: String]) throws -> Source {
+    /// - Parameter readFrom: where a data file at a URL or in a `.zip` was copied to (`LocalCopy`).
+    public static func source(_ path: String, environment: [String: String], readFrom: String? = nil) throws -> Source {
         let lower = path.lowercased()
         if lower.hasSuffix(".yml") || lower.hasSuffix(".yaml") {
             let config = try ConfigLoader.load(path: path, environment: environment)
@@ -23,7 +24,8 @@ public enum MapSetup {
         }
         var options = InspectOptions()
         options.full = true
-        let report = try Inspector.inspect(path: path, options: options)
+        options.displayName = readFrom == nil ? nil : path
+        let report = try Inspector.inspect(path: readFrom ?? path, options: options)
         let text = report.starterPipeline(path: path)
         let config = try ConfigLoader.parse(yaml: text, file: "the pipeline inspect made", environment: environment)
         return Source(config: config, text: text, pipelinePath: nil)

@@ -61,7 +61,10 @@ public enum RemoteSource {
             self.validators = validators
         }
 
-        deinit { unlink(path) }
+        deinit {
+            unlink(path)
+            rmdir((path as NSString).deletingLastPathComponent)
+        }
     }
 
     enum Outcome {
@@ -81,6 +84,18 @@ public final class LocalCopy: Sendable {
     private init(path: String, held: [RemoteSource.Download]) {
         self.path = path
         self.held = held
+    }
+
+    /// The copy of the input a pipeline names, when it is a URL or a `.zip` (its settings used),
+    /// with `config.source.path` pointing at it; nil otherwise.
+    public static func of(_ config: inout PipelineConfig) async throws -> LocalCopy? {
+        guard config.source.origin == nil, let path = config.source.path,
+            let copy = try await of(
+                path, member: config.source.member, headers: config.source.headers, caFile: config.source.caFile)
+        else { return nil }
+        config.source.origin = path
+        config.source.path = copy.path
+        return copy
     }
 
     /// A copy of `source` when it is a URL or a `.zip`, else nil (read the path itself).
@@ -189,7 +204,10 @@ struct SourceFetcher {
         var keep = false
         defer {
             close(file.fd)
-            if !keep { unlink(file.path) }
+            if !keep {
+                unlink(file.path)
+                rmdir((file.path as NSString).deletingLastPathComponent)
+            }
         }
         let worker = CurlWorker(name: "source")
         let firstOrigin = Self.origin(url)
@@ -293,17 +311,40 @@ struct SourceFetcher {
         return name.isEmpty ? "source" : String(name.suffix(80))
     }
 
-    /// A new file in `$TMPDIR` (mode 0600) whose name ends in `-NAME`.
+    /// A new file `NAME` (mode 0600) in a new folder of its own in `$TMPDIR` (mode 0700), named
+    /// after this process: `mapsemble-import-PID-XXXXXX/NAME`. The folders a killed run left behind
+    /// (their process is gone) are removed first.
     static func temporaryFile(named name: String) throws -> (fd: Int32, path: String) {
         let directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        let suffix = "-" + name
-        var template = Array((directory + "/mapsemble-import-XXXXXX" + suffix).utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, Int32(suffix.utf8.count)) }
-        guard fd >= 0 else {
-            throw ImportError.system(.output, "cannot make a temporary file for the download", file: directory)
+        removeLeftovers(in: directory)
+        var template = Array((directory + "/mapsemble-import-\(getpid())-XXXXXX").utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw ImportError.system(.output, "cannot make a temporary folder for the download", file: directory)
         }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        return (fd, template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        let folder = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let path = folder + "/" + name
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            rmdir(folder)
+            throw ImportError.system(.output, "cannot make a temporary file for the download", file: folder)
+        }
+        return (fd, path)
+    }
+
+    /// Removes the temporary folders of runs whose process no longer exists (killed with -9).
+    static func removeLeftovers(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix("mapsemble-import-") {
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
+            let folder = directory + "/" + name
+            var info = stat()
+            guard lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid() else {
+                continue
+            }
+            try? FileManager.default.removeItem(atPath: folder)
+        }
     }
 }
 

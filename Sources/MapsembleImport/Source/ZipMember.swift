@@ -57,7 +57,10 @@ enum ZipMember {
         var keep = false
         defer {
             close(file.fd)
-            if !keep { unlink(file.path) }
+            if !keep {
+                unlink(file.path)
+                rmdir((file.path as NSString).deletingLastPathComponent)
+            }
         }
         var space = statvfs()
         if fstatvfs(file.fd, &space) == 0 {

@@ -135,8 +135,18 @@ struct MapsCreateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Console.exitingOnError {
-            let source = try MapSetup.source(from ?? "pipeline.yml", environment: ProcessInfo.processInfo.environment)
+            // A data file at a URL or in a .zip is read from a temporary copy.
+            let input = from ?? "pipeline.yml"
+            let dataCopy = try await LocalCopy.of(input)
+            let source = try MapSetup.source(
+                input, environment: ProcessInfo.processInfo.environment, readFrom: dataCopy?.path)
             var config = source.config
+            if dataCopy != nil {
+                config.source.origin = input
+                config.source.path = dataCopy?.path
+            }
+            let copy = try await LocalCopy.of(&config)
+            defer { withExtendedLifetime((dataCopy, copy)) {} }
             try Self.connect(&config, apiURL: apiURL)
             // The pipeline to write is made (and its edit checked) before the map exists.
             if let writePipeline {
@@ -211,6 +221,8 @@ struct FieldsAddCommand: AsyncParsableCommand {
             var config = try ConfigLoader.load(
                 path: from ?? "pipeline.yml", environment: ProcessInfo.processInfo.environment)
             try MapsCreateCommand.connect(&config, apiURL: apiURL)
+            let copy = try await LocalCopy.of(&config)
+            defer { withExtendedLifetime(copy) {} }
             let change = try await MapSetup.addFields(
                 mapID: mapID, config: config, addOptions: addOptions, dryRun: dryRun)
             guard change.changed else {
