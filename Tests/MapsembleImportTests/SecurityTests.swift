@@ -121,11 +121,9 @@ struct SecurityTests {
 
     static let openssl = ["/usr/bin/openssl", "/bin/openssl"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    @Test(
-        "TLS is verified: a server with a certificate nobody signed is refused, naming the certificate",
-        .enabled(if: openssl != nil), .timeLimit(minutes(1)))
-    func tlsVerified() throws {
-        let dir = TempDir()
+    /// `openssl s_server` on loopback with a certificate made for 127.0.0.1 and signed by nobody
+    /// (`DIR/cert.pem`): with `www`, it serves that folder's files (`-WWW`); else a status page.
+    static func tlsServer(in dir: TempDir, www: String? = nil) throws -> (Process, Int) {
         func openssl(_ arguments: [String]) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Self.openssl!)
@@ -133,21 +131,21 @@ struct SecurityTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             process.standardInput = FileHandle.nullDevice
+            if let www { process.currentDirectoryURL = URL(fileURLWithPath: www) }
             try process.run()
             return process
         }
         let make = try openssl([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout",
-            dir.path + "/key.pem", "-out", dir.path + "/cert.pem",
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-addext",
+            "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", dir.path + "/key.pem", "-out", dir.path + "/cert.pem",
         ])
         make.waitUntilExit()
         #expect(make.terminationStatus == 0)
         let port = Int.random(in: 20_000..<40_000)
         let server = try openssl([
             "s_server", "-accept", "127.0.0.1:\(port)", "-cert", dir.path + "/cert.pem", "-key", dir.path + "/key.pem",
-            "-www", "-quiet",
+            www == nil ? "-www" : "-WWW", "-quiet",
         ])
-        defer { server.terminate() }
         // Wait until it listens.
         var listening = false
         for _ in 0..<50 where !listening {
@@ -166,6 +164,16 @@ struct SecurityTests {
             if !listening { usleep(100_000) }
         }
         #expect(listening)
+        return (server, port)
+    }
+
+    @Test(
+        "TLS is verified: a server with a certificate nobody signed is refused, naming the certificate",
+        .enabled(if: openssl != nil), .timeLimit(minutes(1)))
+    func tlsVerified() throws {
+        let dir = TempDir()
+        let (server, port) = try Self.tlsServer(in: dir)
+        defer { server.terminate() }
         let result = try runCLI(
             ["maps", "--api-url", "https://127.0.0.1:\(port)"], environment: ["MAPSEMBLE_API_KEY": "tls-key"])
         #expect(result.status == 2, "\(result.stderr)")

@@ -375,6 +375,26 @@ struct SourceTests {
         #expect(plain.status == 2 && plain.stderr.contains("must use https://"), "\(plain.stderr)")
     }
 
+    @Test(
+        "TLS is verified for a source: a private CA's server is refused, and read with source.ca_file",
+        .enabled(if: SecurityTests.openssl != nil), .timeLimit(minutes(1)))
+    func privateCA() throws {
+        let dir = TempDir()
+        let files = dir.path + "/files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        try Data(Self.stores(5).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let (server, port) = try SecurityTests.tlsServer(in: dir, www: files)
+        defer { server.terminate() }
+        let url = "https://127.0.0.1:\(port)/stores.csv"
+        let refused = try runCLI(["run", Self.pipeline(url, dir: dir), "--dry-run"], environment: ["SOURCE_TOKEN": "t"])
+        #expect(refused.status == 2 && refused.stderr.lowercased().contains("certificate"), "\(refused.stderr)")
+        let trusted = Self.pipeline(url, dir: dir, extra: "  ca_file: \(dir.path)/cert.pem")
+        let output = dir.path + "/out.geojson"
+        let read = try runCLI(["run", trusted, "--dry-run", "--output", output], environment: ["SOURCE_TOKEN": "t"])
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(dir.read("out.geojson").contains("Store 5"))
+    }
+
     /// The dry run's features of `input` (a path), with `sheet` for a workbook.
     static func features(_ input: String, dir: TempDir, extra: [String] = []) throws -> (CLIResult, String) {
         let output = dir.path + "/\(UUID().uuidString).geojson"

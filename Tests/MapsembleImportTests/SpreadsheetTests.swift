@@ -1,4 +1,5 @@
 import Foundation
+import MapsembleSandbox
 import MapsembleJSON
 import Testing
 
@@ -199,6 +200,18 @@ struct SpreadsheetTests {
         #expect(SpreadsheetValue.format(-1.5e-7) == "-0.00000015")
         #expect(SpreadsheetValue.format(9_007_199_254_740_992) == "9007199254740992")
         #expect(SpreadsheetValue.format(0.30000000000000004) == "0.3")
+        // The shortest-text fast path agrees with rounding to 15 digits, over magnitudes and signs.
+        var generator = SeededGenerator(state: 20_261_203)
+        for _ in 0..<20_000 {
+            let exponent = Double(Int(generator.next() % 40) - 20)
+            let digits = Int(generator.next() % 17) + 1
+            var value = Double(generator.next() % 1_000_000_000_000_000) * pow(10, exponent - Double(digits))
+            value = (value * pow(10, Double(digits))).rounded() / pow(10, Double(digits))
+            if generator.next() % 2 == 0 { value = -value }
+            // Whole numbers up to 2^53 are exact, not rounded.
+            if value == value.rounded() { continue }
+            #expect(SpreadsheetValue.format(value) == SpreadsheetValue.rounded15(value), "\(value)")
+        }
         #expect(
             String(decoding: SpreadsheetValue.plain(Array("13.404954000000001".utf8)), as: UTF8.self) == "13.404954")
         #expect(String(decoding: SpreadsheetValue.plain(Array("00123".utf8)), as: UTF8.self) == "00123")

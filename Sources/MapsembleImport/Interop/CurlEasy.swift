@@ -43,6 +43,8 @@ struct HTTPResponse: Sendable {
 /// A request that got no HTTP answer.
 struct TransportError: Error, Sendable, CustomStringConvertible {
     enum Kind: Sendable {
+        /// The server's certificate is not trusted (or TLS cannot start): trying again cannot help.
+        case certificate
         case connect, timeout, dropped, aborted, other
     }
 
@@ -162,6 +164,7 @@ final class CurlEasy {
         case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE: kind = .dropped
         case CURLE_ABORTED_BY_CALLBACK: kind = .aborted
         case CURLE_WRITE_ERROR: kind = .other
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM: kind = .certificate
         default: kind = .other
         }
         return TransportError(kind: kind, message: detail)

@@ -59,6 +59,28 @@ enum SpreadsheetValue {
     /// digits, no trailing zeros after the point.
     static func format(_ value: Double) -> String {
         if value == value.rounded() && abs(value) <= 9_007_199_254_740_992 { return String(Int64(value)) }
+        // Swift's shortest round-trip text, when it has no exponent and at most 15 significant
+        // digits, is what the rounding below gives (most cells: `2.35`), at a fraction of its cost.
+        let shortest = value.description
+        var significant = 0
+        var leading = true
+        var plain = true
+        for byte in shortest.utf8 {
+            if byte == UInt8(ascii: "e") {
+                plain = false
+                break
+            }
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { continue }
+            if leading && byte == UInt8(ascii: "0") { continue }
+            leading = false
+            significant += 1
+        }
+        if plain && significant <= 15 { return shortest }
+        return rounded15(value)
+    }
+
+    /// `value` to 15 significant digits, without exponent or trailing zeros after the point.
+    static func rounded15(_ value: Double) -> String {
         // "-1.23456789012346e+19": 15 significant digits and where the point goes.
         let scientific = String(format: "%.14e", value)
         guard let e = scientific.firstIndex(where: { $0 == "e" }),

@@ -67,6 +67,9 @@ extension CurlWorker {
                 reason = response.status == 429 ? "rate limited (HTTP 429)" : "HTTP \(response.status)"
             case .failure(let error):
                 if error.kind == .aborted { throw CancellationError() }
+                if error.kind == .certificate {
+                    throw RetriesExhausted(attempts: attempt + 1, reason: error.message, status: nil)
+                }
                 if error.kind != .connect { uncertain = true }
                 reason = error.kind == .timeout ? "no answer within \(timeoutSeconds.formatted()) s" : error.message
             }
