@@ -137,7 +137,8 @@ struct SecurityTests {
         }
         let make = try openssl([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-addext",
-            "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", dir.path + "/key.pem", "-out", dir.path + "/cert.pem",
+            "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", dir.path + "/key.pem", "-out",
+            dir.path + "/cert.pem",
         ])
         make.waitUntilExit()
         #expect(make.terminationStatus == 0)

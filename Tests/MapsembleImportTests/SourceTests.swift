@@ -1,6 +1,7 @@
 import Foundation
 import MapsembleSandbox
 import Testing
+import ZIPFoundation
 
 @testable import MapsembleImport
 
@@ -183,14 +184,19 @@ struct SourceTests {
         let fresh = try await runCLIAsync(["run", pipeline, "--fresh"], environment: environment)
         #expect(fresh.status == 0, "\(fresh.stderr)")
         #expect(server.store.fileCounts.bodies == 4)
+        // ... and keeps what it saw: the next run is unchanged.
+        let afterFresh = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(afterFresh.status == 0 && afterFresh.stderr.contains("304 Not Modified"), "\(afterFresh.stderr)")
+        #expect(server.store.fileCounts.bodies == 4)
 
-        // The token the source needs went out, and is written nowhere.
+        // The token the source needs and the API key went out, and are written nowhere.
         for artefact in try Self.files(under: dir.path) where !artefact.hasPrefix(files) {
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: artefact))
-            #expect(!String(decoding: bytes, as: UTF8.self).contains("token-4f1c9e"), "\(artefact)")
+            let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: artefact)), as: UTF8.self)
+            #expect(!text.contains("token-4f1c9e") && !text.contains("source-key"), "\(artefact)")
         }
-        for result in [first, second, third, unchanged, changed, fresh] {
+        for result in [first, second, third, unchanged, changed, fresh, afterFresh] {
             #expect(!(result.stdout + result.stderr).contains("token-4f1c9e"))
+            #expect(!(result.stdout + result.stderr).contains("source-key"))
         }
         await server.stop()
     }
@@ -283,8 +289,12 @@ struct SourceTests {
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stderr.contains("same 1"), "\(second.stderr)")
         #expect(server.store.requestCounts.writes == writes)
-        // The query, which may hold a token, is not shown.
+        // The query, which may hold a token, is not shown nor written.
         #expect(!(first.stderr + second.stderr).contains("token=abc"))
+        for artefact in try Self.files(under: dir.path) where !artefact.hasSuffix("/pipeline.yml") {
+            let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: artefact)), as: UTF8.self)
+            #expect(!text.contains("token=abc"), "\(artefact)")
+        }
         #expect(dir.read("reports/export.summary.json").contains("\"input\": \"\(source.url)/export?…\""))
         await server.stop()
     }
@@ -296,9 +306,11 @@ struct SourceTests {
         let target = try ScriptedServer { _, _ in ScriptedServer.reply("200 OK", body: body) }
         defer { target.stop() }
         let origin = try ScriptedServer { head, _ in
-            head.hasPrefix("GET /start")
-                ? ScriptedServer.reply("302 Found", headers: ["Location: /moved"])
-                : ScriptedServer.reply("301 Moved", headers: ["Location: \(target.url)/data.csv"])
+            if head.hasPrefix("GET /start") { return ScriptedServer.reply("302 Found", headers: ["Location: /moved"]) }
+            if head.hasPrefix("GET /plain") {
+                return ScriptedServer.reply("302 Found", headers: ["Location: http://example.org/data.csv"])
+            }
+            return ScriptedServer.reply("301 Moved", headers: ["Location: \(target.url)/data.csv"])
         }
         defer { origin.stop() }
         let pipeline = Self.pipeline(origin.url + "/start", dir: dir)
@@ -312,6 +324,33 @@ struct SourceTests {
         #expect(target.requests.count == 1)
         #expect(!target.requests[0].lowercased().contains("x-source-token"), "\(target.requests[0])")
         #expect(!target.requests[0].lowercased().contains("authorization"))
+        // A hop to plain http:// elsewhere than this machine is refused.
+        let plain = try await runCLIAsync(
+            ["run", Self.pipeline(origin.url + "/plain", dir: dir), "--dry-run"], environment: ["SOURCE_TOKEN": "t"])
+        #expect(plain.status == 2 && plain.stderr.contains("which is not https://"), "\(plain.stderr)")
+        #expect(origin.requests.count == 3 && target.requests.count == 1)
+    }
+
+    @Test("a source that redirects (as a share link's export does) is still found unchanged: the validators follow")
+    func conditionalAcrossRedirects() async throws {
+        let dir = TempDir()
+        let files = dir.path + "/files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        try Data(Self.stores(6).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let server = try await Self.sandbox(files: files)
+        let link = try ScriptedServer { _, _ in
+            ScriptedServer.reply("302 Found", headers: ["Location: \(server.url)/files/stores.csv"])
+        }
+        defer { link.stop() }
+        let pipeline = Self.pipeline(link.url + "/share/stores.csv", dir: dir)
+        let environment = Self.environment(server, state: dir.path + "/state")
+        let first = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(second.status == 0 && second.stderr.contains("304 Not Modified"), "\(second.stderr)")
+        #expect(server.store.fileCounts.bodies == 1 && server.store.fileCounts.notModified == 1)
+        #expect(link.requests.allSatisfy { $0.contains("X-Source-Token: token-4f1c9e") })
+        await server.stop()
     }
 
     @Test("a body cut short is an error naming the URL and the byte offset, after the retries; nothing is imported")
@@ -373,6 +412,11 @@ struct SourceTests {
         // Plain http:// elsewhere than this machine is refused before anything is sent.
         let plain = try runCLI(["run", Self.pipeline("http://example.org/x.csv", dir: dir), "--dry-run"])
         #expect(plain.status == 2 && plain.stderr.contains("must use https://"), "\(plain.stderr)")
+        // Loopback is an address, not a name that starts like one.
+        for host in ["localhost", "127.0.0.1", "127.8.9.10", "::1", "[::1]"] { #expect(BaseURL.isLoopback(host)) }
+        for host in ["127.evil.example", "127.0.0.1.nip.io", "128.0.0.1", "example.org", "1270.0.0.1"] {
+            #expect(!BaseURL.isLoopback(host), "\(host)")
+        }
     }
 
     @Test(
@@ -386,7 +430,8 @@ struct SourceTests {
         let (server, port) = try SecurityTests.tlsServer(in: dir, www: files)
         defer { server.terminate() }
         let url = "https://127.0.0.1:\(port)/stores.csv"
-        let refused = try runCLI(["run", Self.pipeline(url, dir: dir), "--dry-run"], environment: ["SOURCE_TOKEN": "t"])
+        let refused = try runCLI(
+            ["run", Self.pipeline(url, dir: dir), "--dry-run"], environment: ["SOURCE_TOKEN": "t"])
         #expect(refused.status == 2 && refused.stderr.lowercased().contains("certificate"), "\(refused.stderr)")
         let trusted = Self.pipeline(url, dir: dir, extra: "  ca_file: \(dir.path)/cert.pem")
         let output = dir.path + "/out.geojson"
@@ -460,9 +505,12 @@ struct SourceTests {
     @Test("a sheet by name or position, a missing sheet, a damaged or mislabelled workbook: one sentence, exit 2")
     func badWorkbooks() throws {
         let dir = TempDir()
-        let (second, _) = try Self.features(Self.fixtures + "/cells.ods", dir: dir, extra: ["--sheet", "2"])
-        #expect(second.status != 0)  // the repeat sheet has no coordinates
-        #expect(second.stderr.contains("no longitude column"), "\(second.stderr)")
+        for setting in ["2", "repeat"] {
+            let second = try ODSSheet.reader(
+                path: Self.fixtures + "/cells.ods", sheet: setting, hasHeader: true, headerRow: nil, blockBytes: 4096,
+                name: "cells.ods")
+            #expect(second.sheet == "repeat" && second.header == ["a", "b", "c"])
+        }
         let (missing, _) = try Self.features(Self.fixtures + "/cells.xls", dir: dir, extra: ["--sheet", "Nope"])
         #expect(missing.status == 2 && missing.stderr.contains("has no sheet \"Nope\"; its sheets are: 1 \"cells\""))
         let (odsMissing, _) = try Self.features(Self.fixtures + "/cells.ods", dir: dir, extra: ["--sheet", "Nope"])
@@ -488,6 +536,75 @@ struct SourceTests {
         #expect(brokenODS.status == 2 && brokenODS.stderr.contains("is not a readable .ods"), "\(brokenODS.stderr)")
     }
 
+    /// An `.ods` holding `tables` (each `<table:table …>…</table:table>`), written with ZIPFoundation.
+    static func ods(_ tables: String, at path: String) throws {
+        let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create)
+        let namespaces =
+            "xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\""
+        let parts = [
+            ("mimetype", "application/vnd.oasis.opendocument.spreadsheet"),
+            (
+                "content.xml",
+                "<office:document-content \(namespaces)><office:body><office:spreadsheet>\(tables)</office:spreadsheet></office:body></office:document-content>"
+            ),
+        ]
+        for (name, text) in parts {
+            let data = Data(text.utf8)
+            try archive.addEntry(
+                with: name, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate,
+                provider: { position, size in data.subdata(in: Int(position)..<Int(position) + size) })
+        }
+    }
+
+    @Test(
+        ".ods: a number names a position unless a sheet has that name; a value repeated down a million rows streams; a row repeated past max_record_bytes is rejected; _xHHHH_ is text"
+    )
+    func odsEdges() throws {
+        let dir = TempDir()
+        let cell = { (text: String) in
+            "<table:table-cell office:value-type=\"string\"><text:p>\(text)</text:p></table:table-cell>"
+        }
+        let path = dir.path + "/edges.ods"
+        try Self.ods(
+            "<table:table table:name=\"2\"><table:table-row>\(cell("x"))</table:table-row><table:table-row>\(cell("from 2"))</table:table-row></table:table>"
+                + "<table:table table:name=\"second\"><table:table-row>\(cell("y"))</table:table-row></table:table>"
+                + "<table:table table:name=\"fill\"><table:table-row>\(cell("id"))\(cell("code"))</table:table-row>"
+                + "<table:table-row table:number-rows-repeated=\"1048575\"><table:table-cell office:value-type=\"float\" office:value=\"7\"/>\(cell("ID_x0031_"))</table:table-row></table:table>"
+                + "<table:table table:name=\"wide\"><table:table-row>\(cell("a"))</table:table-row>"
+                + "<table:table-row><table:table-cell table:number-columns-repeated=\"16384\" office:value-type=\"string\"><text:p>\(String(repeating: "z", count: 200))</text:p></table:table-cell></table:table-row>"
+                + "<table:table-row>\(cell("ok"))</table:table-row></table:table>",
+            at: path)
+        func open(_ sheet: String) throws -> SheetReader {
+            try ODSSheet.reader(
+                path: path, sheet: sheet, hasHeader: true, headerRow: nil, blockBytes: 64 << 10, name: "edges.ods",
+                maxRecordBytes: 1 << 20)
+        }
+        // A sheet named "2" is sheet "2", not the second one.
+        let named = try open("2")
+        let namedRows = try readAll(named).records
+        #expect(named.sheet == "2" && namedRows == [["from 2"]])
+        #expect(try open("3").sheet == "fill")
+        // A million rows from one repeated row, read in bounded memory (the hand-off holds the
+        // scanning thread while the reader is behind), each with its own row number.
+        let fill = try open("fill")
+        var count = 0
+        var last: [String] = []
+        var lastLine = 0
+        while let block = try fill.nextBlock() {
+            count += block.count
+            if block.count > 0 {
+                last = block.strings(block.count - 1)
+                lastLine = block.lines[block.count - 1]
+            }
+        }
+        #expect(count == 1_048_575 && last == ["7", "ID_x0031_"] && lastLine == 1_048_576)
+        // 16,384 copies of 200 bytes: past max_record_bytes, the row is rejected, the next is read.
+        let wide = try readAll(try open("wide"))
+        #expect(wide.records == [["ok"]])
+        #expect(wide.rejections.count == 1 && wide.rejections.first?.code == .invalidCell)
+        #expect(wide.rejections.first?.message.contains("source.max_record_bytes") == true)
+    }
+
     @Test("a .zip of several files needs source.member; the member named is read; a missing one is listed")
     func zipMembers() throws {
         let dir = TempDir()
@@ -502,6 +619,17 @@ struct SourceTests {
         #expect(chosen.status == 0, "\(chosen.stderr)")
         #expect(dir.read("b.geojson").components(separatedBy: "\"type\":\"Feature\"").count - 1 == 10)
         #expect(FileManager.default.fileExists(atPath: dir.path + "/reports/two-members.summary.json"))
+        // A README beside the data is not a candidate.
+        let readme = dir.path + "/with-readme.zip"
+        let withReadme = try Archive(url: URL(fileURLWithPath: readme), accessMode: .create)
+        for (name, text) in [("README.txt", "about the data\n"), ("data/stores.csv", Self.stores(3))] {
+            let data = Data(text.utf8)
+            try withReadme.addEntry(
+                with: name, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate,
+                provider: { position, size in data.subdata(in: Int(position)..<Int(position) + size) })
+        }
+        let (single, features) = try Self.features(readme, dir: dir)
+        #expect(single.status == 0 && features.contains("Store 3"), "\(single.stderr)")
         let wrong = dir.write("wrong.yml", "source: { path: \(archive), member: c.csv }\n")
         let missing = try runCLI(["run", wrong, "--dry-run"])
         #expect(

@@ -1,6 +1,6 @@
 import Foundation
-import MapsembleSandbox
 import MapsembleJSON
+import MapsembleSandbox
 import Testing
 
 @testable import MapsembleImport

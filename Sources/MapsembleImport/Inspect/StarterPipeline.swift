@@ -147,7 +147,7 @@ extension InspectReport {
     }
 
     /// A YAML double-quoted string.
-    static func quoted(_ text: String) -> String {
+    public static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

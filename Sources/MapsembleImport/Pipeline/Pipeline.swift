@@ -144,6 +144,10 @@ extension Pipeline {
             return summary
         case .downloaded(let download):
             local.source.path = download.path
+            // The map is about to change: until this import settles, the source is not as the
+            // map holds it, whatever it looked like before (an interrupted import of a newer body
+            // followed by the old one coming back must import again).
+            if case .api = destination { store.remove(key) }
             let member =
                 ZipMember.isZip(download.path)
                 ? try ZipMember.extract(
@@ -153,7 +157,7 @@ extension Pipeline {
             let summary = try await Pipeline(config: local, options: options).run(
                 sink: customSink, progress: progress, logger: logger)
             let settled = summary.status == .completed || summary.status == .completedWithRejects
-            if conditional, !summary.interrupted, settled, case .api = destination {
+            if !summary.interrupted, settled, case .api = destination {
                 do {
                     try store.save(download.validators, for: key)
                 } catch {

@@ -83,7 +83,7 @@ public final class ResumeJournal: Sendable {
                 "properties.label": properties.label ?? "", "properties.remote_id": properties.remoteID ?? "",
                 "properties.remote_field": properties.remoteField ?? "",
                 "properties.fields": fields.joined(separator: "; "),
-            ]
+            ].merging(source.member.map { ["source.member": $0] } ?? [:]) { $1 }
         }
 
         /// How `self` (now) differs from `recorded`, in words; nil when it does not.

@@ -24,7 +24,7 @@ public enum MapSetup {
         }
         var options = InspectOptions()
         options.full = true
-        options.displayName = readFrom == nil ? nil : path
+        options.displayName = readFrom == nil ? nil : RemoteSource.isURL(path) ? RemoteSource.displayName(path) : path
         let report = try Inspector.inspect(path: readFrom ?? path, options: options)
         let text = report.starterPipeline(path: path)
         let config = try ConfigLoader.parse(yaml: text, file: "the pipeline inspect made", environment: environment)
@@ -147,7 +147,9 @@ public enum MapSetup {
                 URL(fileURLWithPath: $0).standardizedFileURL.deletingLastPathComponent()
                     == URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
             } ?? false
-        if let input = source.config.source.path, input != "-", !sameFolder, !source.text.contains("${") {
+        if let input = source.config.source.path, input != "-", !RemoteSource.isURL(input), !sameFolder,
+            !source.text.contains("${")
+        {
             text = try YAMLLines.set("source", "path", to: InspectReport.quoted(relative(input, from: path)), in: text)
         }
         return text

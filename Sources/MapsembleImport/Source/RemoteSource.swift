@@ -11,9 +11,10 @@ import Foundation
 /// the next one asks with `If-None-Match`/`If-Modified-Since`, and a `304`, or a body with the
 /// same digest, ends it at once as `unchanged`.
 ///
-/// Redirects are followed by hand (ten at most), so that `source.headers` and the conditional
-/// headers go only to the origin (scheme, host and port) they were written for; plain `http://`
-/// is allowed only to this machine, at every hop.
+/// Redirects are followed by hand (ten at most), so that `source.headers` go only to the origin
+/// (scheme, host and port) they were written for; the conditional headers, which hold no secret,
+/// go to every hop (a share link's export redirects to a download host). Plain `http://` is
+/// allowed only to this machine, at every hop.
 public enum RemoteSource {
     /// Whether `path` is a URL rather than a file.
     public static func isURL(_ path: String) -> Bool {
@@ -23,8 +24,12 @@ public enum RemoteSource {
 
     /// The URL as messages and reports show it: no user or password, and `?…` in place of a query
     /// (either may hold an access token).
+    /// A share link's path is its access key: only its host is shown.
     public static func displayName(_ url: String) -> String {
         guard var parts = URLComponents(string: url) else { return "the source URL" }
+        if let export = ShareLink.export(url) {
+            return "\(parts.scheme ?? "https")://\(parts.host ?? "")/… (a \(export.service) link)"
+        }
         parts.user = nil
         parts.password = nil
         let queried = parts.query != nil
@@ -36,6 +41,9 @@ public enum RemoteSource {
     /// The name the report files of a URL source share: its path's last part (`stores.csv`), else
     /// the host.
     static func fileName(_ url: String) -> String {
+        if let export = ShareLink.export(url) {
+            return export.service.lowercased().replacingOccurrences(of: " ", with: "-") + "." + export.format
+        }
         let parts = URLComponents(string: url)
         let last = parts?.path.split(separator: "/").last.map(String.init) ?? ""
         return last.isEmpty ? (parts?.host ?? "source") : last
@@ -55,15 +63,19 @@ public enum RemoteSource {
         /// The file, named after the source so that its extension says its format.
         let path: String
         let validators: Validators
+        /// The folder's lock, held while the file is in use (`SourceFetcher.removeLeftovers`).
+        private let lock: Int32
 
-        init(path: String, validators: Validators) {
+        init(path: String, lock: Int32, validators: Validators) {
             self.path = path
             self.validators = validators
+            self.lock = lock
         }
 
         deinit {
             unlink(path)
             rmdir((path as NSString).deletingLastPathComponent)
+            close(lock)
         }
     }
 
@@ -204,40 +216,39 @@ struct SourceFetcher {
         var keep = false
         defer {
             close(file.fd)
-            if !keep {
-                unlink(file.path)
-                rmdir((file.path as NSString).deletingLastPathComponent)
-            }
+            if !keep { Self.discard(file) }
         }
         let worker = CurlWorker(name: "source")
         let firstOrigin = Self.origin(url)
         var current = url
         var response: HTTPResponse?
         for hop in 0...10 {
-            let trusted = Self.origin(current) == firstOrigin
             var lines: [String] = []
-            if trusted {
-                lines += headers.keys.sorted().map { "\($0): \(headers[$0]!)" }
-                if let etag = previous?.etag { lines.append("If-None-Match: \(etag)") }
-                if let modified = previous?.lastModified { lines.append("If-Modified-Since: \(modified)") }
-            }
+            if Self.origin(current) == firstOrigin { lines += headers.keys.sorted().map { "\($0): \(headers[$0]!)" } }
+            if let etag = previous?.etag { lines.append("If-None-Match: \(etag)") }
+            if let modified = previous?.lastModified { lines.append("If-Modified-Since: \(modified)") }
             let request = HTTPRequest(
                 method: "GET", url: current, headers: lines, timeoutSeconds: timeoutSeconds,
                 bodyConsumer: { spool.write($0) }, caFile: caFile, lowSpeedLimit: 1)
             let answer: HTTPResponse
             do {
-                (answer, _) = try await worker.exchange(
-                    policy: policy, timeoutSeconds: timeoutSeconds,
-                    request: {
-                        try spool.restart()
-                        return request
-                    },
-                    onRetry: { notice in
-                        log?(
-                            RunEvent(
-                                .notice, "downloading \(shown): \(notice.sentence)", event: "retry",
-                                fields: notice.fields))
-                    })
+                // Ctrl-C stops the transfer (curl's progress callback polls the flag).
+                (answer, _) = try await withTaskCancellationHandler {
+                    try await worker.exchange(
+                        policy: policy, timeoutSeconds: timeoutSeconds,
+                        request: {
+                            try spool.restart()
+                            return request
+                        },
+                        onRetry: { notice in
+                            log?(
+                                RunEvent(
+                                    .notice, "downloading \(shown): \(notice.sentence)", event: "retry",
+                                    fields: notice.fields))
+                        })
+                } onCancel: {
+                    worker.abort.set()
+                }
             } catch let exhausted as RetriesExhausted {
                 if let failure = spool.failure { throw failure }
                 let cut = spool.written > 0 && exhausted.status == nil
@@ -300,50 +311,82 @@ struct SourceFetcher {
             return .unchanged("\(shown) holds the same \(spool.written) bytes as at its last import")
         }
         keep = true
-        return .downloaded(RemoteSource.Download(path: file.path, validators: validators))
+        // A URL whose last part says nothing of the format: the name the server gives the body.
+        var path = file.path
+        if let given = response.fileName.map(Self.safeName), !given.isEmpty,
+            !ZipMember.isDataName(fileName()) && !ZipMember.isZip(fileName()),
+            rename(file.path, file.folder + "/" + given) == 0
+        {
+            path = file.folder + "/" + given
+        }
+        return .downloaded(RemoteSource.Download(path: path, lock: file.lock, validators: validators))
     }
 
     /// The temporary file's name: the URL's last part, or the share link's export format, so
     /// the format is found from the name as for a file.
     private func fileName() -> String {
-        var name = RemoteSource.fileName(url).filter { $0.isLetter || $0.isNumber || "._-".contains($0) }
+        var name = Self.safeName(RemoteSource.fileName(url))
         if let exportFormat, !name.lowercased().hasSuffix("." + exportFormat) { name = "export." + exportFormat }
-        return name.isEmpty ? "source" : String(name.suffix(80))
+        return name.isEmpty ? "source" : name
     }
 
-    /// A new file `NAME` (mode 0600) in a new folder of its own in `$TMPDIR` (mode 0700), named
-    /// after this process: `mapsemble-import-PID-XXXXXX/NAME`. The folders a killed run left behind
-    /// (their process is gone) are removed first.
-    static func temporaryFile(named name: String) throws -> (fd: Int32, path: String) {
+    /// A file name made of letters, digits, `.`, `_` and `-` only (80 characters at most), never
+    /// hidden.
+    static func safeName(_ name: String) -> String {
+        String(name.filter { $0.isLetter || $0.isNumber || "._-".contains($0) }.drop { $0 == "." }.suffix(80))
+    }
+
+    /// Removes a temporary file made by `temporaryFile`, its folder, and lets go of its lock.
+    static func discard(_ file: TemporaryFile) {
+        unlink(file.path)
+        rmdir(file.folder)
+        close(file.lock)
+    }
+
+    /// A temporary file, the folder of its own it is in, and the lock held on that folder.
+    struct TemporaryFile {
+        var fd: Int32
+        var path: String
+        var folder: String
+        var lock: Int32
+    }
+
+    /// A new file `NAME` (mode 0600) in a new folder of its own in `$TMPDIR` (mode 0700),
+    /// `mapsemble-import-XXXXXX/NAME`, locked (`flock`) for as long as it is used. The folders a
+    /// killed run left behind (no process holds their lock) are removed first.
+    static func temporaryFile(named name: String) throws -> TemporaryFile {
         let directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         removeLeftovers(in: directory)
-        var template = Array((directory + "/mapsemble-import-\(getpid())-XXXXXX").utf8CString)
+        var template = Array((directory + "/mapsemble-import-XXXXXX").utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw ImportError.system(.output, "cannot make a temporary folder for the download", file: directory)
         }
         let folder = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        _ = flock(lock, LOCK_EX)
         let path = folder + "/" + name
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             rmdir(folder)
+            close(lock)
             throw ImportError.system(.output, "cannot make a temporary file for the download", file: folder)
         }
-        return (fd, path)
+        return TemporaryFile(fd: fd, path: path, folder: folder, lock: lock)
     }
 
-    /// Removes the temporary folders of runs whose process no longer exists (killed with -9).
+    /// Removes the temporary folders whose run is gone (killed with -9): no process holds their lock.
     static func removeLeftovers(in directory: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names where name.hasPrefix("mapsemble-import-") {
-            let parts = name.split(separator: "-")
-            guard parts.count == 4, let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH
-            else { continue }
+        for name in names where name.hasPrefix("mapsemble-import-") && name.count == "mapsemble-import-XXXXXX".count {
             let folder = directory + "/" + name
             var info = stat()
             guard lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid() else {
                 continue
             }
-            try? FileManager.default.removeItem(atPath: folder)
+            let lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard lock >= 0 else { continue }
+            defer { close(lock) }
+            if flock(lock, LOCK_EX | LOCK_NB) == 0 { try? FileManager.default.removeItem(atPath: folder) }
         }
     }
 }
@@ -369,6 +412,8 @@ private final class Spool: @unchecked Sendable {
     }
 
     func restart() throws {
+        // A write that failed (the disk is full) is not tried again.
+        if let failure { throw failure }
         written = 0
         hash = FNV1a()
         guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
@@ -410,6 +455,9 @@ struct SourceValidatorStore {
         let text = ([url] + settings.keys.sorted().map { "\($0)=\(settings[$0]!)" }).joined(separator: "\n")
         return fnv1a(text.utf8)
     }
+
+    /// Forgets the source's validators.
+    func remove(_ key: String) { unlink("\(directory)/\(key).json") }
 
     func load(_ key: String) -> RemoteSource.Validators? {
         guard let data = FileManager.default.contents(atPath: "\(directory)/\(key).json"),

@@ -14,7 +14,20 @@ enum ZipMember {
     /// Whether `path` names a ZIP archive to unpack (by its extension: a workbook is a ZIP too).
     static func isZip(_ path: String) -> Bool { path.lowercased().hasSuffix(".zip") }
 
-    /// The member to read: `wanted`, or the archive's only data file.
+    /// The extensions of the files an import reads.
+    static let dataExtensions = [
+        ".csv", ".tsv", ".csv.gz", ".tsv.gz", ".xlsx", ".xlsm", ".ods", ".xls", ".geojson", ".json",
+        ".geojsonl", ".geojsons", ".geojsonseq", ".ndjson", ".jsonl",
+    ]
+
+    /// Whether a file's name says it holds data the import reads (not a README or a licence).
+    static func isDataName(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return dataExtensions.contains { lower.hasSuffix($0) }
+    }
+
+    /// The member to read: `wanted`, or the archive's only data file (by its extension, else its
+    /// only file).
     static func choose(_ names: [String], wanted: String?, name: String) throws -> String {
         if let wanted {
             guard names.contains(wanted) else {
@@ -25,10 +38,13 @@ enum ZipMember {
             }
             return wanted
         }
-        let data = names.filter { name in
+        let files = names.filter { name in
             let last = name.split(separator: "/").last.map(String.init) ?? ""
             return !name.hasSuffix("/") && !name.hasPrefix("__MACOSX/") && !last.hasPrefix(".") && !last.isEmpty
         }.sorted()
+        // A README, a licence or metadata beside the data is not a candidate.
+        let named = files.filter(isDataName)
+        let data = named.isEmpty ? files : named
         guard data.count == 1 else {
             throw ImportError(
                 .config,
@@ -52,15 +68,12 @@ enum ZipMember {
         let member = try choose(Array(archive.parts.keys), wanted: wanted, name: name)
         let stated = archive.parts[member]!.uncompressedSize
         let base = member.split(separator: "/").last.map(String.init) ?? "member"
-        let file = try SourceFetcher.temporaryFile(
-            named: base.filter { $0.isLetter || $0.isNumber || "._-".contains($0) })
+        let safe = SourceFetcher.safeName(base)
+        let file = try SourceFetcher.temporaryFile(named: safe.isEmpty ? "member" : safe)
         var keep = false
         defer {
             close(file.fd)
-            if !keep {
-                unlink(file.path)
-                rmdir((file.path as NSString).deletingLastPathComponent)
-            }
+            if !keep { SourceFetcher.discard(file) }
         }
         var space = statvfs()
         if fstatvfs(file.fd, &space) == 0 {
@@ -104,7 +117,7 @@ enum ZipMember {
         }
         keep = true
         return RemoteSource.Download(
-            path: file.path,
+            path: file.path, lock: file.lock,
             validators: RemoteSource.Validators(etag: nil, lastModified: nil, digest: "", size: written))
     }
 }

@@ -19,7 +19,8 @@ enum ODSSheet {
     /// Opens sheet `setting` (a name, or a 1-based position; the first when nil) of the
     /// OpenDocument spreadsheet at `path`.
     static func reader(
-        path: String, sheet setting: String?, hasHeader: Bool, headerRow: Int?, blockBytes: Int, name: String
+        path: String, sheet setting: String?, hasHeader: Bool, headerRow: Int?, blockBytes: Int, name: String,
+        maxRecordBytes: Int = ReaderOptions().maxRecordBytes
     ) throws -> SheetReader {
         guard access(path, R_OK) == 0 else {
             throw ImportError.system(.unreadableInput, "cannot open the input", file: name)
@@ -51,13 +52,18 @@ enum ODSSheet {
             path: path, name: name, hasHeader: hasHeader, headerRow: headerRow, blockBytes: blockBytes,
             total: content.uncompressedSize, threadName: "mapsemble-import.ods"
         ) { rows, chosen, scanned, emit in
-            let builder = ODSRowBuilder(rows: rows, setting: setting)
+            // A number names a position, unless a sheet has that name (as for .xlsx): the names
+            // are known only from a first scan of the tables' opening tags.
+            var wanted = setting
+            if let setting, let position = Int(setting) {
+                let names = try sheetNames(archive, name: name)
+                if !names.contains(setting), position >= 1, position <= names.count { wanted = names[position - 1] }
+            }
+            let builder = ODSRowBuilder(rows: rows, setting: wanted, maxRecordBytes: maxRecordBytes, emit: emit)
             var scanner = XMLScanner()
             do {
                 try archive.read("content.xml") { chunk in
-                    try scanner.feed(chunk) { event in
-                        for item in try builder.handle(event, chosen: chosen) { try emit(item) }
-                    }
+                    try scanner.feed(chunk) { event in try builder.handle(event, chosen: chosen) }
                     scanned.bytes.add(chunk.count, ordering: .relaxed)
                 }
             } catch is ODSRowBuilder.SheetEnded {
@@ -82,6 +88,28 @@ enum ODSSheet {
             }
         }
     }
+
+    /// The sheets' names, in order (a scan of `content.xml` for `<table:table>` tags only).
+    static func sheetNames(_ archive: ZipParts, name: String) throws -> [String] {
+        var names: [String] = []
+        var scanner = XMLScanner()
+        do {
+            try archive.read("content.xml") { chunk in
+                try scanner.feed(chunk) { event in
+                    if case .start(let tag, let attributes, _) = event, XMLText.equals(tag, "table") {
+                        names.append(XMLText.attributeString("name", in: attributes) ?? "")
+                    }
+                }
+            }
+        } catch let error as HandoffStopped {
+            throw error
+        } catch {
+            throw ImportError(
+                .unreadableInput, "cannot read content.xml from the spreadsheet (damaged or truncated: \(error))",
+                file: name)
+        }
+        return names
+    }
 }
 
 /// Turns `content.xml`'s events for the chosen `<table:table>` into `SheetRows`. Used by the
@@ -92,6 +120,8 @@ private final class ODSRowBuilder {
 
     let rows: SheetRows
     let setting: String?
+    let maxRecordBytes: Int
+    let emit: (SheetItem) throws -> Void
     private(set) var names: [String] = []
     private(set) var found = false
     private var inSheet = false
@@ -112,28 +142,31 @@ private final class ODSRowBuilder {
 
     enum Kind { case none, number, date, time, boolean, string, error }
 
-    init(rows: SheetRows, setting: String?) {
+    init(rows: SheetRows, setting: String?, maxRecordBytes: Int, emit: @escaping (SheetItem) throws -> Void) {
         self.rows = rows
         self.setting = setting
+        self.maxRecordBytes = maxRecordBytes
+        self.emit = emit
     }
 
-    func handle(_ event: XMLScanner.Event, chosen: SheetReader.Chosen) throws -> [SheetItem] {
+    /// One event; the header and full blocks go to `emit` as they are made.
+    func handle(_ event: XMLScanner.Event, chosen: SheetReader.Chosen) throws {
         switch event {
         case .start(let tag, let attributes, let selfClosing):
             if !inSheet {
                 if XMLText.equals(tag, "table") { startSheet(attributes, selfClosing: selfClosing, chosen: chosen) }
-                return []
+                return
             }
             if hidden > 0 {
                 if !selfClosing { hidden += 1 }
-                return []
+                return
             }
             if XMLText.equals(tag, "table-row") {
                 rowRepeat = max(
                     1, XMLText.attribute("number-rows-repeated", in: attributes).flatMap(XMLText.integer) ?? 1)
                 column = 0
                 rows.begin(nextRow)
-                if selfClosing { return try endRow() }
+                if selfClosing { try endRow() }
             } else if XMLText.equals(tag, "table-cell") || XMLText.equals(tag, "covered-table-cell") {
                 startCell(attributes)
                 if selfClosing { endCell() }
@@ -156,21 +189,21 @@ private final class ODSRowBuilder {
         case .end(let tag):
             if hidden > 0 {
                 hidden -= 1
-                return []
+                return
             }
-            guard inSheet else { return [] }
+            guard inSheet else { return }
             if XMLText.equals(tag, "table-cell") || XMLText.equals(tag, "covered-table-cell") {
                 endCell()
             } else if XMLText.equals(tag, "table-row") {
-                return try endRow()
+                try endRow()
             } else if XMLText.equals(tag, "table") {
                 throw SheetEnded()
             }
         case .text(let bytes, let isRaw):
-            guard inCell, hidden == 0, paragraphs > 0 else { return [] }
-            if isRaw { text.appendBytes(bytes) } else { XMLText.appendDecoded(bytes, to: &text) }
+            guard inCell, hidden == 0, paragraphs > 0 else { return }
+            if isRaw { text.appendBytes(bytes) } else { XMLText.appendDecoded(bytes, to: &text, ooxml: false) }
         }
-        return []
+        return
     }
 
     private func startSheet(_ attributes: UnsafeRawBufferPointer, selfClosing: Bool, chosen: SheetReader.Chosen) {
@@ -227,7 +260,7 @@ private final class ODSRowBuilder {
                 boolean = value
             } else if XMLText.equals(key, "string-value") {
                 var decoded: [UInt8] = []
-                XMLText.appendDecoded(value, to: &decoded)
+                XMLText.appendDecoded(value, to: &decoded, ooxml: false)
                 stringValue = decoded
             } else if XMLText.equals(key, "number-columns-repeated") {
                 cellRepeat = max(1, XMLText.integer(value) ?? 1)
@@ -264,25 +297,38 @@ private final class ODSRowBuilder {
         }
         let count = min(cellRepeat, max(0, ODSSheet.maxColumns - column))
         if !value.isEmpty {
-            for offset in 0..<count { rows.add(column + offset, value) }
+            for offset in 0..<count {
+                // A few bytes repeated across a row can make it as long as any: it stops at
+                // source.max_record_bytes, and the row is rejected.
+                guard rows.values.count + value.count <= maxRecordBytes else {
+                    rows.errors.append(
+                        (
+                            column + offset,
+                            "a value whose row, its repeated cells expanded, runs past the \(maxRecordBytes) bytes source.max_record_bytes allows"
+                        ))
+                    break
+                }
+                rows.add(column + offset, value)
+            }
         }
         column += count
     }
 
-    private func endRow() throws -> [SheetItem] {
+    /// Ends the row, repeated as often as it says: each copy is handed on as it is made (the
+    /// hand-off holds the thread while the reader is behind), so memory stays a few blocks.
+    private func endRow() throws {
         let first = nextRow
         let count = min(rowRepeat, max(0, ODSSheet.maxRows + 1 - first))
         nextRow += count
         guard rows.rowHasValue else {
             // An empty row (however often repeated) is one look, for a stated header row.
-            return try rows.end()
+            for item in try rows.end() { try emit(item) }
+            return
         }
-        var items: [SheetItem] = []
         for offset in 0..<count {
             rows.rowNumber = first + offset
-            items += try rows.end()
+            for item in try rows.end() { try emit(item) }
         }
-        return items
     }
 }
 

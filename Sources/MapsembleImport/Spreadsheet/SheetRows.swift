@@ -199,7 +199,7 @@ public final class SheetReader: RecordReader {
     init(
         path: String, name: String, hasHeader: Bool, headerRow: Int?, blockBytes: Int, total: Int,
         threadName: String,
-        produce: @escaping @Sendable (SheetRows, Chosen, ByteCount, (SheetItem) throws -> Void) throws -> Void
+        produce: @escaping @Sendable (SheetRows, Chosen, ByteCount, @escaping (SheetItem) throws -> Void) throws -> Void
     ) throws {
         fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         self.total = total

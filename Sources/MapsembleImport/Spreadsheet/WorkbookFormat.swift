@@ -43,7 +43,7 @@ enum WorkbookFormat: String, Sendable {
         case .ods:
             let reader = try ODSSheet.reader(
                 path: path, sheet: sheet, hasHeader: hasHeader, headerRow: headerRow, blockBytes: blockBytes,
-                name: name)
+                name: name, maxRecordBytes: maxRecordBytes)
             return (reader, reader.sheet)
         case .xls:
             let reader = try XLSSheet.reader(

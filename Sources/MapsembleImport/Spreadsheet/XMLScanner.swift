@@ -191,9 +191,9 @@ enum XMLText {
         return true
     }
 
-    /// Appends escaped XML text decoded: the five entities, character references, and OOXML's
-    /// `_xHHHH_` escapes of characters XML cannot hold.
-    static func appendDecoded(_ text: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    /// Appends escaped XML text decoded: the five entities, character references, and with
+    /// `ooxml` (an `.xlsx` part) OOXML's `_xHHHH_` escapes of characters XML cannot hold.
+    static func appendDecoded(_ text: UnsafeRawBufferPointer, to out: inout [UInt8], ooxml: Bool = true) {
         var index = 0
         let count = text.count
         while index < count {
@@ -225,7 +225,7 @@ enum XMLText {
                     continue
                 }
             }
-            if byte == UInt8(ascii: "_") && index + 6 < count && text[index + 1] == UInt8(ascii: "x")
+            if ooxml && byte == UInt8(ascii: "_") && index + 6 < count && text[index + 1] == UInt8(ascii: "x")
                 && text[index + 6] == UInt8(ascii: "_"),
                 let value = UInt32(
                     String(decoding: UnsafeRawBufferPointer(rebasing: text[(index + 2)..<(index + 6)]), as: UTF8.self),

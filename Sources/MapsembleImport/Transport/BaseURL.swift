@@ -16,8 +16,13 @@ enum BaseURL {
         return text.hasSuffix("/") ? String(text.dropLast()) : text
     }
 
+    /// `localhost`, `::1`, or an IPv4 address in 127.0.0.0/8 (a name such as `127.example.com` is
+    /// not one).
     static func isLoopback(_ host: String) -> Bool {
         let host = host.lowercased()
-        return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        var address = in_addr()
+        guard inet_pton(AF_INET, host, &address) == 1 else { return false }
+        return UInt32(bigEndian: address.s_addr) >> 24 == 127
     }
 }

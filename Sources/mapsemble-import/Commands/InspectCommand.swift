@@ -81,9 +81,13 @@ struct InspectCommand: AsyncParsableCommand {
         if emitConfig {
             // Paths in pipeline.yml are relative to the file's own folder, which is not known here.
             let absolute =
-                file == "-" || file.hasPrefix("/") || RemoteSource.isURL(file)
-                ? file : FileManager.default.currentDirectoryPath + "/" + file
-            print(report.starterPipeline(path: URL(fileURLWithPath: absolute).standardized.path), terminator: "")
+                file == "-" || file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+            var text = report.starterPipeline(
+                path: RemoteSource.isURL(file) ? file : URL(fileURLWithPath: absolute).standardized.path)
+            if let member, let line = text.range(of: "\nsource:\n") {
+                text.insert(contentsOf: "  member: \(InspectReport.quoted(member))\n", at: line.upperBound)
+            }
+            print(text, terminator: "")
         } else if json {
             printJSON(report)
         } else {

@@ -114,7 +114,10 @@ struct PipelineRunner {
 
     /// This command line as the user can paste it again (without `--fresh`).
     static func resumeCommand() -> String {
-        let arguments = CommandLine.arguments.dropFirst().filter { $0 != "--fresh" }
+        // A URL is shown without its query or user, which may hold a token.
+        let arguments = CommandLine.arguments.dropFirst().filter { $0 != "--fresh" }.map {
+            RemoteSource.isURL($0) ? RemoteSource.displayName($0) : $0
+        }
         let name = CommandLine.arguments.first.map { $0.contains("/") ? $0 : "mapsemble-import" } ?? "mapsemble-import"
         return ([name] + arguments).map(shellQuoted).joined(separator: " ")
     }
@@ -127,7 +130,10 @@ struct PipelineRunner {
     }
 
     private func inputSize(_ path: String?) -> Int? {
-        guard let path, path != "-", !RemoteSource.isURL(path) else { return nil }
+        // A .zip's progress is its member's bytes, whose size the archive states, not the archive's.
+        guard let path, path != "-", !RemoteSource.isURL(path), !path.lowercased().hasSuffix(".zip") else {
+            return nil
+        }
         return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
     }
 }
