@@ -536,6 +536,30 @@ struct SourceTests {
         #expect(brokenODS.status == 2 && brokenODS.stderr.contains("is not a readable .ods"), "\(brokenODS.stderr)")
     }
 
+    @Test("inspect reads a URL, a .zip's member, .ods and .xls (their sheets listed); --emit-config keeps the URL")
+    func inspectSources() async throws {
+        let dir = TempDir()
+        let files = dir.path + "/files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        try Data(Self.stores(12).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let server = try await Self.sandbox(files: files)
+        let url = server.url + "/files/stores.csv"
+        let remote = try await runCLIAsync(["inspect", url])
+        #expect(remote.status == 0, "\(remote.stderr)")
+        #expect(
+            remote.stdout.contains("file       \(url)") && remote.stdout.contains("rows       12"), "\(remote.stdout)")
+        let emitted = try await runCLIAsync(["inspect", url, "--emit-config"])
+        #expect(emitted.stdout.contains("  path: \"\(url)\""), "\(emitted.stdout)")
+        let member = try runCLI(["inspect", Self.fixtures + "/two-members.zip", "--member", "b.csv", "--emit-config"])
+        #expect(member.status == 0 && member.stdout.contains("  member: \"b.csv\""), "\(member.stdout)")
+        let ods = try runCLI(["inspect", Self.fixtures + "/cells.ods", "--sheet", "repeat"])
+        #expect(ods.stdout.contains("sheet 1    \"cells\""), "\(ods.stdout)")
+        #expect(ods.stdout.contains("sheet 2    \"repeat\" (no used range declared)  ← profiled"), "\(ods.stdout)")
+        let xls = try runCLI(["inspect", Self.fixtures + "/cells.xls", "--emit-config"])
+        #expect(xls.status == 0 && xls.stdout.contains("  format: xls"), "\(xls.stdout)")
+        await server.stop()
+    }
+
     /// An `.ods` holding `tables` (each `<table:table …>…</table:table>`), written with ZIPFoundation.
     static func ods(_ tables: String, at path: String) throws {
         let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create)

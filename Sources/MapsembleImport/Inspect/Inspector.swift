@@ -56,7 +56,9 @@ public enum Inspector {
                 path: path, sheet: options.sheet, hasHeader: false, headerRow: nil,
                 blockBytes: readerOptions.blockBytes, name: name)
             sheetName = opened.sheet
-            sheets = [SheetSummary(name: opened.sheet, dimension: nil, hidden: false)]
+            sheets = try workbookFormat.sheetNames(path: path, name: name).map {
+                SheetSummary(name: $0, dimension: nil, hidden: false)
+            }
             readerOptions.delimiter = UInt8(ascii: ",")
             encoding = "utf-8 (workbook)"
             reader = opened.reader

@@ -60,22 +60,10 @@ enum ODSSheet {
                 if !names.contains(setting), position >= 1, position <= names.count { wanted = names[position - 1] }
             }
             let builder = ODSRowBuilder(rows: rows, setting: wanted, maxRecordBytes: maxRecordBytes, emit: emit)
-            var scanner = XMLScanner()
             do {
-                try archive.read("content.xml") { chunk in
-                    try scanner.feed(chunk) { event in try builder.handle(event, chosen: chosen) }
-                    scanned.bytes.add(chunk.count, ordering: .relaxed)
-                }
-            } catch is ODSRowBuilder.SheetEnded {
+                try scan(archive, name: name, counting: scanned) { try builder.handle($0, chosen: chosen) }
+            } catch is SheetEnded {
                 return
-            } catch let error as ImportError {
-                throw error
-            } catch let error as HandoffStopped {
-                throw error
-            } catch {
-                throw ImportError(
-                    .unreadableInput, "cannot read content.xml from the spreadsheet (damaged or truncated: \(error))",
-                    file: name)
             }
             guard builder.found else {
                 let list = builder.names.enumerated().map { "\($0.offset + 1) \"\($0.element)\"" }
@@ -92,32 +80,45 @@ enum ODSSheet {
     /// The sheets' names, in order (a scan of `content.xml` for `<table:table>` tags only).
     static func sheetNames(_ archive: ZipParts, name: String) throws -> [String] {
         var names: [String] = []
+        try scan(archive, name: name) { event in
+            if case .start(let tag, let attributes, _) = event, XMLText.equals(tag, "table") {
+                names.append(XMLText.attributeString("name", in: attributes) ?? "")
+            }
+        }
+        return names
+    }
+
+    /// `content.xml`'s events, as it is inflated; a damaged part is one sentence naming the file.
+    private static func scan(
+        _ archive: ZipParts, name: String, counting scanned: ByteCount? = nil,
+        _ handle: (XMLScanner.Event) throws -> Void
+    ) throws {
         var scanner = XMLScanner()
         do {
             try archive.read("content.xml") { chunk in
-                try scanner.feed(chunk) { event in
-                    if case .start(let tag, let attributes, _) = event, XMLText.equals(tag, "table") {
-                        names.append(XMLText.attributeString("name", in: attributes) ?? "")
-                    }
-                }
+                try scanner.feed(chunk, handle)
+                scanned?.bytes.add(chunk.count, ordering: .relaxed)
             }
+        } catch let error as ImportError {
+            throw error
         } catch let error as HandoffStopped {
+            throw error
+        } catch let error as SheetEnded {
             throw error
         } catch {
             throw ImportError(
                 .unreadableInput, "cannot read content.xml from the spreadsheet (damaged or truncated: \(error))",
                 file: name)
         }
-        return names
     }
 }
 
 /// Turns `content.xml`'s events for the chosen `<table:table>` into `SheetRows`. Used by the
 /// scanning thread alone.
-private final class ODSRowBuilder {
-    /// Thrown once the chosen sheet has ended: the rest of the file is not scanned.
-    struct SheetEnded: Error {}
+/// Thrown once the chosen sheet has ended: the rest of the file is not scanned.
+private struct SheetEnded: Error {}
 
+private final class ODSRowBuilder {
     let rows: SheetRows
     let setting: String?
     let maxRecordBytes: Int

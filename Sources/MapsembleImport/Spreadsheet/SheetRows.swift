@@ -167,10 +167,10 @@ final class SheetRows {
     }
 }
 
-/// A sheet of an `.ods` or `.xls` workbook as `RecordBlock`s: a thread of its own reads the
-/// sheet (`produce`) into `SheetRows` and hands the header and full blocks over, at most two
-/// waiting; the reader takes them. Like `XLSXReader`, whose values and rules it shares.
-public final class SheetReader: RecordReader {
+/// A sheet of a workbook (`.xlsx`, `.ods`, `.xls`) as `RecordBlock`s: a thread of its own reads
+/// the sheet (`produce`) into `SheetRows` and hands the header and full blocks over, at most two
+/// waiting; the reader takes them. A reader let go early stops the thread.
+public class SheetReader: RecordReader, @unchecked Sendable {  // used by one task at a time
     public private(set) var header: [String] = []
     public private(set) var rowsRead = 0
     public let paddedRows = 0
@@ -196,9 +196,11 @@ public final class SheetReader: RecordReader {
     ///   - total: the bytes `produce` counts in `scanned` over the whole sheet (for progress).
     ///   - produce: reads the sheet into the rows it is given, calling `emit` with what `SheetRows`
     ///     returns; sets the chosen sheet's name first.
+    ///   - fixHeader: what becomes of a header with empty cells (their columns are given): by
+    ///     default they keep their column's letter.
     init(
         path: String, name: String, hasHeader: Bool, headerRow: Int?, blockBytes: Int, total: Int,
-        threadName: String,
+        threadName: String, fixHeader: (([String], Int, [Int]) throws -> [String])? = nil,
         produce: @escaping @Sendable (SheetRows, Chosen, ByteCount, @escaping (SheetItem) throws -> Void) throws -> Void
     ) throws {
         fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
@@ -217,8 +219,9 @@ public final class SheetReader: RecordReader {
             case .header(let names, let row, let empty):
                 header = names
                 sheet = chosen.sheet
-                // A header cell left empty takes its column's letter (merged cells are an .xlsx matter).
-                if hasHeader && !empty.isEmpty {
+                if hasHeader && !empty.isEmpty, let fixHeader {
+                    header = try fixHeader(names, row, empty)
+                } else if hasHeader && !empty.isEmpty {
                     var seen = Set<String>()
                     for column in header where !seen.insert(column).inserted {
                         throw ImportError(

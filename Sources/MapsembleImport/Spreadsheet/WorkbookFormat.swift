@@ -28,6 +28,23 @@ enum WorkbookFormat: String, Sendable {
         return nil
     }
 
+    /// The names of the sheets of an `.ods` or `.xls` workbook, in order (an `.xlsx` lists them
+    /// with its used ranges: `XLSXWorkbook`).
+    func sheetNames(path: String, name: String) throws -> [String] {
+        switch self {
+        case .xlsx: return try XLSXWorkbook(path: path, name: name).sheets.map(\.name)
+        case .xls: return try XLSSheet.sheetNames(path: path, name: name)
+        case .ods:
+            do {
+                return try ODSSheet.sheetNames(ZipParts(path: path), name: name)
+            } catch is ZipParts.Damaged {
+                throw ImportError(
+                    .unreadableInput, "is not a readable .ods spreadsheet (the ZIP archive is damaged or truncated)",
+                    file: name)
+            }
+        }
+    }
+
     /// A reader of sheet `sheet` (a name or a 1-based position; the first when nil), and the
     /// name of the sheet it reads.
     func reader(

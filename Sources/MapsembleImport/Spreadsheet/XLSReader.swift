@@ -13,6 +13,39 @@ enum XLSSheet {
     static func reader(
         path: String, sheet setting: String?, hasHeader: Bool, headerRow: Int?, blockBytes: Int, name: String
     ) throws -> SheetReader {
+        let (handle, names) = try open(path, name: name, cells: true)
+        var ownership = Handle(handle)
+        defer { ownership.closeIfOwned() }
+        let index: Int
+        if let setting, !setting.isEmpty {
+            if let found = names.firstIndex(of: setting) {
+                index = found
+            } else if let position = Int(setting), position >= 1, position <= names.count {
+                index = position - 1
+            } else {
+                throw ImportError(
+                    .config,
+                    "has no sheet \"\(setting)\"; its sheets are: \(names.enumerated().map { "\($0.offset + 1) \"\($0.element)\"" }.joined(separator: ", "))",
+                    file: name)
+            }
+        } else {
+            index = 0
+        }
+        return try reader(
+            ownership.take(), sheet: names[index], index: index, path: path, hasHeader: hasHeader,
+            headerRow: headerRow, blockBytes: blockBytes, name: name)
+    }
+
+    /// The workbook's sheet names, in order (its cells are not read).
+    static func sheetNames(path: String, name: String) throws -> [String] {
+        let (handle, names) = try open(path, name: name, cells: false)
+        freexl_close(handle)
+        return names
+    }
+
+    /// Opens the workbook (with its cells, or its metadata only) and reads its sheet names; a
+    /// file that is not a readable, unprotected .xls is one sentence.
+    private static func open(_ path: String, name: String, cells: Bool) throws -> (UnsafeRawPointer, [String]) {
         guard access(path, R_OK) == 0 else {
             throw ImportError.system(.unreadableInput, "cannot open the input", file: name)
         }
@@ -30,7 +63,7 @@ enum XLSSheet {
                 file: name)
         }
         var opened: UnsafeRawPointer?
-        let code = freexl_open(path, &opened)
+        let code = cells ? freexl_open(path, &opened) : freexl_open_info(path, &opened)
         guard code == FREEXL_OK, let handle = opened else {
             if let opened { freexl_close(opened) }
             throw ImportError(.unreadableInput, "is not a readable .xls workbook (\(describe(code)))", file: name)
@@ -57,28 +90,23 @@ enum XLSSheet {
             }
         }
         guard !names.isEmpty else { throw ImportError(.unreadableInput, "is a workbook without sheets", file: name) }
-        let index: Int
-        if let setting, !setting.isEmpty {
-            if let found = names.firstIndex(of: setting) {
-                index = found
-            } else if let position = Int(setting), position >= 1, position <= names.count {
-                index = position - 1
-            } else {
-                throw ImportError(
-                    .config,
-                    "has no sheet \"\(setting)\"; its sheets are: \(names.enumerated().map { "\($0.offset + 1) \"\($0.element)\"" }.joined(separator: ", "))",
-                    file: name)
-            }
-        } else {
-            index = 0
-        }
+        return (ownership.take().pointer, names)
+    }
+
+    /// The reader of sheet `index` (`sheet`) of the open workbook, which it closes.
+    private static func reader(
+        _ ownership: Handle, sheet: String, index: Int, path: String, hasHeader: Bool, headerRow: Int?,
+        blockBytes: Int, name: String
+    ) throws -> SheetReader {
+        var ownership = ownership
+        defer { ownership.closeIfOwned() }
+        let handle = ownership.pointer
         guard freexl_select_active_worksheet(handle, UInt16(index)) == FREEXL_OK else {
-            throw ImportError(.unreadableInput, "cannot read sheet \"\(names[index])\"", file: name)
+            throw ImportError(.unreadableInput, "cannot read sheet \"\(sheet)\"", file: name)
         }
         var rowCount: UInt32 = 0
         var columnCount: UInt16 = 0
         _ = freexl_worksheet_dimensions(handle, &rowCount, &columnCount)
-        let sheet = names[index]
         let (rowTotal, columnTotal) = (rowCount, columnCount)
         let shared = UncheckedBox(ownership.take())
         return try SheetReader(

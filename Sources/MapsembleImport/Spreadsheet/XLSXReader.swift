@@ -11,18 +11,7 @@ import Synchronization
 /// digits a spreadsheet keeps), date and time cells as ISO 8601, booleans as `true`/`false`.
 /// A cell holding an error (`#N/A`) rejects its row as `invalid_cell`; a value right of the
 /// header's last column rejects it as `malformed_row`; empty rows are skipped.
-public final class XLSXReader: RecordReader {
-    public private(set) var header: [String] = []
-    public private(set) var rowsRead = 0
-    public let paddedRows = 0
-    public let mayBlock = true
-    public let encoding = SourceEncoding.utf8
-    public var bytesRead: Int {
-        sheetSize > 0 ? Int(Double(scanned.bytes.load(ordering: .relaxed)) / Double(sheetSize) * Double(fileSize)) : 0
-    }
-    /// The sheet read.
-    public let sheet: String
-
+public final class XLSXReader: SheetReader, @unchecked Sendable {
     /// Thrown into the extraction when the reader is let go before the end (by the hand-off's
     /// `put`), or to stop a scan early.
     typealias Stopped = HandoffStopped
@@ -30,14 +19,6 @@ public final class XLSXReader: RecordReader {
     /// Scanning threads running now (in this process).
     static var scanningThreads: Int { liveThreads.load(ordering: .relaxed) }
     private static let liveThreads = Atomic<Int>(0)
-
-    /// Items from the scanning thread: at most two wait; the thread waits while they do, and
-    /// stops when the reader is let go.
-    private let handoff = BoundedHandoff<SheetItem>(capacity: 2)
-    /// Sheet XML bytes scanned so far.
-    private let scanned = ByteCount()
-    private let fileSize: Int
-    private let sheetSize: Int
 
     /// Opens sheet `sheet` (a name or a 1-based position; the first when nil) of the workbook at
     /// `path` and reads up to its header row.
@@ -49,47 +30,28 @@ public final class XLSXReader: RecordReader {
     ) throws {
         let workbook = try XLSXWorkbook(path: path, name: name)
         let chosen = try workbook.sheet(setting)
-        sheet = chosen.name
-        fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        sheetSize = workbook.size(of: chosen.part)
         let strings = try workbook.sharedStrings(limit: maxRecordBytes * 64)
-        let builder = SheetRowBuilder(
-            styles: workbook.styles, date1904: workbook.date1904, strings: strings, hasHeader: hasHeader,
-            headerRow: headerRow, blockBytes: blockBytes, name: name)
-        // The thread holds the handoff, not the reader: a reader let go early (an error downstream,
-        // a sample of the first rows) stops it from its deinit. An error of the thread ends the
-        // hand-off: `take` throws it after the items put before it.
-        let handoff = handoff
-        let scanned = scanned
+        // The thread holds the hand-off, not the reader: a reader let go early (an error
+        // downstream, a sample of the first rows) stops it from its deinit.
         Self.liveThreads.add(1, ordering: .relaxed)
-        handoff.startProducer(named: "mapsemble-import.xlsx") {
+        try super.init(
+            path: path, name: name, hasHeader: hasHeader, headerRow: headerRow, blockBytes: blockBytes,
+            total: workbook.size(of: chosen.part), threadName: "mapsemble-import.xlsx",
+            fixHeader: { names, row, empty in
+                try Self.mergedHeader(names, row: row, empty: empty, path: path, part: chosen.part, name: name)
+            }
+        ) { rows, chosenSheet, scanned, emit in
             defer { Self.liveThreads.subtract(1, ordering: .relaxed) }
+            chosenSheet.sheet = chosen.name
+            let builder = SheetRowBuilder(
+                styles: workbook.styles, date1904: workbook.date1904, strings: strings, rows: rows)
             var scanner = XMLScanner()
             try workbook.stream(chosen.part) { chunk in
                 try scanner.feed(chunk) { event in
-                    for item in try builder.handle(event) { try handoff.put(item) }
+                    for item in try builder.handle(event) { try emit(item) }
                 }
                 scanned.bytes.add(chunk.count, ordering: .relaxed)
             }
-            for item in builder.finish() { try handoff.put(item) }
-        }
-        do {
-            switch try handoff.take() {
-            case .header(let names, let row, let empty):
-                header = names
-                if hasHeader && !empty.isEmpty {
-                    header = try Self.mergedHeader(
-                        names, row: row, empty: empty, path: path, part: chosen.part, name: name)
-                }
-            case .block, nil:
-                throw ImportError(
-                    .unreadableInput,
-                    headerRow.map { "sheet \"\(chosen.name)\" ends before row \($0), expected the header there" }
-                        ?? "sheet \"\(chosen.name)\" is empty, expected a header row", file: name)
-            }
-        } catch {
-            handoff.stop()
-            throw error
         }
     }
 
@@ -117,16 +79,6 @@ public final class XLSXReader: RecordReader {
         return names
     }
 
-    deinit { handoff.stop() }
-
-    public func nextBlock() throws -> RecordBlock? {
-        switch try handoff.take() {
-        case .block(let block):
-            rowsRead += block.count + block.rejections.count
-            return block
-        case .header, nil: return nil
-        }
-    }
 }
 
 /// Turns the scanner's events for `<sheetData>` into records: cells placed by their column
@@ -144,14 +96,11 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
     private var inInline = false
     private var raw: [UInt8] = []
 
-    init(
-        styles: [XLSXWorkbook.NumberStyle], date1904: Bool, strings: SharedStrings, hasHeader: Bool, headerRow: Int?,
-        blockBytes: Int, name: String
-    ) {
+    init(styles: [XLSXWorkbook.NumberStyle], date1904: Bool, strings: SharedStrings, rows: SheetRows) {
         self.styles = styles
         self.date1904 = date1904
         self.strings = strings
-        rows = SheetRows(hasHeader: hasHeader, headerRow: headerRow, blockBytes: blockBytes, name: name)
+        self.rows = rows
     }
 
     /// One event; returns what to hand over (the header, a full block).
@@ -257,6 +206,4 @@ private final class SheetRowBuilder: @unchecked Sendable {  // used by the scann
         }
     }
 
-    /// What is left at the end of the sheet.
-    func finish() -> [SheetItem] { rows.finish() }
 }
