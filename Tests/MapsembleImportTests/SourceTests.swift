@@ -129,6 +129,14 @@ struct SourceTests {
         ]
     }
 
+    /// `DIR/files/` holding `stores.csv` of `rows` rows; returns the folder.
+    static func folder(storing rows: Int, in dir: TempDir) throws -> String {
+        let files = dir.path + "/files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        try Data(Self.stores(rows).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        return files
+    }
+
     static func stores(_ rows: Int, name: String = "Store") -> String {
         "id,name,lon,lat\n" + (1...rows).map { "S\($0),\(name) \($0),\(2 + Double($0) / 100),48.5\n" }.joined()
     }
@@ -138,9 +146,7 @@ struct SourceTests {
     )
     func changeDetection() async throws {
         let dir = TempDir()
-        let files = dir.path + "/files"
-        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
-        try Data(Self.stores(30).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let files = try Self.folder(storing: 30, in: dir)
         let server = try await Self.sandbox(files: files)
         let pipeline = Self.pipeline(server.url + "/files/stores.csv", dir: dir)
         let environment = Self.environment(server, state: dir.path + "/state")
@@ -206,12 +212,9 @@ struct SourceTests {
         .timeLimit(minutes(3)))
     func killedURLImportResumes() async throws {
         let dir = TempDir()
-        let files = dir.path + "/files"
+        let files = try Self.folder(storing: 3000, in: dir)
         let temporary = dir.path + "/tmp"
-        for folder in [files, temporary] {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        }
-        try Data(Self.stores(3000).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         _ = ignoreSIGPIPE
         var config = SandboxConfig(maps: [
             .init(
@@ -334,9 +337,7 @@ struct SourceTests {
     @Test("a source that redirects (as a share link's export does) is still found unchanged: the validators follow")
     func conditionalAcrossRedirects() async throws {
         let dir = TempDir()
-        let files = dir.path + "/files"
-        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
-        try Data(Self.stores(6).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let files = try Self.folder(storing: 6, in: dir)
         let server = try await Self.sandbox(files: files)
         let link = try ScriptedServer { _, _ in
             ScriptedServer.reply("302 Found", headers: ["Location: \(server.url)/files/stores.csv"])
@@ -424,9 +425,7 @@ struct SourceTests {
         .enabled(if: SecurityTests.openssl != nil), .timeLimit(minutes(1)))
     func privateCA() throws {
         let dir = TempDir()
-        let files = dir.path + "/files"
-        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
-        try Data(Self.stores(5).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let files = try Self.folder(storing: 5, in: dir)
         let (server, port) = try SecurityTests.tlsServer(in: dir, www: files)
         defer { server.terminate() }
         let url = "https://127.0.0.1:\(port)/stores.csv"
@@ -539,9 +538,7 @@ struct SourceTests {
     @Test("inspect reads a URL, a .zip's member, .ods and .xls (their sheets listed); --emit-config keeps the URL")
     func inspectSources() async throws {
         let dir = TempDir()
-        let files = dir.path + "/files"
-        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
-        try Data(Self.stores(12).utf8).write(to: URL(fileURLWithPath: files + "/stores.csv"))
+        let files = try Self.folder(storing: 12, in: dir)
         let server = try await Self.sandbox(files: files)
         let url = server.url + "/files/stores.csv"
         let remote = try await runCLIAsync(["inspect", url])

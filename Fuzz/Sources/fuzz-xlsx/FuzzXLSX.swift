@@ -3,8 +3,10 @@ import FuzzSupport
 
 @testable import MapsembleImport
 
-/// The workbook reader (ZIPFoundation, our XML scanner, shared strings, styles, dates) on any
-/// bytes taken for an .xlsx file, and the XML scanner alone on them fed in small pieces.
+/// The workbook readers on any bytes: taken for an .xlsx file (ZIP parts, our XML scanner,
+/// shared strings, styles, dates) and for an .ods file (content.xml, repeated rows and columns),
+/// and the XML scanner alone on them fed in small pieces. (.xls goes through libfreexl, a C
+/// library of its own, not fuzzed here.)
 @main struct Harness {
     static func main() { runFuzzer(fuzz) }
 }
@@ -18,11 +20,16 @@ func fuzz(_ bytes: UnsafeRawBufferPointer) {
         offset += 7
     }
     let path = FuzzFile.write(bytes, suffix: ".xlsx")
-    guard
-        let reader = try? XLSXReader(
-            path: path, sheet: nil, hasHeader: true, blockBytes: 4096, name: "fuzz.xlsx", maxRecordBytes: 1 << 16)
-    else { return }
-    while let block = try? reader.nextBlock() {
-        _ = block.count
+    if let reader = try? XLSXReader(
+        path: path, sheet: nil, hasHeader: true, blockBytes: 4096, name: "fuzz.xlsx", maxRecordBytes: 1 << 16)
+    {
+        while let block = try? reader.nextBlock() { _ = block.count }
+    }
+    let sheet = FuzzFile.write(bytes, suffix: ".ods")
+    if let reader = try? ODSSheet.reader(
+        path: sheet, sheet: nil, hasHeader: true, headerRow: nil, blockBytes: 4096, name: "fuzz.ods",
+        maxRecordBytes: 1 << 16)
+    {
+        while let block = try? reader.nextBlock() { _ = block.count }
     }
 }
