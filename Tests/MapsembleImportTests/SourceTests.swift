@@ -554,6 +554,20 @@ struct SourceTests {
         #expect(ods.stdout.contains("sheet 2    \"repeat\" (no used range declared)  ← profiled"), "\(ods.stdout)")
         let xls = try runCLI(["inspect", Self.fixtures + "/cells.xls", "--emit-config"])
         #expect(xls.status == 0 && xls.stdout.contains("  format: xls"), "\(xls.stdout)")
+        // A source that needs a header: inspect its pipeline, which has it.
+        let body = Self.stores(4)
+        let guarded = try ScriptedServer { head, _ in
+            head.contains("X-Source-Token: token-4f1c9e")
+                ? ScriptedServer.reply("200 OK", body: body) : ScriptedServer.reply("401 Unauthorized")
+        }
+        defer { guarded.stop() }
+        let bare = try await runCLIAsync(["inspect", guarded.url + "/stores.csv"])
+        #expect(bare.status == 2 && bare.stderr.contains("HTTP 401 (the source needs credentials"), "\(bare.stderr)")
+        let viaPipeline = try await runCLIAsync(
+            ["inspect", Self.pipeline(guarded.url + "/stores.csv", dir: dir)],
+            environment: ["SOURCE_TOKEN": "token-4f1c9e"])
+        #expect(viaPipeline.status == 0 && viaPipeline.stdout.contains("rows       4"), "\(viaPipeline.stderr)")
+        #expect(!(viaPipeline.stdout + viaPipeline.stderr).contains("token-4f1c9e"))
         await server.stop()
     }
 
@@ -593,7 +607,9 @@ struct SourceTests {
                 + "<table:table-row table:number-rows-repeated=\"1048575\"><table:table-cell office:value-type=\"float\" office:value=\"7\"/>\(cell("ID_x0031_"))</table:table-row></table:table>"
                 + "<table:table table:name=\"wide\"><table:table-row>\(cell("a"))</table:table-row>"
                 + "<table:table-row><table:table-cell table:number-columns-repeated=\"16384\" office:value-type=\"string\"><text:p>\(String(repeating: "z", count: 200))</text:p></table:table-cell></table:table-row>"
-                + "<table:table-row>\(cell("ok"))</table:table-row></table:table>",
+                + "<table:table-row>\(cell("ok"))</table:table-row></table:table>"
+                + "<table:table table:name=\"merged\"><table:table-row>\(cell("id"))<table:table-cell table:number-columns-spanned=\"2\" office:value-type=\"string\"><text:p>Address</text:p></table:table-cell><table:covered-table-cell/></table:table-row>"
+                + "<table:table-row>\(cell("1"))\(cell("Main St"))\(cell("Springfield"))</table:table-row></table:table>",
             at: path)
         func open(_ sheet: String) throws -> SheetReader {
             try ODSSheet.reader(
@@ -619,6 +635,10 @@ struct SourceTests {
             }
         }
         #expect(count == 1_048_575 && last == ["7", "ID_x0031_"] && lastLine == 1_048_576)
+        // A header cell merged across two columns names both, as in an .xlsx.
+        let merged = try open("merged")
+        #expect(merged.header == ["id", "Address", "Address 2"])
+        #expect(try readAll(merged).records == [["1", "Main St", "Springfield"]])
         // 16,384 copies of 200 bytes: past max_record_bytes, the row is rejected, the next is read.
         let wide = try readAll(try open("wide"))
         #expect(wide.records == [["ok"]])

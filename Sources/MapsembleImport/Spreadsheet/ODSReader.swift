@@ -132,6 +132,9 @@ private final class ODSRowBuilder {
     // The cell being read.
     private var inCell = false
     private var cellRepeat = 1
+    private var cellSpan = 1
+    /// The row's merged cells: first column and width.
+    private var spans: [(column: Int, width: Int)] = []
     private var kind: Kind = .none
     private var attributeValue: [UInt8] = []
     /// The value is in the cell's attributes (`office:value`, …), not its text.
@@ -167,6 +170,7 @@ private final class ODSRowBuilder {
                     1, XMLText.attribute("number-rows-repeated", in: attributes).flatMap(XMLText.integer) ?? 1)
                 column = 0
                 rows.begin(nextRow)
+                spans.removeAll()
                 if selfClosing { try endRow() }
             } else if XMLText.equals(tag, "table-cell") || XMLText.equals(tag, "covered-table-cell") {
                 startCell(attributes)
@@ -225,6 +229,7 @@ private final class ODSRowBuilder {
     private func startCell(_ attributes: UnsafeRawBufferPointer) {
         inCell = true
         cellRepeat = 1
+        cellSpan = 1
         kind = .none
         attributeValue.removeAll(keepingCapacity: true)
         text.removeAll(keepingCapacity: true)
@@ -263,6 +268,8 @@ private final class ODSRowBuilder {
                 var decoded: [UInt8] = []
                 XMLText.appendDecoded(value, to: &decoded, ooxml: false)
                 stringValue = decoded
+            } else if XMLText.equals(key, "number-columns-spanned") {
+                cellSpan = max(1, XMLText.integer(value) ?? 1)
             } else if XMLText.equals(key, "number-columns-repeated") {
                 cellRepeat = max(1, XMLText.integer(value) ?? 1)
             }
@@ -297,6 +304,7 @@ private final class ODSRowBuilder {
             value = text
         }
         let count = min(cellRepeat, max(0, ODSSheet.maxColumns - column))
+        if cellSpan > 1 && !value.isEmpty { spans.append((column, cellSpan)) }
         if !value.isEmpty {
             for offset in 0..<count {
                 // A few bytes repeated across a row can make it as long as any: it stops at
@@ -326,10 +334,25 @@ private final class ODSRowBuilder {
             for item in try rows.end() { try emit(item) }
             return
         }
+        if !rows.headerDone { rows.minimumWidth = spans.map { $0.column + $0.width }.max() ?? 0 }
         for offset in 0..<count {
             rows.rowNumber = first + offset
-            for item in try rows.end() { try emit(item) }
+            for item in try rows.end() { try emit(named(item)) }
         }
+    }
+
+    /// A header whose empty cells lie under a merged cell of the header row takes its name for
+    /// them, numbered (`Address`, `Address 2`), as for `.xlsx`.
+    private func named(_ item: SheetItem) -> SheetItem {
+        guard case .header(var names, let row, var empty) = item, !empty.isEmpty, !spans.isEmpty else { return item }
+        for span in spans where span.column < names.count {
+            for offset in 1..<span.width
+            where empty.contains(span.column + offset) && span.column + offset < names.count {
+                names[span.column + offset] = "\(names[span.column]) \(offset + 1)"
+                empty.removeAll { $0 == span.column + offset }
+            }
+        }
+        return .header(names, row: row, empty: empty)
     }
 }
 

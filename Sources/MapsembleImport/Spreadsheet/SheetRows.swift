@@ -32,6 +32,8 @@ final class SheetRows {
     var errors: [(column: Int, text: String)] = []
     /// The last row ended.
     private(set) var lastRow = 0
+    /// The header is at least this wide (a merged header cell spans columns without values).
+    var minimumWidth = 0
 
     private var block: RecordBlock
     private var width = 0
@@ -91,7 +93,7 @@ final class SheetRows {
         guard rowHasValue else { return [] }
         if !headerDone {
             headerDone = true
-            width = (cells.map(\.column).max() ?? 0) + 1
+            width = max((cells.map(\.column).max() ?? 0) + 1, minimumWidth)
             names = (0..<width).map { Self.columnName($0) }
             guard hasHeader else { return [.header(names, row: rowNumber, empty: [])] + appendRecord() }
             var empty = Set(0..<width)

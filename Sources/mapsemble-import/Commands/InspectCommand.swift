@@ -13,7 +13,10 @@ struct InspectCommand: AsyncParsableCommand {
             --full parses every row. --emit-config prints a commented pipeline.yml that imports the file.
             """)
 
-    @Argument(help: "The CSV file, workbook (.xlsx, .ods, .xls), .zip or URL.")
+    @Argument(
+        help:
+            "The CSV file, workbook (.xlsx, .ods, .xls), .zip or URL; or a pipeline.yml, whose source is read with its settings (headers, CA, member, sheet)."
+    )
     var file: String
 
     @Flag(help: "Print a starter pipeline.yml for the file instead of the profile.")
@@ -55,21 +58,38 @@ struct InspectCommand: AsyncParsableCommand {
         let writeHTML = html || htmlFile != nil
         if writeHTML { options.keepRecords = InspectReport.drawnRecords }
         let report: InspectReport
+        // A pipeline: its source, read with its settings (headers, CA, member, sheet).
+        var input = file
+        var member = member
+        var headers: [String: String] = [:]
+        var caFile: String?
         do {
+            let lower = file.lowercased()
+            if lower.hasSuffix(".yml") || lower.hasSuffix(".yaml") {
+                let config = try ConfigLoader.load(path: file, environment: ProcessInfo.processInfo.environment)
+                guard let path = config.source.path else {
+                    throw ImportError(.config, "has no source.path to inspect", file: file)
+                }
+                input = path
+                member = member ?? config.source.member
+                headers = config.source.headers
+                caFile = config.source.caFile
+                options.sheet = options.sheet ?? config.source.sheet
+            }
             // A URL is downloaded, a .zip unpacked, to a temporary copy removed afterwards.
-            let copy = try await LocalCopy.of(file, member: member)
+            let copy = try await LocalCopy.of(input, member: member, headers: headers, caFile: caFile)
             if copy != nil {
-                options.displayName = RemoteSource.isURL(file) ? RemoteSource.displayName(file) : file
+                options.displayName = RemoteSource.isURL(input) ? RemoteSource.displayName(input) : input
             }
             report = try withExtendedLifetime(copy) {
-                try Inspector.inspect(path: copy?.path ?? file, options: options)
+                try Inspector.inspect(path: copy?.path ?? input, options: options)
             }
         } catch let error as ImportError {
             Console.error(error.description)
             throw ExitCode(2)
         }
         if writeHTML {
-            let page = htmlFile ?? Pipeline.reportName(of: file) + ".inspect.html"
+            let page = htmlFile ?? Pipeline.reportName(of: input) + ".inspect.html"
             do {
                 try Data(report.html.utf8).write(to: URL(fileURLWithPath: page))
             } catch {
@@ -81,9 +101,9 @@ struct InspectCommand: AsyncParsableCommand {
         if emitConfig {
             // Paths in pipeline.yml are relative to the file's own folder, which is not known here.
             let absolute =
-                file == "-" || file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+                input == "-" || input.hasPrefix("/") ? input : FileManager.default.currentDirectoryPath + "/" + input
             var text = report.starterPipeline(
-                path: RemoteSource.isURL(file) ? file : URL(fileURLWithPath: absolute).standardized.path)
+                path: RemoteSource.isURL(input) ? input : URL(fileURLWithPath: absolute).standardized.path)
             if let member, let line = text.range(of: "\nsource:\n") {
                 text.insert(contentsOf: "  member: \(InspectReport.quoted(member))\n", at: line.upperBound)
             }
