@@ -660,6 +660,8 @@ struct SourceTests {
         #expect(chosen.status == 0, "\(chosen.stderr)")
         #expect(dir.read("b.geojson").components(separatedBy: "\"type\":\"Feature\"").count - 1 == 10)
         #expect(FileManager.default.fileExists(atPath: dir.path + "/reports/two-members.summary.json"))
+        #expect(Pipeline.reportName(of: "drops/stores.csv.zip") == "stores")
+        #expect(Pipeline.reportName(of: "https://h/exports/stores.xlsx?token=1") == "stores")
         // A README beside the data is not a candidate.
         let readme = dir.path + "/with-readme.zip"
         let withReadme = try Archive(url: URL(fileURLWithPath: readme), accessMode: .create)

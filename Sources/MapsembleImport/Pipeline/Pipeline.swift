@@ -228,13 +228,15 @@ extension Pipeline {
         public var html: String
     }
 
-    /// The name an input's report files share: `data/stores.csv.gz` → `stores`, `-` → `stdin`.
+    /// The name an input's report files share: `data/stores.csv.gz` → `stores`, `stores.csv.zip` →
+    /// `stores`, `-` → `stdin`.
     public static func reportName(of input: String) -> String {
         var name =
             input == "-"
             ? "stdin"
             : RemoteSource.isURL(input)
                 ? RemoteSource.fileName(input) : (input.split(separator: "/").last.map(String.init) ?? input)
+        if ZipMember.isZip(name) { name.removeLast(4) }
         if RawInput.isGzip(name) { name.removeLast(3) }
         if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
         return name
