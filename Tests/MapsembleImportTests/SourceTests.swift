@@ -22,9 +22,13 @@ final class ScriptedServer: @unchecked Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
     var requests: [String] { lock.withLock { heads } }
 
-    init(answer: @escaping @Sendable (_ head: String, _ index: Int) -> [UInt8]) throws {
+    private let stall: UInt32
+
+    /// - Parameter stall: seconds to wait after the answer before closing the connection.
+    init(answer: @escaping @Sendable (_ head: String, _ index: Int) -> [UInt8], stall: UInt32 = 0) throws {
         _ = ignoreSIGPIPE
         self.answer = answer
+        self.stall = stall
         let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         socket = fd
         var yes: Int32 = 1
@@ -68,7 +72,15 @@ final class ScriptedServer: @unchecked Sendable {
             }
             let reply = answer(text, index)
             reply.withUnsafeBytes { _ = write(client, $0.baseAddress, $0.count) }
-            close(client)
+            if stall > 0 {
+                let seconds = stall
+                Thread { [client] in
+                    sleep(seconds)
+                    close(client)
+                }.start()
+            } else {
+                close(client)
+            }
         }
     }
 
@@ -260,6 +272,29 @@ struct SourceTests {
         #expect(sent <= most, "\(sent) rows sent")
         let again = try await runCLIAsync(["run", pipeline], environment: environment)
         #expect(again.status == 0 && again.stderr.contains("304 Not Modified"), "\(again.stderr)")
+
+        // A changed source, an import of it killed, then the source changed again: the unfinished
+        // run cannot be resumed on the new body, so the next run starts over by itself.
+        try Data(Self.stores(3000).replacingOccurrences(of: "Store ", with: "Shop ").utf8).write(
+            to: URL(fileURLWithPath: files + "/stores.csv"))
+        let killed = try await onThread {
+            let mark = server.store.writeLog.count
+            let process = try startCLI(["run", pipeline, "-q"], environment: environment)
+            while process.isRunning && server.store.writeLog.count < mark + 5 { usleep(2_000) }
+            let wasRunning = process.isRunning
+            if wasRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            return wasRunning
+        }
+        #expect(killed)
+        try Data(Self.stores(3000).replacingOccurrences(of: "Store ", with: "Depot ").utf8).write(
+            to: URL(fileURLWithPath: files + "/stores.csv"))
+        let restarted = try await runCLIAsync(["run", pipeline], environment: environment)
+        #expect(restarted.status == 0, "\(restarted.stderr)")
+        #expect(restarted.stderr.contains("the source changed since the unfinished run"), "\(restarted.stderr)")
+        let labels = Set(
+            server.store.features(map: "50c0ce00-0000-4000-8000-000000000001").compactMap { $0["label"]?.string })
+        #expect(labels.count == 3000 && labels.allSatisfy { $0.hasPrefix("Depot ") })
         await server.stop()
     }
 
@@ -274,6 +309,68 @@ struct SourceTests {
             }
         }
         return found
+    }
+
+    @Test("Ctrl-C during a download stops it: exit 130, nothing sent", .timeLimit(minutes(1)))
+    func interruptedDownload() async throws {
+        let dir = TempDir()
+        // Headers and a first part of the body, then nothing for 20 s.
+        let slow = try ScriptedServer(
+            answer: { _, _ in
+                Array("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\nid,name,lon,lat\n".utf8)
+            }, stall: 20)
+        defer { slow.stop() }
+        let pipeline = Self.pipeline(slow.url + "/stores.csv", dir: dir)
+        let (status, seconds, stderr) = try await onThread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["run", pipeline, "--dry-run"]
+            process.environment = ProcessInfo.processInfo.environment.merging(["SOURCE_TOKEN": "t"]) { $1 }
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            usleep(1_500_000)
+            let start = Date()
+            kill(process.processIdentifier, SIGINT)
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, Date().timeIntervalSince(start), text)
+        }
+        #expect(status == 130, "\(stderr)")
+        #expect(seconds < 5, "took \(seconds) s to stop")
+        #expect(stderr.contains("interrupted"), "\(stderr)")
+    }
+
+    @Test(
+        "leftover temporary folders: a killed run's is removed; a live run's, a user's own folder and anything not a file are not"
+    )
+    func leftovers() throws {
+        let dir = TempDir()
+        let fm = FileManager.default
+        // A killed run's folder: named as the tool names them, nobody holds its lock.
+        let dead = dir.path + "/" + SourceFetcher.folderPrefix + "AbC123"
+        try fm.createDirectory(atPath: dead, withIntermediateDirectories: true)
+        fm.createFile(atPath: dead + "/stores.csv", contents: Data("x".utf8))
+        // A live run's folder (locked), a user's folder of a similar name, and one holding a folder.
+        let live = try SourceFetcher.temporaryFile(named: "live.csv")
+        defer { SourceFetcher.discard(live) }
+        let own = dir.path + "/mapsemble-import-master"
+        try fm.createDirectory(atPath: own, withIntermediateDirectories: true)
+        fm.createFile(atPath: own + "/README.md", contents: Data("x".utf8))
+        let nested = dir.path + "/" + SourceFetcher.folderPrefix + "Zz9999"
+        try fm.createDirectory(atPath: nested + "/inner", withIntermediateDirectories: true)
+        SourceFetcher.removeLeftovers(in: dir.path)
+        #expect(!fm.fileExists(atPath: dead))
+        #expect(fm.fileExists(atPath: own + "/README.md"))
+        #expect(fm.fileExists(atPath: nested + "/inner"))
+        SourceFetcher.removeLeftovers(in: (live.folder as NSString).deletingLastPathComponent)
+        #expect(fm.fileExists(atPath: live.path))
+        // A share link's reports are named after the service and the link.
+        let first = Pipeline.reportName(of: "https://docs.google.com/spreadsheets/d/abc/edit#gid=0")
+        let second = Pipeline.reportName(of: "https://docs.google.com/spreadsheets/d/xyz/edit#gid=0")
+        #expect(first.hasPrefix("google-sheets-") && second.hasPrefix("google-sheets-") && first != second)
+        #expect(!first.contains("abc"))
     }
 
     @Test("a source without validators is compared by its content: the same bytes are unchanged")
@@ -609,7 +706,9 @@ struct SourceTests {
                 + "<table:table-row><table:table-cell table:number-columns-repeated=\"16384\" office:value-type=\"string\"><text:p>\(String(repeating: "z", count: 200))</text:p></table:table-cell></table:table-row>"
                 + "<table:table-row>\(cell("ok"))</table:table-row></table:table>"
                 + "<table:table table:name=\"merged\"><table:table-row>\(cell("id"))<table:table-cell table:number-columns-spanned=\"2\" office:value-type=\"string\"><text:p>Address</text:p></table:table-cell><table:covered-table-cell/></table:table-row>"
-                + "<table:table-row>\(cell("1"))\(cell("Main St"))\(cell("Springfield"))</table:table-row></table:table>",
+                + "<table:table-row>\(cell("1"))\(cell("Main St"))\(cell("Springfield"))</table:table-row></table:table>"
+                + "<table:table table:name=\"clash\"><table:table-row><table:table-cell table:number-columns-spanned=\"2\" office:value-type=\"string\"><text:p>Address</text:p></table:table-cell><table:covered-table-cell/>\(cell("Address 2"))</table:table-row></table:table>"
+                + "<table:table table:name=\"huge\"><table:table-row><table:table-cell table:number-columns-spanned=\"999999999999\" office:value-type=\"string\"><text:p>A</text:p></table:table-cell></table:table-row></table:table>",
             at: path)
         func open(_ sheet: String) throws -> SheetReader {
             try ODSSheet.reader(
@@ -638,6 +737,8 @@ struct SourceTests {
         // A header cell merged across two columns names both, as in an .xlsx.
         let merged = try open("merged")
         #expect(merged.header == ["id", "Address", "Address 2"])
+        #expect(throws: ImportError.self) { try open("clash") }
+        #expect(try open("huge").header.count == 16_384)
         #expect(try readAll(merged).records == [["1", "Main St", "Springfield"]])
         // 16,384 copies of 200 bytes: past max_record_bytes, the row is rejected, the next is read.
         let wide = try readAll(try open("wide"))

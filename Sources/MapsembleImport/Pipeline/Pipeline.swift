@@ -118,7 +118,9 @@ extension Pipeline {
         let destination = Destination(customSink: customSink, options: options)
         let store = SourceValidatorStore(stateDirectory: StateDirectory.path(override: options.stateDirectory))
         let key = SourceValidatorStore.key(url: url, config: config)
-        let conditional = !options.fresh && !destination.isDryRun
+        let api: Bool
+        if case .api = destination { api = true } else { api = false }
+        let conditional = !options.fresh && api
         var fetcher = try SourceFetcher(
             url: url, headers: config.source.headers, caFile: config.source.caFile,
             policy: RetryPolicy(
@@ -147,7 +149,22 @@ extension Pipeline {
             // The map is about to change: until this import settles, the source is not as the
             // map holds it, whatever it looked like before (an interrupted import of a newer body
             // followed by the old one coming back must import again).
-            if case .api = destination { store.remove(key) }
+            if api { store.remove(key) }
+            // An unfinished run of an earlier body cannot be resumed on this one: the source moved
+            // on by itself, so the run starts over (what that run sent stays on the map).
+            var options = options
+            if api, !options.fresh, let bytes = FileManager.default.contents(atPath: reportPaths.journal),
+                let (recorded, _, _) = ResumeJournal.read([UInt8](bytes)),
+                let now = try? ResumeJournal.Fingerprint.of(input: download.path, config: local),
+                now.pipeline == recorded.pipeline, let change = now.difference(from: recorded)
+            {
+                options.fresh = true
+                log(
+                    RunEvent(
+                        .notice,
+                        "the source changed since the unfinished run recorded in \(reportPaths.journal) (\(change)): starting over; what that run sent stays on the map",
+                        event: "resume_restart"))
+            }
             let member =
                 ZipMember.isZip(download.path)
                 ? try ZipMember.extract(
@@ -157,7 +174,7 @@ extension Pipeline {
             let summary = try await Pipeline(config: local, options: options).run(
                 sink: customSink, progress: progress, logger: logger)
             let settled = summary.status == .completed || summary.status == .completedWithRejects
-            if !summary.interrupted, settled, case .api = destination {
+            if !summary.interrupted, settled, api {
                 do {
                     try store.save(download.validators, for: key)
                 } catch {

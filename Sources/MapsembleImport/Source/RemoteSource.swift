@@ -42,7 +42,9 @@ public enum RemoteSource {
     /// the host.
     static func fileName(_ url: String) -> String {
         if let export = ShareLink.export(url) {
-            return export.service.lowercased().replacingOccurrences(of: " ", with: "-") + "." + export.format
+            // The service and a digest of the link: two links' reports do not meet.
+            return export.service.lowercased().replacingOccurrences(of: " ", with: "-") + "-"
+                + fnv1a(url.utf8).prefix(6) + "." + export.format
         }
         let parts = URLComponents(string: url)
         let last = parts?.path.split(separator: "/").last.map(String.init) ?? ""
@@ -151,12 +153,16 @@ struct SourceFetcher {
 
     /// The format a share link's export has, when `url` was one: the temporary file's extension.
     private var exportFormat: String?
+    /// How messages name the source: from the URL as given (a share link's export URL holds
+    /// the link, key included).
+    private let shown: String
 
     init(
         url: String, headers: [String: String], caFile: String?, policy: RetryPolicy, timeoutSeconds: Double,
         log: (@Sendable (RunEvent) -> Void)?
     ) throws {
         self.url = url
+        shown = RemoteSource.displayName(url)
         self.headers = headers
         self.caFile = caFile
         self.policy = policy
@@ -171,7 +177,7 @@ struct SourceFetcher {
                     "\(RemoteSource.displayName(url)) is a \(export.service) share link: reading its \(export.format) export"
                 ))
         }
-        try Self.checkScheme(self.url)
+        try Self.checkScheme(url)
         for (name, value) in headers {
             guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
                 throw ImportError(.config, "source.headers has a header named \"\(name)\", expected a header name")
@@ -209,7 +215,6 @@ struct SourceFetcher {
 
     /// Downloads the source, or finds it unchanged since `previous` (nil: download it whatever).
     func fetch(previous: RemoteSource.Validators?) async throws -> RemoteSource.Outcome {
-        let shown = RemoteSource.displayName(url)
         let started = ContinuousClock.now
         let file = try Self.temporaryFile(named: fileName())
         let spool = Spool(fd: file.fd, progress: progress)
@@ -351,19 +356,30 @@ struct SourceFetcher {
         var lock: Int32
     }
 
+    /// The prefix of the temporary folders' names (then six characters from `mkdtemp`).
+    static let folderPrefix = "mapsemble-import.tmp-"
+
     /// A new file `NAME` (mode 0600) in a new folder of its own in `$TMPDIR` (mode 0700),
-    /// `mapsemble-import-XXXXXX/NAME`, locked (`flock`) for as long as it is used. The folders a
-    /// killed run left behind (no process holds their lock) are removed first.
+    /// `mapsemble-import.tmp-XXXXXX/NAME`, locked (`flock`) for as long as it is used. The folders
+    /// a killed run left behind (no process holds their lock) are removed first.
     static func temporaryFile(named name: String) throws -> TemporaryFile {
         let directory = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         removeLeftovers(in: directory)
-        var template = Array((directory + "/mapsemble-import-XXXXXX").utf8CString)
+        // Made under another name, and given its own once locked: a folder named with the prefix
+        // is always locked while its run lives.
+        var template = Array((directory + "/mapsemble-import.new-XXXXXX").utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw ImportError.system(.output, "cannot make a temporary folder for the download", file: directory)
         }
-        let folder = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        var folder = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        _ = flock(lock, LOCK_EX)
+        guard lock >= 0, flock(lock, LOCK_EX) == 0 else {
+            if lock >= 0 { close(lock) }
+            rmdir(folder)
+            throw ImportError.system(.output, "cannot lock the temporary folder for the download", file: folder)
+        }
+        let named = directory + "/" + folderPrefix + folder.suffix(6)
+        if rename(folder, named) == 0 { folder = named }
         let path = folder + "/" + name
         let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -374,10 +390,14 @@ struct SourceFetcher {
         return TemporaryFile(fd: fd, path: path, folder: folder, lock: lock)
     }
 
-    /// Removes the temporary folders whose run is gone (killed with -9): no process holds their lock.
+    /// Removes the temporary folders whose run is gone (killed with -9): named as `temporaryFile`
+    /// names them, the user's, no process holding their lock; only the regular files directly
+    /// in them are removed, one by one, then the folder if that empties it.
     static func removeLeftovers(in directory: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names where name.hasPrefix("mapsemble-import-") && name.count == "mapsemble-import-XXXXXX".count {
+        for name in names where name.hasPrefix(folderPrefix) {
+            let suffix = name.dropFirst(folderPrefix.count)
+            guard suffix.count == 6, suffix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else { continue }
             let folder = directory + "/" + name
             var info = stat()
             guard lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid() else {
@@ -386,7 +406,16 @@ struct SourceFetcher {
             let lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard lock >= 0 else { continue }
             defer { close(lock) }
-            if flock(lock, LOCK_EX | LOCK_NB) == 0 { try? FileManager.default.removeItem(atPath: folder) }
+            guard flock(lock, LOCK_EX | LOCK_NB) == 0,
+                let files = try? FileManager.default.contentsOfDirectory(atPath: folder)
+            else { continue }
+            for file in files {
+                var entry = stat()
+                if lstat(folder + "/" + file, &entry) == 0, (entry.st_mode & S_IFMT) == S_IFREG {
+                    unlink(folder + "/" + file)
+                }
+            }
+            rmdir(folder)
         }
     }
 }

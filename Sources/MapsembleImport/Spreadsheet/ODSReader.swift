@@ -269,7 +269,7 @@ private final class ODSRowBuilder {
                 XMLText.appendDecoded(value, to: &decoded, ooxml: false)
                 stringValue = decoded
             } else if XMLText.equals(key, "number-columns-spanned") {
-                cellSpan = max(1, XMLText.integer(value) ?? 1)
+                cellSpan = min(max(1, XMLText.integer(value) ?? 1), ODSSheet.maxColumns)
             } else if XMLText.equals(key, "number-columns-repeated") {
                 cellRepeat = max(1, XMLText.integer(value) ?? 1)
             }
@@ -334,22 +334,32 @@ private final class ODSRowBuilder {
             for item in try rows.end() { try emit(item) }
             return
         }
-        if !rows.headerDone { rows.minimumWidth = spans.map { $0.column + $0.width }.max() ?? 0 }
+        if !rows.headerDone {
+            rows.minimumWidth = min(spans.map { $0.column + $0.width }.max() ?? 0, ODSSheet.maxColumns)
+        }
         for offset in 0..<count {
             rows.rowNumber = first + offset
-            for item in try rows.end() { try emit(named(item)) }
+            for item in try rows.end() { try emit(try named(item)) }
         }
     }
 
     /// A header whose empty cells lie under a merged cell of the header row takes its name for
     /// them, numbered (`Address`, `Address 2`), as for `.xlsx`.
-    private func named(_ item: SheetItem) -> SheetItem {
+    private func named(_ item: SheetItem) throws -> SheetItem {
         guard case .header(var names, let row, var empty) = item, !empty.isEmpty, !spans.isEmpty else { return item }
-        for span in spans where span.column < names.count {
-            for offset in 1..<span.width
-            where empty.contains(span.column + offset) && span.column + offset < names.count {
-                names[span.column + offset] = "\(names[span.column]) \(offset + 1)"
-                empty.removeAll { $0 == span.column + offset }
+        var open = Set(empty)
+        for span in spans where span.column < names.count && span.width > 1 {
+            for column in (span.column + 1)..<min(span.column + span.width, names.count) where open.contains(column) {
+                names[column] = "\(names[span.column]) \(column - span.column + 1)"
+                open.remove(column)
+            }
+        }
+        empty = empty.filter(open.contains)
+        if empty.isEmpty {
+            var seen = Set<String>()
+            for column in names where !seen.insert(column).inserted {
+                throw ImportError(
+                    .unreadableInput, "the header names the column \"\(column)\" twice", file: rows.name, line: row)
             }
         }
         return .header(names, row: row, empty: empty)

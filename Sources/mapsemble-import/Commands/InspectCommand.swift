@@ -66,6 +66,11 @@ struct InspectCommand: AsyncParsableCommand {
         do {
             let lower = file.lowercased()
             if lower.hasSuffix(".yml") || lower.hasSuffix(".yaml") {
+                if emitConfig {
+                    throw ImportError(
+                        .usage, "--emit-config writes a pipeline for a file or URL; this is a pipeline already",
+                        file: file)
+                }
                 let config = try ConfigLoader.load(path: file, environment: ProcessInfo.processInfo.environment)
                 guard let path = config.source.path else {
                     throw ImportError(.config, "has no source.path to inspect", file: file)

@@ -90,6 +90,12 @@ struct PipelineRunner {
         let summary: RunSummary
         do {
             summary = try await pipeline.run(progress: report, logger: logger)
+        } catch is CancellationError {
+            // Ctrl-C before any row moved (a download, say).
+            meter?.clear()
+            await sandbox?.stop()
+            console.info("interrupted before any row was read; nothing was sent")
+            return RunOutcome(summary: nil, code: 130, failure: nil)
         } catch {
             meter?.clear()
             await sandbox?.stop()
@@ -115,8 +121,15 @@ struct PipelineRunner {
     /// This command line as the user can paste it again (without `--fresh`).
     static func resumeCommand() -> String {
         // A URL is shown without its query or user, which may hold a token.
-        let arguments = CommandLine.arguments.dropFirst().filter { $0 != "--fresh" }.map {
-            RemoteSource.isURL($0) ? RemoteSource.displayName($0) : $0
+        let arguments = CommandLine.arguments.dropFirst().filter { $0 != "--fresh" }.map { argument in
+            if RemoteSource.isURL(argument) { return RemoteSource.displayName(argument) }
+            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "="),
+                RemoteSource.isURL(String(argument[argument.index(after: equals)...]))
+            {
+                return argument[...equals]
+                    + RemoteSource.displayName(String(argument[argument.index(after: equals)...]))
+            }
+            return argument
         }
         let name = CommandLine.arguments.first.map { $0.contains("/") ? $0 : "mapsemble-import" } ?? "mapsemble-import"
         return ([name] + arguments).map(shellQuoted).joined(separator: " ")
