@@ -10,7 +10,7 @@ struct MapsembleImportCommand: AsyncParsableCommand {
         abstract: "Load CSV files and Excel workbooks into Mapsemble maps, accounting for every row.",
         subcommands: [
             RunCommand.self, ValidateCommand.self, InspectCommand.self, MapsCommand.self, FieldsCommand.self,
-            SandboxCommand.self, WatchCommand.self,
+            SandboxCommand.self, WatchCommand.self, HistoryCommand.self, RollbackCommand.self,
         ])
 
     /// Exit codes of spec/cli.md: usage errors are 2, not the parser's 64.

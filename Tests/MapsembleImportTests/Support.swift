@@ -170,7 +170,9 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 /// A summary with its timing masked, for byte comparisons.
 func maskDuration(_ summary: String) -> String {
     summary.replacingOccurrences(
-        of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression)
+        of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression
+    )
+    .replacingOccurrences(of: #"  "run_id": "[0-9A-Za-z-]+",\n"#, with: "", options: .regularExpression)
 }
 
 // MARK: - Headless Chromium

@@ -11,6 +11,9 @@ public struct RunSummary: Sendable, Equatable {
         case unchanged
     }
 
+    /// The run's id (`RunID`): its row in the run history, and what `history show` and `rollback`
+    /// take.
+    public var runID: String?
     public var input: String
     /// The input's text encoding, as read (`utf-8`, `windows-1252`, …).
     public var encoding = SourceEncoding.utf8.rawValue
@@ -117,7 +120,7 @@ public struct RunSummary: Sendable, Equatable {
         JSONBytes.appendString(input, to: &inputJSON)
         return """
             {
-              "input": \(String(decoding: inputJSON, as: UTF8.self)),
+              \(runID.map { "\"run_id\": \"\($0)\",\n  " } ?? "")"input": \(String(decoding: inputJSON, as: UTF8.self)),
               "encoding": "\(encoding)",
               "status": "\(status.rawValue)",
               "rows_read": \(rowsRead),

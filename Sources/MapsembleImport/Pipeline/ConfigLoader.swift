@@ -199,6 +199,7 @@ private struct NodeReader {
     func read(_ root: Node, into config: inout PipelineConfig) throws {
         let sections = [
             "version", "source", "target", "coordinates", "properties", "upload", "report", "sync", "geocode",
+            "notify",
         ]
         for (key, value) in try entries(root, "", allowed: sections) {
             switch key {
@@ -213,6 +214,7 @@ private struct NodeReader {
                 var geocode = PipelineConfig.Geocode()
                 try readGeocode(value, &geocode)
                 config.geocode = geocode
+            case "notify": config.notify = try readNotify(value)
             default: try readSync(value, &config.sync)
             }
         }
@@ -467,8 +469,11 @@ private struct NodeReader {
     }
 
     func readReport(_ node: Node, _ report: inout PipelineConfig.Report) throws {
-        for (key, value) in try entries(node, "report", allowed: ["dir", "max_rejects", "html", "spreadsheet_safe"]) {
-            if key == "dir" {
+        let keys = ["dir", "max_rejects", "html", "spreadsheet_safe", "undo"]
+        for (key, value) in try entries(node, "report", allowed: keys) {
+            if key == "undo" {
+                report.undo = try oneOf(value, "report.undo", ["true", "false"]) == "true"
+            } else if key == "dir" {
                 report.dir = try requiredString(value, "report.dir")
             } else if key == "spreadsheet_safe" {
                 report.spreadsheetSafe = try oneOf(value, "report.spreadsheet_safe", ["true", "false"]) == "true"
@@ -478,6 +483,34 @@ private struct NodeReader {
                 report.maxRejects = try threshold(value, "report.max_rejects")
             }
         }
+    }
+
+    func readNotify(_ node: Node) throws -> PipelineConfig.Notify {
+        var notify = PipelineConfig.Notify(webhook: "")
+        for (key, value) in try entries(node, "notify", allowed: ["webhook", "on", "format", "timeout_s", "max_retries"])
+        {
+            let path = "notify.\(key)"
+            switch key {
+            case "webhook":
+                notify.webhook = try requiredString(value, path)
+                guard !notify.webhook.isEmpty else {
+                    throw error(value, "key \"\(path)\" is empty: is the environment variable it names set?")
+                }
+                guard notify.webhook.hasPrefix("https://") || notify.webhook.hasPrefix("http://") else {
+                    // The value may be a secret: not quoted back.
+                    throw error(value, "key \"\(path)\" must be an http:// or https:// URL")
+                }
+            case "on": notify.on = try choice(value, path, PipelineConfig.Notify.When.self)
+            case "format": notify.format = try choice(value, path, PipelineConfig.Notify.Format.self)
+            case "timeout_s":
+                let seconds = try double(value, path)
+                guard seconds > 0 else { throw error(value, "key \"\(path)\" must be more than 0 seconds") }
+                notify.timeoutSeconds = seconds
+            default: notify.maxRetries = try int(value, path, in: 0...20)
+            }
+        }
+        guard !notify.webhook.isEmpty else { throw error(node, "key \"notify.webhook\" is missing: the URL to POST to") }
+        return notify
     }
 
     func readSync(_ node: Node, _ sync: inout PipelineConfig.Sync) throws {

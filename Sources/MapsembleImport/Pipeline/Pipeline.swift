@@ -14,6 +14,8 @@ public struct Pipeline: Sendable {
 
     public init(config: PipelineConfig, options: RunOptions) {
         self.config = config
+        var options = options
+        if options.runID == nil { options.runID = RunID.make() }
         self.options = options
     }
 
@@ -49,7 +51,11 @@ public struct Pipeline: Sendable {
         let client = try await preflight(destination, &plan, log: log)
         plan.notes.forEach { log?(RunEvent(.detail, $0)) }
         plan.notices.forEach { log?(RunEvent(.notice, $0)) }
-        let reconciler = try await readMap(client, destination, plan, log: log)
+        let undo = try openUndo(destination, plan: plan)
+        let reconciler = try await readMap(client, destination, plan, undo: undo, log: log)
+        if let undo, let client, let mapID = config.target.mapID {
+            try await snapshot(undo, client: client, mapID: mapID, listed: reconciler?.listing.total, log: log)
+        }
         let geocoding = try config.geocode.map { settings in
             try GeocodeStage(
                 config: settings, header: plan.reader.header,
@@ -58,7 +64,8 @@ public struct Pipeline: Sendable {
         }
         let reports = try RunReports(paths: reportPaths, plan: plan, config: config, log: log)
         let journal = try openJournal(destination, log: log)
-        let sink = try makeSink(destination, client: client, reports: reports, journal: journal, log: log)
+        let sink = try makeSink(
+            destination, client: client, reports: reports, journal: journal, undo: undo, log: log)
 
         let graph = StageGraph(
             plan: plan, config: config, keepRows: destination.keepsRows, sink: sink, reports: reports,
@@ -82,6 +89,7 @@ public struct Pipeline: Sendable {
         }
         var summary = graph.summary(
             outcome, sink: sink, sends: !destination.isDryRun, input: plan.inputName, started: started)
+        summary.runID = options.runID
         if plan.reader.paddedRows > 0 {
             log?(
                 RunEvent(
@@ -134,9 +142,10 @@ extension Pipeline {
                 RunEvent(
                     .notice, "unchanged since the last import: \(reason); nothing sent (--fresh imports it anyway)",
                     event: "source_unchanged"))
-            let summary = RunSummary(
+            var summary = RunSummary(
                 input: RemoteSource.displayName(url), status: .unchanged, rowsRead: 0, imported: 0, rejectedByCode: [:],
                 durationSeconds: (ContinuousClock.now - started) / .seconds(1))
+            summary.runID = options.runID
             let path = reportPaths.summary
             try? FileManager.default.createDirectory(
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -384,9 +393,48 @@ extension Pipeline {
         plan.notes.append("map \(map.id) geocodes the rows without coordinates from its field \"\(field)\"")
     }
 
+    /// `report.undo: true` on an upload: the undo file, made before anything is written. Refused
+    /// (exit 2, nothing sent) where the run could not be undone exactly.
+    private func openUndo(_ destination: Destination, plan: PipelinePlan) throws -> UndoLog? {
+        guard config.report.undo, case .api = destination, let mapID = config.target.mapID,
+            let runID = options.runID
+        else { return nil }
+        if let refusal = UndoLog.refusal(config, remoteID: plan.mapping.remoteID != nil) {
+            throw ImportError(.config, refusal)
+        }
+        let remote = plan.mapping.remoteID!.slug
+        let path = UndoLog.path(
+            stateDirectory: StateDirectory.path(override: options.stateDirectory), runID: runID)
+        return try UndoLog(
+            path: path,
+            header: [
+                ("run_id", .string(runID)), ("map", .string(mapID)), ("api_url", .string(config.target.apiURL)),
+                ("remote_field", .string(remote)), ("mode", .string(config.mode.rawValue)), ("version", 1),
+            ], remoteField: remote)
+    }
+
+    /// The map's features before the run, into the undo file: read now, unless a sync's or an
+    /// update's listing read them already (`listed`, their count).
+    private func snapshot(
+        _ undo: UndoLog, client: MapsembleClient, mapID: String, listed: Int?, log: (@Sendable (RunEvent) -> Void)?
+    ) async throws {
+        var count = listed ?? 0
+        if listed == nil {
+            try await client.forEachPage(mapID: mapID, log: log) { features, _ in
+                count += features.count
+                try undo.before(features)
+            }
+        }
+        try undo.listed(count)
+        log?(
+            RunEvent(
+                .detail, "the map's \(count) features as they were are kept in \(undo.path) (report.undo)",
+                event: "undo", fields: ["file": .text(undo.path)]))
+    }
+
     /// A sync or an update reads the map's features first, to compare the file with them.
     private func readMap(
-        _ client: MapsembleClient?, _ destination: Destination, _ plan: PipelinePlan,
+        _ client: MapsembleClient?, _ destination: Destination, _ plan: PipelinePlan, undo: UndoLog?,
         log: (@Sendable (RunEvent) -> Void)?
     ) async throws -> MapReconciler? {
         guard config.mode == .sync || config.mode == .update else { return nil }
@@ -401,7 +449,8 @@ extension Pipeline {
             return nil
         }
         let keys = plan.mapping.digestKeys
-        let listing = try await client.listing(mapID: mapID, remoteField: remote.slug, keys: keys, log: log)
+        let listing = try await client.listing(
+            mapID: mapID, remoteField: remote.slug, keys: keys, log: log, onPage: undo.map { undo in { try undo.before($0) } })
         log?(
             RunEvent(
                 .detail,
@@ -432,7 +481,7 @@ extension Pipeline {
 
     private func makeSink(
         _ destination: Destination, client: MapsembleClient?, reports: RunReports, journal: ResumeJournal?,
-        log: (@Sendable (RunEvent) -> Void)?
+        undo: UndoLog?, log: (@Sendable (RunEvent) -> Void)?
     ) throws -> any BatchSink {
         switch destination {
         case .custom(let sink):
@@ -446,7 +495,7 @@ extension Pipeline {
                 settings: .init(
                     method: config.mode.method, concurrency: config.upload.concurrency,
                     timeoutSeconds: config.upload.timeoutSeconds, singleRequest: config.mode == .replace),
-                rejects: reports.rejects, journal: journal, log: log)
+                rejects: reports.rejects, journal: journal, undo: undo, log: log)
         case .files:
             return try DryRunSink(featuresPath: options.output, batchesPath: options.outputBatches)
         }

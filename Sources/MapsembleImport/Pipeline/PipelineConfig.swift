@@ -139,6 +139,37 @@ public struct PipelineConfig: Sendable, Equatable {
         public var html = true
         /// Neutralise cells of `rejected.csv` a spreadsheet would run as formulas.
         public var spreadsheetSafe = false
+        /// Keep what the run changes on the map in an undo file, so that `rollback` can restore it.
+        public var undo = false
+    }
+
+    /// `notify:`: a webhook POSTed once a run ends (spec/cli.md, "Operations").
+    public struct Notify: Sendable, Equatable {
+        public enum When: String, Sendable, CaseIterable {
+            /// Exit 2 or 3: nothing sent, or aborted part-way.
+            case failure
+            /// Exit 1, 2 or 3: some rows rejected, or worse.
+            case rejects
+            /// Every run that ends (a source found unchanged is no run).
+            case always
+        }
+
+        public enum Format: String, Sendable, CaseIterable {
+            /// The summary with `event`, `run_id`, the host and the report paths.
+            case json
+            /// `{"text": …}`: one paragraph for a Slack (or Mattermost, Teams) incoming webhook.
+            case slack
+        }
+
+        /// Held as a secret: never printed, logged or written to a report.
+        public var webhook: String
+        public var on = When.failure
+        public var format = Format.json
+        /// Short: a receiver that hangs must not hold the run's end back long.
+        public var timeoutSeconds = 10.0
+        public var maxRetries = 3
+
+        public init(webhook: String) { self.webhook = webhook }
     }
 
     public struct Sync: Sendable, Equatable {
@@ -190,6 +221,7 @@ public struct PipelineConfig: Sendable, Equatable {
     public var report = Report()
     public var sync = Sync()
     public var geocode: Geocode?
+    public var notify: Notify?
 
     public init() {}
 

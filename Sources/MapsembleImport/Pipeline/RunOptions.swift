@@ -33,5 +33,7 @@ public struct RunOptions: Sendable {
     public var backup: String?
     /// `--state-dir`: where the state kept between runs goes (`StateDirectory`).
     public var stateDirectory: String?
+    /// The run's id, written in its summary (`RunID.make()` when not given).
+    public var runID: String?
     public init() {}
 }

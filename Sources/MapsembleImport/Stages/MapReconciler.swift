@@ -124,10 +124,12 @@ extension MapsembleClient {
 
     /// A map's features, keeping each remote id's digest over `keys`.
     func listing(
-        mapID: String, remoteField: String, keys: [String], log: (@Sendable (RunEvent) -> Void)?
+        mapID: String, remoteField: String, keys: [String], log: (@Sendable (RunEvent) -> Void)?,
+        onPage: (([JSONValue]) throws -> Void)? = nil
     ) async throws -> MapListing {
         var listing = MapListing()
         listing.requests = try await forEachPage(mapID: mapID, log: log) { features, _ in
+            try onPage?(features)
             for feature in features {
                 listing.total += 1
                 // A feature without a remote id (made by hand on the map) is left alone.

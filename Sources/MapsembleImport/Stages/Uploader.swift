@@ -29,6 +29,8 @@ public final class Uploader: BatchSink, Sendable {
     /// Where settled rows are recorded for a resumption, when the run keeps a journal.
     let journal: ResumeJournal?
     let log: (@Sendable (RunEvent) -> Void)?
+    /// `report.undo`: each batch is kept there, on disk, before it is sent.
+    let undo: UndoLog?
     private let counters = NIOLockedValueBox(Counters())
     private let stopping = AbortFlag()
 
@@ -39,8 +41,9 @@ public final class Uploader: BatchSink, Sendable {
 
     init(
         client: MapsembleClient, mapID: String, settings: Settings, rejects: RejectedRowsWriter,
-        journal: ResumeJournal? = nil, log: (@Sendable (RunEvent) -> Void)?
+        journal: ResumeJournal? = nil, undo: UndoLog? = nil, log: (@Sendable (RunEvent) -> Void)?
     ) {
+        self.undo = undo
         self.client = client
         path = APIPath.features(mapID)
         self.settings = settings
@@ -112,6 +115,17 @@ public final class Uploader: BatchSink, Sendable {
     typealias Part = [Int]
 
     private func upload(_ batch: Batch, with worker: CurlWorker) async throws {
+        if let undo {
+            do {
+                try undo.sending(batch, method: settings.method)
+            } catch {
+                stopping.set()
+                throw ImportError(
+                    .uploadAborted,
+                    "\((error as? ImportError)?.description ?? "\(error)"): a batch that cannot be undone is not sent; stopped"
+                )
+            }
+        }
         var parts: [Part] = [Array(0..<batch.count)]
         while let part = parts.popLast() {
             if stopping.isSet { return }
@@ -356,6 +370,17 @@ public final class Uploader: BatchSink, Sendable {
                     while true {
                         let index = tally.next.add(1, ordering: .relaxed).oldValue
                         guard index < chunks.count, !self.stopping.isSet else { return }
+                        if let undo = self.undo {
+                            do {
+                                try undo.deleting(chunks[index])
+                            } catch {
+                                self.stopping.set()
+                                throw ImportError(
+                                    .uploadAborted,
+                                    "\((error as? ImportError)?.description ?? "\(error)"): deletions that cannot be undone are not sent; stopped"
+                                )
+                            }
+                        }
                         var body = prefix
                         for (position, id) in chunks[index].enumerated() {
                             if position > 0 { body.append(UInt8(ascii: ",")) }

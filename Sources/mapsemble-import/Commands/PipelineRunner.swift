@@ -14,6 +14,8 @@ struct PipelineRunner {
     let dryRun: Bool
     /// In a dry run, read the map when credentials and a map id are given (`validate`).
     var checkMap = false
+    /// `watch --metrics-listen`: the watcher's series, counted run by run.
+    var liveMetrics: RunMetrics?
 
     func run() async throws {
         let console = Console(format: options.logFormat, quiet: options.quiet)
@@ -33,7 +35,52 @@ struct PipelineRunner {
     /// Runs one pipeline in the calling task (cancelling it is Ctrl-C): the embedded sandbox,
     /// progress, log lines, the closing line. Returns the summary, when the run got that far, and
     /// the exit code. `resumeHint` is the command to print when the run can be resumed.
-    func execute(_ config: PipelineConfig, console: Console, resumeHint: String?) async -> RunOutcome {
+    func execute(
+        _ config: PipelineConfig, console: Console, resumeHint: String?, command: String = "run",
+        concluding: Bool = true
+    ) async -> RunOutcome {
+        let runID = RunID.make()
+        let operations = dryRun ? nil : Operations(runID: runID, config: config, options: options, command: command)
+        operations?.begin(console: console)
+        var outcome = await perform(config, console: console, resumeHint: resumeHint, runID: runID)
+        outcome.runID = runID
+        if let operations {
+            outcome.end = operations.finish(outcome, console: console)
+            if concluding { await conclude(outcome, config: config, console: console) }
+        }
+        return outcome
+    }
+
+    /// The end of a run seen from outside: the metrics file, the watcher's metrics, the
+    /// notification. Never changes the outcome.
+    func conclude(_ outcome: RunOutcome, config: PipelineConfig, console: Console) async {
+        guard let end = outcome.end else { return }
+        if let path = options.metricsFile {
+            do {
+                try MetricsFile.update(path, with: end)
+            } catch {
+                console.info(
+                    "warning: \((error as? ImportError)?.description ?? "\(error)"); the run's outcome stands",
+                    event: "metrics_failed")
+            }
+        }
+        liveMetrics?.record(end)
+        // A source found as it was is no event.
+        if let notify = config.notify, outcome.summary?.status != .unchanged,
+            Notifier.wanted(notify.on, exitCode: end.exitCode)
+        {
+            if let warning = await Notifier.send(notify, end) {
+                console.info("warning: \(warning)", event: "notify_failed")
+            } else {
+                console.log(
+                    RunEvent(.detail, "notification sent (\(notify.format.rawValue))", event: "notified"), file: nil)
+            }
+        }
+    }
+
+    private func perform(
+        _ config: PipelineConfig, console: Console, resumeHint: String?, runID: String
+    ) async -> RunOutcome {
         var config = config
         var sandbox: SandboxServer?
         if options.sandbox && !dryRun {
@@ -69,6 +116,7 @@ struct PipelineRunner {
         runOptions.addOptions = options.addOptions
         // The embedded sandbox starts empty every time: nothing there to resume into.
         runOptions.journal = !options.sandbox
+        runOptions.runID = runID
         let pipeline = Pipeline(config: config, options: runOptions)
         // A URL is shown without the query or user it may carry a token in.
         let file = config.source.path.map { RemoteSource.isURL($0) ? RemoteSource.displayName($0) : $0 }
@@ -157,6 +205,91 @@ struct RunOutcome {
     var summary: RunSummary?
     var code: Int32
     var failure: ImportError?
+    var runID: String?
+    /// The run as the history, the metrics and the notification tell it (not for a dry run).
+    var end: RunEnd?
+}
+
+/// A run's place in the history (`history.sqlite` in the state directory), begun before the run
+/// and finished after it. The history is a record, not a gate: when it cannot be written, the run
+/// goes on with a warning.
+struct Operations {
+    let runID: String
+    let config: PipelineConfig
+    let options: PipelineOptions
+    let command: String
+    private let history: RunHistory?
+    private let problem: String?
+
+    init(runID: String, config: PipelineConfig, options: PipelineOptions, command: String) {
+        self.runID = runID
+        self.config = config
+        self.options = options
+        self.command = command
+        do {
+            history = try RunHistory(stateDirectory: StateDirectory.path(override: options.stateDir))
+            problem = nil
+        } catch {
+            history = nil
+            problem = (error as? ImportError)?.description ?? "\(error)"
+        }
+    }
+
+    /// What the run reads, as it may be shown: a URL without its query or user.
+    var input: String {
+        let path = config.source.path ?? "-"
+        return RemoteSource.isURL(path) ? RemoteSource.displayName(path) : path
+    }
+
+    func begin(console: Console) {
+        if let problem { console.info("warning: the run history is not kept: \(problem)", event: "history_failed") }
+        let record = RunRecord(
+            runID: runID, command: command, input: input, pipeline: options.pipeline, map: config.target.mapID,
+            mode: config.mode.rawValue)
+        do {
+            try history?.begin(record)
+        } catch {
+            console.info("warning: the run history is not kept: \(error)", event: "history_failed")
+        }
+    }
+
+    /// Records the end; returns it for the metrics and the notification.
+    func finish(_ outcome: RunOutcome, console: Console) -> RunEnd {
+        var end = RunEnd(
+            runID: runID, summary: outcome.summary, exitCode: outcome.code, failure: outcome.failure?.description,
+            input: outcome.summary?.input ?? input, pipeline: options.pipeline, map: config.target.mapID,
+            mode: config.mode.rawValue)
+        end.reports = Self.reports(config)
+        do {
+            let undo = UndoLog.path(stateDirectory: StateDirectory.path(override: options.stateDir), runID: runID)
+            try history?.finish(
+                runID: runID, summary: outcome.summary, exitCode: outcome.code, error: end.failure,
+                reportDir: config.report.dir,
+                undo: config.report.undo && FileManager.default.fileExists(atPath: undo) ? undo : nil)
+        } catch {
+            console.info("warning: the run history is not kept: \(error)", event: "history_failed")
+        }
+        return end
+    }
+
+    /// The report files of a run that exist, by kind.
+    static func reports(_ config: PipelineConfig) -> [String: String] {
+        let paths = Pipeline(config: config, options: RunOptions()).reportPaths
+        let all = [
+            "summary": paths.summary, "rejected": paths.rejected, "html": paths.html, "diff": paths.diff,
+            "journal": paths.journal,
+        ]
+        return all.filter { FileManager.default.fileExists(atPath: $0.value) }
+    }
+
+    /// A watcher moved the reports of `outcome`'s run to `dir`.
+    static func moved(_ outcome: inout RunOutcome, config: PipelineConfig, to dir: String, stateDir: String?) {
+        guard let runID = outcome.runID, outcome.end != nil else { return }
+        try? RunHistory(stateDirectory: StateDirectory.path(override: stateDir)).moveReports(runID: runID, to: dir)
+        var config = config
+        config.report.dir = dir
+        outcome.end?.reports = reports(config)
+    }
 }
 
 /// `--sandbox`: a sandbox in this process, on a free loopback port, with a map made for the pipeline.

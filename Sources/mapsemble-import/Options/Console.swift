@@ -90,6 +90,7 @@ struct Console: Sendable {
             line =
                 "the source is as at its last import: nothing read or sent; unchanged in \(String(format: "%.2f", summary.durationSeconds)) s; reports in \(reportDir)/"
         }
+        if !dryRun, let runID = summary.runID { line += "; run \(runID)" }
         switch format {
         case .text:
             Self.write(line + "\n")
@@ -103,6 +104,7 @@ struct Console: Sendable {
                 "unchanged": summary.unchanged, "resumed_rows": summary.resumedRows, "exit_code": summary.exitCode,
                 "file": file ?? summary.input,
             ]
+            if !dryRun, let runID = summary.runID { fields["run_id"] = runID }
             if let geocoding = summary.geocoding {
                 fields["geocoded"] = geocoding.geocoded
                 fields["geocode_cache_hits"] = geocoding.cacheHits

@@ -87,6 +87,13 @@ struct PipelineOptions: ParsableArguments {
     )
     var stateDir: String?
 
+    @Option(
+        name: .customLong("metrics-file"),
+        help:
+            "After each run, write its Prometheus metrics to FILE (for node_exporter's textfile collector), keeping other pipelines' series there."
+    )
+    var metricsFile: String?
+
     @Flag(help: "Import into an embedded sandbox server on loopback.")
     var sandbox = false
 
@@ -135,16 +142,7 @@ struct PipelineOptions: ParsableArguments {
         } else if FileManager.default.fileExists(atPath: "pipeline.yml") {
             config = try ConfigLoader.load(path: "pipeline.yml", environment: environment)
         }
-        if config.target.apiKey == nil {
-            config.target.apiKey = environment["MAPSEMBLE_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
-        }
-        if let url = environment["MAPSEMBLE_API_URL"], !url.isEmpty,
-            config.target.apiURL == PipelineConfig.Target().apiURL
-        {
-            config.target.apiURL = url
-        }
-        if config.target.clientID == nil { config.target.clientID = environment["MAPSEMBLE_CLIENT_ID"] }
-        if config.target.clientSecret == nil { config.target.clientSecret = environment["MAPSEMBLE_CLIENT_SECRET"] }
+        Self.applyEnvironment(&config, environment)
         if let input { config.source.path = input }
         if let sheet { config.source.sheet = sheet }
         if let map { config.target.mapID = map }
@@ -156,6 +154,24 @@ struct PipelineOptions: ParsableArguments {
         if let maxRejects { config.report.maxRejects = PipelineConfig.Threshold(parsing: maxRejects) }
         if noHTMLReport { config.report.html = false }
         return config
+    }
+}
+
+extension PipelineOptions {
+    /// The credentials and API URL the environment gives, where pipeline.yml gives none.
+    static func applyEnvironment(
+        _ config: inout PipelineConfig, _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
+        if config.target.apiKey == nil {
+            config.target.apiKey = environment["MAPSEMBLE_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        if let url = environment["MAPSEMBLE_API_URL"], !url.isEmpty,
+            config.target.apiURL == PipelineConfig.Target().apiURL
+        {
+            config.target.apiURL = url
+        }
+        if config.target.clientID == nil { config.target.clientID = environment["MAPSEMBLE_CLIENT_ID"] }
+        if config.target.clientSecret == nil { config.target.clientSecret = environment["MAPSEMBLE_CLIENT_SECRET"] }
     }
 }
 

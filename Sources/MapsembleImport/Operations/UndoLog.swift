@@ -1,0 +1,191 @@
+import CGzip
+import Foundation
+import MapsembleJSON
+import NIOConcurrencyHelpers
+
+/// `report.undo: true`: what a run changes on the map, kept so that `rollback` can restore it.
+///
+/// The file (`STATE_DIR/undo/RUN_ID.undo.gz`, owner-only) is a series of gzip members, each of
+/// JSON lines, appended and `fsync`ed before the request it describes is sent:
+/// - `{"t":"header", "run_id", "map", "api_url", "remote_field", "mode"}`;
+/// - `{"t":"before","id":…,"f":feature}` for every feature of the map with a remote id, as the
+///   run found it before its first write, then `{"t":"listed","count":N}`;
+/// - `{"t":"after","id":…,"f":feature}`: a feature about to be sent, as sent;
+/// - `{"t":"deleted","id":…}`: a feature about to be deleted.
+///
+/// A member cut short by a crash is ignored when read: its request was never sent.
+public final class UndoLog: Sendable {
+    public let path: String
+    let remoteField: String
+    private let file: NIOLockedValueBox<Int32>
+
+    /// `STATE_DIR/undo/RUN_ID.undo.gz`.
+    public static func path(stateDirectory: String, runID: String) -> String {
+        stateDirectory + "/undo/" + runID + ".undo.gz"
+    }
+
+    /// Why a run with `config` cannot be undone exactly, or nil.
+    static func refusal(_ config: PipelineConfig, remoteID: Bool) -> String? {
+        if config.mode == .replace {
+            return
+                "report.undo: mode replace deletes every feature the file does not name, those without a remote id included, which cannot be put back as they were; use mode sync, which makes the same change and can be undone"
+        }
+        if !remoteID {
+            return
+                "report.undo: without properties.remote_id the features a run creates cannot be told from the map's others, so it cannot be undone; give a remote_id (mode upsert or sync) or set report.undo to false"
+        }
+        return nil
+    }
+
+    /// Creates the file and writes its header.
+    init(path: String, header: [(String, JSONValue)], remoteField: String) throws {
+        self.path = path
+        self.remoteField = remoteField
+        let folder = (path as NSString).deletingLastPathComponent
+        try StateDirectory.create(folder)
+        let descriptor = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw ImportError.system(.output, "cannot create the undo file", file: path) }
+        file = NIOLockedValueBox(descriptor)
+        try append([JSONValue.object([("t", "header")] + header).bytes])
+    }
+
+    deinit { file.withLockedValue { _ = close($0) } }
+
+    /// Appends `lines` as one gzip member and waits until it is on disk.
+    func append(_ lines: [[UInt8]]) throws {
+        guard !lines.isEmpty else { return }
+        var text: [UInt8] = []
+        for line in lines {
+            text += line
+            text.append(0x0A)
+        }
+        let member = try Gzip.member(text)
+        try file.withLockedValue { descriptor in
+            var offset = 0
+            while offset < member.count {
+                let written = member[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { throw ImportError.system(.output, "cannot write the undo file", file: path) }
+                offset += written
+            }
+            guard fsync(descriptor) == 0 else {
+                throw ImportError.system(.output, "cannot write the undo file to disk", file: path)
+            }
+        }
+    }
+
+    /// A page of the map's features, as they were before the run.
+    func before(_ features: [JSONValue]) throws {
+        try append(
+            features.compactMap { feature in
+                guard let id = feature["properties"]?[remoteField]?.remoteKey else { return nil }
+                return JSONValue.object([("t", "before"), ("id", .string(id)), ("f", feature)]).bytes
+            })
+    }
+
+    /// The map's features are all listed.
+    func listed(_ count: Int) throws {
+        try append([JSONValue.object([("t", "listed"), ("count", .number(Double(count)))]).bytes])
+    }
+
+    /// A batch about to be sent with `method`: each feature as sent (a DELETE: each one deleted).
+    func sending(_ batch: Batch, method: String) throws {
+        var lines: [[UInt8]] = []
+        for range in batch.featureRanges {
+            let bytes = Array(batch.body[range])
+            guard let feature = JSONParser.parse(bytes), let id = feature["properties"]?[remoteField]?.remoteKey
+            else { continue }
+            var line = Array(#"{"t":"#.utf8)
+            line += Array((method == "DELETE" ? #""deleted","id":"# : #""after","id":"#).utf8)
+            JSONBytes.appendString(id, to: &line)
+            if method != "DELETE" {
+                line += Array(#","f":"#.utf8)
+                line += bytes
+            }
+            line.append(UInt8(ascii: "}"))
+            lines.append(line)
+        }
+        try append(lines)
+    }
+
+    /// Features about to be deleted (a sync's last step).
+    func deleting(_ ids: [String]) throws {
+        try append(ids.map { JSONValue.object([("t", "deleted"), ("id", .string($0))]).bytes })
+    }
+
+    /// Every complete record of an undo file, in order.
+    public static func records(at path: String) throws -> [JSONValue] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ImportError.system(.usage, "cannot read the undo file", file: path)
+        }
+        var records: [JSONValue] = []
+        for member in Gzip.members([UInt8](data)) {
+            for line in member.split(separator: 0x0A) where !line.isEmpty {
+                if let record = JSONParser.parse(Array(line)) { records.append(record) }
+            }
+        }
+        return records
+    }
+}
+
+/// gzip members made and read in memory (zlib).
+enum Gzip {
+    /// `bytes` as one complete gzip member.
+    static func member(_ bytes: [UInt8]) throws -> [UInt8] {
+        var stream = z_stream()
+        guard
+            deflateInit2_(
+                &stream, 6, Z_DEFLATED, MAX_WBITS + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else { throw ImportError(.output, "zlib could not start compressing") }
+        defer { deflateEnd(&stream) }
+        var input = bytes
+        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(bytes.count))) + 64)
+        let status = input.withUnsafeMutableBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                stream.next_in = source.baseAddress
+                stream.avail_in = UInt32(source.count)
+                stream.next_out = target.baseAddress
+                stream.avail_out = UInt32(target.count)
+                return deflate(&stream, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else { throw ImportError(.output, "zlib could not compress (\(status))") }
+        return Array(output[..<Int(stream.total_out)])
+    }
+
+    /// The content of each complete member of concatenated gzip `bytes`; a member cut short (a
+    /// write a crash interrupted) ends the list.
+    static func members(_ bytes: [UInt8]) -> [[UInt8]] {
+        var members: [[UInt8]] = []
+        var offset = 0
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while offset < bytes.count {
+            var stream = z_stream()
+            guard inflateInit2_(&stream, MAX_WBITS + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
+            else { break }
+            var content: [UInt8] = []
+            var status = Z_OK
+            bytes.withUnsafeBufferPointer { source in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress! + offset)
+                stream.avail_in = UInt32(source.count - offset)
+                while status == Z_OK {
+                    let before = stream.total_out
+                    status = chunk.withUnsafeMutableBufferPointer { target in
+                        stream.next_out = target.baseAddress
+                        stream.avail_out = UInt32(target.count)
+                        return inflate(&stream, Z_NO_FLUSH)
+                    }
+                    // Z_BUF_ERROR: no progress, the input ended inside the member.
+                    content += chunk[..<Int(stream.total_out - before)]
+                }
+            }
+            let consumed = Int(stream.total_in)
+            inflateEnd(&stream)
+            guard status == Z_STREAM_END else { break }
+            members.append(content)
+            offset += consumed
+        }
+        return members
+    }
+}
