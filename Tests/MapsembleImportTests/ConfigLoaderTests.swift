@@ -138,9 +138,45 @@ struct ExampleConfigTests {
             "map_id", "mode", "longitude", "latitude", "point", "swapped", "bounds", "label", "remote_id",
             "remote_field",
             "fields", "batch_size", "concurrency", "max_retries", "timeout_s", "max_body_bytes", "dir", "max_rejects",
-            "max_delete",
+            "max_delete", "undo",
         ] {
             #expect(text.contains("\n  \(key):"), "\(key) is not documented")
+        }
+        for key in ["notify", "  webhook", "  on", "  format", "  timeout_s", "  max_retries"] {
+            #expect(text.contains("\n# \(key):"), "notify: \(key) is not documented")
+        }
+    }
+
+    @Test("notify: and report.undo are read and checked, the webhook never quoted back")
+    func notifyKeys() throws {
+        let dir = TempDir()
+        func load(_ yaml: String, _ environment: [String: String] = [:]) throws -> PipelineConfig {
+            try ConfigLoader.load(path: dir.write("p.yml", yaml), environment: environment)
+        }
+        let config = try load(
+            "notify:\n  webhook: \"${HOOK}\"\n  on: rejects\n  format: slack\n  timeout_s: 2.5\n  max_retries: 0\nreport:\n  undo: true\n",
+            ["HOOK": "https://hooks.example.test/T/B/secret"])
+        #expect(config.notify?.webhook == "https://hooks.example.test/T/B/secret")
+        #expect(config.notify?.on == .rejects)
+        #expect(config.notify?.format == .slack)
+        #expect(config.notify?.timeoutSeconds == 2.5)
+        #expect(config.notify?.maxRetries == 0)
+        #expect(config.report.undo)
+        #expect(try load("notify:\n  webhook: https://h.test/x\n").notify?.on == .failure)
+        for (yaml, expected) in [
+            ("notify:\n  webhook: \"${UNSET}\"\n", "is empty: is the environment variable it names set?"),
+            ("notify:\n  webhook: ftp://secret-host/x\n", "must be an http:// or https:// URL"),
+            ("notify:\n  webhook: https://h.test/x\n  on: never\n", "notify.on"),
+            ("notify:\n  on: always\n", "notify.webhook\" is missing"),
+            ("notify:\n  webhook: https://h.test/x\n  channel: x\n", "channel"),
+        ] {
+            do {
+                _ = try load(yaml)
+                Issue.record("accepted: \(yaml)")
+            } catch let error as ImportError {
+                #expect(error.description.contains(expected), "\(error.description)")
+                #expect(!error.description.contains("secret-host"))
+            }
         }
     }
 }

@@ -108,7 +108,8 @@ func checkPrometheusText(_ text: String) -> [String] {
     var types: [String: String] = [:]
     var seen = Set<String>()
     var sampled = Set<String>()
-    let sample = #/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*\})? (-?[0-9.eE+-]+|\+Inf|-Inf|NaN)( -?[0-9]+)?$/#
+    let sample =
+        #/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*\})? (-?[0-9.eE+-]+|\+Inf|-Inf|NaN)( -?[0-9]+)?$/#
     guard text.hasSuffix("\n") else { return ["the text does not end with a line feed"] }
     for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
         if line.hasPrefix("# TYPE ") || line.hasPrefix("# HELP ") {
@@ -273,7 +274,8 @@ struct OperationsTests {
         }
     }
 
-    @Test("a webhook that is down, slow or failing changes neither the exit code nor the reports", .timeLimit(minutes(3)))
+    @Test(
+        "a webhook that is down, slow or failing changes neither the exit code nor the reports", .timeLimit(minutes(3)))
     func undeliveredNotifications() async throws {
         let harness = try await UploadHarness(rows: 10)
         let state = harness.dir.path + "/state"
@@ -301,7 +303,9 @@ struct OperationsTests {
         #expect(failing.requests.count == 2)
     }
 
-    @Test("--metrics-file: Prometheus text, two pipelines in one file, counters go on, last success kept", .timeLimit(minutes(3)))
+    @Test(
+        "--metrics-file: Prometheus text, two pipelines in one file, counters go on, last success kept",
+        .timeLimit(minutes(3)))
     func metricsFile() async throws {
         let harness = try await UploadHarness(rows: 12)
         let state = harness.dir.path + "/state"
@@ -318,7 +322,8 @@ struct OperationsTests {
         #expect(checkPrometheusText(text) == [], "\(text)")
         let map = UploadHarness.mapID
         let pipeline = (harness.dir.path as NSString).lastPathComponent
-        for name in ["runs_total", "rows_total", "last_run_timestamp_seconds", "last_success_timestamp_seconds",
+        for name in [
+            "runs_total", "rows_total", "last_run_timestamp_seconds", "last_success_timestamp_seconds",
             "duration_seconds", "retries_total", "geocoder_requests_total", "requests_total", "features_total",
         ] {
             #expect(text.contains("# TYPE mapsemble_import_\(name) "), "\(name)")
@@ -415,12 +420,15 @@ struct OperationsTests {
     static func rows(_ ids: [Int], prefix: String = "S", name: (Int) -> String = { "Site \($0)" }) -> String {
         var text = "id,name,lat,lon,kind,score\n"
         for row in ids {
-            text += "\(prefix)\(row),\(name(row)),\(Double(row % 160) / 2 - 40),\(Double(row % 300) / 2 - 75),shop,\(row)\n"
+            text +=
+                "\(prefix)\(row),\(name(row)),\(Double(row % 160) / 2 - 40),\(Double(row % 300) / 2 - 75),shop,\(row)\n"
         }
         return text
     }
 
-    @Test("history: parallel runs and a watcher's files, with their counts; a killed run shows as interrupted", .timeLimit(minutes(4)))
+    @Test(
+        "history: parallel runs and a watcher's files, with their counts; a killed run shows as interrupted",
+        .timeLimit(minutes(4)))
     func runHistory() async throws {
         let harness = try await UploadHarness(rows: 1)
         let state = harness.dir.path + "/state"
@@ -508,7 +516,9 @@ struct OperationsTests {
             "slow.yml", template.replacingOccurrences(of: harness.input, with: harness.dir.path + "/slow.csv"))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["run", harness.dir.path + "/slow.yml", "--batch-size", "1", "--concurrency", "1", "--state-dir", state]
+        process.arguments = [
+            "run", harness.dir.path + "/slow.yml", "--batch-size", "1", "--concurrency", "1", "--state-dir", state,
+        ]
         process.standardError = FileHandle.nullDevice
         try process.run()
         let history = try RunHistory(stateDirectory: state)
@@ -539,7 +549,8 @@ struct OperationsTests {
 
     /// A PATCH of one feature, as someone on the map would make it.
     static func changeByHand(_ harness: UploadHarness, id: String, label: String) async throws {
-        let body = #"{"type":"FeatureCollection","remoteField":"ext_id","features":[{"type":"Feature","geometry":null,"properties":{"ext_id":"\#(id)","label":"\#(label)"}}]}"#
+        let body =
+            #"{"type":"FeatureCollection","remoteField":"ext_id","features":[{"type":"Feature","geometry":null,"properties":{"ext_id":"\#(id)","label":"\#(label)"}}]}"#
         let worker = CurlWorker(name: "hand")
         let result = await worker.send(
             HTTPRequest(
@@ -548,7 +559,9 @@ struct OperationsTests {
         #expect((try? result.get().status) == 200)
     }
 
-    @Test("rollback of a sync that deleted, changed and created features restores the map feature by feature, also after kill -9", .timeLimit(minutes(4)))
+    @Test(
+        "rollback of a sync that deleted, changed and created features restores the map feature by feature, also after kill -9",
+        .timeLimit(minutes(4)))
     func rollbackAfterSync() async throws {
         let harness = try await UploadHarness(rows: 40)
         let state = harness.dir.path + "/state"
@@ -559,7 +572,8 @@ struct OperationsTests {
 
         // The next export: rows 1-10 gone, 11-20 renamed, 41-45 new.
         harness.dir.write(
-            "sites.csv", Self.rows(Array(11...45), name: { (11...20).contains($0) ? "Site \($0) (moved)" : "Site \($0)" }))
+            "sites.csv",
+            Self.rows(Array(11...45), name: { (11...20).contains($0) ? "Site \($0) (moved)" : "Site \($0)" }))
         let sync = Self.pipeline(harness, mode: "sync", extra: "  undo: true\nsync:\n  max_delete: \"50%\"")
         let synced = try await runCLIAsync(["run", sync, "--state-dir", state])
         #expect(synced.status == 0, "\(synced.stderr)")
@@ -622,7 +636,10 @@ struct OperationsTests {
         #expect(report.split(separator: "\n").dropFirst().allSatisfy { $0.hasSuffix(",yes") }, "\(report)")
         let history = try RunHistory(stateDirectory: state)
         #expect(try history.find(runID)?.rolledBackBy != nil)
-        #expect(try history.list(limit: 5).filter { $0.command == "rollback" }.map(\.status).sorted() == ["completed", "interrupted"])
+        #expect(
+            try history.list(limit: 5).filter { $0.command == "rollback" }.map(\.status).sorted() == [
+                "completed", "interrupted",
+            ])
 
         // A feature changed by hand after a run is left alone, unless --force.
         let again = try await runCLIAsync(["run", sync, "--state-dir", state])
@@ -662,7 +679,10 @@ struct OperationsTests {
     func undoMembers() throws {
         let members = try ["first\n", "second\n", "third\n"].map { try Gzip.member(Array($0.utf8)) }
         let whole = members.joined()
-        #expect(Gzip.members(Array(whole)).map { String(decoding: $0, as: UTF8.self) } == ["first\n", "second\n", "third\n"])
+        #expect(
+            Gzip.members(Array(whole)).map { String(decoding: $0, as: UTF8.self) } == [
+                "first\n", "second\n", "third\n",
+            ])
         for cut in 1..<members[2].count {
             let torn = Array(whole.dropLast(cut))
             #expect(Gzip.members(torn).count == 2, "cut \(cut) bytes short")

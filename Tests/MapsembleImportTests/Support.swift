@@ -101,6 +101,9 @@ func minutes(_ count: Int) -> TimeLimitTrait.Duration { .minutes(underSanitizer 
 
 // MARK: - The built binary
 
+/// The state folder of the binary's runs in this test process (a test that cares passes its own).
+let testStateDirectory = NSTemporaryDirectory() + "mapsemble-import-tests-state-\(getpid())"
+
 /// Runs the built `mapsemble-import` binary and collects what it printed.
 struct CLIResult {
     var status: Int32
@@ -126,6 +129,8 @@ func runCLI(
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     env.removeValue(forKey: "MAPSEMBLE_API_KEY")
+    // The run history and undo files of the tests' runs stay out of the user's state folder.
+    env["MAPSEMBLE_STATE_DIR"] = testStateDirectory
     for (key, value) in environment { env[key] = value }
     process.environment = env
     let out = Pipe()

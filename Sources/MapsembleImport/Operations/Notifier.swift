@@ -69,7 +69,8 @@ public enum Notifier {
                 let known = Set(members.map(\.0))
                 members += fields.filter { !known.contains($0.0) && $0.0 != "run_id" }
             }
-            members.append(("reports", .object(end.reports.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+            members.append(
+                ("reports", .object(end.reports.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
             return JSONValue.object(members).bytes
         case .slack:
             return JSONValue.object([("text", .string(slackText(end, host: host)))]).bytes
@@ -85,7 +86,8 @@ public enum Notifier {
         if let summary = end.summary {
             text +=
                 ". \(summary.imported) of \(summary.rowsRead) rows imported (\(summary.created) created, \(summary.updated) updated, \(summary.deleted) deleted, \(summary.unchanged) unchanged), \(summary.rejected) rejected, \(summary.notSent) not sent in \(String(format: "%.1f", summary.durationSeconds)) s"
-            let top = summary.rejectedByCode.sorted { ($1.value, $0.key.rawValue) < ($0.value, $1.key.rawValue) }.prefix(3)
+            let top = summary.rejectedByCode.sorted { ($1.value, $0.key.rawValue) < ($0.value, $1.key.rawValue) }
+                .prefix(3)
             if !top.isEmpty {
                 text += "; top reject codes: " + top.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
             }

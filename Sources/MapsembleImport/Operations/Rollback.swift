@@ -65,7 +65,8 @@ public enum Rollback {
                 durationSeconds: durationSeconds)
             summary.runID = rollbackID
             func done(_ action: Action) -> Int {
-                steps.filter { $0.restored && (force && $0.action == .conflict ? $0.forced : $0.action) == action }.count
+                steps.filter { $0.restored && (force && $0.action == .conflict ? $0.forced : $0.action) == action }
+                    .count
             }
             summary.created = done(.recreate)
             summary.updated = done(.restore)
@@ -133,7 +134,8 @@ public enum Rollback {
             log?(RunEvent(.notice, "run \(undo.runID) changed no feature of map \(undo.map): nothing to roll back"))
             return result
         }
-        let current = try await features(client, map: undo.map, remoteField: undo.remoteField, ids: Set(touched), log: log)
+        let current = try await features(
+            client, map: undo.map, remoteField: undo.remoteField, ids: Set(touched), log: log)
         result.steps = touched.map { id in
             step(id, before: undo.before[id], after: undo.after[id]!, current: current[id])
         }
@@ -167,7 +169,9 @@ public enum Rollback {
                     let ids = restore[start..<min(start + options.batchSize, restore.count)]
                     await queue.send(
                         batch(
-                            ids.map { restoring(undo.before[$0]!, after: undo.after[$0]!, remoteField: undo.remoteField) },
+                            ids.map {
+                                restoring(undo.before[$0]!, after: undo.after[$0]!, remoteField: undo.remoteField)
+                            },
                             remoteField: undo.remoteField, sequence: sequence, firstLine: start + 1))
                 }
                 queue.finish()

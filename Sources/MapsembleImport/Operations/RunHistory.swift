@@ -192,8 +192,10 @@ public final class RunHistory {
     /// Runs still `running` whose process on this host is gone are `interrupted`.
     private func settleOrphans() throws {
         let host = ProcessInfo.processInfo.hostName
-        let running = try database.prepare("SELECT run_id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?")
-            .rows([.text(host)])
+        let running = try database.prepare(
+            "SELECT run_id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?"
+        )
+        .rows([.text(host)])
         for row in running {
             guard case .text(let id) = row[0], case .integer(let pid) = row[1], case .text(let start) = row[2] else {
                 continue

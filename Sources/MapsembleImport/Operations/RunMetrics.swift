@@ -70,7 +70,8 @@ public final class RunMetrics: Sendable {
             counter("features", "The map's features the runs changed, by change.", [("change", change)], count ?? 0)
         }
         counter("requests", "Requests to the Mapsemble API.", [], summary?.requests ?? 0)
-        counter("retries", "Requests tried again (429, 5xx, time-outs, dropped connections).", [], summary?.retries ?? 0)
+        counter(
+            "retries", "Requests tried again (429, 5xx, time-outs, dropped connections).", [], summary?.retries ?? 0)
         counter("geocoder_requests", "Requests to the geocoder.", [], summary?.geocoding?.requests ?? 0)
         let duration = summary?.durationSeconds ?? 0
         gauge("duration", "seconds", "How long the last run took.", duration)
@@ -78,8 +79,8 @@ public final class RunMetrics: Sendable {
         // worth a histogram.
         if histogram {
             registry.makeDurationHistogram(
-            descriptor: Self.descriptor("run_duration", "seconds", "How long runs took."), labels: Self.labels(end),
-            buckets: Self.durationBuckets
+                descriptor: Self.descriptor("run_duration", "seconds", "How long runs took."), labels: Self.labels(end),
+                buckets: Self.durationBuckets
             ).record(.milliseconds(Int64(duration * 1000)))
         }
         gauge("last_run_timestamp", "seconds", "When the last run ended (Unix time).", time)
@@ -87,14 +88,17 @@ public final class RunMetrics: Sendable {
         let key = MetricsFile.seriesKey("", Self.labels(end))
         // A success is a run that completed (exit 0 or 1).
         let success = lastSuccess.withLockedValue { seen -> Double? in
-            if end.exitCode <= 1 { seen[key] = time } else if seen[key] == nil, let previousSuccess {
+            if end.exitCode <= 1 {
+                seen[key] = time
+            } else if seen[key] == nil, let previousSuccess {
                 seen[key] = previousSuccess
             }
             return seen[key]
         }
         if let success {
             gauge(
-                "last_success_timestamp", "seconds", "When the last run that completed (exit 0 or 1) ended (Unix time).",
+                "last_success_timestamp", "seconds",
+                "When the last run that completed (exit 0 or 1) ended (Unix time).",
                 success)
         }
     }

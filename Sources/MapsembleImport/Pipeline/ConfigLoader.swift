@@ -487,7 +487,8 @@ private struct NodeReader {
 
     func readNotify(_ node: Node) throws -> PipelineConfig.Notify {
         var notify = PipelineConfig.Notify(webhook: "")
-        for (key, value) in try entries(node, "notify", allowed: ["webhook", "on", "format", "timeout_s", "max_retries"])
+        for (key, value) in try entries(
+            node, "notify", allowed: ["webhook", "on", "format", "timeout_s", "max_retries"])
         {
             let path = "notify.\(key)"
             switch key {
@@ -509,7 +510,9 @@ private struct NodeReader {
             default: notify.maxRetries = try int(value, path, in: 0...20)
             }
         }
-        guard !notify.webhook.isEmpty else { throw error(node, "key \"notify.webhook\" is missing: the URL to POST to") }
+        guard !notify.webhook.isEmpty else {
+            throw error(node, "key \"notify.webhook\" is missing: the URL to POST to")
+        }
         return notify
     }
 

@@ -450,7 +450,8 @@ extension Pipeline {
         }
         let keys = plan.mapping.digestKeys
         let listing = try await client.listing(
-            mapID: mapID, remoteField: remote.slug, keys: keys, log: log, onPage: undo.map { undo in { try undo.before($0) } })
+            mapID: mapID, remoteField: remote.slug, keys: keys, log: log,
+            onPage: undo.map { undo in { try undo.before($0) } })
         log?(
             RunEvent(
                 .detail,

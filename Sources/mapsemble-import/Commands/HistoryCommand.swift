@@ -64,10 +64,14 @@ struct HistoryList: AsyncParsableCommand {
             return
         }
         guard !records.isEmpty else {
-            Console.write("mapsemble-import: no runs recorded\(map.map { " into map \($0)" } ?? "")\(status.map { " with status \($0)" } ?? "")\n")
+            Console.write(
+                "mapsemble-import: no runs recorded\(map.map { " into map \($0)" } ?? "")\(status.map { " with status \($0)" } ?? "")\n"
+            )
             return
         }
-        let header = ["RUN ID", "STARTED", "STATUS", "MODE", "READ", "IMPORTED", "REJECTED", "NOT SENT", "TIME", "MAP", "INPUT"]
+        let header = [
+            "RUN ID", "STARTED", "STATUS", "MODE", "READ", "IMPORTED", "REJECTED", "NOT SENT", "TIME", "MAP", "INPUT",
+        ]
         let rows = records.map { record -> [String] in
             [
                 record.runID, HistoryFormat.localTime(record.started),

@@ -106,13 +106,17 @@ struct RollbackCommand: AsyncParsableCommand {
                 ? "interrupted" : (stopped.error as? ImportError)?.description ?? "\(stopped.error)"
         } catch {
             let message = (error as? ImportError)?.description ?? "\(error)"
-            if !dryRun { try? history.finish(runID: rollbackID, summary: nil, exitCode: 2, error: message, reportDir: nil) }
+            if !dryRun {
+                try? history.finish(runID: rollbackID, summary: nil, exitCode: 2, error: message, reportDir: nil)
+            }
             console.fail(error as? ImportError ?? ImportError(.remote, message))
             throw ExitCode(error is CancellationError ? 130 : 2)
         }
         if dryRun {
             for step in result.steps where step.action != .none {
-                print("\(step.forced.map { force ? $0.rawValue : "skip_\(step.action.rawValue)" } ?? step.action.rawValue),\(step.remoteID)")
+                print(
+                    "\(step.forced.map { force ? $0.rawValue : "skip_\(step.action.rawValue)" } ?? step.action.rawValue),\(step.remoteID)"
+                )
             }
         }
         let code = exitCode(result, failure: failure)
@@ -147,7 +151,7 @@ struct RollbackCommand: AsyncParsableCommand {
         let verbs = dryRun ? ("delete", "restore", "re-create") : ("deleted", "restored", "re-created")
         var line =
             "\(dryRun ? "dry run: " : "")rollback of run \(result.runID) on map \(result.map): \(would)\(verbs.0) \(result.count(.delete)) it created, \(would)\(verbs.1) \(result.count(.restore)) it updated, \(would)\(verbs.2) \(result.count(.recreate)) it deleted; \(result.count(.none)) already as before; \(result.count(.conflict)) changed since"
-                + (result.count(.conflict) > 0 ? (force ? " (\(would)put back: --force)" : " (left alone)") : "")
+            + (result.count(.conflict) > 0 ? (force ? " (\(would)put back: --force)" : " (left alone)") : "")
         if !dryRun {
             line +=
                 "; \(result.requests) request\(result.requests == 1 ? "" : "s"), \(result.retries) retr\(result.retries == 1 ? "y" : "ies")"

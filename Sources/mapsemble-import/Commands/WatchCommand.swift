@@ -60,7 +60,8 @@ struct WatchCommand: AsyncParsableCommand {
         }
         if options.dryRun { throw ValidationError("watch moves the files it imports; use run --dry-run to try a file") }
         if let metricsListen, MetricsServer.address(metricsListen) == nil {
-            throw ValidationError("--metrics-listen must be HOST:PORT, such as 127.0.0.1:9108; got \"\(metricsListen)\"")
+            throw ValidationError(
+                "--metrics-listen must be HOST:PORT, such as 127.0.0.1:9108; got \"\(metricsListen)\"")
         }
         for route in routes where !route.contains("=") {
             throw ValidationError("--route must be PATTERN=PIPELINE.yml, got \"\(route)\"")
@@ -90,7 +91,8 @@ struct WatchCommand: AsyncParsableCommand {
         }
         defer { if let server { Task { await server.stop() } } }
         if RemoteSource.isURL(directory) {
-            let task = Task { [runner] in await poll(directory, runner: runner, console: console, heartbeat: heartbeat) }
+            let task = Task { [runner] in await poll(directory, runner: runner, console: console, heartbeat: heartbeat)
+            }
             let interrupts = Interrupts { task.cancel() }
             defer { interrupts.stop() }
             throw ExitCode(await task.value)
@@ -205,7 +207,8 @@ struct WatchCommand: AsyncParsableCommand {
             console.info(
                 "\(file): taking it (\(size) bytes) with \(route.pipelineName)", event: "watch_take",
                 fields: ["file": .text(file), "bytes": .int(size), "pipeline": .text(route.pipelineName)])
-            outcome = await runner.execute(config, console: console, resumeHint: nil, command: "watch", concluding: false)
+            outcome = await runner.execute(
+                config, console: console, resumeHint: nil, command: "watch", concluding: false)
             if outcome.code == 130 || Task.isCancelled {
                 await runner.conclude(outcome, config: config, console: console)
                 console.info(
