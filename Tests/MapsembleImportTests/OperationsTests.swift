@@ -345,6 +345,8 @@ struct OperationsTests {
         #expect(metricValue(text, "mapsemble_import_last_success_timestamp_seconds", ["pipeline": pipeline]) == success)
         #expect(metricValue(text, "mapsemble_import_last_exit_code", ["pipeline": pipeline]) == 2)
         #expect(metricValue(text, "mapsemble_import_runs_total", ["pipeline": pipeline, "status": "failed"]) == 1)
+        #expect(metricValue(text, "mapsemble_import_runs_total", ["pipeline": pipeline, "status": "completed"]) == 2)
+        #expect(metricValue(text, "mapsemble_import_rows_total", ["pipeline": pipeline, "outcome": "imported"]) == 24)
         #expect(metricValue(text, "mapsemble_import_rows_total", ["pipeline": "depots", "outcome": "imported"]) == 12)
         #expect(metricValue(text, "mapsemble_import_last_exit_code", ["pipeline": "depots"]) == 0)
         // Replaced by a rename: no temporary file left beside it.
@@ -658,15 +660,73 @@ struct OperationsTests {
         #expect(Self.mapState(harness) == before)
     }
 
+    @Test("a sync killed with -9 part-way is rolled back from what its undo file holds", .timeLimit(minutes(3)))
+    func rollbackOfKilledRun() async throws {
+        let harness = try await UploadHarness(rows: 30)
+        let state = harness.dir.path + "/state"
+        #expect(try await runCLIAsync(["run", Self.pipeline(harness), "--state-dir", state]).status == 0)
+        let before = Self.mapState(harness)
+        harness.dir.write(
+            "sites.csv", Self.rows(Array(6...40), name: { $0 % 2 == 0 ? "Site \($0) (renamed)" : "Site \($0)" }))
+        let sync = Self.pipeline(harness, mode: "sync", extra: "  undo: true\nsync:\n  max_delete: \"50%\"")
+        var slow = FaultPlan()
+        slow.latencyMilliseconds = 200
+        harness.server.store.setFaults(slow)
+        let writes = harness.writes
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["run", sync, "--batch-size", "1", "--concurrency", "2", "--state-dir", state]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await onThread {
+            while harness.writes < writes + 5 && process.isRunning { usleep(5000) }
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "the run finished before the kill")
+        harness.server.store.setFaults(FaultPlan())
+        #expect(Self.mapState(harness) != before)
+        let history = try RunHistory(stateDirectory: state)
+        let killed = try #require(try history.list(limit: 1).first)
+        #expect(killed.status == "interrupted")
+        #expect(killed.undo == UndoLog.path(stateDirectory: state, runID: killed.runID))
+        let rollback = try await runCLIAsync(["rollback", killed.runID, "--state-dir", state, "--pipeline", sync])
+        #expect(rollback.status == 0, "\(rollback.stderr)")
+        #expect(Self.mapState(harness) == before, "feature by feature as before the killed sync")
+    }
+
+    @Test("rollback restores on the run's server; another configured one is refused unless --api-url names it")
+    func rollbackServer() async throws {
+        let harness = try await UploadHarness(rows: 3)
+        let state = harness.dir.path + "/state"
+        let sync = Self.pipeline(harness, mode: "upsert", extra: "  undo: true")
+        #expect(try await runCLIAsync(["run", sync, "--state-dir", state]).status == 0)
+        let runID = try #require(try RunHistory(stateDirectory: state).list(limit: 1).first?.runID)
+        let other = try await runCLIAsync(
+            ["rollback", runID, "--dry-run", "--state-dir", state],
+            environment: ["MAPSEMBLE_API_URL": "https://elsewhere.example.test", "MAPSEMBLE_API_KEY": "test-key"])
+        #expect(other.status == 2)
+        #expect(other.stderr.contains("give --api-url"), "\(other.stderr)")
+        let same = try await runCLIAsync(
+            ["rollback", runID, "--dry-run", "--state-dir", state], environment: ["MAPSEMBLE_API_KEY": "test-key"])
+        #expect(same.status == 0, "\(same.stderr)")
+        #expect(same.stdout.split(separator: "\n").count == 3, "\(same.stdout)")
+        #expect(same.stdout.hasPrefix("delete,S1\n"))
+    }
+
     @Test("report.undo is refused, before anything is sent, where it cannot be exact")
     func undoRefusals() async throws {
         let harness = try await UploadHarness(rows: 3)
         let state = harness.dir.path + "/state"
-        let replace = Self.pipeline(harness, mode: "replace", extra: "  undo: true")
-        let result = try await runCLIAsync(["run", replace, "--state-dir", state])
-        #expect(result.status == 2)
-        #expect(result.stderr.contains("mode replace"), "\(result.stderr)")
-        #expect(harness.writes == 0)
+        for mode in ["replace", "create"] {
+            let refused = Self.pipeline(harness, mode: mode, extra: "  undo: true")
+            // --create-fields would add fields in the pre-flight: the refusal comes before it.
+            let result = try await runCLIAsync(["run", refused, "--state-dir", state, "--create-fields"])
+            #expect(result.status == 2)
+            #expect(result.stderr.contains("mode \(mode)"), "\(result.stderr)")
+            #expect(result.stderr.contains("run 20"), "the last line names the run")
+            #expect(harness.server.store.requestCounts.all == 0, "nothing sent, nothing read")
+        }
         let noUndo = try await runCLIAsync(["run", Self.pipeline(harness), "--state-dir", state])
         #expect(noUndo.status == 0)
         let runID = try #require(try RunHistory(stateDirectory: state).list(limit: 1).first?.runID)
@@ -731,12 +791,32 @@ struct OperationsTests {
         let step = Rollback.step("A", before: before, after: after, current: current)
         #expect(step.action == .conflict)
         #expect(step.forced == .restore)
-        // A property the run added is cleared again.
+        // Someone changed what the run did not touch (a property, the point): changed since.
+        current = [
+            "type": "Feature", "geometry": ["type": "Point", "coordinates": [1, 2]],
+            "properties": ["ext_id": "A", "label": "New", "score": 2, "note": "by hand"],
+        ]
+        #expect(Rollback.step("A", before: before, after: after, current: current).action == .conflict)
+        // A PATCH without a point kept the stored one: the feature is as the run left it.
+        let pointless: JSONValue = [
+            "type": "Feature", "geometry": .null, "properties": ["ext_id": "A", "label": "New"],
+        ]
+        current = [
+            "type": "Feature", "geometry": ["type": "Point", "coordinates": [1, 2]],
+            "properties": ["ext_id": "A", "label": "New", "score": 1],
+        ]
+        #expect(Rollback.step("A", before: before, after: pointless, current: current).action == .restore)
+        // What goes back is what the run changed: a property it added is cleared, the point only
+        // when it sent one, the rest untouched.
         let restoring = Rollback.restoring(
-            before, after: ["properties": ["ext_id": "A", "label": "New", "extra": "x"]], remoteField: "ext_id")
+            before, after: ["geometry": .null, "properties": ["ext_id": "A", "label": "New", "extra": "x"]])
         #expect(restoring["properties"]?["extra"] == .null)
         #expect(restoring["properties"]?["label"]?.string == "Old")
-        #expect(restoring["geometry"] == before["geometry"])
+        #expect(restoring["properties"]?["score"] == nil)
+        #expect(restoring["geometry"] == .null)
+        #expect(Rollback.restoring(before, after: after)["geometry"] == before["geometry"])
+        // A feature the run deleted goes back whole.
+        #expect(Rollback.restoring(before, after: .null)["properties"] == before["properties"])
     }
 
     /// A GET over libcurl (the tool's own transport).

@@ -50,6 +50,10 @@ public enum Rollback {
         public var runID: String
         public var map: String
         public var steps: [Step] = []
+        /// `--force`: the conflicts were put back too.
+        public var forced = false
+        /// The map was read again at the end (else `restored` is unknown: false).
+        public var verified = false
         public var requests = 0
         public var retries = 0
         public var durationSeconds = 0.0
@@ -80,7 +84,7 @@ public enum Rollback {
 
         /// Features that were to be changed and are not as before the run now.
         public var failed: [String] {
-            steps.filter { $0.action != .none && $0.action != .conflict && !$0.restored }.map(\.remoteID)
+            steps.filter { $0.action != .none && ($0.action != .conflict || forced) && !$0.restored }.map(\.remoteID)
         }
     }
 
@@ -117,15 +121,25 @@ public enum Rollback {
     }
 
     /// Reads the undo file and the map, then restores (or, in a dry run, only plans) the map.
+    /// - Parameter apiURL: `--api-url`: the server to restore on, when not the run's.
     public static func run(
-        undoFile: String, rollbackID: String, config: PipelineConfig, options: Options,
+        undoFile: String, rollbackID: String, config: PipelineConfig, apiURL: String? = nil, options: Options,
         log: (@Sendable (RunEvent) -> Void)?
     ) async throws -> Result {
         let started = ContinuousClock.now
         let undo = try Undo(records: UndoLog.records(at: undoFile))
         var result = Result(runID: undo.runID, map: undo.map)
+        result.forced = options.force
         var target = config
-        if target.target.apiURL == PipelineConfig.Target().apiURL { target.target.apiURL = undo.apiURL }
+        let configured = config.target.apiURL
+        if apiURL == nil, configured != PipelineConfig.Target().apiURL, configured != undo.apiURL {
+            // The key configured here may be for another server than the run's: not sent there unasked.
+            throw ImportError(
+                .usage,
+                "run \(undo.runID) wrote to \(undo.apiURL), but the configuration names \(configured); give --api-url to say which server to restore on"
+            )
+        }
+        target.target.apiURL = apiURL ?? undo.apiURL
         let client = try MapsembleClient(
             baseURL: target.target.apiURL, credentials: target.credentials, timeoutSeconds: options.timeoutSeconds,
             policy: options.policy)
@@ -170,7 +184,7 @@ public enum Rollback {
                     await queue.send(
                         batch(
                             ids.map {
-                                restoring(undo.before[$0]!, after: undo.after[$0]!, remoteField: undo.remoteField)
+                                restoring(undo.before[$0]!, after: undo.after[$0]!)
                             },
                             remoteField: undo.remoteField, sequence: sequence, firstLine: start + 1))
                 }
@@ -188,10 +202,16 @@ public enum Rollback {
         result.requests = uploader.stats.requests
         result.retries = uploader.stats.retries
         // What the map holds now says what was done.
-        let now = try await features(client, map: undo.map, remoteField: undo.remoteField, ids: Set(touched), log: log)
-        for index in result.steps.indices {
-            let id = result.steps[index].remoteID
-            result.steps[index].restored = same(now[id], undo.before[id], keys: nil)
+        do {
+            let now = try await features(
+                client, map: undo.map, remoteField: undo.remoteField, ids: Set(touched), log: log)
+            for index in result.steps.indices {
+                let id = result.steps[index].remoteID
+                result.steps[index].restored = same(now[id], undo.before[id], keys: nil)
+            }
+            result.verified = true
+        } catch {
+            failure = failure ?? error
         }
         result.durationSeconds = (ContinuousClock.now - started).seconds
         if let failure { throw RollbackFailure(result: result, error: failure) }
@@ -209,9 +229,25 @@ public enum Rollback {
         let deletedByRun = after == .null
         let wanted: Action = before == nil ? .delete : deletedByRun ? .recreate : .restore
         if same(current, before, keys: nil) { return Step(remoteID: id, action: .none) }
-        let asLeft = deletedByRun ? current == nil : same(current, after, keys: propertyKeys(after))
+        let asLeft = deletedByRun ? current == nil : same(current, left(before, after), keys: nil)
         if asLeft { return Step(remoteID: id, action: wanted) }
         return Step(remoteID: id, action: .conflict, forced: wanted)
+    }
+
+    /// The feature as the run left it: what it was, with what the run sent laid over it (a PATCH
+    /// changes the properties it sends, and the point unless it sends none).
+    static func left(_ before: JSONValue?, _ sent: JSONValue) -> JSONValue {
+        guard let before else { return sent }
+        var properties = before["properties"]?.members ?? []
+        for (key, value) in sent["properties"]?.members ?? [] {
+            if let index = properties.firstIndex(where: { $0.0 == key }) {
+                properties[index].1 = value
+            } else {
+                properties.append((key, value))
+            }
+        }
+        let geometry = sent["geometry"].flatMap { $0 == .null ? nil : $0 } ?? before["geometry"] ?? .null
+        return .object([("type", "Feature"), ("geometry", geometry), ("properties", .object(properties))])
     }
 
     /// The map's features with these remote ids, as they are now.
@@ -260,14 +296,21 @@ public enum Rollback {
         }
     }
 
-    /// The feature to send to put `before` back: its geometry and properties, with null for each
-    /// property the run set that it did not have.
-    static func restoring(_ before: JSONValue, after: JSONValue, remoteField: String) -> JSONValue {
-        var properties = before["properties"]?.members ?? []
-        let had = Set(properties.map(\.0))
-        for key in propertyKeys(after) where !had.contains(key) { properties.append((key, .null)) }
+    /// The feature to send to put `before` back. A feature the run updated gets back only what the
+    /// run changed: the properties it sent (null for one it did not have), and its point when the
+    /// run sent one. A feature the run deleted is sent whole.
+    static func restoring(_ before: JSONValue, after: JSONValue) -> JSONValue {
+        guard after != .null else {
+            return .object([
+                ("type", "Feature"), ("geometry", before["geometry"] ?? .null),
+                ("properties", before["properties"] ?? .object([])),
+            ])
+        }
+        let properties = propertyKeys(after).map { key in (key, before["properties"]?[key] ?? .null) }
+        let sentPoint = after["geometry"].map { $0 != .null } ?? false
         return .object([
-            ("type", "Feature"), ("geometry", before["geometry"] ?? .null), ("properties", .object(properties)),
+            ("type", "Feature"), ("geometry", sentPoint ? before["geometry"] ?? .null : .null),
+            ("properties", .object(properties)),
         ])
     }
 

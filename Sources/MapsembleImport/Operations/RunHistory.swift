@@ -79,6 +79,8 @@ public struct RunRecord: Sendable, Equatable {
 /// gone without writing its end (`kill -9`, a crash, a reboot) shows as `interrupted`.
 public final class RunHistory {
     private let database: SQLiteDatabase
+    /// `STATE_DIR/runs/`: one lock file per running run, held by its process.
+    private let runs: String
     public var path: String { database.path }
 
     public static func path(stateDirectory: String) -> String { stateDirectory + "/history.sqlite" }
@@ -87,9 +89,11 @@ public final class RunHistory {
     public init(stateDirectory: String) throws {
         try StateDirectory.create(stateDirectory)
         let path = Self.path(stateDirectory: stateDirectory)
-        let created = !FileManager.default.fileExists(atPath: path)
+        // Made owner-only before SQLite opens it: its -wal and -shm files take the same mode.
+        let made = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        if made >= 0 { close(made) }
         database = try SQLiteDatabase(path: path)
-        if created { chmod(path, 0o600) }
+        runs = stateDirectory + "/runs"
         try database.execute(
             """
             CREATE TABLE IF NOT EXISTS runs (
@@ -189,18 +193,44 @@ public final class RunHistory {
         return rows.first
     }
 
-    /// Runs still `running` whose process on this host is gone are `interrupted`.
+    /// Holds `STATE_DIR/runs/RUN_ID.lock` for as long as the run goes on (released by the system
+    /// when the process ends, however it ends): another process taking it knows the run is over.
+    public func lock(_ runID: String) -> RunLock? {
+        try? StateDirectory.create(runs)
+        let path = runs + "/" + runID + ".lock"
+        let descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return nil }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            return nil
+        }
+        return RunLock(path: path, descriptor: descriptor)
+    }
+
+    /// Whether the run's process is gone: its lock can be taken (on any host that shares the
+    /// state folder); without a lock file, its process on this host is gone.
+    private func isOver(_ id: String, pid: Int64, start: String, host: String) -> Bool {
+        let path = runs + "/" + id + ".lock"
+        let descriptor = open(path, O_RDWR | O_CLOEXEC)
+        if descriptor >= 0 {
+            defer { close(descriptor) }
+            guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { return false }
+            unlink(path)
+            return true
+        }
+        guard host == ProcessInfo.processInfo.hostName else { return false }
+        return !ProcessStart.isRunning(pid: pid_t(pid), start: start)
+    }
+
+    /// Runs still `running` whose process is gone are `interrupted`.
     private func settleOrphans() throws {
-        let host = ProcessInfo.processInfo.hostName
-        let running = try database.prepare(
-            "SELECT run_id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?"
-        )
-        .rows([.text(host)])
+        let running = try database.prepare("SELECT run_id, pid, pid_start, host FROM runs WHERE status = 'running'")
+            .rows([])
         for row in running {
-            guard case .text(let id) = row[0], case .integer(let pid) = row[1], case .text(let start) = row[2] else {
-                continue
-            }
-            if ProcessStart.isRunning(pid: pid_t(pid), start: start) { continue }
+            guard case .text(let id) = row[0], case .integer(let pid) = row[1], case .text(let start) = row[2],
+                case .text(let host) = row[3]
+            else { continue }
+            if !isOver(id, pid: pid, start: start, host: host) { continue }
             try database.prepare(
                 "UPDATE runs SET status = 'interrupted', error = ? WHERE run_id = ? AND status = 'running'"
             ).run([.text("the process ended without finishing the run (killed, or the machine stopped)"), .text(id)])
@@ -270,6 +300,23 @@ public final class RunHistory {
     }
 }
 
+/// A running run's lock: released by `release()`, or by the system when the process ends.
+public final class RunLock: Sendable {
+    let path: String
+    private let descriptor: Int32
+
+    init(path: String, descriptor: Int32) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    /// The run is over: the lock file goes.
+    public func release() {
+        unlink(path)
+        close(descriptor)
+    }
+}
+
 /// A process told apart from a later one that got the same pid: its start time, in clock ticks
 /// after boot (`/proc/PID/stat`, field 22).
 enum ProcessStart {
@@ -277,9 +324,11 @@ enum ProcessStart {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return nil }
-        // After the command's name (which may hold spaces), fields 3…: field 22 is the 20th.
+        // After the command's name (which may hold spaces), fields 3…: field 22 is the 20th. A
+        // zombie (state Z, field 3) has ended.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? String(fields[19]) : nil
+        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
+        return String(fields[19])
     }
 
     static func isRunning(pid: pid_t, start: String) -> Bool {

@@ -137,7 +137,9 @@ public enum MetricsFile {
         let lock = open(path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard lock >= 0 else { throw ImportError.system(.output, "cannot lock the metrics file", file: path) }
         defer { close(lock) }
-        flock(lock, LOCK_EX)
+        guard flock(lock, LOCK_EX) == 0 else {
+            throw ImportError.system(.output, "cannot lock the metrics file", file: path)
+        }
         defer { flock(lock, LOCK_UN) }
         let old = (try? String(contentsOfFile: path, encoding: .utf8)).map(parse) ?? []
         let ours = RunMetrics.labels(end)
@@ -154,13 +156,17 @@ public enum MetricsFile {
         }
         let metrics = RunMetrics()
         metrics.record(end, totals: totals, previousSuccess: previousSuccess, histogram: false)
+        let fresh = parse(metrics.text)
+        // This run's series replace their old lines; the pipeline's others (its runs of another
+        // status) stay as they were.
+        let replaced = Set(fresh.flatMap(\.samples).map { seriesKey($0.name, $0.labels) })
         var merged: [String: Family] = [:]
         for family in old {
             var kept = family
-            kept.samples.removeAll(where: isOurs)
+            kept.samples.removeAll { isOurs($0) && replaced.contains(seriesKey($0.name, $0.labels)) }
             if !kept.samples.isEmpty { merged[family.name] = kept }
         }
-        for family in parse(metrics.text) {
+        for family in fresh {
             var combined = merged[family.name] ?? Family(name: family.name)
             combined.comments = family.comments
             combined.samples += family.samples
@@ -175,10 +181,18 @@ public enum MetricsFile {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary =
             (directory.isEmpty ? "." : directory) + "/." + (path as NSString).lastPathComponent + ".\(getpid()).tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+        let descriptor = open(temporary, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
             throw ImportError.system(.output, "cannot write the metrics file", file: temporary)
         }
-        chmod(temporary, 0o644)
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard written == bytes.count, synced else {
+            unlink(temporary)
+            throw ImportError.system(.output, "cannot write the metrics file", file: temporary)
+        }
         guard rename(temporary, path) == 0 else {
             unlink(temporary)
             throw ImportError.system(.output, "cannot replace the metrics file", file: path)

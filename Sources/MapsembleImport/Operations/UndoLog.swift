@@ -17,7 +17,9 @@ import NIOConcurrencyHelpers
 public final class UndoLog: Sendable {
     public let path: String
     let remoteField: String
-    private let file: NIOLockedValueBox<Int32>
+    /// The file, its length, and whether a write failed (then nothing more is appended: a member
+    /// after a torn one would not be read).
+    private let file: NIOLockedValueBox<(descriptor: Int32, length: Int, broken: Bool)>
 
     /// `STATE_DIR/undo/RUN_ID.undo.gz`.
     public static func path(stateDirectory: String, runID: String) -> String {
@@ -26,6 +28,10 @@ public final class UndoLog: Sendable {
 
     /// Why a run with `config` cannot be undone exactly, or nil.
     static func refusal(_ config: PipelineConfig, remoteID: Bool) -> String? {
+        if config.mode == .create {
+            return
+                "report.undo: mode create is not undone exactly (a POST retried after a lost answer may store a feature twice); use mode upsert, which creates the same features by remote id and can be undone"
+        }
         if config.mode == .replace {
             return
                 "report.undo: mode replace deletes every feature the file does not name, those without a remote id included, which cannot be put back as they were; use mode sync, which makes the same change and can be undone"
@@ -45,11 +51,17 @@ public final class UndoLog: Sendable {
         try StateDirectory.create(folder)
         let descriptor = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw ImportError.system(.output, "cannot create the undo file", file: path) }
-        file = NIOLockedValueBox(descriptor)
+        file = NIOLockedValueBox((descriptor, 0, false))
         try append([JSONValue.object([("t", "header")] + header).bytes])
+        // The file's name is on disk too before anything is sent.
+        let folderDescriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if folderDescriptor >= 0 {
+            fsync(folderDescriptor)
+            close(folderDescriptor)
+        }
     }
 
-    deinit { file.withLockedValue { _ = close($0) } }
+    deinit { file.withLockedValue { _ = close($0.descriptor) } }
 
     /// Appends `lines` as one gzip member and waits until it is on disk.
     func append(_ lines: [[UInt8]]) throws {
@@ -60,17 +72,31 @@ public final class UndoLog: Sendable {
             text.append(0x0A)
         }
         let member = try Gzip.member(text)
-        try file.withLockedValue { descriptor in
+        try file.withLockedValue { file in
+            guard !file.broken else {
+                throw ImportError(.output, "the undo file could not be written earlier in this run", file: path)
+            }
             var offset = 0
+            var problem: ImportError?
             while offset < member.count {
-                let written = member[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                let written = member[offset...].withUnsafeBytes { write(file.descriptor, $0.baseAddress, $0.count) }
                 if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { throw ImportError.system(.output, "cannot write the undo file", file: path) }
+                guard written > 0 else {
+                    problem = ImportError.system(.output, "cannot write the undo file", file: path)
+                    break
+                }
                 offset += written
             }
-            guard fsync(descriptor) == 0 else {
-                throw ImportError.system(.output, "cannot write the undo file to disk", file: path)
+            if problem == nil, fsync(file.descriptor) != 0 {
+                problem = ImportError.system(.output, "cannot write the undo file to disk", file: path)
             }
+            if let problem {
+                // Cut the torn member off, so the records before it stay readable; append no more.
+                _ = ftruncate(file.descriptor, off_t(file.length))
+                file.broken = true
+                throw problem
+            }
+            file.length += member.count
         }
     }
 

@@ -48,6 +48,12 @@ public struct Pipeline: Sendable {
         let started = ContinuousClock.now
         let destination = Destination(customSink: customSink, options: options)
         var plan = try PipelinePlan(config: config, blockBytes: options.blockBytes)
+        // Refused before the pre-flight, which may add fields: nothing is written.
+        if config.report.undo, case .api = destination,
+            let refusal = UndoLog.refusal(config, remoteID: plan.mapping.remoteID != nil)
+        {
+            throw ImportError(.config, refusal)
+        }
         let client = try await preflight(destination, &plan, log: log)
         plan.notes.forEach { log?(RunEvent(.detail, $0)) }
         plan.notices.forEach { log?(RunEvent(.notice, $0)) }
@@ -399,10 +405,7 @@ extension Pipeline {
         guard config.report.undo, case .api = destination, let mapID = config.target.mapID,
             let runID = options.runID
         else { return nil }
-        if let refusal = UndoLog.refusal(config, remoteID: plan.mapping.remoteID != nil) {
-            throw ImportError(.config, refusal)
-        }
-        let remote = plan.mapping.remoteID!.slug
+        guard let remote = plan.mapping.remoteID?.slug else { return nil }
         let path = UndoLog.path(
             stateDirectory: StateDirectory.path(override: options.stateDirectory), runID: runID)
         return try UndoLog(

@@ -220,6 +220,8 @@ struct Operations {
     let command: String
     private let history: RunHistory?
     private let problem: String?
+    /// Held while the run goes on: a run whose lock is free is over (`interrupted` if it said nothing).
+    private let lock: RunLock?
 
     init(runID: String, config: PipelineConfig, options: PipelineOptions, command: String) {
         self.runID = runID
@@ -233,6 +235,7 @@ struct Operations {
             history = nil
             problem = (error as? ImportError)?.description ?? "\(error)"
         }
+        lock = history?.lock(runID)
     }
 
     /// What the run reads, as it may be shown: a URL without its query or user.
@@ -243,9 +246,11 @@ struct Operations {
 
     func begin(console: Console) {
         if let problem { console.info("warning: the run history is not kept: \(problem)", event: "history_failed") }
-        let record = RunRecord(
+        var record = RunRecord(
             runID: runID, command: command, input: input, pipeline: options.pipeline, map: config.target.mapID,
             mode: config.mode.rawValue)
+        // Known from the start: a run killed part-way can be rolled back.
+        if config.report.undo { record.undo = undoPath }
         do {
             try history?.begin(record)
         } catch {
@@ -261,15 +266,25 @@ struct Operations {
             mode: config.mode.rawValue)
         end.reports = Self.reports(config)
         do {
-            let undo = UndoLog.path(stateDirectory: StateDirectory.path(override: options.stateDir), runID: runID)
             try history?.finish(
                 runID: runID, summary: outcome.summary, exitCode: outcome.code, error: end.failure,
                 reportDir: config.report.dir,
-                undo: config.report.undo && FileManager.default.fileExists(atPath: undo) ? undo : nil)
+                undo: config.report.undo && FileManager.default.fileExists(atPath: undoPath) ? undoPath : nil)
         } catch {
             console.info("warning: the run history is not kept: \(error)", event: "history_failed")
         }
+        lock?.release()
+        if outcome.summary == nil, outcome.code != 130 {
+            // The closing line of a run that stopped before any row moved names it too.
+            console.info(
+                "run \(runID): nothing sent (exit \(outcome.code))", event: "run_failed",
+                fields: ["run_id": .text(runID), "exit_code": .int(Int(outcome.code))])
+        }
         return end
+    }
+
+    private var undoPath: String {
+        UndoLog.path(stateDirectory: StateDirectory.path(override: options.stateDir), runID: runID)
     }
 
     /// The report files of a run that exist, by kind.

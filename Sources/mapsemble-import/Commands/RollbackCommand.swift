@@ -53,9 +53,13 @@ struct RollbackCommand: AsyncParsableCommand {
         let console = Console(format: logFormat, quiet: quiet)
         let (history, record, config) = try await Console.exitingOnError {
             let history = try state.history()
-            guard let record = try history.find(runID) else {
+            guard var record = try history.find(runID) else {
                 throw ImportError(.usage, "no run \"\(runID)\" in the run history")
             }
+            // A run killed before its end still has its undo file where runs keep them.
+            let standard = UndoLog.path(
+                stateDirectory: StateDirectory.path(override: state.stateDir), runID: record.runID)
+            if record.undo == nil, FileManager.default.fileExists(atPath: standard) { record.undo = standard }
             guard let undo = record.undo, FileManager.default.fileExists(atPath: undo) else {
                 throw ImportError(
                     .usage,
@@ -75,7 +79,6 @@ struct RollbackCommand: AsyncParsableCommand {
                 config = try ConfigLoader.load(path: pipeline, environment: ProcessInfo.processInfo.environment)
             }
             PipelineOptions.applyEnvironment(&config)
-            if let apiURL { config.target.apiURL = apiURL }
             return (history, record, config)
         }
         let rollbackID = RunID.make()
@@ -91,7 +94,8 @@ struct RollbackCommand: AsyncParsableCommand {
         let log: @Sendable (RunEvent) -> Void = { console.log($0, file: nil) }
         let task = Task {
             try await Rollback.run(
-                undoFile: record.undo!, rollbackID: rollbackID, config: config, options: options, log: log)
+                undoFile: record.undo!, rollbackID: rollbackID, config: config, apiURL: apiURL, options: options,
+                log: log)
         }
         let interrupts = Interrupts { task.cancel() }
         defer { interrupts.stop() }
@@ -105,12 +109,18 @@ struct RollbackCommand: AsyncParsableCommand {
                 stopped.error is CancellationError
                 ? "interrupted" : (stopped.error as? ImportError)?.description ?? "\(stopped.error)"
         } catch {
-            let message = (error as? ImportError)?.description ?? "\(error)"
+            // Stopped before anything was sent (the undo file, the map's listing).
+            let code: Int32 = error is CancellationError ? 130 : 2
+            let message = code == 130 ? "interrupted" : (error as? ImportError)?.description ?? "\(error)"
             if !dryRun {
-                try? history.finish(runID: rollbackID, summary: nil, exitCode: 2, error: message, reportDir: nil)
+                try? history.finish(runID: rollbackID, summary: nil, exitCode: code, error: message, reportDir: nil)
             }
-            console.fail(error as? ImportError ?? ImportError(.remote, message))
-            throw ExitCode(error is CancellationError ? 130 : 2)
+            if code == 130 {
+                console.info("interrupted before anything was sent")
+            } else {
+                console.fail(error as? ImportError ?? ImportError(.remote, message))
+            }
+            throw ExitCode(code)
         }
         if dryRun {
             for step in result.steps where step.action != .none {
@@ -142,6 +152,7 @@ struct RollbackCommand: AsyncParsableCommand {
     private func exitCode(_ result: Rollback.Result, failure: String?) -> Int32 {
         if failure == "interrupted" { return 130 }
         if failure != nil || (!dryRun && !result.failed.isEmpty) { return 3 }
+        if !dryRun && !result.verified { return 3 }
         if result.count(.conflict) > 0 && !force { return 1 }
         return 0
     }
@@ -155,7 +166,9 @@ struct RollbackCommand: AsyncParsableCommand {
         if !dryRun {
             line +=
                 "; \(result.requests) request\(result.requests == 1 ? "" : "s"), \(result.retries) retr\(result.retries == 1 ? "y" : "ies")"
-            if !result.failed.isEmpty {
+            if !result.verified {
+                line += "; the map could not be read again to check what is back"
+            } else if !result.failed.isEmpty {
                 line +=
                     "; \(result.failed.count) not restored: \(result.failed.prefix(10).joined(separator: ", "))\(result.failed.count > 10 ? ", …" : "")"
             }
