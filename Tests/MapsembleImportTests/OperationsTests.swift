@@ -761,6 +761,31 @@ struct OperationsTests {
         #expect(String(decoding: data, as: UTF8.self) == "first\nsecond\nthird\n")
     }
 
+    @Test("the remote id read from a feature's bytes is the one JSON parsing finds, for generated ids and labels")
+    func remoteIDScan() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("ab\"\\:,{}[] é\u{1F600}\n\t0123456789")
+        func text(_ length: Int) -> String {
+            String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
+        }
+        let key = Array(#""ext_id":"#.utf8)
+        for round in 0..<5000 {
+            let id: JSONValue =
+                round % 5 == 0
+                ? .number(Double(Int.random(in: -1000...100_000))) : .string(text(Int.random(in: 1...12)))
+            // Labels and other values that hold the member's name as text, quotes and all.
+            let label = text(Int.random(in: 0...8)) + (round % 2 == 0 ? #""ext_id":"x""# : "") + text(3)
+            let feature: JSONValue = [
+                "type": "Feature", "geometry": ["type": "Point", "coordinates": [1.5, -2]],
+                "properties": ["label": .string(label), "note": .string(#"\"ext_id\": 1"#), "ext_id": id],
+            ]
+            let bytes = feature.bytes
+            #expect(
+                UndoLog.remoteID(in: bytes[...], key: key)
+                    == JSONParser.parse(bytes)?["properties"]?["ext_id"]?.remoteKey, "\(feature.text)")
+        }
+    }
+
     @Test("rollback decides from what a feature was, what the run made it and what it is")
     func rollbackDecisions() {
         let before: JSONValue = [

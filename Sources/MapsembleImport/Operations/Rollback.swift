@@ -107,7 +107,11 @@ public enum Rollback {
                     map = record["map"]?.string ?? ""
                     apiURL = record["api_url"]?.string ?? ""
                     remoteField = record["remote_field"]?.string ?? ""
-                case "before": if let id = record["id"]?.string { before[id] = record["f"] }
+                case "page":
+                    let body = record["body"]
+                    for feature in (body?["featureCollection"] ?? body)?["features"]?.array ?? [] {
+                        if let id = feature["properties"]?[remoteField]?.remoteKey { before[id] = feature }
+                    }
                 case "listed": listed = true
                 case "after": if let id = record["id"]?.string, let feature = record["f"] { after[id] = feature }
                 case "deleted": if let id = record["id"]?.string { after[id] = .null }

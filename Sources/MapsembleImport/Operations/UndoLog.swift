@@ -8,8 +8,9 @@ import NIOConcurrencyHelpers
 /// The file (`STATE_DIR/undo/RUN_ID.undo.gz`, owner-only) is a series of gzip members, each of
 /// JSON lines, appended and `fsync`ed before the request it describes is sent:
 /// - `{"t":"header", "run_id", "map", "api_url", "remote_field", "mode"}`;
-/// - `{"t":"before","id":…,"f":feature}` for every feature of the map with a remote id, as the
-///   run found it before its first write, then `{"t":"listed","count":N}`;
+/// - `{"t":"page","body":…}`: each page of the map's features (the server's answer as it came,
+///   line breaks made spaces), as the run found them before its first write, then
+///   `{"t":"listed","count":N}`;
 /// - `{"t":"after","id":…,"f":feature}`: a feature about to be sent, as sent;
 /// - `{"t":"deleted","id":…}`: a feature about to be deleted.
 ///
@@ -17,6 +18,8 @@ import NIOConcurrencyHelpers
 public final class UndoLog: Sendable {
     public let path: String
     let remoteField: String
+    /// `"SLUG":`, as it stands before the remote id in a feature the transformer wrote.
+    private let remoteKey: [UInt8]
     /// The file, its length, and whether a write failed (then nothing more is appended: a member
     /// after a torn one would not be read).
     private let file: NIOLockedValueBox<(descriptor: Int32, length: Int, broken: Bool)>
@@ -47,6 +50,9 @@ public final class UndoLog: Sendable {
     init(path: String, header: [(String, JSONValue)], remoteField: String) throws {
         self.path = path
         self.remoteField = remoteField
+        var key: [UInt8] = []
+        JSONBytes.appendString(remoteField, to: &key)
+        remoteKey = key + [UInt8(ascii: ":")]
         let folder = (path as NSString).deletingLastPathComponent
         try StateDirectory.create(folder)
         let descriptor = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
@@ -100,13 +106,14 @@ public final class UndoLog: Sendable {
         }
     }
 
-    /// A page of the map's features, as they were before the run.
-    func before(_ features: [JSONValue]) throws {
-        try append(
-            features.compactMap { feature in
-                guard let id = feature["properties"]?[remoteField]?.remoteKey else { return nil }
-                return JSONValue.object([("t", "before"), ("id", .string(id)), ("f", feature)]).bytes
-            })
+    /// A page of the map's features as the server answered it, before the run: kept as it came
+    /// (a line break in JSON is only ever space between values).
+    func page(_ body: [UInt8]) throws {
+        var line = Array(#"{"t":"page","body":"#.utf8)
+        line.reserveCapacity(body.count + 24)
+        for byte in body { line.append(byte == 0x0A || byte == 0x0D ? 0x20 : byte) }
+        line.append(UInt8(ascii: "}"))
+        try append([line])
     }
 
     /// The map's features are all listed.
@@ -118,9 +125,8 @@ public final class UndoLog: Sendable {
     func sending(_ batch: Batch, method: String) throws {
         var lines: [[UInt8]] = []
         for range in batch.featureRanges {
-            let bytes = Array(batch.body[range])
-            guard let feature = JSONParser.parse(bytes), let id = feature["properties"]?[remoteField]?.remoteKey
-            else { continue }
+            let bytes = batch.body[range]
+            guard let id = Self.remoteID(in: bytes, key: remoteKey) else { continue }
             var line = Array(#"{"t":"#.utf8)
             line += Array((method == "DELETE" ? #""deleted","id":"# : #""after","id":"#).utf8)
             JSONBytes.appendString(id, to: &line)
@@ -132,6 +138,29 @@ public final class UndoLog: Sendable {
             lines.append(line)
         }
         try append(lines)
+    }
+
+    /// The remote id in a feature's JSON: the value after the member name `key` (`"SLUG":`). A
+    /// quote inside a string is escaped, so the name found outside a string is the member's;
+    /// properties come before anything else that could hold it only as a value.
+    static func remoteID(in bytes: ArraySlice<UInt8>, key: [UInt8]) -> String? {
+        bytes.withUnsafeBytes { raw -> String? in
+            guard let base = raw.baseAddress, raw.count > key.count else { return nil }
+            var at = 0
+            // The first `"`, then the whole name compared (memchr and memcmp, not a generic search).
+            while at + key.count <= raw.count {
+                guard let quote = memchr(base + at, Int32(key[0]), raw.count - key.count + 1 - at) else { return nil }
+                at = base.distance(to: UnsafeRawPointer(quote))
+                // `\"SLUG":` would be inside a string: not the member.
+                if memcmp(base + at, key, key.count) == 0, at == 0 || raw[at - 1] != 0x5C { break }
+                at += 1
+            }
+            guard at + key.count <= raw.count else { return nil }
+            let value = UnsafeRawBufferPointer(rebasing: raw[(at + key.count)...])
+            var end = 0
+            guard JSONSkip.value(value, &end, end: value.count) else { return nil }
+            return JSONParser.parse(Array(value[..<end]))?.remoteKey
+        }
     }
 
     /// Features about to be deleted (a sync's last step).
@@ -161,7 +190,7 @@ enum Gzip {
         var stream = z_stream()
         guard
             deflateInit2_(
-                &stream, 6, Z_DEFLATED, MAX_WBITS + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                &stream, Z_BEST_SPEED, Z_DEFLATED, MAX_WBITS + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
                 Int32(MemoryLayout<z_stream>.size)) == Z_OK
         else { throw ImportError(.output, "zlib could not start compressing") }
         defer { deflateEnd(&stream) }

@@ -423,9 +423,8 @@ extension Pipeline {
     ) async throws {
         var count = listed ?? 0
         if listed == nil {
-            try await client.forEachPage(mapID: mapID, log: log) { features, _ in
+            try await client.forEachPage(mapID: mapID, log: log, raw: { try undo.page($0) }) { features, _ in
                 count += features.count
-                try undo.before(features)
             }
         }
         try undo.listed(count)
@@ -454,7 +453,7 @@ extension Pipeline {
         let keys = plan.mapping.digestKeys
         let listing = try await client.listing(
             mapID: mapID, remoteField: remote.slug, keys: keys, log: log,
-            onPage: undo.map { undo in { try undo.before($0) } })
+            onPage: undo.map { undo in { try undo.page($0) } })
         log?(
             RunEvent(
                 .detail,

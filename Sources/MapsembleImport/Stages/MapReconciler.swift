@@ -94,7 +94,7 @@ extension MapsembleClient {
     /// as writes are. A sync's listing and `maps export` both read the map through here.
     @discardableResult
     func forEachPage(
-        mapID: String, log: (@Sendable (RunEvent) -> Void)?,
+        mapID: String, log: (@Sendable (RunEvent) -> Void)?, raw: (([UInt8]) throws -> Void)? = nil,
         _ body: (_ features: [JSONValue], _ page: Int) throws -> Void
     ) async throws -> Int {
         let perPage = 500
@@ -116,6 +116,7 @@ extension MapsembleClient {
                     "\(baseURL) answered page \(page) of map \(mapID)'s features with something that is not a FeatureCollection"
                 )
             }
+            try raw?(response.body)
             try body(features, page)
             if features.count < perPage { return page }
             page += 1
@@ -125,11 +126,10 @@ extension MapsembleClient {
     /// A map's features, keeping each remote id's digest over `keys`.
     func listing(
         mapID: String, remoteField: String, keys: [String], log: (@Sendable (RunEvent) -> Void)?,
-        onPage: (([JSONValue]) throws -> Void)? = nil
+        onPage: (([UInt8]) throws -> Void)? = nil
     ) async throws -> MapListing {
         var listing = MapListing()
-        listing.requests = try await forEachPage(mapID: mapID, log: log) { features, _ in
-            try onPage?(features)
+        listing.requests = try await forEachPage(mapID: mapID, log: log, raw: onPage) { features, _ in
             for feature in features {
                 listing.total += 1
                 // A feature without a remote id (made by hand on the map) is left alone.
