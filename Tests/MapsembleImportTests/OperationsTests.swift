@@ -455,10 +455,19 @@ struct OperationsTests {
         try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
         harness.dir.write("drop/a.csv", Self.rows(Array(1...5), prefix: "W"))
         harness.dir.write("drop/b.csv", Self.rows(Array(6...8), prefix: "W") + "W9,Bad,abc,1,shop,9\n")
+        // The watcher notifies per file, once the file and its reports are in processed/.
+        let receiver = try WebhookReceiver()
+        defer { receiver.stop() }
+        let watchPipeline = Self.pipeline(harness, extra: Self.notify(receiver.url + "/hook", on: "always"))
         let watched = try await runCLIAsync([
-            "watch", drop, Self.pipeline(harness), "--once", "--settle-seconds", "0", "--state-dir", state,
+            "watch", drop, watchPipeline, "--once", "--settle-seconds", "0", "--state-dir", state,
         ])
         #expect(watched.status == 1, "\(watched.stderr)")
+        let notified = receiver.bodies.sorted { ($0["input"]?.string ?? "") < ($1["input"]?.string ?? "") }
+        #expect(notified.map { ($0["input"]?.string ?? "" as String).hasSuffix(".csv") } == [true, true])
+        #expect(notified.map { $0["exit_code"]?.integer } == [0, 1])
+        #expect(notified.last?["reports"]?["summary"]?.string == drop + "/processed/b.summary.json")
+        #expect(notified.last?["reports"]?["rejected"]?.string == drop + "/processed/b.rejected.csv")
 
         let listed = try await runCLIAsync(["history", "--json", "--state-dir", state])
         #expect(listed.status == 0, "\(listed.stderr)")
@@ -483,7 +492,7 @@ struct OperationsTests {
         #expect(second["rows_read"]?.integer == 4)
         #expect(second["imported"]?.integer == 3)
         #expect(second["rejected"]?.integer == 1)
-        #expect(second["report_dir"]?.string == drop + "/processed/")
+        #expect(second["report_dir"]?.string == drop + "/processed")
         #expect(byInput["a.csv"]?["imported"]?.integer == 5)
         // Every id differs, and the latest comes first.
         let ids = runs.compactMap { $0["run_id"]?.string }

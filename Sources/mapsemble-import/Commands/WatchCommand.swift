@@ -232,7 +232,9 @@ struct WatchCommand: AsyncParsableCommand {
             console.info(
                 "\(file): moved with its report to \(place)", event: "watch_moved",
                 fields: ["file": .text(file), "to": .text(place), "exit_code": .int(Int(code))])
-            Operations.moved(&outcome, config: config, to: folder.path + "/" + place, stateDir: options.stateDir)
+            Operations.moved(
+                &outcome, config: config, to: folder.path + "/" + place.trimmingCharacters(in: ["/"]),
+                stateDir: options.stateDir)
             await runner.conclude(outcome, config: config, console: console)
         } catch {
             await runner.conclude(outcome, config: config, console: console)
