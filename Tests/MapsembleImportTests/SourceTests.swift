@@ -29,22 +29,7 @@ final class ScriptedServer: @unchecked Sendable {
         _ = ignoreSIGPIPE
         self.answer = answer
         self.stall = stall
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        socket = fd
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw ImportError(.remote, "cannot listen") }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (socket, port) = try loopbackListener()
         let thread = Thread { [self] in serve() }
         thread.start()
     }

@@ -130,22 +130,20 @@ extension RunRecord {
 }
 
 enum HistoryFormat {
-    static func isoTime(_ seconds: Double) -> String {
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
-    }
+    /// ISO 8601 in UTC: `2026-12-03T03:13:07Z`.
+    static func isoTime(_ seconds: Double) -> String { time(seconds, utc: true) }
 
-    static func localTime(_ seconds: Double) -> String {
+    /// The machine's local time, for the table: `2026-12-03 04:13:07`.
+    static func localTime(_ seconds: Double) -> String { time(seconds, utc: false) }
+
+    private static func time(_ seconds: Double, utc: Bool) -> String {
         var time = time_t(seconds)
         var parts = tm()
-        localtime_r(&time, &parts)
+        if utc { gmtime_r(&time, &parts) } else { localtime_r(&time, &parts) }
         return String(
-            format: "%04d-%02d-%02d %02d:%02d:%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+            format: utc ? "%04d-%02d-%02dT%02d:%02d:%02dZ" : "%04d-%02d-%02d %02d:%02d:%02d",
+            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+            Int(parts.tm_min), Int(parts.tm_sec))
     }
 
     /// Columns padded to their widest cell; `numeric` columns right-aligned.
