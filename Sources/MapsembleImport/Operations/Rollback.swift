@@ -211,7 +211,7 @@ public enum Rollback {
                 client, map: undo.map, remoteField: undo.remoteField, ids: Set(touched), log: log)
             for index in result.steps.indices {
                 let id = result.steps[index].remoteID
-                result.steps[index].restored = same(now[id], undo.before[id], keys: nil)
+                result.steps[index].restored = same(now[id], undo.before[id])
             }
             result.verified = true
         } catch {
@@ -232,8 +232,8 @@ public enum Rollback {
     static func step(_ id: String, before: JSONValue?, after: JSONValue, current: JSONValue?) -> Step {
         let deletedByRun = after == .null
         let wanted: Action = before == nil ? .delete : deletedByRun ? .recreate : .restore
-        if same(current, before, keys: nil) { return Step(remoteID: id, action: .none) }
-        let asLeft = deletedByRun ? current == nil : same(current, left(before, after), keys: nil)
+        if same(current, before) { return Step(remoteID: id, action: .none) }
+        let asLeft = deletedByRun ? current == nil : same(current, left(before, after))
         if asLeft { return Step(remoteID: id, action: wanted) }
         return Step(remoteID: id, action: .conflict, forced: wanted)
     }
@@ -272,16 +272,14 @@ public enum Rollback {
         feature["properties"]?.members?.map(\.0) ?? []
     }
 
-    /// Whether two features say the same: both absent, or the same geometry and the same values
-    /// for `keys` (every property of either when nil), empty text and null alike.
-    static func same(_ a: JSONValue?, _ b: JSONValue?, keys: [String]?) -> Bool {
+    /// Whether two features say the same: both absent, or the same geometry and the same value
+    /// for every property of either, empty text and null alike.
+    static func same(_ a: JSONValue?, _ b: JSONValue?) -> Bool {
         guard let a, let b else { return a == nil && b == nil }
-        let geometryA = a["geometry"] ?? .null
-        let geometryB = b["geometry"] ?? .null
-        // A PATCH that sent no point kept the stored one: its geometry says nothing.
-        if !(keys != nil && geometryB == .null), !sameValue(geometryA, geometryB) { return false }
-        let names = keys ?? Array(Set(propertyKeys(a) + propertyKeys(b)))
-        return names.allSatisfy { sameValue(a["properties"]?[$0] ?? .null, b["properties"]?[$0] ?? .null) }
+        guard sameValue(a["geometry"] ?? .null, b["geometry"] ?? .null) else { return false }
+        return Set(propertyKeys(a) + propertyKeys(b)).allSatisfy {
+            sameValue(a["properties"]?[$0] ?? .null, b["properties"]?[$0] ?? .null)
+        }
     }
 
     /// Values equal as the map keeps them: numbers by value (also when written as text), empty

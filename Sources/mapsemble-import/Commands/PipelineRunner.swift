@@ -71,7 +71,7 @@ struct PipelineRunner {
         {
             if let warning = await Notifier.send(notify, end) {
                 console.info("warning: \(warning)", event: "notify_failed")
-            } else {
+            } else if options.verbose {
                 console.log(
                     RunEvent(.detail, "notification sent (\(notify.format.rawValue))", event: "notified"), file: nil)
             }
