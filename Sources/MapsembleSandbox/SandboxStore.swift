@@ -113,6 +113,8 @@ public final class SandboxStore: Sendable {
         var random: SeededGenerator
         var nextID: UInt64 = 1
         var requests = 0
+        /// Every `User-Agent` the API was asked with.
+        var userAgents = Set<String>()
         var writeRequests = 0
         var writeLog: [WriteRecord] = []
         /// Geocoder requests answered (refusals included), the second the last one came in and
@@ -172,6 +174,9 @@ public final class SandboxStore: Sendable {
     }
 
     /// Requests answered so far, and how many of them were writes.
+    /// The `User-Agent`s of the requests so far (API, geocoder, files) ("" for a request without one).
+    public var userAgents: Set<String> { state.withLockedValue { $0.userAgents } }
+
     public var requestCounts: (all: Int, writes: Int) { state.withLockedValue { ($0.requests, $0.writeRequests) } }
 
     /// Changes a map's plan, as an upgrade on Mapsemble would: its stored features stay.
@@ -207,6 +212,7 @@ public final class SandboxStore: Sendable {
     }
 
     public func handle(_ request: SandboxRequest) -> SandboxReply {
+        state.withLockedValue { _ = $0.userAgents.insert(request.headers["user-agent"] ?? "") }
         if let file = serveFile(request) { return file }
         if let page = viewer(request) { return page }
         if let reply = geocode(request) { return reply }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MapsembleImport
 
 /// The `mapsemble-import` command line. Thin: options become a `PipelineConfig` and the core
 /// library does the work.
@@ -8,6 +9,7 @@ struct MapsembleImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mapsemble-import",
         abstract: "Load CSV files and Excel workbooks into Mapsemble maps, accounting for every row.",
+        version: ToolVersion.number,
         subcommands: [
             RunCommand.self, ValidateCommand.self, InspectCommand.self, MapsCommand.self, FieldsCommand.self,
             SandboxCommand.self, WatchCommand.self, HistoryCommand.self, RollbackCommand.self,

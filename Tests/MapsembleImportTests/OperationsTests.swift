@@ -839,6 +839,32 @@ struct OperationsTests {
         #expect(Rollback.restoring(before, after: .null)["properties"] == before["properties"])
     }
 
+    @Test(
+        "the version: --version, User-Agent on API, geocoder and webhook requests, tool_version in the reports and history"
+    )
+    func version() async throws {
+        let printed = try await runCLIAsync(["--version"])
+        #expect(printed.status == 0)
+        #expect(printed.stdout == ToolVersion.number + "\n")
+        let harness = try await UploadHarness(rows: 3, configure: { $0.geocoder = SandboxGeocoder() })
+        let receiver = try WebhookReceiver()
+        defer { receiver.stop() }
+        let state = harness.dir.path + "/state"
+        let extra =
+            Self.notify(receiver.url, on: "always")
+            + "geocode:\n  address: \"{name}\"\n  when: always\n  provider: photon\n  url: \(harness.server.url)\n  user_agent: \"acme-import/1.0 (ops@example.org)\"\n  cache: \(harness.dir.path)/geocodes.sqlite\n"
+        let result = try await runCLIAsync(["run", Self.pipeline(harness, extra: extra), "--state-dir", state])
+        #expect(result.status <= 1, "\(result.stderr)")
+        let agents = harness.server.store.userAgents
+        #expect(agents.contains(ToolVersion.userAgent), "\(agents)")
+        #expect(agents.contains(ToolVersion.userAgent + " acme-import/1.0 (ops@example.org)"), "\(agents)")
+        #expect(agents.allSatisfy { $0.hasPrefix("mapsemble-import/") }, "\(agents)")
+        #expect(receiver.requests.first?.head.lowercased().contains("user-agent: \(ToolVersion.userAgent)") == true)
+        #expect(harness.dir.read("reports/sites.summary.json").contains("\"tool_version\": \"\(ToolVersion.number)\""))
+        #expect(harness.dir.read("reports/sites.report.html").contains(ToolVersion.userAgent))
+        #expect(try RunHistory(stateDirectory: state).list(limit: 1).first?.toolVersion == ToolVersion.number)
+    }
+
     /// A GET over libcurl (the tool's own transport).
     func fetch(_ url: String) async throws -> (status: Int, body: String) {
         let worker = CurlWorker(name: "test")

@@ -200,6 +200,7 @@ func maskDuration(_ summary: String) -> String {
         of: #""duration_s": [0-9.e-]+"#, with: "\"duration_s\": 0", options: .regularExpression
     )
     .replacingOccurrences(of: #"  "run_id": "[0-9A-Za-z-]+",\n"#, with: "", options: .regularExpression)
+    .replacingOccurrences(of: #"  "tool_version": "[^"]+",\n"#, with: "", options: .regularExpression)
 }
 
 // MARK: - Headless Chromium

@@ -58,7 +58,7 @@ final class HTTPGeocoder: Sendable {
         policy = RetryPolicy(
             maxRetries: settings.maxRetries, backoffSeconds: backoffSeconds, maxBackoffSeconds: maxBackoffSeconds)
         limiter = settings.rateLimit.map { RateLimiter(perSecond: $0) }
-        let agent = ["mapsemble-import", settings.userAgent].compactMap { $0 }.joined(separator: " ")
+        let agent = [ToolVersion.userAgent, settings.userAgent].compactMap { $0 }.joined(separator: " ")
         headers = ["Accept: application/json", "User-Agent: \(agent)"]
     }
 

@@ -85,7 +85,10 @@ final class CurlEasy {
         let sink = ResponseSink(consumer: request.bodyConsumer)
         errorBuffer[0] = 0
         var headers: UnsafeMutablePointer<curl_slist>? = nil
-        for header in request.headers + ["Expect:"] { headers = curl_slist_append(headers, header) }
+        // Every request names the tool, unless it names itself (a geocoder's agent adds to it).
+        let named = request.headers.contains { $0.lowercased().hasPrefix("user-agent:") }
+        let extra = named ? ["Expect:"] : ["Expect:", "User-Agent: \(ToolVersion.userAgent)"]
+        for header in request.headers + extra { headers = curl_slist_append(headers, header) }
         defer { curl_slist_free_all(headers) }
 
         setLong(CURLOPT_NOSIGNAL, 1)

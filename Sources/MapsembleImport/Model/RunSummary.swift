@@ -120,7 +120,8 @@ public struct RunSummary: Sendable, Equatable {
         JSONBytes.appendString(input, to: &inputJSON)
         return """
             {
-              \(runID.map { "\"run_id\": \"\($0)\",\n  " } ?? "")"input": \(String(decoding: inputJSON, as: UTF8.self)),
+              \(runID.map { "\"run_id\": \"\($0)\",\n  " } ?? "")"tool_version": "\(ToolVersion.number)",
+              "input": \(String(decoding: inputJSON, as: UTF8.self)),
               "encoding": "\(encoding)",
               "status": "\(status.rawValue)",
               "rows_read": \(rowsRead),

@@ -111,7 +111,7 @@ public enum Notifier {
                     request: {
                         HTTPRequest(
                             method: "POST", url: settings.webhook,
-                            headers: ["Content-Type: application/json", "User-Agent: mapsemble-import"], body: body,
+                            headers: ["Content-Type: application/json"], body: body,
                             timeoutSeconds: settings.timeoutSeconds)
                     })
                 guard (200..<300).contains(response.status) else {

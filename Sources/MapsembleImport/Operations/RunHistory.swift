@@ -51,6 +51,8 @@ public struct RunRecord: Sendable, Equatable {
     /// The run of `rollback` that undid this one.
     public var rolledBackBy: String?
     public var host: String
+    /// The version of the tool that ran it.
+    public var toolVersion = ToolVersion.number
     var pid: Int
     var pidStart: String
 
@@ -107,16 +109,22 @@ public final class RunHistory {
               host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);
             """)
+        // A history made before runs recorded the tool's version gets the column.
+        let columns = try database.prepare("PRAGMA table_info(runs)").rows([]).compactMap { row -> String? in
+            if case .text(let name) = row[1] { return name }
+            return nil
+        }
+        if !columns.contains("tool_version") { try database.execute("ALTER TABLE runs ADD COLUMN tool_version TEXT") }
     }
 
     private static let columns =
-        "run_id, command, started, ended, input, pipeline, map, mode, status, exit_code, rows_read, imported, created, updated, deleted, unchanged, rejected, not_sent, duration, report_dir, summary, error, undo, rolled_back_by, host, pid, pid_start"
+        "run_id, command, started, ended, input, pipeline, map, mode, status, exit_code, rows_read, imported, created, updated, deleted, unchanged, rejected, not_sent, duration, report_dir, summary, error, undo, rolled_back_by, host, pid, pid_start, tool_version"
 
     /// Records a run as it starts.
     public func begin(_ record: RunRecord) throws {
         try database.transaction {
             try database.prepare(
-                "INSERT OR REPLACE INTO runs (\(Self.columns)) VALUES (\(Array(repeating: "?", count: 27).joined(separator: ",")))"
+                "INSERT OR REPLACE INTO runs (\(Self.columns)) VALUES (\(Array(repeating: "?", count: 28).joined(separator: ",")))"
             ).run(values(of: record))
         }
     }
@@ -252,7 +260,7 @@ public final class RunHistory {
             + [
                 record.durationSeconds.map { .real($0) } ?? .null, text(record.reportDir), text(record.summary),
                 text(record.error), text(record.undo), text(record.rolledBackBy), .text(record.host),
-                .integer(Int64(record.pid)), .text(record.pidStart),
+                .integer(Int64(record.pid)), .text(record.pidStart), .text(record.toolVersion),
             ]
     }
 
@@ -296,6 +304,7 @@ public final class RunHistory {
         record.host = string(24) ?? ""
         record.pid = int(25) ?? 0
         record.pidStart = string(26) ?? ""
+        record.toolVersion = string(27) ?? ""
         return record
     }
 }

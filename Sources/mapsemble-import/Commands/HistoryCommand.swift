@@ -124,7 +124,7 @@ extension RunRecord {
             ("rejected", number(rejected)), ("not_sent", number(notSent)),
             ("duration_s", durationSeconds.map { .number(($0 * 1000).rounded() / 1000) } ?? .null),
             ("report_dir", text(reportDir)), ("error", text(error)), ("undo", text(undo)),
-            ("rolled_back_by", text(rolledBackBy)), ("host", .string(host)),
+            ("rolled_back_by", text(rolledBackBy)), ("host", .string(host)), ("tool_version", .string(toolVersion)),
         ])
     }
 }
