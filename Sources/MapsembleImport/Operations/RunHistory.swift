@@ -106,15 +106,20 @@ public final class RunHistory {
               deleted INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0,
               rejected INTEGER NOT NULL DEFAULT 0, not_sent INTEGER NOT NULL DEFAULT 0,
               duration REAL, report_dir TEXT, summary TEXT, error TEXT, undo TEXT, rolled_back_by TEXT,
-              host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start TEXT NOT NULL);
+              host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start TEXT NOT NULL, tool_version TEXT);
             CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);
             """)
-        // A history made before runs recorded the tool's version gets the column.
-        let columns = try database.prepare("PRAGMA table_info(runs)").rows([]).compactMap { row -> String? in
-            if case .text(let name) = row[1] { return name }
-            return nil
+        // A history made before runs recorded the tool's version gets the column, checked and added
+        // under the write lock: runs started at once would otherwise both add it.
+        try database.transaction {
+            let columns = try database.prepare("PRAGMA table_info(runs)").rows([]).compactMap { row -> String? in
+                if case .text(let name) = row[1] { return name }
+                return nil
+            }
+            if !columns.contains("tool_version") {
+                try database.execute("ALTER TABLE runs ADD COLUMN tool_version TEXT")
+            }
         }
-        if !columns.contains("tool_version") { try database.execute("ALTER TABLE runs ADD COLUMN tool_version TEXT") }
     }
 
     private static let columns =
