@@ -2,6 +2,7 @@ import Foundation
 import MapsembleJSON
 import MapsembleSandbox
 import NIOConcurrencyHelpers
+import Synchronization
 import Testing
 
 @testable import MapsembleImport
@@ -728,6 +729,27 @@ struct OperationsTests {
         let refused = try await runCLIAsync(["rollback", runID, "--state-dir", state])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("was not made with report.undo: true"), "\(refused.stderr)")
+    }
+
+    @Test("a new history opened by many runs at once: each opens it and records its run")
+    func historyOpenedAtOnce() throws {
+        // Repeated on fresh directories: the first openers race to make the table and its columns.
+        for round in 0..<20 {
+            let state = TempDir().path + "/state\(round)"
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 8) { index in
+                do {
+                    let history = try RunHistory(stateDirectory: state)
+                    try history.begin(
+                        RunRecord(
+                            runID: "r\(index)", command: "run", input: nil, pipeline: nil, map: nil, mode: nil))
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 } == [], "round \(round)")
+            #expect(try RunHistory(stateDirectory: state).list(limit: 20).count == 8, "round \(round)")
+        }
     }
 
     @Test("undo files: complete gzip members are read, a member cut short by a crash is not")

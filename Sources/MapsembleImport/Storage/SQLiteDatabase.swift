@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 
 /// One SQLite database file, for the state kept between runs (the geocoding cache): opened in WAL
 /// mode with a busy time-out, so that concurrent runs share it, and `synchronous = FULL`, so a
@@ -23,6 +24,15 @@ final class SQLiteDatabase {
         handle = opened
         self.path = path
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        // Switching a new file to WAL answers SQLITE_BUSY at once, without the busy handler, while
+        // another connection opens it too: retried here for as long as the time-out.
+        var waited: Int32 = 0
+        while sqlite3_exec(handle, "PRAGMA journal_mode = WAL", nil, nil, nil) == SQLITE_BUSY,
+            waited < busyTimeoutMilliseconds
+        {
+            usleep(10_000)
+            waited += 10
+        }
         try execute("PRAGMA journal_mode = WAL")
         try execute("PRAGMA synchronous = FULL")
     }
