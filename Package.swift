@@ -70,7 +70,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings, plugins: ["BuildCommit"]),
+        /// Writes the git commit built into `MapsembleImport` (`ToolVersion.commit`).
+        .plugin(name: "BuildCommit", capability: .buildTool(), dependencies: ["BuildCommitTool"]),
+        .executableTarget(name: "BuildCommitTool", path: "Sources/BuildCommitTool"),
         /// The Mapsemble-compatible local server: for tests, and for users to try a pipeline.
         .target(
             name: "MapsembleSandbox",

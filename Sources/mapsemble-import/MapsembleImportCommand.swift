@@ -9,7 +9,7 @@ struct MapsembleImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mapsemble-import",
         abstract: "Load CSV files and Excel workbooks into Mapsemble maps, accounting for every row.",
-        version: ToolVersion.number,
+        version: ToolVersion.described,
         subcommands: [
             RunCommand.self, ValidateCommand.self, InspectCommand.self, MapsCommand.self, FieldsCommand.self,
             SandboxCommand.self, WatchCommand.self, HistoryCommand.self, RollbackCommand.self,

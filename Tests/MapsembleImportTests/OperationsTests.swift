@@ -867,7 +867,19 @@ struct OperationsTests {
     func version() async throws {
         let printed = try await runCLIAsync(["--version"])
         #expect(printed.status == 0)
-        #expect(printed.stdout == ToolVersion.number + "\n")
+        #expect(printed.stdout == ToolVersion.described + "\n")
+        // Built from a checkout: the commit checked out, as git itself names it.
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        git.arguments = ["-C", projectDirectory, "rev-parse", "HEAD"]
+        let out = Pipe()
+        git.standardOutput = out
+        git.standardError = FileHandle.nullDevice
+        if FileManager.default.fileExists(atPath: projectDirectory + "/.git"), (try? git.run()) != nil {
+            let head = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            git.waitUntilExit()
+            #expect(printed.stdout == "\(ToolVersion.number) (commit \(head.prefix(12)))\n", "\(head)")
+        }
         let harness = try await UploadHarness(rows: 3, configure: { $0.geocoder = SandboxGeocoder() })
         let receiver = try WebhookReceiver()
         defer { receiver.stop() }

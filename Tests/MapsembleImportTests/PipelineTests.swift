@@ -63,7 +63,7 @@ func config(input: String, reports: String) -> PipelineConfig {
 
 @Suite("Pipeline: stages, back-pressure, cancellation, accounting")
 struct PipelineTests {
-    @Test("a slow sink holds the reader back: it runs at most a few blocks ahead", .timeLimit(minutes(1)))
+    @Test("a slow sink holds the reader back: it runs at most a few blocks ahead", .timeLimit(minutes(3)))
     func backPressure() async throws {
         let dir = TempDir()
         let rows = 60_000

@@ -45,6 +45,8 @@ public enum Inspector {
         readerOptions.hasHeader = false
         readerOptions.blockBytes = 64 << 10
         readerOptions.delimiter = try PipelinePlan.delimiter(options.delimiter, path: path, quote: readerOptions.quote)
+        readerOptions.delimiterFromHint = options.delimiter == "auto"
+        var delimiterHint = false
         var quoteNone = false
         var sheets: [SheetSummary] = []
         var sheetName: String?
@@ -75,7 +77,10 @@ public enum Inspector {
             reader = try XLSXReader(
                 path: path, sheet: chosen.name, hasHeader: false, blockBytes: readerOptions.blockBytes, name: name)
         } else {
-            reader = try csvReader(path: path, options: &readerOptions, quoteNone: &quoteNone, name: name)
+            let csv = try csvReader(path: path, options: &readerOptions, quoteNone: &quoteNone, name: name)
+            readerOptions.delimiter = csv.delimiter
+            delimiterHint = csv.delimiterHint != nil
+            reader = csv
         }
 
         // The first record decides the header; the profiles take the records after it.
@@ -132,7 +137,7 @@ public enum Inspector {
             sampled += 1
             if options.keepRecords > 0 { kept.insert((firstLine, first), at: 0) }
         }
-        let names = header ? first : first.indices.map { String($0 + 1) }
+        let (names, duplicates) = header ? HeaderNames.unique(first) : (first.indices.map { String($0 + 1) }, [:])
         let columns = zip(names, profiles).map { $0.1.profile(name: $0.0) }
 
         var rows: Int
@@ -147,7 +152,8 @@ public enum Inspector {
             rows = sampled + malformed
             method = "at least; the sheet declares no used range, --full counts every row"
         } else {
-            let lines = try countLines(path, name: name)
+            // Excel's `sep=` first line is not a row.
+            let lines = try countLines(path, name: name) - (delimiterHint ? 1 : 0)
             rows = lines - (header ? 1 : 0)
             method = "counted lines"
             if spansLines {
@@ -159,6 +165,12 @@ public enum Inspector {
         }
 
         var notes: [String] = []
+        if delimiterHint {
+            notes.append(
+                "the first line sep=\(Character(Unicode.Scalar(readerOptions.delimiter))) names the delimiter; it is not a row"
+            )
+        }
+        if let renamed = HeaderNames.note(duplicates) { notes.append(renamed) }
         if malformed > 0 && !sheets.isEmpty {
             notes.append(
                 "\(malformed) of the \(options.full ? "" : "sampled ")rows would be rejected (a cell holding an error such as #N/A, or a value right of the header)"

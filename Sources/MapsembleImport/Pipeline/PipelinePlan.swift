@@ -72,27 +72,44 @@ struct PipelinePlan {
             )
         } else {
             options.delimiter = try Self.delimiter(config.source.delimiter, path: path, quote: options.quote)
+            options.delimiterFromHint = config.source.delimiter == "auto"
+            let csv = try CSVReader(path: path, options: options, name: inputName)
+            reader = csv
+            options.delimiter = csv.delimiter
             readerOptions = options
-            reader = try CSVReader(path: path, options: options, name: inputName)
-            let delimiterName = [0x09: "tab", 0x2C: "\",\"", 0x3B: "\";\"", 0x7C: "\"|\""][options.delimiter] ?? "?"
             let encodingNote =
                 "\(reader.encoding.rawValue)\(config.source.encoding == "auto" ? " (detected)" : "")"
+            let how =
+                csv.delimiterHint == nil
+                ? config.source.delimiter == "auto" ? " (sniffed)" : ""
+                : config.source.delimiter == "auto"
+                    ? " (from the file's first line sep=\(Character(Unicode.Scalar(csv.delimiterHint!))))"
+                    : " (source.delimiter; the file's first line sep=\(Character(Unicode.Scalar(csv.delimiterHint!))) is skipped)"
             notes.append(
-                "reading \(inputName) (\(encodingNote)): delimiter \(delimiterName)\(config.source.delimiter == "auto" ? " (sniffed)" : ""), "
+                "reading \(inputName) (\(encodingNote)): delimiter \(Self.delimiterName(options.delimiter))\(how), "
                     + "\(reader.header.count) columns\(options.hasHeader ? "" : " (no header row)")")
         }
+        if let renamed = HeaderNames.note(reader.duplicateNames) { notes.append(renamed) }
 
         let header = reader.header
+        let duplicateNames = reader.duplicateNames
         let separator = config.source.decimal == "comma" ? UInt8(ascii: ",") : UInt8(ascii: ".")
         // auto: a decimal comma is read too where the comma is not the delimiter.
         let alternate: UInt8? =
             config.source.decimal == "auto" && options.delimiter != UInt8(ascii: ",") ? UInt8(ascii: ",") : nil
+        // A coordinate holding a comma in a comma-delimited file was quoted: its comma is a
+        // decimal one (`"52,5"`). Other numbers keep reading `"1,234"` as grouped digits.
+        let coordinateAlternate: UInt8? = config.source.decimal == "auto" ? UInt8(ascii: ",") : nil
         if separator == options.delimiter {
             throw ImportError(
                 .config, "source.decimal is comma but the delimiter is a comma too; use a \";\" or tab delimited file")
         }
         let name = inputName
-        // Every mapped column the header lacks, said at once.
+        // A mapped name the header gives more than one column, then every mapped column the header
+        // lacks, said at once.
+        if let ambiguous = SchemaDrift.ambiguousColumns(config, duplicates: duplicateNames, file: name) {
+            throw ambiguous
+        }
         if let drift = SchemaDrift.missingColumns(config, header: header, file: name) { throw drift }
         func column(_ column: String, key: String) throws -> Int {
             guard let index = header.firstIndex(of: column) else {
@@ -106,6 +123,12 @@ struct PipelinePlan {
         func detect(_ candidates: [String], key: String, what: String) throws -> Int {
             for candidate in candidates {
                 if let index = header.firstIndex(where: { $0.trimmingSpaces.lowercased() == candidate }) {
+                    if let choices = duplicateNames[header[index]] {
+                        throw ImportError(
+                            .config,
+                            "the \(what) column found by name, \"\(header[index])\", is in the header \(choices.count) times; set \(key) in pipeline.yml to one of: \(choices.map { "\"\($0)\"" }.joined(separator: ", "))",
+                            file: name, line: 1)
+                    }
                     return index
                 }
             }
@@ -165,7 +188,7 @@ struct PipelinePlan {
                 validator = Validator(
                     longitudeColumn: pointColumn, latitudeColumn: pointColumn, pointColumn: pointColumn, header: header,
                     swapped: config.coordinates.swapped, bounds: config.coordinates.bounds,
-                    decimalSeparator: separator, alternateSeparator: alternate)
+                    decimalSeparator: separator, alternateSeparator: coordinateAlternate)
             } else {
                 let longitude =
                     try config.coordinates.longitude.map { (n) in try column(n, key: "coordinates.longitude") }
@@ -188,7 +211,7 @@ struct PipelinePlan {
                 validator = Validator(
                     longitudeColumn: longitude, latitudeColumn: latitude, header: header,
                     swapped: config.coordinates.swapped, bounds: config.coordinates.bounds, decimalSeparator: separator,
-                    alternateSeparator: alternate)
+                    alternateSeparator: coordinateAlternate)
             }
             validator.allowNullIsland = config.coordinates.allowNullIsland
             // A GeoJSON file's own `crs` member, unless the pipeline says otherwise.
@@ -423,6 +446,11 @@ struct PipelinePlan {
         let best = [UInt8(ascii: ","), UInt8(ascii: ";"), 0x09, UInt8(ascii: "|")]
             .max { counts[$0, default: 0] < counts[$1, default: 0] }!
         return counts[best, default: 0] > 0 ? best : UInt8(ascii: ",")
+    }
+
+    /// A delimiter as messages name it.
+    static func delimiterName(_ delimiter: UInt8) -> String {
+        delimiter == 0x09 ? "tab" : "\"\(Character(Unicode.Scalar(delimiter)))\""
     }
 
     /// Column names for a message: all of them, or the first 50 and how many more.

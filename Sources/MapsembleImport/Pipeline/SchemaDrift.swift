@@ -45,6 +45,35 @@ enum SchemaDrift {
         return names
     }
 
+    /// The one error for settings naming a column the header names more than once (its columns
+    /// are read as `NAME`, `NAME_2`, …), listing the choices; or nil. A pipeline that names one of
+    /// the renamed columns (`NAME_2`) knows of them: its `NAME` is the first.
+    static func ambiguousColumns(_ config: PipelineConfig, duplicates: [String: [String]], file: String)
+        -> ImportError?
+    {
+        guard !duplicates.isEmpty else { return nil }
+        let named = Set(references(config).map(\.column))
+        var found: [(column: String, keys: [String])] = []
+        for reference in references(config) {
+            guard let choices = duplicates[reference.column], !choices.dropFirst().contains(where: named.contains)
+            else { continue }
+            if let index = found.firstIndex(where: { $0.column == reference.column }) {
+                if !found[index].keys.contains(reference.key) { found[index].keys.append(reference.key) }
+            } else {
+                found.append((reference.column, [reference.key]))
+            }
+        }
+        guard !found.isEmpty else { return nil }
+        let each = found.map { entry in
+            let choices = duplicates[entry.column]!
+            return
+                "\(entry.keys.joined(separator: " and ")) name\(entry.keys.count == 1 ? "s" : "") the column \"\(entry.column)\", which the header has \(choices.count) times, read as "
+                + choices.map { "\"\($0)\"" }.joined(separator: ", ")
+                + "; name the one meant (\"\(entry.column)\" is the first once the pipeline names \(choices.dropFirst().map { "\"\($0)\"" }.joined(separator: " or ")) too)"
+        }
+        return ImportError(.config, each.joined(separator: "; "), file: file, line: 1)
+    }
+
     /// The one error for settings naming columns the header lacks, or nil.
     static func missingColumns(_ config: PipelineConfig, header: [String], file: String) -> ImportError? {
         let present = Set(header)

@@ -336,7 +336,10 @@ struct HTMLReport {
         html += fact("retries", MapPage.grouped(summary.retries))
         let rate = summary.durationSeconds > 0 ? Double(summary.rowsRead) / summary.durationSeconds : 0
         html += fact("time", String(format: "%.2f s, %@ rows/s", summary.durationSeconds, MapPage.grouped(Int(rate))))
-        html += fact("tool", ToolVersion.userAgent + (summary.runID.map { ", run \($0)" } ?? ""))
+        html += fact(
+            "tool",
+            ToolVersion.userAgent + (ToolVersion.commit.map { " (commit \($0))" } ?? "")
+                + (summary.runID.map { ", run \($0)" } ?? ""))
         html += "</dl>"
         html += rejectedTables
         return html

@@ -183,6 +183,7 @@ public class SheetReader: RecordReader, @unchecked Sendable {  // used by one ta
     }
     /// The sheet read.
     public private(set) var sheet = ""
+    public private(set) var duplicateNames: [String: [String]] = [:]
 
     private let handoff = BoundedHandoff<SheetItem>(capacity: 2)
     private let scanned = ByteCount()
@@ -223,13 +224,8 @@ public class SheetReader: RecordReader, @unchecked Sendable {  // used by one ta
                 sheet = chosen.sheet
                 if hasHeader && !empty.isEmpty, let fixHeader {
                     header = try fixHeader(names, row, empty)
-                } else if hasHeader && !empty.isEmpty {
-                    var seen = Set<String>()
-                    for column in header where !seen.insert(column).inserted {
-                        throw ImportError(
-                            .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: row)
-                    }
                 }
+                if hasHeader { (header, duplicateNames) = HeaderNames.unique(header) }
             case .block, nil:
                 throw ImportError(
                     .unreadableInput,

@@ -76,6 +76,29 @@ final class LineSource {
         }
     }
 
+    /// The first unread line without its line end when it is at most `limit` bytes long, left
+    /// unread (`consume` takes it); nil when it is longer or the input is empty.
+    func peekLine(limit: Int) throws -> (text: [UInt8], length: Int)? {
+        while true {
+            let available = end - start
+            if let newline = memchr(buffer + start, 0x0A, min(available, limit + 2)) {
+                let length = buffer.distance(to: newline) + 1 - start
+                var text = Array(UnsafeRawBufferPointer(start: buffer + start, count: length - 1))
+                if text.last == 0x0D { text.removeLast() }
+                return text.count <= limit ? (text, length) : nil
+            }
+            if available > limit + 1 { return nil }
+            if atEOF {
+                return available > 0
+                    ? (Array(UnsafeRawBufferPointer(start: buffer + start, count: available)), available) : nil
+            }
+            try fill()
+        }
+    }
+
+    /// Drops `count` unread bytes (a line `peekLine` returned).
+    func consume(_ count: Int) { start += count }
+
     /// Reads past the rest of an overlong line, keeping none of it.
     private func skipLine() throws -> UnsafeRawBufferPointer {
         var length = end - start

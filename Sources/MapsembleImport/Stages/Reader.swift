@@ -20,6 +20,9 @@ public struct ReaderOptions: Sendable {
     public var blockBytes = 128 << 10
     /// The input's encoding; nil finds it from the first block.
     public var encoding: SourceEncoding?
+    /// A first line `sep=X` (Excel's delimiter hint) sets the delimiter (`source.delimiter: auto`);
+    /// when false the line is skipped all the same.
+    public var delimiterFromHint = false
     public init() {}
 }
 
@@ -43,7 +46,13 @@ public protocol RecordReader: AnyObject {
     /// Bytes of the input consumed so far, for progress.
     var bytesRead: Int { get }
     var encoding: SourceEncoding { get }
+    /// Header names given more than once, each with the names its columns are read under.
+    var duplicateNames: [String: [String]] { get }
     func nextBlock() throws -> RecordBlock?
+}
+
+extension RecordReader {
+    public var duplicateNames: [String: [String]] { [:] }
 }
 
 /// Used by one task at a time. The state touched per line (`advance`, `checkRecords`) is not
@@ -62,6 +71,13 @@ public final class CSVReader: RecordReader {
     public var bytesRead: Int { source.bytesRead }
     /// The input's encoding (known once the header has been read).
     public var encoding: SourceEncoding { source.encoding ?? .utf8 }
+    /// The delimiter the input is read with.
+    public let delimiter: UInt8
+    /// The delimiter a first line `sep=X` named; that line is not a record.
+    public private(set) var delimiterHint: UInt8?
+    /// Header names given more than once, each with the names its columns are read under
+    /// (`Notes` → `Notes`, `Notes_2`).
+    public private(set) var duplicateNames: [String: [String]] = [:]
 
     private let source: LineSource
     private let parser: LibCSVParser
@@ -104,8 +120,14 @@ public final class CSVReader: RecordReader {
                 encoding: options.encoding)
         }
         source.maxLineBytes = options.maxRecordBytes
+        if let line = try source.peekLine(limit: 7), let hint = Self.delimiterHint(line.text) {
+            source.consume(line.length)
+            delimiterHint = hint
+            nextLineNumber = 2
+        }
+        delimiter = options.delimiterFromHint ? delimiterHint ?? options.delimiter : options.delimiter
         parser = LibCSVParser(
-            delimiter: options.delimiter, quote: options.quote, maxFields: options.maxColumns,
+            delimiter: delimiter, quote: options.quote, maxFields: options.maxColumns,
             blockBytes: options.blockBytes)
         try readHeader()
     }
@@ -131,13 +153,7 @@ public final class CSVReader: RecordReader {
                 file: name, line: block.lines[0])
         }
         if options.hasHeader {
-            header = block.strings(0)
-            var seen = Set<String>()
-            for column in header where !seen.insert(column).inserted {
-                throw ImportError(
-                    .unreadableInput, "the header names the column \"\(column)\" twice",
-                    file: name, line: block.lines[0])
-            }
+            (header, duplicateNames) = HeaderNames.unique(block.strings(0))
             _ = parser.collector.takeBlock()
             checkedRecords = 0
             rowsRead = 0
@@ -148,6 +164,18 @@ public final class CSVReader: RecordReader {
         }
         parser.collector.expectedFields = header.count
         parser.collector.mismatches = 0
+    }
+
+    /// The delimiter a first line names (`sep=;`, as Excel writes it, also in quotes), else nil.
+    static func delimiterHint(_ line: [UInt8]) -> UInt8? {
+        var text = line[...]
+        if text.count == 7, text.first == UInt8(ascii: "\""), text.last == UInt8(ascii: "\"") {
+            text = text.dropFirst().dropLast()
+        }
+        guard text.count == 5, String(decoding: text.prefix(4), as: UTF8.self).lowercased() == "sep=",
+            let hint = text.last, hint < 0x80, hint != 0x0A, hint != 0x0D, hint != UInt8(ascii: "\"")
+        else { return nil }
+        return hint
     }
 
     /// The next block of records, or nil at the end of the input. A read that fails names the file
