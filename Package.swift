@@ -61,6 +61,7 @@ let package = Package(
                 "CFreeXL",
                 "MapsembleJSON",
                 "MapsembleMapView",
+                "MapsembleBuildInfo",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -70,8 +71,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings, plugins: ["BuildCommit"]),
-        /// Writes the git commit built into `MapsembleImport` (`ToolVersion.commit`).
+            swiftSettings: swiftSettings),
+        /// The git commit built (`ToolVersion.commit`), written by the `BuildCommit` plugin.
+        .target(name: "MapsembleBuildInfo", swiftSettings: swiftSettings, plugins: ["BuildCommit"]),
         .plugin(name: "BuildCommit", capability: .buildTool(), dependencies: ["BuildCommitTool"]),
         .executableTarget(name: "BuildCommitTool", path: "Sources/BuildCommitTool"),
         /// The Mapsemble-compatible local server: for tests, and for users to try a pipeline.
