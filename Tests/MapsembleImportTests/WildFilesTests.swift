@@ -102,10 +102,14 @@ struct WildFilesTests {
             let names = (0..<Int.random(in: 1...9, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
             let (result, duplicates) = HeaderNames.unique(names)
             #expect(result.count == names.count)
-            #expect(Set(result).count == result.count, "\(names) → \(result)")
+            let named = result.filter { !$0.isEmpty }
+            #expect(Set(named).count == named.count, "\(names) → \(result)")
             var seen = Set<String>()
             for (index, name) in names.enumerated() {
-                if seen.insert(name).inserted {
+                if name.isEmpty {
+                    // Unnamed columns stay unnamed.
+                    #expect(result[index] == "", "\(names) → \(result)")
+                } else if seen.insert(name).inserted {
                     #expect(result[index] == name, "\(names) → \(result)")
                 } else {
                     let suffix = result[index].dropFirst(name.count + 1)
@@ -117,7 +121,9 @@ struct WildFilesTests {
             for (name, list) in duplicates {
                 #expect(list == names.indices.filter { names[$0] == name }.map { result[$0] })
             }
-            #expect(Set(duplicates.keys) == Set(names.filter { name in names.filter { $0 == name }.count > 1 }))
+            #expect(
+                Set(duplicates.keys)
+                    == Set(names.filter { name in !name.isEmpty && names.filter { $0 == name }.count > 1 }))
         }
     }
 
@@ -145,6 +151,14 @@ struct WildFilesTests {
         #expect(rejected.hasSuffix(";2;B;abc;11,5\n"), "\(rejected)")
         let summary = try #require(JSONParser.parse(Array(dir.read("semi.summary.json").utf8)))
         #expect(summary["rows_read"]?.integer == 3)
+
+        // Errors about the header name its line: 2, below the hint.
+        let missing = try runCLI([
+            "run", dir.write("missing.yml", "source:\n  path: \"\(input)\"\nproperties:\n  label: nom\n"), "--dry-run",
+            "--report-dir", dir.path,
+        ])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("\(input):2: properties.label names the column \"nom\""), "\(missing.stderr)")
 
         // Standard input: the hint is read there too.
         let piped = try runCLI(
@@ -207,6 +221,41 @@ struct WildFilesTests {
         #expect(guessed.status == 2)
         #expect(
             guessed.stderr.contains("\"lat\", is in the header 2 times; set coordinates.latitude"), "\(guessed.stderr)")
+
+        // The label found by name twice: asked for, not guessed.
+        let twoNames = dir.write("names.csv", "name,lat,lon,name\nA,1,2,B\n")
+        let label = try runCLI(["run", "--dry-run", "--input", twoNames, "--report-dir", dir.path])
+        #expect(label.status == 2)
+        #expect(label.stderr.contains("set properties.label in pipeline.yml to one of: \"name\", \"name_2\""))
+        // Unnamed columns (Excel's trailing delimiters) stay unnamed and unmapped, as one always was.
+        let unnamed = dir.write("unnamed.csv", "name,lat,lon,,,\nA,1,2,,,\n")
+        let trailing = try runCLI(["run", "--dry-run", "--input", unnamed, "--report-dir", dir.path, "-v"])
+        #expect(trailing.status == 0, "\(trailing.stderr)")
+        #expect(!trailing.stderr.contains("_2"), "\(trailing.stderr)")
+
+        // A workbook's header is read the same way; errors name its row.
+        let workbook = try makeWorkbook(
+            in: dir,
+            rows: [["Survey"], ["id", "Notes", "lat", "lon", "Notes"], ["1", "first", "52.5", "13.4", "second"]])
+        func sheetPipeline(_ fields: String) -> String {
+            dir.write(
+                "sheet.yml",
+                "source:\n  path: \"\(workbook)\"\n  header: 2\nproperties:\n  remote_id: id\n  fields:\n\(fields)")
+        }
+        let sheet = try runCLI(
+            [
+                "run", sheetPipeline("    a: Notes\n    b: Notes_2\n"), "--dry-run", "--output", "-", "--report-dir",
+                dir.path,
+            ])
+        #expect(sheet.status == 0, "\(sheet.stderr)")
+        let sheetFeatures = try #require(JSONParser.parse(Array(sheet.stdout.utf8))?["features"]?.array)
+        #expect(sheetFeatures.first?["properties"]?["a"]?.string == "first")
+        #expect(sheetFeatures.first?["properties"]?["b"]?.string == "second")
+        let sheetAlone = try runCLI(["run", sheetPipeline("    a: Notes\n"), "--dry-run", "--report-dir", dir.path])
+        #expect(sheetAlone.status == 2)
+        #expect(
+            sheetAlone.stderr.contains("\(workbook):2: properties.fields.a names the column \"Notes\""),
+            "\(sheetAlone.stderr)")
 
         let inspected = try runCLI(["inspect", input])
         #expect(inspected.stdout.contains("Notes_3"), "\(inspected.stdout)")

@@ -46,7 +46,7 @@ public enum Inspector {
         readerOptions.blockBytes = 64 << 10
         readerOptions.delimiter = try PipelinePlan.delimiter(options.delimiter, path: path, quote: readerOptions.quote)
         readerOptions.delimiterFromHint = options.delimiter == "auto"
-        var delimiterHint = false
+        var delimiterHint: UInt8?
         var quoteNone = false
         var sheets: [SheetSummary] = []
         var sheetName: String?
@@ -79,7 +79,7 @@ public enum Inspector {
         } else {
             let csv = try csvReader(path: path, options: &readerOptions, quoteNone: &quoteNone, name: name)
             readerOptions.delimiter = csv.delimiter
-            delimiterHint = csv.delimiterHint != nil
+            delimiterHint = csv.delimiterHint
             reader = csv
         }
 
@@ -153,21 +153,22 @@ public enum Inspector {
             method = "at least; the sheet declares no used range, --full counts every row"
         } else {
             // Excel's `sep=` first line is not a row.
-            let lines = try countLines(path, name: name) - (delimiterHint ? 1 : 0)
+            let hintLines = delimiterHint == nil ? 0 : 1
+            let lines = try countLines(path, name: name) - hintLines
             rows = lines - (header ? 1 : 0)
             method = "counted lines"
             if spansLines {
                 // Quoted fields span lines: scale the line count by the sample's lines per row.
-                let perRow = Double(lastLine) / Double(sampled + (header ? 1 : 0) + malformed)
+                let perRow = Double(lastLine - hintLines) / Double(sampled + (header ? 1 : 0) + malformed)
                 rows = Int((Double(lines) / perRow).rounded()) - (header ? 1 : 0)
                 method = "estimated from the sample (quoted fields span lines)"
             }
         }
 
         var notes: [String] = []
-        if delimiterHint {
+        if let hint = delimiterHint {
             notes.append(
-                "the first line sep=\(Character(Unicode.Scalar(readerOptions.delimiter))) names the delimiter; it is not a row"
+                "the first line sep=\(Character(Unicode.Scalar(hint))) names the delimiter\(hint == readerOptions.delimiter ? "" : " (--delimiter \(PipelinePlan.delimiterName(readerOptions.delimiter)) is kept)"); it is not a row"
             )
         }
         if let renamed = HeaderNames.note(duplicates) { notes.append(renamed) }

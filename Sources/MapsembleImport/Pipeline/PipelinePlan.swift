@@ -93,6 +93,7 @@ struct PipelinePlan {
 
         let header = reader.header
         let duplicateNames = reader.duplicateNames
+        let headerLine = reader.headerLine
         let separator = config.source.decimal == "comma" ? UInt8(ascii: ",") : UInt8(ascii: ".")
         // auto: a decimal comma is read too where the comma is not the delimiter.
         let alternate: UInt8? =
@@ -107,35 +108,40 @@ struct PipelinePlan {
         let name = inputName
         // A mapped name the header gives more than one column, then every mapped column the header
         // lacks, said at once.
-        if let ambiguous = SchemaDrift.ambiguousColumns(config, duplicates: duplicateNames, file: name) {
+        if let ambiguous = SchemaDrift.ambiguousColumns(
+            config, duplicates: duplicateNames, file: name, line: headerLine)
+        {
             throw ambiguous
         }
-        if let drift = SchemaDrift.missingColumns(config, header: header, file: name) { throw drift }
+        if let drift = SchemaDrift.missingColumns(config, header: header, file: name, line: headerLine) { throw drift }
         func column(_ column: String, key: String) throws -> Int {
             guard let index = header.firstIndex(of: column) else {
                 throw ImportError(
                     .config,
                     "\(key) names the column \"\(column)\", which the header does not have; its columns are: \(Self.listing(header))",
-                    file: name, line: 1)
+                    file: name, line: headerLine)
             }
             return index
+        }
+        // A column found by name whose name the header gives more than once: which is meant is not known.
+        func foundOnce(_ index: Int, key: String, what: String) throws {
+            guard let choices = duplicateNames[header[index]] else { return }
+            throw ImportError(
+                .config,
+                "the \(what) column found by name, \"\(header[index])\", is in the header \(choices.count) times; set \(key) in pipeline.yml to one of: \(choices.map { "\"\($0)\"" }.joined(separator: ", "))",
+                file: name, line: headerLine)
         }
         func detect(_ candidates: [String], key: String, what: String) throws -> Int {
             for candidate in candidates {
                 if let index = header.firstIndex(where: { $0.trimmingSpaces.lowercased() == candidate }) {
-                    if let choices = duplicateNames[header[index]] {
-                        throw ImportError(
-                            .config,
-                            "the \(what) column found by name, \"\(header[index])\", is in the header \(choices.count) times; set \(key) in pipeline.yml to one of: \(choices.map { "\"\($0)\"" }.joined(separator: ", "))",
-                            file: name, line: 1)
-                    }
+                    try foundOnce(index, key: key, what: what)
                     return index
                 }
             }
             throw ImportError(
                 .config,
                 "no \(what) column found; set \(key) in pipeline.yml to one of the columns: \(Self.listing(header))",
-                file: name, line: 1)
+                file: name, line: headerLine)
         }
         // Deleting by remote id needs no coordinates; an update needs them only to move features.
         let coordinatesStated =
@@ -206,7 +212,7 @@ struct PipelinePlan {
                     throw ImportError(
                         .config,
                         "coordinates.longitude and coordinates.latitude name the same column \"\(header[latitude])\"; for one column holding both, use coordinates.point",
-                        file: name, line: 1)
+                        file: name, line: headerLine)
                 }
                 validator = Validator(
                     longitudeColumn: longitude, latitudeColumn: latitude, header: header,
@@ -248,6 +254,7 @@ struct PipelinePlan {
             case .failure(let error): throw error.inFile(name)
             }
         } else if let index = header.firstIndex(where: { ["label", "name", "title"].contains($0.lowercased()) }) {
+            try foundOnce(index, key: "properties.label", what: "label")
             label = [.column(index)]
         }
         let remoteID = try config.properties.remoteID.map { (n) in

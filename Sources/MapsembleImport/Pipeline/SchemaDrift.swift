@@ -48,9 +48,9 @@ enum SchemaDrift {
     /// The one error for settings naming a column the header names more than once (its columns
     /// are read as `NAME`, `NAME_2`, …), listing the choices; or nil. A pipeline that names one of
     /// the renamed columns (`NAME_2`) knows of them: its `NAME` is the first.
-    static func ambiguousColumns(_ config: PipelineConfig, duplicates: [String: [String]], file: String)
-        -> ImportError?
-    {
+    static func ambiguousColumns(
+        _ config: PipelineConfig, duplicates: [String: [String]], file: String, line: Int = 1
+    ) -> ImportError? {
         guard !duplicates.isEmpty else { return nil }
         let named = Set(references(config).map(\.column))
         var found: [(column: String, keys: [String])] = []
@@ -71,11 +71,13 @@ enum SchemaDrift {
                 + choices.map { "\"\($0)\"" }.joined(separator: ", ")
                 + "; name the one meant (\"\(entry.column)\" is the first once the pipeline names \(choices.dropFirst().map { "\"\($0)\"" }.joined(separator: " or ")) too)"
         }
-        return ImportError(.config, each.joined(separator: "; "), file: file, line: 1)
+        return ImportError(.config, each.joined(separator: "; "), file: file, line: line)
     }
 
     /// The one error for settings naming columns the header lacks, or nil.
-    static func missingColumns(_ config: PipelineConfig, header: [String], file: String) -> ImportError? {
+    static func missingColumns(_ config: PipelineConfig, header: [String], file: String, line: Int = 1)
+        -> ImportError?
+    {
         let present = Set(header)
         // Each missing column once, with every setting that names it.
         var missing: [(column: String, keys: [String])] = []
@@ -111,7 +113,7 @@ enum SchemaDrift {
             .config,
             what + "; its columns are: \(PipelinePlan.listing(header))"
                 + (unused.isEmpty ? "" : "; not mapped: \(PipelinePlan.listing(unused)) (a column renamed?)"),
-            file: file, line: 1)
+            file: file, line: line)
     }
 
     /// Header columns no setting uses: not mapped, not the label, remote id, coordinates or

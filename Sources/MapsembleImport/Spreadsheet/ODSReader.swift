@@ -355,13 +355,6 @@ private final class ODSRowBuilder {
             }
         }
         empty = empty.filter(open.contains)
-        if empty.isEmpty {
-            var seen = Set<String>()
-            for column in names where !seen.insert(column).inserted {
-                throw ImportError(
-                    .unreadableInput, "the header names the column \"\(column)\" twice", file: rows.name, line: row)
-            }
-        }
         return .header(names, row: row, empty: empty)
     }
 }

@@ -104,14 +104,7 @@ final class SheetRows {
                     empty.remove(cell.column)
                 }
             }
-            if empty.isEmpty {
-                var seen = Set<String>()
-                for column in names where !seen.insert(column).inserted {
-                    throw ImportError(
-                        .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: rowNumber
-                    )
-                }
-            }
+            // A name given twice is made unique by the reader (`HeaderNames`).
             return [.header(names, row: rowNumber, empty: empty.sorted())]
         }
         return appendRecord()
@@ -184,6 +177,7 @@ public class SheetReader: RecordReader, @unchecked Sendable {  // used by one ta
     /// The sheet read.
     public private(set) var sheet = ""
     public private(set) var duplicateNames: [String: [String]] = [:]
+    public private(set) var headerLine = 1
 
     private let handoff = BoundedHandoff<SheetItem>(capacity: 2)
     private let scanned = ByteCount()
@@ -221,6 +215,7 @@ public class SheetReader: RecordReader, @unchecked Sendable {  // used by one ta
             switch try handoff.take() {
             case .header(let names, let row, let empty):
                 header = names
+                headerLine = row
                 sheet = chosen.sheet
                 if hasHeader && !empty.isEmpty, let fixHeader {
                     header = try fixHeader(names, row, empty)

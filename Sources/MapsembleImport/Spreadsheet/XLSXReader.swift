@@ -71,11 +71,6 @@ public final class XLSXReader: SheetReader, @unchecked Sendable {
                 names[column] = "\(names[first]) \(offset + 2)"
             }
         }
-        var seen = Set<String>()
-        for column in names where !seen.insert(column).inserted {
-            throw ImportError(
-                .unreadableInput, "the header names the column \"\(column)\" twice", file: name, line: row)
-        }
         return names
     }
 

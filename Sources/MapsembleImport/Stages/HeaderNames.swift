@@ -1,12 +1,14 @@
 /// Column names made unique, as ogr2ogr and pandas do: the first column given a name keeps it, the
 /// later ones are read as `NAME_2`, `NAME_3`, … (a suffix the header already uses is passed over).
+/// Empty names stay empty: such a column is named by no setting and imported by none (Excel's
+/// trailing `,,,` of unnamed columns), as a single one always was.
 public enum HeaderNames {
     /// The names to read the columns under, and for each name given more than once, the names its
     /// columns got, in order.
     public static func unique(_ names: [String]) -> (names: [String], duplicates: [String: [String]]) {
         var taken = Set<String>()
         var repeated = false
-        for name in names where !taken.insert(name).inserted { repeated = true }
+        for name in names where !name.isEmpty && !taken.insert(name).inserted { repeated = true }
         guard repeated else { return (names, [:]) }
         var used = Set<String>()
         var next: [String: Int] = [:]
@@ -14,7 +16,7 @@ public enum HeaderNames {
         var duplicates: [String: [String]] = [:]
         result.reserveCapacity(names.count)
         for name in names {
-            if used.insert(name).inserted {
+            if name.isEmpty || used.insert(name).inserted {
                 result.append(name)
                 continue
             }

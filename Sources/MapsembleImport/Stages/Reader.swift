@@ -48,11 +48,14 @@ public protocol RecordReader: AnyObject {
     var encoding: SourceEncoding { get }
     /// Header names given more than once, each with the names its columns are read under.
     var duplicateNames: [String: [String]] { get }
+    /// The line (a workbook's row) the header is on, for messages about it.
+    var headerLine: Int { get }
     func nextBlock() throws -> RecordBlock?
 }
 
 extension RecordReader {
     public var duplicateNames: [String: [String]] { [:] }
+    public var headerLine: Int { 1 }
 }
 
 /// Used by one task at a time. The state touched per line (`advance`, `checkRecords`) is not
@@ -78,6 +81,8 @@ public final class CSVReader: RecordReader {
     /// Header names given more than once, each with the names its columns are read under
     /// (`Notes` → `Notes`, `Notes_2`).
     public private(set) var duplicateNames: [String: [String]] = [:]
+    /// 2 after a `sep=` line.
+    public private(set) var headerLine = 1
 
     private let source: LineSource
     private let parser: LibCSVParser
@@ -154,6 +159,7 @@ public final class CSVReader: RecordReader {
         }
         if options.hasHeader {
             (header, duplicateNames) = HeaderNames.unique(block.strings(0))
+            headerLine = block.lines[0]
             _ = parser.collector.takeBlock()
             checkedRecords = 0
             rowsRead = 0
