@@ -81,7 +81,7 @@ public final class CSVReader: RecordReader {
     /// Header names given more than once, each with the names its columns are read under
     /// (`Notes` → `Notes`, `Notes_2`).
     public private(set) var duplicateNames: [String: [String]] = [:]
-    /// 2 after a `sep=` line.
+    /// The header's line: 1, or 2 below a `sep=` line.
     public private(set) var headerLine = 1
 
     private let source: LineSource
