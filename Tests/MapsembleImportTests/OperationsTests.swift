@@ -9,23 +9,19 @@ import Testing
 
 /// A webhook receiver on loopback: reads each POST whole (head and body), then answers `status`
 /// after `delay` seconds.
-final class WebhookReceiver: @unchecked Sendable {
-    let port: Int
-    private let socket: Int32
+final class WebhookReceiver: LoopbackServer, @unchecked Sendable {
     private let received = NIOLockedValueBox<[(head: String, body: [UInt8])]>([])
     private let status: Int
     private let delay: UInt32
 
-    var url: String { "http://127.0.0.1:\(port)" }
     var requests: [(head: String, body: [UInt8])] { received.withLockedValue { $0 } }
     var bodies: [JSONValue] { requests.compactMap { JSONParser.parse($0.body) } }
 
     init(status: Int = 200, delay: UInt32 = 0) throws {
-        _ = ignoreSIGPIPE
         self.status = status
         self.delay = delay
-        (socket, port) = try loopbackListener()
-        Thread { [self] in serve() }.start()
+        try super.init()
+        start()
     }
 
     /// A port nothing listens on.
@@ -35,20 +31,11 @@ final class WebhookReceiver: @unchecked Sendable {
         return receiver.port
     }
 
-    func stop() {
-        shutdown(socket, Int32(SHUT_RDWR))
-        close(socket)
+    override func handle(_ client: Int32) {
+        Thread { [self] in respond(client) }.start()
     }
 
-    private func serve() {
-        while true {
-            let client = accept(socket, nil, nil)
-            guard client >= 0 else { return }
-            Thread { [self] in handle(client) }.start()
-        }
-    }
-
-    private func handle(_ client: Int32) {
+    private func respond(_ client: Int32) {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         var headEnd: Int?

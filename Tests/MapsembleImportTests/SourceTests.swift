@@ -12,60 +12,46 @@ import ZIPFoundation
 /// An HTTP server on loopback whose every answer the test writes: for redirects to another port,
 /// bodies cut short and 5xx. Each connection is one request, answered by `answer` with the raw
 /// bytes to send before closing. The request heads it got are kept.
-final class ScriptedServer: @unchecked Sendable {
-    let port: Int
-    private let socket: Int32
+final class ScriptedServer: LoopbackServer, @unchecked Sendable {
     private let lock = NSLock()
     private var heads: [String] = []
     private let answer: @Sendable (String, Int) -> [UInt8]
 
-    var url: String { "http://127.0.0.1:\(port)" }
     var requests: [String] { lock.withLock { heads } }
 
     private let stall: UInt32
 
     /// - Parameter stall: seconds to wait after the answer before closing the connection.
     init(answer: @escaping @Sendable (_ head: String, _ index: Int) -> [UInt8], stall: UInt32 = 0) throws {
-        _ = ignoreSIGPIPE
         self.answer = answer
         self.stall = stall
-        (socket, port) = try loopbackListener()
-        let thread = Thread { [self] in serve() }
-        thread.start()
+        try super.init()
+        start()
     }
 
-    func stop() {
-        shutdown(socket, Int32(SHUT_RDWR))
-        close(socket)
-    }
-
-    private func serve() {
-        while true {
-            let client = accept(socket, nil, nil)
-            guard client >= 0 else { return }
-            var head: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while !head.ends(with: Array("\r\n\r\n".utf8)) {
-                let count = read(client, &buffer, buffer.count)
-                guard count > 0 else { break }
-                head += buffer[..<count]
-            }
-            let text = String(decoding: head, as: UTF8.self)
-            let index = lock.withLock {
-                heads.append(text)
-                return heads.count - 1
-            }
-            let reply = answer(text, index)
-            reply.withUnsafeBytes { _ = write(client, $0.baseAddress, $0.count) }
-            if stall > 0 {
-                let seconds = stall
-                Thread { [client] in
-                    sleep(seconds)
-                    close(client)
-                }.start()
-            } else {
+    override func handle(_ client: Int32) {
+        var head: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !head.ends(with: Array("\r\n\r\n".utf8)) {
+            let count = read(client, &buffer, buffer.count)
+            guard count > 0 else { break }
+            head += buffer[..<count]
+        }
+        let text = String(decoding: head, as: UTF8.self)
+        let index = lock.withLock {
+            heads.append(text)
+            return heads.count - 1
+        }
+        let reply = answer(text, index)
+        reply.withUnsafeBytes { _ = write(client, $0.baseAddress, $0.count) }
+        if stall > 0 {
+            let seconds = stall
+            Thread { [client] in
+                sleep(seconds)
                 close(client)
-            }
+            }.start()
+        } else {
+            close(client)
         }
     }
 

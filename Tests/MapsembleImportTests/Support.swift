@@ -194,6 +194,38 @@ func loopbackListener() throws -> (socket: Int32, port: Int) {
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
 
+/// A raw HTTP server on loopback for tests: a thread accepts connections and hands each to
+/// `handle`, until `stop` closes the listener. Subclasses call `start` at the end of their init.
+class LoopbackServer: @unchecked Sendable {
+    let port: Int
+    private let socket: Int32
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init() throws {
+        _ = ignoreSIGPIPE
+        (socket, port) = try loopbackListener()
+    }
+
+    func start() {
+        Thread { [self] in
+            while true {
+                let client = accept(socket, nil, nil)
+                guard client >= 0 else { return }
+                handle(client)
+            }
+        }.start()
+    }
+
+    func stop() {
+        shutdown(socket, Int32(SHUT_RDWR))
+        close(socket)
+    }
+
+    /// Answers one connection and closes it.
+    func handle(_ client: Int32) { close(client) }
+}
+
 /// A summary with its timing masked, for byte comparisons.
 func maskDuration(_ summary: String) -> String {
     summary.replacingOccurrences(
