@@ -46,7 +46,7 @@ public enum Inspector {
         readerOptions.blockBytes = 64 << 10
         readerOptions.delimiter = try PipelinePlan.delimiter(options.delimiter, path: path, quote: readerOptions.quote)
         readerOptions.delimiterFromHint = options.delimiter == "auto"
-        var delimiterHint: UInt8?
+        var hintNote: String?
         var quoteNone = false
         var sheets: [SheetSummary] = []
         var sheetName: String?
@@ -79,7 +79,12 @@ public enum Inspector {
         } else {
             let csv = try csvReader(path: path, options: &readerOptions, quoteNone: &quoteNone, name: name)
             readerOptions.delimiter = csv.delimiter
-            delimiterHint = csv.delimiterHint
+            hintNote = csv.hintLine.map { line in
+                let kept =
+                    csv.delimiterHint == csv.delimiter
+                    ? "" : " (--delimiter \(PipelinePlan.delimiterName(csv.delimiter)) is kept)"
+                return "the first line \(line) names the delimiter\(kept); it is not a row"
+            }
             reader = csv
         }
 
@@ -153,7 +158,7 @@ public enum Inspector {
             method = "at least; the sheet declares no used range, --full counts every row"
         } else {
             // Excel's `sep=` first line is not a row.
-            let hintLines = delimiterHint == nil ? 0 : 1
+            let hintLines = hintNote == nil ? 0 : 1
             let lines = try countLines(path, name: name) - hintLines
             rows = lines - (header ? 1 : 0)
             method = "counted lines"
@@ -166,11 +171,7 @@ public enum Inspector {
         }
 
         var notes: [String] = []
-        if let hint = delimiterHint {
-            notes.append(
-                "the first line sep=\(Character(Unicode.Scalar(hint))) names the delimiter\(hint == readerOptions.delimiter ? "" : " (--delimiter \(PipelinePlan.delimiterName(readerOptions.delimiter)) is kept)"); it is not a row"
-            )
-        }
+        if let hintNote { notes.append(hintNote) }
         if let renamed = HeaderNames.note(duplicates) { notes.append(renamed) }
         if malformed > 0 && !sheets.isEmpty {
             notes.append(

@@ -79,12 +79,14 @@ struct PipelinePlan {
             readerOptions = options
             let encodingNote =
                 "\(reader.encoding.rawValue)\(config.source.encoding == "auto" ? " (detected)" : "")"
-            let how =
-                csv.delimiterHint == nil
-                ? config.source.delimiter == "auto" ? " (sniffed)" : ""
-                : config.source.delimiter == "auto"
-                    ? " (from the file's first line sep=\(Character(Unicode.Scalar(csv.delimiterHint!))))"
-                    : " (source.delimiter; the file's first line sep=\(Character(Unicode.Scalar(csv.delimiterHint!))) is skipped)"
+            let auto = config.source.delimiter == "auto"
+            var how = auto ? " (sniffed)" : ""
+            if let hint = csv.hintLine {
+                how =
+                    auto
+                    ? " (from the file's first line \(hint))"
+                    : " (source.delimiter; the file's first line \(hint) is skipped)"
+            }
             notes.append(
                 "reading \(inputName) (\(encodingNote)): delimiter \(Self.delimiterName(options.delimiter))\(how), "
                     + "\(reader.header.count) columns\(options.hasHeader ? "" : " (no header row)")")

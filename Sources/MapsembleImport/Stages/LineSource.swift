@@ -89,7 +89,7 @@ final class LineSource {
             }
             if available > limit + 1 { return nil }
             if atEOF {
-                return available > 0
+                return available > 0 && available <= limit
                     ? (Array(UnsafeRawBufferPointer(start: buffer + start, count: available)), available) : nil
             }
             try fill()

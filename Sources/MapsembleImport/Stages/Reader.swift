@@ -78,6 +78,8 @@ public final class CSVReader: RecordReader {
     public let delimiter: UInt8
     /// The delimiter a first line `sep=X` named; that line is not a record.
     public private(set) var delimiterHint: UInt8?
+    /// That line as messages quote it (`sep=;`).
+    public var hintLine: String? { delimiterHint.map { "sep=\(Character(Unicode.Scalar($0)))" } }
     /// Header names given more than once, each with the names its columns are read under
     /// (`Notes` → `Notes`, `Notes_2`).
     public private(set) var duplicateNames: [String: [String]] = [:]
